@@ -1,0 +1,123 @@
+"""The `hpo` command line: parse, dispatch to one module per command, turn errors into exit codes.
+
+Handlers live in ``hpo.commands.<name>`` and are imported only when their command runs, so
+``hpo --help`` never imports torch, pandas or optuna.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from hpo import __version__
+
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+COMMANDS = {
+    "studies": "list the shipped studies: name, question, dataset, size",
+    "keys": "list every study-file key with its default and meaning",
+    "run": "run a study (resumes where it stopped)",
+}
+
+
+def _add_storage(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--storage", metavar="URL",
+        help="Optuna storage URL (default: $HPO_STORAGE, else sqlite:///hpo.db)",
+    )
+
+
+def _add_format(parser: argparse.ArgumentParser, *choices: str) -> None:
+    parser.add_argument("--format", choices=choices, default=choices[0],
+                        help=f"output format (default: {choices[0]})")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="hpo",
+        description="Reproducible Optuna studies of what hyperparameters do to small CNNs/MLPs.",
+    )
+    parser.add_argument("--version", action="version", version=f"hpo {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    parser.add_argument("--verbose", action="store_true", help="show Optuna's own log lines")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("studies", help=COMMANDS["studies"], description=COMMANDS["studies"])
+    _add_format(p, "text", "json")
+
+    p = sub.add_parser("keys", help=COMMANDS["keys"], description=COMMANDS["keys"])
+    _add_format(p, "text", "json")
+
+    p = sub.add_parser("run", help=COMMANDS["run"], description=COMMANDS["run"])
+    p.add_argument("--study", required=True, metavar="NAME|FILE",
+                   help="a shipped study name (see `hpo studies`) or a path to a .toml file")
+    _add_storage(p)
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
+                   help="override a study-file key, e.g. --set model.activation=tanh (repeatable)")
+    p.add_argument("--name", help="store the study under this name (default: the study's name)")
+    p.add_argument("--dataset", help="shortcut for --set dataset=NAME")
+    p.add_argument("--data-dir", help="folder with torchvision datasets (default: $HPO_DATA_DIR "
+                   "or ./data)")
+    p.add_argument("--epochs", type=int, help="shortcut for --set epochs=N")
+    p.add_argument("--repeats", type=int, help="shortcut for --set repeats=N (seeds per config)")
+    p.add_argument("--n-trials", type=int, help="shortcut for --set n_trials=N (tuning studies)")
+    p.add_argument("--pruner", help="shortcut for --set pruner=none|median|hyperband")
+    p.add_argument("--precision", help="shortcut for --set train.precision=fp32|bf16")
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"),
+                   help="training device (default: auto)")
+    p.add_argument("--jobs", type=int, default=1, help="worker processes (default: 1)")
+    p.add_argument("--threads", type=int, default=0,
+                   help="torch threads per worker (default: cores // jobs)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return EXIT_USAGE
+    from hpo.errors import HpoError
+
+    try:
+        _quiet_libraries(args.verbose)
+        module = importlib.import_module(f"hpo.commands.{args.command}")
+        return module.main(args)
+    except HpoError as exc:
+        if args.debug:
+            raise
+        print(f"hpo: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("hpo: interrupted; finished trials are kept, re-run the same command to resume",
+              file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as exc:  # a bug: one line unless --debug
+        if args.debug:
+            raise
+        from hpo.store import mask
+
+        print(f"hpo: internal error: {type(exc).__name__}: {mask(str(exc))} "
+              "(run with --debug for the traceback)", file=sys.stderr)
+        return EXIT_ERROR
+
+
+def _quiet_libraries(verbose: bool) -> None:
+    import logging
+    import warnings
+
+    if verbose:
+        return
+    # Optuna flags heartbeats, metric names and more as experimental on every call: noise here.
+    warnings.filterwarnings("ignore", message=r"(?s).*experimental")
+    import optuna  # its import resets its logger, so quiet it afterwards
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    logging.getLogger("optuna").setLevel(logging.WARNING)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""One module per `hpo` command, each with ``main(args) -> int``."""

@@ -1,0 +1,57 @@
+"""`hpo run`: run (or resume) a study and print one line per configuration."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+
+from hpo import spec, store
+from hpo.errors import HpoError
+
+# Command-line shortcuts and the study-file key each one sets.
+SHORTCUTS = {
+    "dataset": "dataset",
+    "epochs": "epochs",
+    "repeats": "repeats",
+    "n_trials": "n_trials",
+    "pruner": "pruner",
+    "precision": "train.precision",
+    "name": "name",
+}
+
+
+def overrides_from(args: argparse.Namespace) -> list[str]:
+    items = list(args.overrides)
+    for attr, key in SHORTCUTS.items():
+        value = getattr(args, attr, None)
+        if value is not None:
+            items.append(f"{key}={value!r}" if isinstance(value, str) else f"{key}={value}")
+    return items
+
+
+def main(args: argparse.Namespace) -> int:
+    from hpo import results, runner
+
+    if args.jobs < 1:
+        raise HpoError(f"--jobs must be >= 1, got {args.jobs}")
+    if args.threads < 0:
+        raise HpoError(f"--threads must be >= 0, got {args.threads}")
+    study = spec.load(args.study, overrides_from(args))
+    opts = runner.RunOptions(
+        storage_url=store.resolve_url(args.storage),
+        device=args.device,
+        jobs=args.jobs,
+        threads=args.threads,
+        data_dir=args.data_dir,
+        progress=not args.no_progress,
+        command="hpo " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+    )
+    study_obj = runner.run(study, opts)
+    frame = results.trials_frame(study_obj, study)
+    keys = results.varied_keys(study)
+    summary = results.config_summary(frame, keys)
+    print(f"study {study.name!r} in {store.mask(opts.storage_url)}: "
+          f"{(frame['state'] == 'COMPLETE').sum()} complete trials")
+    print(results.format_summary(summary, keys))
+    return 0

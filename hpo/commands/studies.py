@@ -1,0 +1,42 @@
+"""`hpo studies`: the shipped studies, one line each."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from hpo import spec
+
+
+def describe(name: str) -> dict:
+    study = spec.load(name)
+    config = study.config
+    if study.is_grid:
+        configurations = len(study.cells())
+        trials = configurations * config["repeats"]
+    else:
+        configurations, trials = None, config["n_trials"]
+    return {
+        "name": name,
+        "question": config["question"],
+        "dataset": config["dataset"],
+        "sampler": config["sampler"],
+        "configurations": configurations,
+        "repeats": config["repeats"],
+        "trials": trials,
+        "epochs": config["epochs"],
+    }
+
+
+def main(args: argparse.Namespace) -> int:
+    rows = [describe(name) for name in spec.shipped_studies()]
+    if args.format == "json":
+        print(json.dumps(rows, indent=2))
+        return 0
+    for row in rows:
+        if row["configurations"] is None:
+            size = f"{row['trials']} trials ({row['sampler']})"
+        else:
+            size = f"{row['configurations']} configs x {row['repeats']} seeds"
+        print(f"{row['name']:<18} {size:<22} {row['dataset']:<8} {row['question']}")
+    return 0

@@ -1,0 +1,189 @@
+"""Datasets as tensors resident on the training device (plain PyTorch: no Optuna here).
+
+Each dataset is read once per process, converted to float32, normalised once with the
+training split's own mean and std, and kept on the device, so that a training step is an
+index into a tensor: no DataLoader, no per-sample transform in the hot loop.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from hpo.errors import DataError
+
+SPLIT_SEED = 20_240_601  # fixed: every trial of every study sees the same train/val split
+DIGITS_TEST_FRACTION = 0.2
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    shape: tuple[int, int, int]
+    n_classes: int
+    # For torchvision datasets: class name, folder under --data-dir, files that must be there.
+    torchvision_class: str | None = None
+    folder: str = ""
+    files: tuple[str, ...] = ()
+
+
+_MNIST_FILES = (
+    "train-images-idx3-ubyte",
+    "train-labels-idx1-ubyte",
+    "t10k-images-idx3-ubyte",
+    "t10k-labels-idx1-ubyte",
+)
+
+DATASETS: dict[str, DatasetInfo] = {
+    "digits": DatasetInfo((1, 8, 8), 10),
+    "mnist": DatasetInfo((1, 28, 28), 10, "MNIST", "MNIST/raw", _MNIST_FILES),
+    "fashion_mnist": DatasetInfo((1, 28, 28), 10, "FashionMNIST", "FashionMNIST/raw",
+                                 _MNIST_FILES),
+    "kmnist": DatasetInfo((1, 28, 28), 10, "KMNIST", "KMNIST/raw", _MNIST_FILES),
+    "cifar10": DatasetInfo(
+        (3, 32, 32), 10, "CIFAR10", "cifar-10-batches-py",
+        tuple(f"data_batch_{i}" for i in range(1, 6)) + ("test_batch",),
+    ),
+}
+
+
+def input_shape(name: str) -> tuple[int, int, int]:
+    return DATASETS[name].shape
+
+
+def default_data_dir() -> Path:
+    return Path(os.environ.get("HPO_DATA_DIR", "data"))
+
+
+@dataclass
+class Splits:
+    """Train, validation and test tensors on one device: x float32 (N, C, H, W), y int64 (N,)."""
+
+    name: str
+    train_x: Any
+    train_y: Any
+    val_x: Any
+    val_y: Any
+    test_x: Any
+    test_y: Any
+    n_classes: int
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return tuple(self.train_x.shape[1:])
+
+    def sizes(self) -> dict[str, int]:
+        return {"train": len(self.train_y), "val": len(self.val_y), "test": len(self.test_y)}
+
+
+def load(
+    name: str,
+    *,
+    data_dir: str | Path | None = None,
+    device: str = "cpu",
+    val_fraction: float = 0.2,
+    train_subset: int = 0,
+    download: bool = True,
+) -> Splits:
+    """Load a dataset once per process (cached) and return its splits on ``device``."""
+    root = str(Path(data_dir) if data_dir else default_data_dir())
+    return _load_cached(name, root, str(device), float(val_fraction), int(train_subset), download)
+
+
+@functools.lru_cache(maxsize=4)
+def _load_cached(
+    name: str, root: str, device: str, val_fraction: float, train_subset: int, download: bool
+) -> Splits:
+    import torch
+
+    if name not in DATASETS:
+        raise DataError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
+    if name == "digits":
+        train_x, train_y, test_x, test_y = _digits()
+    else:
+        train_x, train_y, test_x, test_y = _torchvision(name, Path(root), download)
+
+    generator = torch.Generator().manual_seed(SPLIT_SEED)
+    order = torch.randperm(len(train_y), generator=generator)
+    n_val = max(1, round(len(order) * val_fraction))
+    val_idx, train_idx = order[:n_val], order[n_val:]
+    if train_subset:
+        train_idx = train_idx[:train_subset]
+
+    # Normalise with the training split's statistics only (no peeking at val/test).
+    train = train_x[train_idx].float()
+    mean = train.mean(dim=(0, 2, 3), keepdim=True)
+    std = train.std(dim=(0, 2, 3), keepdim=True).clamp_min(1e-6)
+
+    def prepare(x: Any) -> Any:
+        return ((x.float() - mean) / std).contiguous().to(device)
+
+    return Splits(
+        name=name,
+        train_x=prepare(train_x[train_idx]),
+        train_y=train_y[train_idx].to(device),
+        val_x=prepare(train_x[val_idx]),
+        val_y=train_y[val_idx].to(device),
+        test_x=prepare(test_x),
+        test_y=test_y.to(device),
+        n_classes=DATASETS[name].n_classes,
+    )
+
+
+def _digits() -> tuple[Any, Any, Any, Any]:
+    """scikit-learn's bundled 8x8 digits (1,797 images, values 0..16): no network needed."""
+    import torch
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    x = torch.tensor(bunch.images, dtype=torch.uint8).unsqueeze(1)
+    y = torch.tensor(bunch.target, dtype=torch.int64)
+    # Digits ships no test set: hold out a fixed 20% once, before the train/val split.
+    order = torch.randperm(len(y), generator=torch.Generator().manual_seed(SPLIT_SEED + 1))
+    n_test = round(len(y) * DIGITS_TEST_FRACTION)
+    test, train = order[:n_test], order[n_test:]
+    return x[train], y[train], x[test], y[test]
+
+
+def missing_files(name: str, root: Path) -> list[Path]:
+    info = DATASETS[name]
+    folder = root / info.folder
+    return [folder / f for f in info.files if not (folder / f).is_file()]
+
+
+def _torchvision(name: str, root: Path, download: bool) -> tuple[Any, Any, Any, Any]:
+    import torch
+    import torchvision.datasets as tvd
+
+    info = DATASETS[name]
+    cls = getattr(tvd, info.torchvision_class)
+    missing = missing_files(name, root)
+    if missing and download:
+        try:
+            cls(str(root), train=True, download=True)
+            cls(str(root), train=False, download=True)
+        except Exception:  # no network, proxy, disk: all end in the same advice below
+            pass
+        missing = missing_files(name, root)
+    if missing:
+        names = ", ".join(p.name for p in missing)
+        raise DataError(
+            f"dataset {name!r} not found: {root / info.folder} lacks {names}; download it with "
+            f"network access, or copy those files there and pass --data-dir {root}"
+        )
+    try:
+        train, test = cls(str(root), train=True), cls(str(root), train=False)
+    except Exception as exc:  # truncated or corrupt files
+        raise DataError(
+            f"dataset {name!r} in {root / info.folder} cannot be read ({exc}); delete the "
+            "files and download them again"
+        ) from None
+
+    def tensors(ds: Any) -> tuple[Any, Any]:
+        x = torch.as_tensor(ds.data)
+        x = x.unsqueeze(1) if x.dim() == 3 else x.permute(0, 3, 1, 2)  # CIFAR is NHWC
+        return x.contiguous(), torch.as_tensor(ds.targets, dtype=torch.int64)
+
+    return (*tensors(train), *tensors(test))

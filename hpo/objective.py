@@ -1,0 +1,94 @@
+"""The glue between an Optuna trial and a plain-PyTorch training run."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+from hpo import space as space_mod
+from hpo.data import Splits
+from hpo.models import ModelConfig
+from hpo.spec import Study, check_config
+from hpo.train import EpochStats, Result, TrainConfig, train_model
+
+# Per-trial user attributes written by every trial (the report reads exactly these).
+RECORD_KEYS = (
+    "seed", "n_params", "train_loss", "train_acc", "val_loss", "val_acc", "test_loss",
+    "test_acc", "epochs_run", "diverged", "stopped", "wall_time", "history",
+)
+# Which per-epoch number is reported to Optuna (pruning, live curves) for each study metric.
+EPOCH_METRIC = {
+    "val_acc": "val_acc", "test_acc": "val_acc", "train_acc": "train_acc",
+    "val_loss": "val_loss", "test_loss": "val_loss", "train_loss": "train_loss",
+}
+
+
+def objective_value(study: Study, summary: Mapping[str, Any]) -> float:
+    """The trial's value; a diverged run's missing loss counts as the worst possible loss."""
+    value = summary[study.config["metric"]]
+    return float("inf") if value is None else float(value)
+
+
+def epoch_value(study: Study, stats: EpochStats) -> float:
+    value = getattr(stats, EPOCH_METRIC[study.config["metric"]])
+    return float("inf") if value is None else float(value)
+
+
+class Heartbeat:
+    """Records a heartbeat for one trial from a daemon thread (RDB storages with heartbeats).
+
+    hpo drives trials itself instead of through ``Study.optimize``, so it beats for itself.
+    """
+
+    def __init__(self, storage: Any, trial_id: int) -> None:
+        self._storage, self._trial_id = storage, trial_id
+        self._interval = getattr(storage, "heartbeat_interval", None)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def __enter__(self) -> Heartbeat:
+        if self._interval:
+            self._storage.record_heartbeat(self._trial_id)
+            self._thread = threading.Thread(target=self._beat, daemon=True)
+            self._thread.start()
+        return self
+
+    def _beat(self) -> None:
+        while not self._stop.wait(self._interval):
+            self._storage.record_heartbeat(self._trial_id)
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+
+
+def run_trial(trial: Any, study: Study, data: Splits) -> Result:
+    """Train the trial's configuration with its seed, report per epoch, record the result.
+
+    Returns the result; the caller tells Optuna the final state (complete or pruned).
+    """
+    params = space_mod.suggest(trial, study.space, study.config)
+    config = study.resolve(params)
+    check_config(config, study.source)
+    seed = int(trial.user_attrs.get("seed", study.config["seed"]))
+    trial.set_user_attr("seed", seed)
+    trial.set_user_attr("cell", space_mod.cell_key(params))
+
+    def on_epoch(stats: EpochStats) -> bool:
+        trial.report(epoch_value(study, stats), stats.epoch)
+        return study.config["pruner"] != "none" and trial.should_prune()
+
+    result = train_model(
+        ModelConfig.from_config(config),
+        TrainConfig.from_config(config),
+        data,
+        epochs=config["epochs"],
+        batch_size=config["batch_size"],
+        seed=seed,
+        on_epoch=on_epoch,
+    )
+    for key, value in result.summary().items():
+        trial.set_user_attr(key, value)
+    return result

@@ -1,0 +1,78 @@
+"""Trials of a stored study as a pandas DataFrame: the one source of every table and figure."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hpo.errors import StoreError
+from hpo.spec import Study, from_dict
+
+METRICS = (
+    "train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc",
+    "wall_time", "n_params", "epochs_run", "diverged", "stopped",
+)
+
+
+def study_spec(study_obj: Any) -> Study:
+    """The study file a stored study was run with (hpo stores it with the study)."""
+    data = study_obj.user_attrs.get("hpo.spec")
+    if data is None:
+        raise StoreError(
+            f"study {study_obj.study_name!r} was not created by hpo (no hpo.spec attribute); "
+            "hpo can only report studies it ran"
+        )
+    return from_dict(data, f"study {study_obj.study_name!r}")
+
+
+def trials_frame(study_obj: Any, study: Study | None = None) -> Any:
+    """One row per trial, every state: number, state, the varied keys, seed and the record."""
+    import pandas as pd
+
+    from hpo import space as space_mod
+
+    study = study or study_spec(study_obj)
+    by_key = {p.key: p for p in study.space}
+    rows = []
+    for t in study_obj.get_trials(deepcopy=False):
+        params = t.params or t.system_attrs.get("fixed_params", {})
+        row: dict[str, Any] = {"number": t.number, "state": t.state.name}
+        for key in by_key:
+            value = params.get(key)
+            row[key] = space_mod.decode(by_key[key], value) if value is not None else None
+            if isinstance(row[key], list):
+                row[key] = str(row[key])  # hashable, for grouping
+        row["seed"] = t.user_attrs.get("seed")
+        for metric in METRICS:
+            row[metric] = t.user_attrs.get(metric)
+        row["history"] = t.user_attrs.get("history", [])
+        row["value"] = t.value if t.values else None
+        row["datetime_start"] = t.datetime_start
+        row["datetime_complete"] = t.datetime_complete
+        rows.append(row)
+    columns = ["number", "state", *by_key, "seed", *METRICS, "history", "value",
+               "datetime_start", "datetime_complete"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def varied_keys(study: Study) -> list[str]:
+    return [p.key for p in study.space]
+
+
+def config_summary(frame: Any, keys: list[str], metric: str = "test_acc") -> Any:
+    """Completed trials grouped by configuration: n, mean and std of ``metric``."""
+    done = frame[frame["state"] == "COMPLETE"]
+    if not keys:
+        done = done.assign(configuration="base")
+        keys = ["configuration"]
+    grouped = done.groupby(keys, dropna=False, sort=False)[metric]
+    return grouped.agg(n="count", mean="mean", std="std").reset_index()
+
+
+def format_summary(summary: Any, keys: list[str], metric: str = "test_acc") -> str:
+    """Plain text, one configuration a line: what `hpo run` prints when it ends."""
+    lines = []
+    for _, row in summary.iterrows():
+        label = ", ".join(f"{k.split('.')[-1]}={row[k]}" for k in keys) or "base configuration"
+        std = 0.0 if row["n"] < 2 else row["std"]
+        lines.append(f"{label:<48} {metric} {row['mean']:6.2f} ± {std:5.2f}  (n={row['n']})")
+    return "\n".join(lines)

@@ -1,0 +1,672 @@
+"""Study files: load, validate, override.
+
+A study file is TOML. Its configuration is flat and addressed by dotted keys (``epochs``,
+``model.activation``, ``train.lr``) so that the search space, ``--set`` overrides, report
+columns and error messages all speak the same names. Every key has one entry in ``KEYS``
+holding its default, its rule and its documentation; nothing else knows the defaults.
+"""
+
+from __future__ import annotations
+
+import difflib
+import itertools
+import json
+import math
+import tomllib
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hpo.errors import SpecError
+
+STUDIES_DIR = Path(__file__).resolve().parent.parent / "studies"
+
+DATASETS = ("digits", "mnist", "fashion_mnist", "kmnist", "cifar10")
+FAMILIES = ("cnn", "mlp")
+ACTIVATIONS = ("relu", "leaky_relu", "elu", "gelu", "sigmoid", "tanh")
+POOLS = ("max", "avg", "none")
+BATCH_NORMS = ("none", "conv", "fc", "both")
+DROPOUT_LOCATIONS = (
+    "none",
+    "input",
+    "before_conv",
+    "after_conv",
+    "before_pool",
+    "before_fc",
+    "between_fc",
+)
+CNN_ONLY_LOCATIONS = ("before_conv", "after_conv", "before_pool", "before_fc")
+OPTIMIZERS = (
+    "sgd",
+    "momentum",
+    "nesterov",
+    "adam",
+    "adamw",
+    "adamax",
+    "adadelta",
+    "adagrad",
+    "rmsprop",
+)
+SCHEDULES = ("none", "step", "cosine", "plateau")
+PRECISIONS = ("fp32", "bf16")
+SAMPLERS = ("grid", "tpe", "random", "gp", "cmaes")
+PRUNERS = ("none", "median", "hyperband")
+METRICS = ("val_acc", "val_loss", "test_acc", "test_loss", "train_acc", "train_loss")
+
+
+class RuleError(ValueError):
+    """Raised by a validator with the rule that was broken (``must be > 0``)."""
+
+
+Validator = Callable[[Any], Any]
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def integer(low: int | None = None, high: int | None = None) -> Validator:
+    rule = "must be an integer" + (f" >= {low}" if low is not None else "")
+    rule += f" and <= {high}" if high is not None else ""
+
+    def check(value: Any) -> int:
+        if not _is_int(value) or (low is not None and value < low):
+            raise RuleError(rule)
+        if high is not None and value > high:
+            raise RuleError(rule)
+        return value
+
+    return check
+
+
+def real(
+    *, gt: float | None = None, ge: float | None = None, lt: float | None = None,
+    le: float | None = None,
+) -> Validator:
+    parts = [f"> {gt}" if gt is not None else "", f">= {ge}" if ge is not None else "",
+             f"< {lt}" if lt is not None else "", f"<= {le}" if le is not None else ""]
+    rule = "must be a number " + " and ".join(p for p in parts if p)
+
+    def check(value: Any) -> float:
+        if not (_is_int(value) or isinstance(value, float)) or not math.isfinite(value):
+            raise RuleError(rule.strip())
+        if (gt is not None and not value > gt) or (ge is not None and not value >= ge):
+            raise RuleError(rule)
+        if (lt is not None and not value < lt) or (le is not None and not value <= le):
+            raise RuleError(rule)
+        return float(value)
+
+    return check
+
+
+def choice(*options: str) -> Validator:
+    rule = "must be one of " + ", ".join(repr(o) for o in options)
+
+    def check(value: Any) -> str:
+        if value not in options:
+            raise RuleError(rule)
+        return value
+
+    return check
+
+
+def boolean(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise RuleError("must be true or false")
+    return value
+
+
+def text(value: Any) -> str:
+    if not isinstance(value, str):
+        raise RuleError("must be a string")
+    return value
+
+
+def optional_text(value: Any) -> str | None:
+    return None if value in (None, "") else text(value)
+
+
+def int_list(low: int) -> Validator:
+    rule = f"must be a list of integers >= {low}"
+
+    def check(value: Any) -> list[int]:
+        if not isinstance(value, list) or not all(_is_int(v) and v >= low for v in value):
+            raise RuleError(rule)
+        return list(value)
+
+    return check
+
+
+def int_or(literal: str, low: int) -> Validator:
+    rule = f"must be an integer >= {low} or {literal!r}"
+
+    def check(value: Any) -> int | str:
+        if value == literal or (_is_int(value) and value >= low):
+            return value
+        raise RuleError(rule)
+
+    return check
+
+
+def choice_or_list(*options: str) -> Validator:
+    rule = "must be one of " + ", ".join(repr(o) for o in options) + ", or a list of them"
+
+    def check(value: Any) -> str | list[str]:
+        if value in options:
+            return value
+        if isinstance(value, list) and value and all(v in options for v in value):
+            return list(value)
+        raise RuleError(rule)
+
+    return check
+
+
+@dataclass(frozen=True)
+class Key:
+    """One configuration key: default, rule and meaning."""
+
+    default: Any
+    check: Validator
+    doc: str
+    # Keys that change what a trial computes; a stored study refuses a resume that changes them.
+    identity: bool = True
+
+
+KEYS: dict[str, Key] = {
+    # What the study is
+    "name": Key(None, text, "study name in the store (default: the file's stem)", False),
+    "question": Key("", text, "the question the study answers, one sentence", False),
+    "description": Key("", text, "setup, reference network and why", False),
+    "analysis": Key(
+        "table", choice("table"), "which report the study gets (more in later versions)", False
+    ),
+    # Data
+    "dataset": Key("digits", choice(*DATASETS), "dataset name"),
+    "data_dir": Key(None, optional_text, "folder holding torchvision datasets", False),
+    "train_subset": Key(0, integer(0), "use only this many training images (0: all)"),
+    "val_fraction": Key(0.2, real(gt=0, lt=1), "fraction of the training set held out"),
+    # Run
+    "epochs": Key(10, integer(1), "training epochs per trial (upper bound with early stopping)"),
+    "batch_size": Key(64, int_or("full", 1), "minibatch size, or 'full' for full-batch GD"),
+    "repeats": Key(3, integer(1), "seeds per configuration", False),
+    "seed": Key(0, integer(0), "first seed; repeat r uses seed + r"),
+    "metric": Key("val_acc", choice(*METRICS), "the value Optuna optimizes and prunes on"),
+    "sampler": Key("grid", choice(*SAMPLERS), "grid for comparisons; others for tuning"),
+    "n_trials": Key(30, integer(1), "total trials of a tuning study (not used by grid)", False),
+    "sampler_seed": Key(0, integer(0), "seed of the tuning sampler"),
+    "pruner": Key("none", choice(*PRUNERS), "early abort of unpromising trials"),
+    # Model
+    "model.family": Key("cnn", choice(*FAMILIES), "cnn or mlp"),
+    "model.conv_layers": Key(2, integer(1), "number of conv blocks (cnn)"),
+    "model.channels": Key([], int_list(1), "channels per conv block; empty: width x growth^i"),
+    "model.width": Key(16, integer(1), "channels of the first conv block when channels is empty"),
+    "model.growth": Key(2.0, real(gt=0), "channel growth factor per block"),
+    "model.kernel_size": Key(3, integer(1), "conv kernel size"),
+    "model.stride": Key(1, integer(1), "conv stride"),
+    "model.padding": Key("same", int_or("same", 0), "conv padding, or 'same' (kernel // 2)"),
+    "model.pool": Key(
+        "max", choice_or_list(*POOLS),
+        "pooling after each block, or a list per block (blocks past its end: none)",
+    ),
+    "model.pool_size": Key(2, integer(2), "pooling window and stride"),
+    "model.activation": Key("relu", choice(*ACTIVATIONS), "activation function"),
+    "model.batch_norm": Key("none", choice(*BATCH_NORMS), "where batch norm goes"),
+    "model.dropout": Key(0.0, real(ge=0, lt=1), "dropout rate"),
+    "model.dropout_location": Key("none", choice(*DROPOUT_LOCATIONS), "where dropout goes"),
+    "model.fc_layers": Key(0, integer(0), "hidden fully connected layers before the output"),
+    "model.fc_width": Key(128, integer(1), "units per hidden fc layer when fc_units is empty"),
+    "model.fc_units": Key([], int_list(1), "units per hidden fc layer (overrides fc_width)"),
+    "model.bias": Key(True, boolean, "layers have bias terms"),
+    # Training
+    "train.optimizer": Key("adam", choice(*OPTIMIZERS), "optimizer"),
+    "train.lr": Key(1e-3, real(gt=0), "learning rate"),
+    "train.weight_decay": Key(0.0, real(ge=0), "optimizer weight decay"),
+    "train.momentum": Key(0.9, real(ge=0, lt=1), "momentum of the momentum/nesterov optimizers"),
+    "train.l2": Key(0.0, real(ge=0), "explicit L2 penalty lambda * sum(w^2) added to the loss"),
+    "train.schedule": Key("none", choice(*SCHEDULES), "learning-rate schedule"),
+    "train.step_size": Key(5, integer(1), "epochs between lr steps (schedule = step)"),
+    "train.gamma": Key(0.1, real(gt=0, le=1), "lr factor at each step / plateau"),
+    "train.patience": Key(0, integer(0), "stop after this many epochs without val-loss gain"),
+    "train.loss_threshold": Key(0.0, real(ge=0), "stop once the training loss is below this"),
+    "train.label_shuffle": Key(0.0, real(ge=0, le=1), "fraction of training labels permuted"),
+    "train.precision": Key("fp32", choice(*PRECISIONS), "fp32, or bf16 autocast"),
+}
+
+SECTIONS = ("model", "train")
+SPACE_TYPES = ("categorical", "int", "float")
+
+
+@dataclass(frozen=True)
+class Param:
+    """One dimension of the search space, in Optuna's vocabulary."""
+
+    key: str
+    type: str
+    choices: tuple[Any, ...] = ()
+    low: float | None = None
+    high: float | None = None
+    step: float | None = None
+    log: bool = False
+    # Only suggested when every listed key has one of the listed values (conditional space).
+    when: Mapping[str, tuple[Any, ...]] = field(default_factory=dict)
+
+    def values(self) -> list[Any]:
+        """The finite values of this parameter, for grids."""
+        if self.type == "categorical":
+            return list(self.choices)
+        if self.type == "int":
+            step = int(self.step or 1)
+            return list(range(int(self.low), int(self.high) + 1, step))
+        raise ValueError(f"{self.key} is a float range and has no finite values")
+
+    def active(self, config: Mapping[str, Any]) -> bool:
+        return all(config.get(k) in vals for k, vals in self.when.items())
+
+
+@dataclass(frozen=True)
+class Reference:
+    """A published table: one row per configuration of the space, in the units of ``metric``."""
+
+    source: str
+    metric: str
+    note: str
+    rows: tuple[tuple[tuple[tuple[str, Any], ...], float], ...]
+
+
+@dataclass(frozen=True)
+class Study:
+    """A validated study: its flat configuration, search space and optional reference."""
+
+    config: Mapping[str, Any]
+    space: tuple[Param, ...]
+    reference: Reference | None
+    source: str
+
+    @property
+    def name(self) -> str:
+        return self.config["name"]
+
+    @property
+    def is_grid(self) -> bool:
+        return self.config["sampler"] == "grid"
+
+    @property
+    def direction(self) -> str:
+        return "minimize" if self.config["metric"].endswith("_loss") else "maximize"
+
+    def seeds(self) -> list[int]:
+        return [self.config["seed"] + r for r in range(self.config["repeats"])]
+
+    def cells(self) -> list[dict[str, Any]]:
+        """Every configuration of a grid study, conditional parameters dropped where inactive."""
+        cells: list[dict[str, Any]] = []
+        for combo in itertools.product(*(p.values() for p in self.space)):
+            resolved = dict(self.config)
+            cell: dict[str, Any] = {}
+            for param, value in zip(self.space, combo):
+                if param.active(resolved):
+                    cell[param.key] = value
+                    resolved[param.key] = value
+            if cell not in cells:
+                cells.append(cell)
+        return cells
+
+    def resolve(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        """The full configuration of one trial: base configuration plus its parameters."""
+        return {**self.config, **params}
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready form that ``from_dict`` reads back (stored with the study)."""
+        return {
+            "config": dict(self.config),
+            "space": [_param_to_dict(p) for p in self.space],
+            "reference": None if self.reference is None else {
+                "source": self.reference.source,
+                "metric": self.reference.metric,
+                "note": self.reference.note,
+                "rows": [[dict(params), value] for params, value in self.reference.rows],
+            },
+        }
+
+    def identity(self) -> dict[str, Any]:
+        """What must not change between a study's runs for its trials to stay comparable."""
+        return {
+            "config": {k: v for k, v in self.config.items() if KEYS[k].identity},
+            "space": [_param_to_dict(p) for p in self.space],
+        }
+
+
+def _param_to_dict(param: Param) -> dict[str, Any]:
+    out: dict[str, Any] = {"key": param.key, "type": param.type}
+    if param.type == "categorical":
+        out["choices"] = list(param.choices)
+    else:
+        out.update(low=param.low, high=param.high, step=param.step, log=param.log)
+    if param.when:
+        out["when"] = {k: list(v) for k, v in param.when.items()}
+    return out
+
+
+def from_dict(data: Mapping[str, Any], source: str = "stored study") -> Study:
+    """Rebuild a study stored with ``to_dict`` (validated again: stores can be edited by hand)."""
+    raw: dict[str, Any] = {}
+    for key, value in data["config"].items():
+        _assign(raw, key, value)
+    raw["space"] = {}
+    for p in data["space"]:
+        entry = {k: v for k, v in p.items() if k != "key"}
+        raw["space"][p["key"]] = {k: v for k, v in entry.items() if v is not None}
+    ref = data.get("reference")
+    if ref:
+        raw["reference"] = {
+            "source": ref["source"], "metric": ref["metric"], "note": ref["note"],
+            "rows": [{**params, "value": value} for params, value in ref["rows"]],
+        }
+    return validate(raw, source)
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading
+
+
+def shipped_studies() -> dict[str, Path]:
+    """Study files that come with hpo, by name."""
+    return {p.stem: p for p in sorted(STUDIES_DIR.glob("*.toml"))}
+
+
+def find_study_file(name_or_path: str) -> Path:
+    path = Path(name_or_path)
+    if path.suffix == ".toml" or path.exists():
+        if not path.is_file():
+            raise SpecError(f"{name_or_path}: no such study file; check the path")
+        return path
+    shipped = shipped_studies()
+    if name_or_path in shipped:
+        return shipped[name_or_path]
+    hint = difflib.get_close_matches(name_or_path, list(shipped), n=1)
+    suggestion = f"did you mean {hint[0]!r}? " if hint else ""
+    raise SpecError(
+        f"unknown study {name_or_path!r}: {suggestion}"
+        "`hpo studies` lists the shipped studies, or give a path to a .toml file"
+    )
+
+
+def load(name_or_path: str, overrides: Iterable[str] = ()) -> Study:
+    """Read, override and validate a study file (shipped name or path)."""
+    path = find_study_file(name_or_path)
+    source = str(path)
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise SpecError(f"{source}: not valid TOML: {exc}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpecError(f"{source}: cannot read the study file: {exc}") from None
+    raw.setdefault("name", path.stem)
+    for item in overrides:
+        apply_override(raw, item, source)
+    return validate(raw, source)
+
+
+def parse_override(item: str, source: str) -> tuple[str, Any]:
+    key, sep, value_text = item.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise SpecError(f"{source}: --set {item!r} must look like key=value (e.g. epochs=5)")
+    try:
+        value = tomllib.loads(f"v = {value_text}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = value_text.strip()  # bare words such as tanh or mnist
+    return key, value
+
+
+def apply_override(raw: dict[str, Any], item: str, source: str) -> None:
+    key, value = parse_override(item, source)
+    head, _, rest = key.partition(".")
+    if head == "space" and rest:
+        raw.setdefault("space", {})[rest] = value
+        return
+    if key not in KEYS:
+        raise SpecError(f"{source}: --set {key}: {_unknown_key(key)}")
+    _assign(raw, key, value)
+
+
+def _assign(raw: dict[str, Any], key: str, value: Any) -> None:
+    head, _, rest = key.partition(".")
+    if rest:
+        raw.setdefault(head, {})[rest] = value
+    else:
+        raw[key] = value
+
+
+def _unknown_key(key: str) -> str:
+    hint = difflib.get_close_matches(key, list(KEYS), n=1)
+    return f"unknown key {key!r}" + (f"; did you mean {hint[0]!r}?" if hint else "") + (
+        " (`hpo keys` lists every key)"
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Validation
+
+
+def validate(raw: Mapping[str, Any], source: str) -> Study:
+    """Check every rule of a study file; the first broken one raises a one-line SpecError."""
+    config = _validate_config(raw, source)
+    space = _validate_space(raw.get("space", {}), config, source)
+    study = Study(config=config, space=space, reference=None, source=source)
+    study = Study(config, space, _validate_reference(raw.get("reference"), study), source)
+    _validate_combinations(study)
+    return study
+
+
+def _flatten(raw: Mapping[str, Any], source: str) -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key in ("space", "reference"):
+            continue
+        if key in SECTIONS:
+            if not isinstance(value, dict):
+                raise SpecError(f"{source}: [{key}] must be a table of keys")
+            for sub, sub_value in value.items():
+                flat[f"{key}.{sub}"] = sub_value
+        else:
+            flat[key] = value
+    return flat
+
+
+def _validate_config(raw: Mapping[str, Any], source: str) -> dict[str, Any]:
+    flat = _flatten(raw, source)
+    config: dict[str, Any] = {}
+    for key, value in flat.items():
+        if key not in KEYS:
+            raise SpecError(f"{source}: {_unknown_key(key)}")
+        config[key] = check_value(key, value, source)
+    for key, spec_key in KEYS.items():
+        config.setdefault(key, spec_key.default)
+    if not config["name"]:
+        raise SpecError(f"{source}: name must not be empty")
+    return config
+
+
+def check_value(key: str, value: Any, source: str) -> Any:
+    try:
+        return KEYS[key].check(value)
+    except RuleError as exc:
+        raise SpecError(f"{source}: {key} {exc}, got {value!r}") from None
+
+
+def _validate_space(raw_space: Any, config: Mapping[str, Any], source: str) -> tuple[Param, ...]:
+    if not isinstance(raw_space, dict):
+        raise SpecError(f"{source}: [space] must be a table of key = values")
+    params = []
+    for key, entry in raw_space.items():
+        params.append(_validate_param(key, entry, source))
+    if config["sampler"] == "grid":
+        for p in params:
+            if p.type == "float":
+                raise SpecError(
+                    f"{source}: space.{p.key}: sampler 'grid' needs finite values, got a float "
+                    "range; list the values or use sampler = 'tpe'"
+                )
+    return tuple(params)
+
+
+def _validate_param(key: str, entry: Any, source: str) -> Param:
+    where = f"{source}: space.{key}"
+    if key not in KEYS or not KEYS[key].identity or key in ("seed",):
+        if key in KEYS:
+            raise SpecError(f"{where}: {key!r} cannot be searched; it is not a training setting")
+        raise SpecError(f"{where}: {_unknown_key(key)}")
+    if isinstance(entry, list):
+        entry = {"type": "categorical", "choices": entry}
+    if not isinstance(entry, dict):
+        raise SpecError(
+            f"{where} must be a list of values or a table with type, low, high, got {entry!r}"
+        )
+    allowed = {"type", "choices", "low", "high", "step", "log", "when"}
+    for extra in entry.keys() - allowed:
+        raise SpecError(f"{where}: unknown field {extra!r}; allowed: {', '.join(sorted(allowed))}")
+    kind = entry.get("type", "categorical" if "choices" in entry else None)
+    if kind not in SPACE_TYPES:
+        raise SpecError(f"{where}.type must be one of {', '.join(SPACE_TYPES)}, got {kind!r}")
+    when = _validate_when(entry.get("when", {}), where)
+    if kind == "categorical":
+        choices = entry.get("choices")
+        if not isinstance(choices, list) or not choices:
+            raise SpecError(f"{where}.choices must be a non-empty list, got {choices!r}")
+        checked = tuple(check_value(key, c, where) for c in choices)
+        if len(set(map(_hashable, checked))) != len(checked):
+            raise SpecError(f"{where}.choices must not repeat a value, got {choices!r}")
+        return Param(key, "categorical", choices=checked, when=when)
+    for bound in ("low", "high"):
+        if bound not in entry:
+            raise SpecError(f"{where}: a {kind} range needs {bound}")
+    low = check_value(key, entry["low"], f"{where}.low")
+    high = check_value(key, entry["high"], f"{where}.high")
+    if kind == "int" and not (_is_int(low) and _is_int(high)):
+        raise SpecError(f"{where}: an int range needs integer low and high, got {low!r}, {high!r}")
+    if not low <= high:
+        raise SpecError(f"{where}: `low <= high` must hold, got low={low!r}, high={high!r}")
+    step = entry.get("step")
+    log = entry.get("log", False)
+    if not isinstance(log, bool):
+        raise SpecError(f"{where}.log must be true or false, got {log!r}")
+    if step is not None and not (isinstance(step, (int, float)) and step > 0):
+        raise SpecError(f"{where}.step must be > 0, got {step!r}")
+    if log and step is not None and step != 1:
+        raise SpecError(f"{where}: step and log cannot be combined, got step={step!r}")
+    if log and low <= 0:
+        raise SpecError(f"{where}: a log range needs low > 0, got {low!r}")
+    return Param(key, kind, low=low, high=high, step=step, log=log, when=when)
+
+
+def _validate_when(when: Any, where: str) -> dict[str, tuple[Any, ...]]:
+    if not isinstance(when, dict):
+        raise SpecError(f"{where}.when must be a table of key = [values], got {when!r}")
+    out = {}
+    for key, values in when.items():
+        if key not in KEYS:
+            raise SpecError(f"{where}.when: {_unknown_key(key)}")
+        values = values if isinstance(values, list) else [values]
+        out[key] = tuple(check_value(key, v, f"{where}.when") for v in values)
+    return out
+
+
+def _hashable(value: Any) -> Any:
+    return json.dumps(value, sort_keys=True)
+
+
+def _validate_reference(raw_ref: Any, study: Study) -> Reference | None:
+    if raw_ref is None:
+        return None
+    where = f"{study.source}: reference"
+    if not isinstance(raw_ref, dict):
+        raise SpecError(f"{where} must be a table with source, metric and rows")
+    for extra in raw_ref.keys() - {"source", "metric", "note", "rows"}:
+        raise SpecError(f"{where}: unknown field {extra!r}; allowed: metric, note, rows, source")
+    metric = raw_ref.get("metric", "test_acc")
+    if metric not in METRICS:
+        raise SpecError(f"{where}.metric must be one of {', '.join(METRICS)}, got {metric!r}")
+    rows_raw = raw_ref.get("rows", [])
+    if not isinstance(rows_raw, list) or not rows_raw:
+        raise SpecError(f"{where}.rows must be a non-empty list of tables")
+    space_keys = {p.key for p in study.space}
+    rows = []
+    for i, row in enumerate(rows_raw):
+        if not isinstance(row, dict) or "value" not in row:
+            raise SpecError(f"{where}.rows[{i}] must be a table with the varied keys and value")
+        value = row["value"]
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            raise SpecError(f"{where}.rows[{i}].value must be a number, got {value!r}")
+        params = {k: v for k, v in row.items() if k != "value"}
+        for k in params:
+            if k not in space_keys:
+                raise SpecError(
+                    f"{where}.rows[{i}]: {k!r} is not a key of [space]; "
+                    f"use one of {', '.join(sorted(space_keys)) or '(empty space)'}"
+                )
+            check_value(k, params[k], f"{where}.rows[{i}]")
+        rows.append((tuple(sorted(params.items())), float(value)))
+    return Reference(
+        source=str(raw_ref.get("source", "")), metric=metric,
+        note=str(raw_ref.get("note", "")), rows=tuple(rows),
+    )
+
+
+def _discrete_model_combos(study: Study) -> Iterable[dict[str, Any]]:
+    """Configurations to shape-check: every cell of a grid, or every discrete architecture."""
+    if study.is_grid:
+        for cell in study.cells():
+            yield study.resolve(cell)
+        return
+    discrete = [p for p in study.space if p.key.startswith("model.") and p.type != "float"]
+    combos = itertools.product(*(p.values() for p in discrete))
+    for i, combo in enumerate(combos):
+        if i >= 20_000:  # large spaces: the rest is checked trial by trial
+            return
+        yield study.resolve(dict(zip((p.key for p in discrete), combo)))
+
+
+def _validate_combinations(study: Study) -> None:
+    """Rules that involve several keys, checked for every configuration the study can produce."""
+    for config in _discrete_model_combos(study):
+        check_config(config, study.source)
+
+
+def check_config(config: Mapping[str, Any], source: str) -> None:
+    """Cross-key rules of one resolved configuration (raises SpecError)."""
+    # Imported here: spec validation must work without importing torch at module load.
+    from hpo.data import input_shape
+    from hpo.models import ModelConfig, ShapeError, feature_shape
+
+    model = ModelConfig.from_config(config)
+    if model.family == "mlp" and model.dropout_location in CNN_ONLY_LOCATIONS:
+        raise SpecError(
+            f"{source}: model.dropout_location {model.dropout_location!r} needs model.family "
+            "= 'cnn'; an MLP takes 'none', 'input' or 'between_fc'"
+        )
+    if model.dropout_location == "between_fc" and model.fc_layers < 1:
+        raise SpecError(
+            f"{source}: model.dropout_location 'between_fc' needs model.fc_layers >= 1, got "
+            f"{model.fc_layers}"
+        )
+    if model.channels and len(model.channels) != model.conv_layers:
+        raise SpecError(
+            f"{source}: model.channels must list one value per conv layer "
+            f"(model.conv_layers = {model.conv_layers}), got {list(model.channels)!r}"
+        )
+    if model.fc_units and len(model.fc_units) != model.fc_layers:
+        raise SpecError(
+            f"{source}: model.fc_units must list one value per hidden fc layer "
+            f"(model.fc_layers = {model.fc_layers}), got {list(model.fc_units)!r}"
+        )
+    if isinstance(model.pool, list) and len(model.pool) > model.conv_layers:
+        raise SpecError(
+            f"{source}: model.pool lists {len(model.pool)} blocks but model.conv_layers = "
+            f"{model.conv_layers}"
+        )
+    try:
+        feature_shape(model, input_shape(config["dataset"]))
+    except ShapeError as exc:
+        raise SpecError(f"{source}: {exc}") from None

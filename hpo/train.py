@@ -1,0 +1,278 @@
+"""Training one configuration with one seed (plain PyTorch: no Optuna here)."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+from hpo.data import Splits
+from hpo.models import ModelConfig, build_model, count_parameters
+
+EVAL_BATCH = 2048
+# Checking for NaN needs a device sync; every N steps keeps the GPU queue full.
+DIVERGENCE_CHECK_EVERY = 50
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    optimizer: str = "adam"
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    momentum: float = 0.9
+    l2: float = 0.0
+    schedule: str = "none"
+    step_size: int = 5
+    gamma: float = 0.1
+    patience: int = 0
+    loss_threshold: float = 0.0
+    label_shuffle: float = 0.0
+    precision: str = "fp32"
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> TrainConfig:
+        names = {f.name for f in fields(cls)}
+        return cls(**{k[6:]: v for k, v in config.items() if k[:6] == "train." and k[6:] in names})
+
+
+@dataclass
+class EpochStats:
+    epoch: int
+    train_loss: float | None
+    train_acc: float
+    val_loss: float | None
+    val_acc: float
+    lr: float
+    seconds: float
+
+
+@dataclass
+class Result:
+    """What one training run produced. Accuracies are percentages; non-finite losses are None."""
+
+    seed: int
+    n_params: int
+    history: list[EpochStats] = field(default_factory=list)
+    test_loss: float | None = None
+    test_acc: float = 0.0
+    epochs_run: int = 0
+    diverged: bool = False
+    stopped: str = "completed"  # completed | diverged | patience | loss_threshold | pruned
+    wall_time: float = 0.0
+    initial_state: dict | None = None
+    final_state: dict | None = None
+
+    def last(self, key: str) -> Any:
+        return getattr(self.history[-1], key) if self.history else None
+
+    def summary(self) -> dict[str, Any]:
+        """The per-trial record stored with the trial (JSON-ready)."""
+        return {
+            "seed": self.seed,
+            "n_params": self.n_params,
+            "train_loss": self.last("train_loss"),
+            "train_acc": self.last("train_acc"),
+            "val_loss": self.last("val_loss"),
+            "val_acc": self.last("val_acc"),
+            "test_loss": self.test_loss,
+            "test_acc": self.test_acc,
+            "epochs_run": self.epochs_run,
+            "diverged": self.diverged,
+            "stopped": self.stopped,
+            "wall_time": self.wall_time,
+            "history": [asdict(h) for h in self.history],
+        }
+
+
+def finite_or_none(value: float) -> float | None:
+    return value if math.isfinite(value) else None
+
+
+def make_optimizer(params: Any, cfg: TrainConfig):
+    import torch.optim as optim
+
+    common = {"lr": cfg.lr, "weight_decay": cfg.weight_decay}
+    match cfg.optimizer:
+        case "sgd":
+            return optim.SGD(params, **common)
+        case "momentum":
+            return optim.SGD(params, momentum=cfg.momentum, **common)
+        case "nesterov":
+            return optim.SGD(params, momentum=cfg.momentum, nesterov=True, **common)
+        case "adam":
+            return optim.Adam(params, **common)
+        case "adamw":
+            return optim.AdamW(params, **common)
+        case "adamax":
+            return optim.Adamax(params, **common)
+        case "adadelta":
+            return optim.Adadelta(params, **common)
+        case "adagrad":
+            return optim.Adagrad(params, **common)
+        case "rmsprop":
+            return optim.RMSprop(params, **common)
+    raise ValueError(f"unknown optimizer {cfg.optimizer!r}")
+
+
+def make_scheduler(optimizer: Any, cfg: TrainConfig, epochs: int):
+    from torch.optim import lr_scheduler
+
+    match cfg.schedule:
+        case "none":
+            return None
+        case "step":
+            return lr_scheduler.StepLR(optimizer, step_size=cfg.step_size, gamma=cfg.gamma)
+        case "cosine":
+            return lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
+        case "plateau":
+            return lr_scheduler.ReduceLROnPlateau(optimizer, factor=cfg.gamma, patience=2)
+    raise ValueError(f"unknown schedule {cfg.schedule!r}")
+
+
+def evaluate(model: Any, x: Any, y: Any, precision: str = "fp32") -> tuple[float, float]:
+    """Mean cross-entropy and accuracy (%) over a whole split, in large batches."""
+    import torch
+    import torch.nn.functional as F
+
+    model.eval()
+    loss_sum = torch.zeros((), device=x.device)
+    correct = torch.zeros((), device=x.device, dtype=torch.int64)
+    with torch.inference_mode(), _autocast(x.device, precision):
+        for start in range(0, len(y), EVAL_BATCH):
+            logits = model(x[start:start + EVAL_BATCH]).float()
+            yb = y[start:start + EVAL_BATCH]
+            loss_sum += F.cross_entropy(logits, yb, reduction="sum")
+            correct += (logits.argmax(dim=1) == yb).sum()
+    n = max(len(y), 1)
+    return loss_sum.item() / n, 100.0 * correct.item() / n
+
+
+def _autocast(device: Any, precision: str):
+    import torch
+
+    return torch.autocast(
+        device_type=device.type, dtype=torch.bfloat16, enabled=precision == "bf16"
+    )
+
+
+def shuffled_labels(y: Any, fraction: float, seed: int) -> Any:
+    """Permute the labels of a random ``fraction`` of the examples among themselves."""
+    import torch
+
+    if fraction <= 0:
+        return y
+    generator = torch.Generator().manual_seed(seed + 7919)
+    chosen = torch.randperm(len(y), generator=generator)[: round(len(y) * fraction)]
+    permuted = chosen[torch.randperm(len(chosen), generator=generator)]
+    y = y.clone()
+    y[chosen.to(y.device)] = y[permuted.to(y.device)]
+    return y
+
+
+def train_model(
+    model_cfg: ModelConfig,
+    train_cfg: TrainConfig,
+    data: Splits,
+    *,
+    epochs: int,
+    batch_size: int | str,
+    seed: int,
+    on_epoch: Callable[[EpochStats], bool] | None = None,
+    keep_weights: bool = False,
+) -> Result:
+    """Train from ``seed`` and evaluate; ``on_epoch`` returning True stops training (pruning).
+
+    A non-finite training loss ends training early and is recorded as ``diverged``: the run
+    still counts, with whatever accuracy the broken weights reach (often chance level).
+    """
+    import torch
+    import torch.nn.functional as F
+
+    started = time.perf_counter()
+    device = data.train_x.device
+    torch.manual_seed(seed)
+    model = build_model(model_cfg, data.shape, data.n_classes).to(device)
+    result = Result(seed=seed, n_params=count_parameters(model))
+    if keep_weights:
+        result.initial_state = _state_copy(model)
+    optimizer = make_optimizer(model.parameters(), train_cfg)
+    scheduler = make_scheduler(optimizer, train_cfg, epochs)
+    generator = torch.Generator(device=device).manual_seed(seed)
+    x, y = data.train_x, shuffled_labels(data.train_y, train_cfg.label_shuffle, seed)
+    n = len(y)
+    bs = n if batch_size == "full" else min(int(batch_size), n)
+    best_val, stale_epochs = math.inf, 0
+
+    for epoch in range(1, epochs + 1):
+        epoch_start = time.perf_counter()
+        model.train()
+        loss_sum = torch.zeros((), device=device)
+        correct = torch.zeros((), device=device, dtype=torch.int64)
+        order = torch.randperm(n, device=device, generator=generator)
+        for step, start in enumerate(range(0, n, bs)):
+            idx = order[start:start + bs]
+            xb, yb = x[idx], y[idx]
+            with _autocast(device, train_cfg.precision):
+                logits = model(xb)
+                loss = F.cross_entropy(logits.float(), yb)
+            objective = loss
+            if train_cfg.l2 > 0:
+                objective = loss + train_cfg.l2 * sum((p * p).sum() for p in model.parameters())
+            optimizer.zero_grad(set_to_none=True)
+            objective.backward()
+            optimizer.step()
+            # Accumulate on the device: no host sync per step.
+            loss_sum += loss.detach() * len(idx)
+            correct += (logits.detach().argmax(dim=1) == yb).sum()
+            if step % DIVERGENCE_CHECK_EVERY == DIVERGENCE_CHECK_EVERY - 1:
+                if not torch.isfinite(loss_sum):
+                    break
+        train_loss = loss_sum.item() / n
+        train_acc = 100.0 * correct.item() / n
+        val_loss, val_acc = evaluate(model, data.val_x, data.val_y, train_cfg.precision)
+        stats = EpochStats(
+            epoch=epoch,
+            train_loss=finite_or_none(train_loss),
+            train_acc=train_acc,
+            val_loss=finite_or_none(val_loss),
+            val_acc=val_acc,
+            lr=optimizer.param_groups[0]["lr"],
+            seconds=time.perf_counter() - epoch_start,
+        )
+        result.history.append(stats)
+        result.epochs_run = epoch
+        if stats.train_loss is None:
+            result.diverged, result.stopped = True, "diverged"
+            break
+        if on_epoch is not None and on_epoch(stats):
+            result.stopped = "pruned"
+            break
+        if train_cfg.loss_threshold and train_loss < train_cfg.loss_threshold:
+            result.stopped = "loss_threshold"
+            break
+        if train_cfg.patience:
+            if val_loss < best_val:
+                best_val, stale_epochs = val_loss, 0
+            else:
+                stale_epochs += 1
+                if stale_epochs >= train_cfg.patience:
+                    result.stopped = "patience"
+                    break
+        if scheduler is not None:
+            if train_cfg.schedule == "plateau":
+                scheduler.step(val_loss)
+            else:
+                scheduler.step()
+
+    test_loss, result.test_acc = evaluate(model, data.test_x, data.test_y, train_cfg.precision)
+    result.test_loss = finite_or_none(test_loss)
+    if keep_weights:
+        result.final_state = _state_copy(model)
+    result.wall_time = time.perf_counter() - started
+    return result
+
+
+def _state_copy(model: Any) -> dict:
+    return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
