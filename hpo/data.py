@@ -153,14 +153,23 @@ def missing_files(name: str, root: Path) -> list[Path]:
     return [folder / f for f in info.files if not (folder / f).is_file()]
 
 
-def _torchvision(name: str, root: Path, download: bool) -> tuple[Any, Any, Any, Any]:
-    import torch
-    import torchvision.datasets as tvd
+def ensure_available(name: str, data_dir: str | Path | None = None, download: bool = True) -> None:
+    """Download a torchvision dataset if it is missing; one-line DataError if that fails.
 
-    info = DATASETS[name]
-    cls = getattr(tvd, info.torchvision_class)
+    Cheap when the files are there: run it before touching a store, so a missing dataset
+    never leaves a half-created study behind.
+    """
+    info = DATASETS.get(name)
+    if info is None:
+        raise DataError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
+    if info.torchvision_class is None:
+        return
+    root = Path(data_dir) if data_dir else default_data_dir()
     missing = missing_files(name, root)
     if missing and download:
+        import torchvision.datasets as tvd
+
+        cls = getattr(tvd, info.torchvision_class)
         try:
             cls(str(root), train=True, download=True)
             cls(str(root), train=False, download=True)
@@ -173,6 +182,15 @@ def _torchvision(name: str, root: Path, download: bool) -> tuple[Any, Any, Any, 
             f"dataset {name!r} not found: {root / info.folder} lacks {names}; download it with "
             f"network access, or copy those files there and pass --data-dir {root}"
         )
+
+
+def _torchvision(name: str, root: Path, download: bool) -> tuple[Any, Any, Any, Any]:
+    import torch
+    import torchvision.datasets as tvd
+
+    info = DATASETS[name]
+    ensure_available(name, root, download)
+    cls = getattr(tvd, info.torchvision_class)
     try:
         train, test = cls(str(root), train=True), cls(str(root), train=False)
     except Exception as exc:  # truncated or corrupt files

@@ -19,9 +19,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from hpo import __version__
+from hpo import __version__, store
 from hpo import space as space_mod
-from hpo import store
 from hpo.errors import HpoError, SpecError
 from hpo.spec import Study, from_dict
 
@@ -340,7 +339,10 @@ def _worker_process(spec_dict: dict, source: str, url: str, device: str, threads
 
 def run(study: Study, opts: RunOptions) -> Any:
     """Run ``study`` to completion in ``opts.jobs`` workers; returns the Optuna study."""
+    from hpo import data as data_mod
+
     device = pick_device(opts.device)
+    data_mod.ensure_available(study.config["dataset"], opts.data_dir or study.config["data_dir"])
     storage = store.open_storage(opts.storage_url, heartbeat=True)
     study_obj = prepare_study(study, storage, opts, device)
     total = remaining(study_obj, study)

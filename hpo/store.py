@@ -88,7 +88,8 @@ def check_sqlite(path: Path, *, create: bool) -> None:
     try:
         con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
         try:
-            tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+            rows = con.execute("SELECT name FROM sqlite_master WHERE type='table'")
+            tables = {r[0] for r in rows}
             con.execute("PRAGMA quick_check").fetchone()
         finally:
             con.close()
