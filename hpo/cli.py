@@ -19,6 +19,7 @@ COMMANDS = {
     "studies": "list the shipped studies: name, question, dataset, size",
     "keys": "list every study-file key with its default and meaning",
     "run": "run a study (resumes where it stopped)",
+    "bench": "time hpo's trial path against the seeds' way (DataLoader) on the same trials",
 }
 
 
@@ -71,6 +72,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=0,
                    help="torch threads per worker (default: cores // jobs)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+
+    p = sub.add_parser("bench", help=COMMANDS["bench"], description=COMMANDS["bench"])
+    p.add_argument("--study", default="dropout_location", metavar="NAME|FILE",
+                   help="grid study to time (default: dropout_location)")
+    p.add_argument("--dataset", help="dataset (default: the study's)")
+    p.add_argument("--data-dir", help="folder with torchvision datasets")
+    p.add_argument("--epochs", type=int, default=2, help="epochs per trial (default: 2)")
+    p.add_argument("--repeats", type=int, default=3, help="seeds per config (default: 3)")
+    p.add_argument("--precision", help="fp32 or bf16 for hpo's path")
+    p.add_argument("--jobs", type=int, default=0, help="hpo workers (default: one per core)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides")
+    p.add_argument("--out", default="reports/bench", help="folder for the JSON + Markdown result")
     return parser
 
 

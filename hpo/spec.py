@@ -417,7 +417,16 @@ def load(name_or_path: str, overrides: Iterable[str] = ()) -> Study:
     raw.setdefault("name", path.stem)
     for item in overrides:
         apply_override(raw, item, source)
-    return validate(raw, source)
+    study = validate(raw, source)
+    varied = {p.key for p in study.space}
+    for item in overrides:
+        key = parse_override(item, source)[0]
+        if key in varied:
+            raise SpecError(
+                f"{source}: --set {key}: this study varies {key} in its [space], so a fixed "
+                f"value would be ignored; replace the values with --set 'space.{key}=[...]'"
+            )
+    return study
 
 
 def parse_override(item: str, source: str) -> tuple[str, Any]:

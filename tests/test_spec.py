@@ -198,3 +198,14 @@ def test_round_trip_through_dict():
     assert again.config == study.config
     assert again.space == study.space
     assert again.reference == study.reference
+
+
+def test_set_on_a_varied_key_is_refused(write_study):
+    path = write_study()
+    with pytest.raises(SpecError) as info:
+        spec.load(str(path), ["model.dropout_location=input"])
+    assert str(info.value) == (
+        f"{path}: --set model.dropout_location: this study varies model.dropout_location in "
+        "its [space], so a fixed value would be ignored; replace the values with --set "
+        "'space.model.dropout_location=[...]'"
+    )

@@ -22,7 +22,7 @@ SHORTCUTS = {
 
 
 def overrides_from(args: argparse.Namespace) -> list[str]:
-    items = list(args.overrides)
+    items = list(getattr(args, "overrides", []))
     for attr, key in SHORTCUTS.items():
         value = getattr(args, attr, None)
         if value is not None:
