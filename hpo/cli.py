@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 from hpo import __version__
 
+BENCH_MODES = ("training", "pruning")
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 COMMANDS = {
@@ -74,12 +75,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
 
     p = sub.add_parser("bench", help=COMMANDS["bench"], description=COMMANDS["bench"])
-    p.add_argument("--study", default="dropout_location", metavar="NAME|FILE",
-                   help="grid study to time (default: dropout_location)")
+    p.add_argument("mode", nargs="?", default="training", choices=BENCH_MODES,
+                   help="training: hpo vs the seeds' way (default); pruning: pruners compared "
+                   "on a tuning study")
+    p.add_argument("--study", metavar="NAME|FILE",
+                   help="study to time (default: dropout_location; pruning: tune)")
     p.add_argument("--dataset", help="dataset (default: the study's)")
     p.add_argument("--data-dir", help="folder with torchvision datasets")
-    p.add_argument("--epochs", type=int, default=2, help="epochs per trial (default: 2)")
-    p.add_argument("--repeats", type=int, default=3, help="seeds per config (default: 3)")
+    p.add_argument("--epochs", type=int, help="epochs per trial (training default: 2)")
+    p.add_argument("--repeats", type=int, help="seeds per config (training default: 3)")
+    p.add_argument("--n-trials", type=int, help="trials per search (pruning)")
+    p.add_argument("--sampler-seeds", default="0,1,2",
+                   help="comma-separated sampler seeds, one search each (pruning; default 0,1,2)")
     p.add_argument("--precision", help="fp32 or bf16 for hpo's path")
     p.add_argument("--jobs", type=int, default=0, help="hpo workers (default: one per core)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides")

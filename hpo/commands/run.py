@@ -9,6 +9,8 @@ import sys
 from hpo import spec, store
 from hpo.errors import HpoError
 
+TOP_CONFIGS = 10
+
 # Command-line shortcuts and the study-file key each one sets.
 SHORTCUTS = {
     "dataset": "dataset",
@@ -53,5 +55,9 @@ def main(args: argparse.Namespace) -> int:
     summary = results.config_summary(frame, keys)
     print(f"study {study.name!r} in {store.mask(opts.storage_url)}: "
           f"{(frame['state'] == 'COMPLETE').sum()} complete trials")
+    if not study.is_grid and len(summary) > TOP_CONFIGS:
+        # A tuning study has one row per sampled configuration: show the best ones.
+        summary = summary.sort_values("mean", ascending=False).head(TOP_CONFIGS)
+        print(f"best {TOP_CONFIGS} configurations by mean test_acc:")
     print(results.format_summary(summary, keys))
     return 0
