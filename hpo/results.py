@@ -83,5 +83,5 @@ def format_summary(summary: Any, keys: list[str], metric: str = "test_acc") -> s
         label = ", ".join(f"{k.split('.')[-1]}={_short(row[k])}" for k in keys)
         label = label or "base configuration"
         std = 0.0 if row["n"] < 2 else row["std"]
-        lines.append(f"{label:<48} {metric} {row['mean']:6.2f} ± {std:5.2f}  (n={row['n']})")
+        lines.append(f"{label:<48} {metric} {row['mean']:6.2f} ± {std:5.2f}  (n={int(row['n'])})")
     return "\n".join(lines)

@@ -686,11 +686,6 @@ def check_config(config: Mapping[str, Any], source: str) -> None:
             f"{source}: model.fc_units must list one value per hidden fc layer "
             f"(model.fc_layers = {model.fc_layers}), got {list(model.fc_units)!r}"
         )
-    if isinstance(model.pool, list) and len(model.pool) > model.conv_layers:
-        raise SpecError(
-            f"{source}: model.pool lists {len(model.pool)} blocks but model.conv_layers = "
-            f"{model.conv_layers}"
-        )
     try:
         feature_shape(model, input_shape(config["dataset"]))
     except ShapeError as exc:

@@ -57,8 +57,12 @@ def test_default_store_is_in_the_working_directory(write_study, tmp_path):
 def test_studies_lists_the_shipped_studies():
     result = hpo("studies")
     names = [line.split()[0] for line in result.stdout.splitlines()]
-    assert names == ["activation", "batch_norm", "dropout_location", "dropout_rate",
-                     "learning_rate", "optimizer", "weight_decay"]
+    assert names == [
+        "activation", "batch_norm", "batch_size_lr", "cnn_vs_mlp", "depth", "dropout_location",
+        "dropout_rate", "early_stopping", "extra_fc", "full_batch", "kernel", "l2",
+        "label_shuffle", "learning_rate", "momentum", "optimizer", "seed_variance", "tune",
+        "weight_decay",
+    ]
     line = next(x for x in result.stdout.splitlines() if x.startswith("dropout_location"))
     assert "4 configs x 3 seeds" in line and "digits" in line
 

@@ -28,6 +28,12 @@ def test_every_shipped_study_validates():
         assert study.config["question"]
 
 
+@pytest.mark.parametrize("dataset", ["digits", "mnist", "cifar10"])
+def test_every_shipped_study_fits_every_input_shape(dataset):
+    for name in spec.shipped_studies():
+        spec.load(name, [f"dataset='{dataset}'"])  # raises on any shape error
+
+
 def test_dropout_location_is_r4_values():
     study = spec.load("dropout_location")
     assert study.config["train.lr"] == 1e-3
