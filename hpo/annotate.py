@@ -269,8 +269,12 @@ def plot_curve(data: CurveData, title: str) -> Any:
 
 
 def trial_title(study_name: str, number: int, attrs: Mapping[str, Any]) -> str:
-    cell = attrs.get("cell") or ""
-    return f"{study_name} · trial {number} · {cell or 'base'} · seed {attrs.get('seed', '?')}"
+    try:
+        cell = json.loads(attrs.get("cell") or "{}")  # the cell key: JSON of the configuration
+        label = ", ".join(f"{k.split('.')[-1]}={v}" for k, v in cell.items()) or "base"
+    except (TypeError, ValueError, AttributeError):
+        label = str(attrs.get("cell"))
+    return f"{study_name} · trial {number} · {label} · seed {attrs.get('seed', '?')}"
 
 
 def save_trial_curve(trial: Any, url: str) -> str | None:

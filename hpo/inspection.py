@@ -139,6 +139,8 @@ def export_frame(study_obj: Any) -> Any:
         from hpo.results import trials_frame
 
         frame = trials_frame(study_obj).drop(columns=["history"])
+        for col in ("seed", "n_params", "epochs_run"):  # queued trials' gaps made them floats
+            frame[col] = frame[col].astype("Int64")
     else:
         frame = study_obj.trials_dataframe()
     for col in ("datetime_start", "datetime_complete"):
