@@ -145,6 +145,9 @@ def _toml_value(value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, (int, float)):
         return repr(value)  # Python's float repr round-trips and is valid TOML (1e-05, 0.001)
+    if isinstance(value, str) and "\n" in value:  # keep paragraphs readable in the note
+        escaped = value.replace("\\", "\\\\").replace('"""', '\\"""')
+        return '"""\n' + escaped + '"""'
     if isinstance(value, str):
         return json.dumps(value)  # a JSON string is a valid TOML basic string
     if isinstance(value, (list, tuple)):

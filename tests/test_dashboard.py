@@ -10,7 +10,6 @@ import socket
 import subprocess
 import sys
 import time
-import tomllib
 import urllib.request
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from optuna_dashboard import get_note, save_note
 
 from hpo import annotate, spec
 from hpo.cli import main
+from hpo.spec import tomllib
 from tests.conftest import TINY_STUDY
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
