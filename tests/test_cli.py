@@ -58,7 +58,7 @@ def test_studies_lists_the_shipped_studies():
     result = hpo("studies")
     names = [line.split()[0] for line in result.stdout.splitlines()]
     assert names == ["activation", "batch_norm", "dropout_location", "dropout_rate",
-                     "learning_rate", "optimizer", "weight_decay"]
+                     "learning_rate", "optimizer", "tune", "weight_decay"]
     line = next(x for x in result.stdout.splitlines() if x.startswith("dropout_location"))
     assert "4 configs x 3 seeds" in line and "digits" in line
 
