@@ -21,6 +21,11 @@ COMMANDS = {
     "keys": "list every study-file key with its default and meaning",
     "run": "run a study (resumes where it stopped)",
     "bench": "time hpo's trial path against the seeds' way (DataLoader) on the same trials",
+    "list": "list the studies in a store: trials by state, best value, last activity",
+    "show": "show one line per trial of a stored study: configuration, seed, state, metrics",
+    "export": "write a stored study's trials as CSV or JSON to stdout (or --output FILE)",
+    "delete": "delete a study (and its artifacts) from a store; asks first",
+    "dashboard": "serve optuna-dashboard for a store on http://127.0.0.1:8080",
 }
 
 
@@ -28,6 +33,14 @@ def _add_storage(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--storage", metavar="URL",
         help="Optuna storage URL (default: $HPO_STORAGE, else sqlite:///hpo.db)",
+    )
+
+
+def _add_artifacts(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--artifacts", metavar="DIR",
+        help="folder of figures shown in the dashboard (default: $HPO_ARTIFACTS, else "
+        "<store>-artifacts beside an SQLite/journal file, else ~/.local/share/hpo/artifacts)",
     )
 
 
@@ -73,6 +86,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=0,
                    help="torch threads per worker (default: cores // jobs)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    _add_artifacts(p)
+    p.add_argument("--no-artifacts", action="store_true",
+                   help="do not store a learning-curve figure per trial")
 
     p = sub.add_parser("bench", help=COMMANDS["bench"], description=COMMANDS["bench"])
     p.add_argument("mode", nargs="?", default="training", choices=BENCH_MODES,
@@ -91,6 +107,37 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--jobs", type=int, default=0, help="hpo workers (default: one per core)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides")
     p.add_argument("--out", default="reports/bench", help="folder for the JSON + Markdown result")
+
+    p = sub.add_parser("list", help=COMMANDS["list"], description=COMMANDS["list"])
+    _add_storage(p)
+    _add_format(p, "text", "json")
+
+    p = sub.add_parser("show", help=COMMANDS["show"], description=COMMANDS["show"])
+    p.add_argument("name", metavar="STUDY", help="study name (see `hpo list`)")
+    _add_storage(p)
+    _add_format(p, "text", "json")
+
+    p = sub.add_parser("export", help=COMMANDS["export"], description=COMMANDS["export"])
+    p.add_argument("name", metavar="STUDY", help="study name (see `hpo list`)")
+    _add_storage(p)
+    p.add_argument("--format", choices=("csv", "json"), default="csv",
+                   help="csv: one row per trial; json: the study's settings and every trial "
+                   "with its per-epoch history (default: csv)")
+    p.add_argument("--output", "-o", metavar="FILE", help="write here instead of stdout")
+
+    p = sub.add_parser("delete", help=COMMANDS["delete"], description=COMMANDS["delete"])
+    p.add_argument("name", metavar="STUDY", help="study name (see `hpo list`)")
+    _add_storage(p)
+    _add_artifacts(p)
+    p.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
+
+    p = sub.add_parser("dashboard", help=COMMANDS["dashboard"],
+                       description=COMMANDS["dashboard"] + "; Ctrl-C stops it")
+    _add_storage(p)
+    _add_artifacts(p)
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (default: 127.0.0.1, this machine only)")
+    p.add_argument("--port", type=int, default=8080, help="port (default: 8080)")
     return parser
 
 

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from hpo import __version__, store
+from hpo import __version__, annotate, store
 from hpo import space as space_mod
 from hpo.errors import HpoError, SpecError
 from hpo.spec import Study, from_dict
@@ -139,6 +139,7 @@ def prepare_study(study: Study, storage: Any, opts: RunOptions, device: str) -> 
                 )
             # Repeats and n_trials may grow between runs: keep the stored spec current.
             study_obj.set_user_attr("hpo.spec", study.to_dict())
+        annotate.update_study_note(study_obj)
         reconcile(study_obj, study)
     return study_obj
 
@@ -300,6 +301,7 @@ def work(
         try:
             with Heartbeat(storage, trial._trial_id):
                 result = run_trial(trial, study, splits)
+                annotate.save_trial_curve(trial, url)  # before tell: attrs are frozen after
         except BaseException:
             # Ctrl-C, a killed data load, a bug: the trial is failed, never left RUNNING,
             # and its cell is queued again by the next reconcile.

@@ -33,7 +33,7 @@ def overrides_from(args: argparse.Namespace) -> list[str]:
 
 
 def main(args: argparse.Namespace) -> int:
-    from hpo import results, runner
+    from hpo import annotate, results, runner
 
     if args.jobs < 1:
         raise HpoError(f"--jobs must be >= 1, got {args.jobs}")
@@ -49,7 +49,11 @@ def main(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
         command="hpo " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
     )
-    study_obj = runner.run(study, opts)
+    artifacts = annotate.artifacts_dir(opts.storage_url, args.artifacts)
+    if not args.no_artifacts and artifacts.parent.is_dir():
+        annotate.artifact_store(artifacts)  # unusable folder: one error now, not one per trial
+    with annotate.run_settings(args.artifacts, enabled=not args.no_artifacts):
+        study_obj = runner.run(study, opts)
     frame = results.trials_frame(study_obj, study)
     keys = results.varied_keys(study)
     summary = results.config_summary(frame, keys)
