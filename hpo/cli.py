@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import shlex
 import sys
 from collections.abc import Sequence
 
@@ -143,7 +144,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
+    # The command line as typed, recorded with studies and results so they can be reproduced.
+    args.command_line = "hpo " + " ".join(shlex.quote(a) for a in argv)
     if args.command is None:
         parser.print_help()
         return EXIT_USAGE

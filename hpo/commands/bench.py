@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shlex
 import sys
 from pathlib import Path
 
@@ -14,7 +13,7 @@ from hpo.errors import HpoError
 
 
 def main(args: argparse.Namespace) -> int:
-    command = "hpo " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    command = args.command_line
     if args.mode == "pruning":
         return _pruning(args, command)
     return _training(args, command)

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import shlex
-import sys
 
 from hpo import spec, store
 from hpo.errors import HpoError
@@ -47,7 +45,7 @@ def main(args: argparse.Namespace) -> int:
         threads=args.threads,
         data_dir=args.data_dir,
         progress=not args.no_progress,
-        command="hpo " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+        command=args.command_line,
     )
     artifacts = annotate.artifacts_dir(opts.storage_url, args.artifacts)
     if not args.no_artifacts and artifacts.parent.is_dir():
