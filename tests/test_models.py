@@ -4,6 +4,7 @@ import pytest
 import torch
 from torch import nn
 
+from hpo.layers import FastDropout
 from hpo.models import ModelConfig, ShapeError, build_model, count_parameters, feature_shape
 from hpo.spec import DROPOUT_LOCATIONS
 
@@ -61,7 +62,7 @@ def _dropout_positions(model: nn.Sequential) -> list[str]:
     layers = list(model)
     out = []
     for i, layer in enumerate(layers):
-        if isinstance(layer, nn.Dropout):
+        if isinstance(layer, FastDropout):
             out.append(type(layers[i + 1]).__name__ if i + 1 < len(layers) else "end")
     return out
 
@@ -113,3 +114,33 @@ def test_too_deep_for_input_is_a_shape_error():
         "model: conv layer 3 (kernel 3, padding 0, stride 1) does not fit its 1x1 input of a "
         "5x5 image; use fewer conv layers, less pooling, a smaller kernel or more padding"
     )
+
+
+def test_fast_dropout_drops_p_and_keeps_the_mean():
+    torch.manual_seed(0)
+    layer = FastDropout(0.2)
+    x = torch.ones(200_000)
+    out = layer(x)
+    dropped = (out == 0).float().mean().item()
+    assert abs(dropped - 0.2) < 0.005
+    assert out.mean().item() == pytest.approx(1.0, abs=0.01)
+    assert set(out.unique().tolist()) == {0.0, 1.25}
+    layer.eval()
+    assert torch.equal(layer(x), x)
+
+
+def test_fast_dropout_gradient_follows_the_mask():
+    torch.manual_seed(0)
+    layer = FastDropout(0.5)
+    x = torch.ones(1000, requires_grad=True)
+    out = layer(x)
+    out.sum().backward()
+    assert torch.equal(x.grad, out.detach())  # d(out)/dx is the scaled mask
+
+
+def test_fast_dropout_is_reproducible_from_torch_seed():
+    torch.manual_seed(3)
+    a = FastDropout(0.3)(torch.ones(100))
+    torch.manual_seed(3)
+    b = FastDropout(0.3)(torch.ones(100))
+    assert torch.equal(a, b)
