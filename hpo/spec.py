@@ -12,11 +12,12 @@ import difflib
 import itertools
 import json
 import math
-import tomllib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import tomllib
 
 from hpo.errors import SpecError
 
