@@ -470,8 +470,8 @@ def _worker_process(spec_dict: dict, source: str, url: str, device: str, threads
 
 def run(study: Study, opts: RunOptions) -> Any:
     """Run ``study`` to completion in ``opts.jobs`` workers; returns the Optuna study."""
+    storage = store.open_storage(opts.storage_url, heartbeat=True)  # a bad store fails fast
     device = pick_device(opts.device)
-    storage = store.open_storage(opts.storage_url, heartbeat=True)
     study_obj = prepare_study(study, storage, opts, device)
     total = remaining(study_obj, study)
     threads = threads_per_worker(opts.jobs, opts.threads)

@@ -36,7 +36,8 @@ def resolve_url(url: str | None) -> str:
 
 def mask(text: str) -> str:
     """Hide passwords of every URL in ``text`` (``user:***@host``)."""
-    return re.sub(r"(\w[\w+.-]*://[^:/@\s]*:)([^@\s]*)(@)", r"\1***\3", text)
+    # Greedy: a password may hold an unescaped "@"; the host is what follows the last one.
+    return re.sub(r"(\w[\w+.-]*://[^:/@\s]*:)(\S*)(@[^@\s]*)", r"\1***\3", text)
 
 
 def kind(url: str) -> str:
@@ -177,8 +178,11 @@ def _rdb_storage(url: str, kwargs: dict[str, Any]) -> Any:
 
     try:
         return optuna.storages.RDBStorage(url, **kwargs)
-    except ModuleNotFoundError as exc:
-        raise _missing_driver(url, exc) from None
+    except ImportError as exc:  # Optuna re-raises the driver's ModuleNotFoundError as its cause
+        cause = exc if isinstance(exc, ModuleNotFoundError) else exc.__cause__
+        if isinstance(cause, ModuleNotFoundError):
+            raise _missing_driver(url, cause) from None
+        raise StoreError(f"cannot open store {mask(url)}: {mask(_first_line(exc))}") from None
     except Exception as exc:
         raise StoreError(f"cannot open store {mask(url)}: {mask(_first_line(exc))}") from None
 
