@@ -66,6 +66,9 @@ def run_hpo(*args: str, cwd: Path, timeout: float = 120) -> subprocess.Completed
                           text=True, timeout=timeout)
 
 
+_STORAGES: dict[str, Any] = {}
+
+
 def trials(url: str, name: str) -> list[Any]:
     """Every trial of study ``name`` in the store at ``url`` (a fresh read each call)."""
     import optuna
@@ -73,10 +76,12 @@ def trials(url: str, name: str) -> list[Any]:
     from hpo import store
     from hpo.errors import StoreError
 
-    try:
-        storage = store.open_storage(url, create=False)
-    except StoreError:
-        return []  # not created yet
+    if url not in _STORAGES:
+        try:
+            _STORAGES[url] = store.open_storage(url, create=False)
+        except StoreError:
+            return []  # not created yet
+    storage = _STORAGES[url]
     try:
         study = optuna.load_study(study_name=name, storage=storage)
     except KeyError:

@@ -77,7 +77,7 @@ def test_journal_sigkill_a_worker_mid_trial_and_the_other_worker_redoes_the_cell
     tmp_path: Path,
 ) -> None:
     # The journal has no Optuna heartbeats: hpo's own (a trial attribute) stand in.
-    study = write_study(tmp_path, epochs=8, subset=300, cells=3, repeats=2)
+    study = write_study(tmp_path, epochs=40, subset=300, cells=3, repeats=2)
     url = f"journal:{tmp_path / 'runs.log'}"
     proc = start_hpo("run", "--study", str(study), "--storage", url, "--no-progress",
                      "--jobs", "2", "--threads", "1", cwd=tmp_path)
@@ -96,7 +96,7 @@ def test_journal_sigkill_a_worker_mid_trial_and_the_other_worker_redoes_the_cell
 
 
 def test_sigkill_the_whole_run_then_the_next_run_redoes_the_cell(tmp_path: Path) -> None:
-    study = write_study(tmp_path, epochs=8, subset=300, cells=3, repeats=1)
+    study = write_study(tmp_path, epochs=40, subset=300, cells=3, repeats=1)
     url = f"sqlite:///{tmp_path / 'hpo.db'}"
     args = ["run", "--study", str(study), "--storage", url, "--no-progress", "--threads", "1"]
     proc = start_hpo(*args, cwd=tmp_path)
@@ -115,7 +115,7 @@ def test_sigkill_the_whole_run_then_the_next_run_redoes_the_cell(tmp_path: Path)
 
 
 def test_sigint_keeps_finished_trials_and_rerun_completes(tmp_path: Path) -> None:
-    study = write_study(tmp_path, epochs=8, subset=300, cells=3, repeats=2)
+    study = write_study(tmp_path, epochs=40, subset=300, cells=3, repeats=2)
     url = f"sqlite:///{tmp_path / 'hpo.db'}"
     args = ["run", "--study", str(study), "--storage", url, "--no-progress", "--jobs", "2",
             "--threads", "1"]
