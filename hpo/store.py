@@ -124,7 +124,7 @@ def check_sqlite(path: Path, *, create: bool) -> None:
     if not head:
         return  # an empty file is a valid, empty SQLite database
     try:
-        con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        con = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=SQLITE_BUSY_TIMEOUT_S)
         try:
             rows = con.execute("SELECT name FROM sqlite_master WHERE type='table'")
             tables = {r[0] for r in rows}
@@ -158,8 +158,9 @@ def open_storage(url: str, *, create: bool = True, heartbeat: bool = False) -> A
             raise StoreError(f"cannot open journal store {path}: {_first_line(exc)}") from None
 
     kwargs: dict[str, Any] = {}
+    if store_kind == "sqlite" and not sqlite_path(url).exists():
+        check_sqlite(sqlite_path(url), create=create)  # before the lock creates an empty file
     if store_kind == "sqlite":
-        check_sqlite(sqlite_path(url), create=create)
         kwargs["engine_kwargs"] = {"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_S}}
     elif url.startswith(("postgresql", "postgres")):
         # An unreachable host answers nothing; without a limit libpq waits for minutes.
@@ -167,6 +168,10 @@ def open_storage(url: str, *, create: bool = True, heartbeat: bool = False) -> A
     if heartbeat:
         kwargs.update(heartbeat_interval=HEARTBEAT_INTERVAL_S, grace_period=GRACE_PERIOD_S)
     with _creation_lock(url, kwargs.get("engine_kwargs", {})):
+        if store_kind == "sqlite":
+            # Under the lock: a store another process is creating right now would look like
+            # "an SQLite database but not an Optuna store" half-way through.
+            check_sqlite(sqlite_path(url), create=create)
         storage = _rdb_storage(url, kwargs)
     if store_kind == "sqlite":
         _serialize_sqlite_transactions(storage.engine)
