@@ -140,7 +140,9 @@ def prepare_study(study: Study, storage: Any, opts: RunOptions, device: str) -> 
         if stored_identity is None:
             for key, value in study_metadata(study, device, opts.command).items():
                 study_obj.set_user_attr(key, value)
-            study_obj.set_metric_names([study.config["metric"]])
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                study_obj.set_metric_names([study.config["metric"]])
         else:
             diffs = _identity_diff(stored_identity, json.loads(json.dumps(study.identity())))
             if diffs:

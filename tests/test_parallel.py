@@ -134,3 +134,40 @@ def test_sigint_keeps_finished_trials_and_rerun_completes(tmp_path: Path) -> Non
     _all_once(url, "tiny", 3, 2)
     after = {t.number: t.state.name for t in trials(url, "tiny")}
     assert all(after[n] == s for n, s in interrupted.items() if s == "COMPLETE")
+
+
+TUNING = """\
+name = "tune"
+question = "test tuning study"
+dataset = "digits"
+epochs = 1
+repeats = 2
+n_trials = 5
+sampler = "random"
+train_subset = 100
+
+[model]
+family = "mlp"
+
+[space]
+"train.lr" = { type = "float", low = 1e-4, high = 1e-1, log = true }
+"""
+
+
+def test_tuning_n_trials_is_a_total_over_restarts_with_whole_seed_sets(tmp_path: Path) -> None:
+    from hpo import runner, spec
+
+    path = tmp_path / "tune.toml"
+    path.write_text(TUNING)
+    study = spec.load(str(path))
+    url = f"sqlite:///{tmp_path / 'hpo.db'}"
+    opts = runner.RunOptions(storage_url=url, device="cpu", threads=1, progress=False)
+    for _ in range(2):  # the second run finds the budget spent
+        runner.run(study, opts)
+    done = [t for t in trials(url, "tune") if t.state.name == "COMPLETE"]
+    # n_trials=5 with 2 seeds: 2 configurations x 2 seeds; a third would need 6.
+    assert len(done) == 4
+    by_cell = {}
+    for t in done:
+        by_cell.setdefault(t.user_attrs["cell"], set()).add(t.user_attrs["seed"])
+    assert len(by_cell) == 2 and all(len(seeds) == 2 for seeds in by_cell.values())
