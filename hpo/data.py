@@ -134,12 +134,20 @@ def _load_cached(
 
 def _digits() -> tuple[Any, Any, Any, Any]:
     """scikit-learn's bundled 8x8 digits (1,797 images, values 0..16): no network needed."""
-    import torch
-    from sklearn.datasets import load_digits
+    import importlib.util
 
-    bunch = load_digits()
-    x = torch.tensor(bunch.images, dtype=torch.uint8).unsqueeze(1)
-    y = torch.tensor(bunch.target, dtype=torch.int64)
+    import numpy as np
+    import torch
+
+    # The CSV that sklearn.datasets.load_digits reads, read without importing scikit-learn
+    # (2 s per process, paid again by every worker of `hpo run --jobs N`).
+    spec = importlib.util.find_spec("sklearn")
+    if spec is None or not spec.submodule_search_locations:
+        raise DataError("the digits dataset needs scikit-learn; pip install scikit-learn")
+    csv = Path(spec.submodule_search_locations[0]) / "datasets" / "data" / "digits.csv.gz"
+    table = np.loadtxt(csv, delimiter=",", dtype=np.int64)
+    x = torch.tensor(table[:, :-1].reshape(-1, 1, 8, 8), dtype=torch.uint8)
+    y = torch.tensor(table[:, -1], dtype=torch.int64)
     # Digits ships no test set: hold out a fixed 20% once, before the train/val split.
     order = torch.randperm(len(y), generator=torch.Generator().manual_seed(SPLIT_SEED + 1))
     n_test = round(len(y) * DIGITS_TEST_FRACTION)
