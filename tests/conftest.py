@@ -35,7 +35,7 @@ family = "mlp"
 """
 
 
-def write_study(folder: Path, name: str = "tiny", *, epochs: int = 1, repeats: int = 2,
+def make_grid_study(folder: Path, name: str = "tiny", *, epochs: int = 1, repeats: int = 2,
                 cells: int = 3, subset: int = 100) -> Path:
     lrs = [round(0.001 * 2 ** i, 6) for i in range(cells)]
     path = folder / f"{name}.toml"

@@ -12,14 +12,14 @@ import time
 import uuid
 from pathlib import Path
 
-from conftest import (
+from .conftest import (
     completed_runs,
+    make_grid_study,
     run_hpo,
     start_hpo,
     states,
     trials,
     wait_for,
-    write_study,
 )
 
 
@@ -41,7 +41,7 @@ def _start_together(argsets: list[list[str]], cwd: Path) -> list:
 def test_three_processes_four_workers_on_one_sqlite_file(tmp_path: Path) -> None:
     # Three `hpo run` started at the same moment on a store that does not exist yet (one with
     # two workers): the store and study are created once and every cell runs once.
-    study = write_study(tmp_path, cells=4, repeats=2)
+    study = make_grid_study(tmp_path, cells=4, repeats=2)
     url = f"sqlite:///{tmp_path / 'hpo.db'}"
     common = ["run", "--study", str(study), "--storage", url, "--no-progress", "--threads", "1"]
     _start_together([common + ["--jobs", "2"], common, common], tmp_path)
@@ -51,7 +51,7 @@ def test_three_processes_four_workers_on_one_sqlite_file(tmp_path: Path) -> None
 
 def test_three_processes_on_postgresql(tmp_path: Path, postgres_url: str) -> None:
     name = f"tiny_{uuid.uuid4().hex[:8]}"
-    study = write_study(tmp_path, name=name, cells=4, repeats=2)
+    study = make_grid_study(tmp_path, name=name, cells=4, repeats=2)
     common = ["run", "--study", str(study), "--storage", postgres_url, "--no-progress",
               "--threads", "1"]
     outs = _start_together([common, common, common], tmp_path)
@@ -77,7 +77,7 @@ def test_journal_sigkill_a_worker_mid_trial_and_the_other_worker_redoes_the_cell
     tmp_path: Path,
 ) -> None:
     # The journal has no Optuna heartbeats: hpo's own (a trial attribute) stand in.
-    study = write_study(tmp_path, epochs=40, subset=300, cells=3, repeats=2)
+    study = make_grid_study(tmp_path, epochs=40, subset=300, cells=3, repeats=2)
     url = f"journal:{tmp_path / 'runs.log'}"
     proc = start_hpo("run", "--study", str(study), "--storage", url, "--no-progress",
                      "--jobs", "2", "--threads", "1", cwd=tmp_path)
@@ -96,7 +96,7 @@ def test_journal_sigkill_a_worker_mid_trial_and_the_other_worker_redoes_the_cell
 
 
 def test_sigkill_the_whole_run_then_the_next_run_redoes_the_cell(tmp_path: Path) -> None:
-    study = write_study(tmp_path, epochs=40, subset=300, cells=3, repeats=1)
+    study = make_grid_study(tmp_path, epochs=40, subset=300, cells=3, repeats=1)
     url = f"sqlite:///{tmp_path / 'hpo.db'}"
     args = ["run", "--study", str(study), "--storage", url, "--no-progress", "--threads", "1"]
     proc = start_hpo(*args, cwd=tmp_path)
@@ -115,7 +115,7 @@ def test_sigkill_the_whole_run_then_the_next_run_redoes_the_cell(tmp_path: Path)
 
 
 def test_sigint_keeps_finished_trials_and_rerun_completes(tmp_path: Path) -> None:
-    study = write_study(tmp_path, epochs=40, subset=300, cells=3, repeats=2)
+    study = make_grid_study(tmp_path, epochs=40, subset=300, cells=3, repeats=2)
     url = f"sqlite:///{tmp_path / 'hpo.db'}"
     args = ["run", "--study", str(study), "--storage", url, "--no-progress", "--jobs", "2",
             "--threads", "1"]

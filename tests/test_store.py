@@ -7,10 +7,11 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from conftest import POSTGRES_URL, write_study
 
 from hpo import cli, store
 from hpo.errors import StoreError
+
+from .conftest import POSTGRES_URL, make_grid_study
 
 
 @pytest.fixture(autouse=True)
@@ -19,7 +20,7 @@ def _quick_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def _run(tmp_path: Path, url: str, capsys: pytest.CaptureFixture) -> tuple[int, str]:
-    study = write_study(tmp_path)
+    study = make_grid_study(tmp_path)
     code = cli.main(["run", "--study", str(study), "--storage", url, "--no-progress"])
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1, err
@@ -153,7 +154,7 @@ def test_password_never_stored_in_the_study(tmp_path: Path, postgres_url: str) -
 
     from hpo import runner, spec
 
-    study = spec.load(str(write_study(tmp_path, name=f"mask_{os.getpid()}")))
+    study = spec.load(str(make_grid_study(tmp_path, name=f"mask_{os.getpid()}")))
     opts = runner.RunOptions(storage_url=postgres_url, command=f"hpo run --storage {postgres_url}")
     storage = store.open_storage(postgres_url)
     study_obj = runner.prepare_study(study, storage, opts, "cpu")
