@@ -173,7 +173,9 @@ def open_storage(url: str, *, create: bool = True, heartbeat: bool = False) -> A
             # "an SQLite database but not an Optuna store" half-way through.
             check_sqlite(sqlite_path(url), create=create)
         storage = _rdb_storage(url, kwargs)
-    if store_kind == "sqlite":
+    if store_kind == "sqlite" and create:
+        # Only for workers (who pop trials): readers such as the dashboard, which polls every
+        # few seconds, must not queue for the write lock.
         _serialize_sqlite_transactions(storage.engine)
     return storage
 
