@@ -106,6 +106,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="comma-separated sampler seeds, one search each (pruning; default 0,1,2)")
     p.add_argument("--precision", help="fp32 or bf16 for hpo's path")
     p.add_argument("--jobs", type=int, default=0, help="hpo workers (default: one per core)")
+    p.add_argument("--threads", type=int, default=0,
+                   help="torch threads per hpo worker (default: cores // jobs)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides")
     p.add_argument("--out", default="reports/bench", help="folder for the JSON + Markdown result")
 

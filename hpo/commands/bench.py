@@ -58,7 +58,8 @@ def _pruning(args: argparse.Namespace, command: str) -> int:
     data.ensure_available(study.config["dataset"], args.data_dir)
     print(f"bench pruning: {study.name}, {study.config['n_trials']} trials x "
           f"{len(pruning.PRUNERS)} pruners x {len(seeds)} sampler seeds...", file=sys.stderr)
-    results = pruning.run_bench(study_file, seeds, overrides, args.data_dir)
+    results = pruning.run_bench(study_file, seeds, overrides, args.data_dir,
+                                threads=args.threads)
     json_path, md_path = pruning.write(results, Path(args.out), command)
     print(pruning.to_markdown(results, command), end="")
     print(f"wrote {json_path} and {md_path}", file=sys.stderr)
