@@ -233,7 +233,11 @@ def make_pruner(study: Study) -> Any:
         case "none":
             return optuna.pruners.NopPruner()
         case "median":
-            return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1)
+            # Steps are epochs, numbered from 1; Optuna prunes from step == n_warmup_steps on.
+            return optuna.pruners.MedianPruner(
+                n_startup_trials=study.config["pruner_startup_trials"],
+                n_warmup_steps=study.config["pruner_min_epochs"],
+            )
         case "hyperband":
             return optuna.pruners.HyperbandPruner(min_resource=1,
                                                   max_resource=study.config["epochs"])

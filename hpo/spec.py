@@ -208,6 +208,9 @@ KEYS: dict[str, Key] = {
     "n_trials": Key(30, integer(1), "total trials of a tuning study (not used by grid)", False),
     "sampler_seed": Key(0, integer(0), "seed of the tuning sampler"),
     "pruner": Key("none", choice(*PRUNERS), "early abort of unpromising trials"),
+    "pruner_startup_trials": Key(5, integer(0), "median pruner: trials that always run fully"),
+    "pruner_min_epochs": Key(1, integer(1), "median pruner: earliest epoch a trial can be "
+                             "pruned at"),
     # Model
     "model.family": Key("cnn", choice(*FAMILIES), "cnn or mlp"),
     "model.conv_layers": Key(2, integer(1), "number of conv blocks (cnn)"),
