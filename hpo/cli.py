@@ -19,6 +19,7 @@ COMMANDS = {
     "studies": "list the shipped studies: name, question, dataset, size",
     "keys": "list every study-file key with its default and meaning",
     "run": "run a study (resumes where it stopped)",
+    "report": "write tables, figures and README of a stored study to reports/<study>/",
 }
 
 
@@ -71,7 +72,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=0,
                    help="torch threads per worker (default: cores // jobs)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    _add_report(sub)
     return parser
+
+
+def _add_report(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("report", help=COMMANDS["report"], description=COMMANDS["report"])
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--study", metavar="NAME", help="the study's name in the store")
+    which.add_argument("--all", action="store_true",
+                       help="every study in the store, plus an index (OUT/README.md)")
+    _add_storage(p)
+    p.add_argument("--out", default="reports", metavar="DIR",
+                   help="reports root; a study goes to DIR/<study>/ (default: reports)")
+    p.add_argument("--format", default="md,csv,tex", metavar="LIST",
+                   help="table formats to write, comma-separated from md, csv, tex "
+                   "(default: md,csv,tex)")
+    p.add_argument("--metric", choices=("val_acc", "val_loss", "test_acc", "test_loss",
+                                        "train_acc", "train_loss"),
+                   help="rank configurations and test against the best by this metric "
+                   "(default: the study's own metric)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
