@@ -24,8 +24,12 @@ def study_spec(study_obj: Any) -> Study:
     return from_dict(data, f"study {study_obj.study_name!r}")
 
 
-def trials_frame(study_obj: Any, study: Study | None = None) -> Any:
-    """One row per trial, every state: number, state, the varied keys, seed and the record."""
+def trials_frame(study_obj: Any, study: Study | None = None, trials: list[Any] | None = None
+                 ) -> Any:
+    """One row per trial, every state: number, state, the varied keys, seed and the record.
+
+    ``trials`` (FrozenTrials already fetched) saves a second read of a large store.
+    """
     import pandas as pd
 
     from hpo import space as space_mod
@@ -33,7 +37,7 @@ def trials_frame(study_obj: Any, study: Study | None = None) -> Any:
     study = study or study_spec(study_obj)
     by_key = {p.key: p for p in study.space}
     rows = []
-    for t in study_obj.get_trials(deepcopy=False):
+    for t in trials if trials is not None else study_obj.get_trials(deepcopy=False):
         params = t.params or t.system_attrs.get("fixed_params", {})
         row: dict[str, Any] = {"number": t.number, "state": t.state.name}
         for key in by_key:

@@ -62,7 +62,7 @@ def main(args: argparse.Namespace) -> int:
                 raise
             print(f"hpo: skipping study {name!r}: {exc}", file=sys.stderr)
             continue
-        written = write.write_report(summary, study_obj, args.out, formats,
+        written = write.write_report(summary, args.out, formats,
                                      command=store.mask(report_command(args, name)))
         entries.append((summary, written))
         if args.all:

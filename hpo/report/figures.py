@@ -44,7 +44,7 @@ def _complete_with_labels(summary: Summary) -> Any:
     keys = summary.keys
     done = summary.frame[summary.frame["state"] == "COMPLETE"]
     key_to_label = {config_key(tuple(r[k] for k in keys)): r["config"]
-                    for _, r in summary.table.iterrows()}
+                    for r in summary.table.to_dict("records")}
     if keys:
         cfg = [key_to_label.get(config_key(v)) for v in done[keys].itertuples(index=False)]
     else:
@@ -287,33 +287,68 @@ def _tick(value: Any) -> str:
 class ImportanceData:
     importances: Any  # columns: evaluator, param, importance
     errors: dict[str, str] = field(default_factory=dict)  # evaluator -> why it has no result
+    n_configs: int = 0  # configurations (points) the importances were computed from
 
 
-def importance_data(study_obj: Any, summary: Summary) -> ImportanceData:
-    """fANOVA and PED-ANOVA (Optuna 5's default) importances of the study's objective."""
+FANOVA_TREES, FANOVA_DEPTH = 32, 8
+
+
+def importance_study(summary: Summary) -> Any:
+    """An in-memory Optuna study with one trial per configuration, valued at the mean of the
+    study's objective over its seeds: seed noise averaged out, and 3x fewer points for fANOVA,
+    whose pure-Python marginalisation grows with the number of tree leaves."""
+    import optuna
+
+    from hpo import space as space_mod
+
+    objective = summary.study.config["metric"]
+    by_key = {p.key: p for p in summary.study.space}
+    trials = []
+    for row in summary.table.to_dict("records"):
+        value = row[f"{objective}_mean"]
+        if row["n"] == 0 or not math.isfinite(value):
+            continue
+        params = {k: row[k] for k in summary.keys if row[k] is not None}
+        if any(isinstance(v, float) and math.isnan(v) for v in params.values()):
+            continue
+        params = {k: (by_key[k].choices[[str(c) for c in by_key[k].choices].index(v)]
+                      if isinstance(v, str) and by_key[k].type == "categorical"
+                      and v not in by_key[k].choices else v) for k, v in params.items()}
+        trials.append(optuna.trial.create_trial(
+            value=float(value), params=space_mod.encoded(params),
+            distributions={k: space_mod.distribution(by_key[k]) for k in params},
+        ))
+    study = optuna.create_study(direction=summary.study.direction)
+    study.add_trials(trials)
+    return study
+
+
+def importance_data(summary: Summary) -> ImportanceData:
+    """fANOVA and PED-ANOVA (Optuna 5's default) importances of the study's objective, over
+    per-configuration means. fANOVA uses FANOVA_TREES trees of depth <= FANOVA_DEPTH (Optuna's
+    default, 64 trees of depth 64, took 20 s for 667 configurations and gave importances within
+    0.01 of these)."""
     import optuna
     import pandas as pd
 
     evaluators = {
-        "fANOVA": optuna.importance.FanovaImportanceEvaluator(seed=0),
+        "fANOVA": optuna.importance.FanovaImportanceEvaluator(
+            n_trees=FANOVA_TREES, max_depth=FANOVA_DEPTH, seed=0),
         "PED-ANOVA": optuna.importance.PedAnovaImportanceEvaluator(),
     }
     rows, errors = [], {}
-    for name, evaluator in evaluators.items():
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                result = optuna.importance.get_param_importances(
-                    study_obj, evaluator=evaluator,
-                    target=lambda t: t.value if t.value is not None and math.isfinite(t.value)
-                    else math.nan,
-                )
-        except (ValueError, RuntimeError) as exc:
-            errors[name] = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            continue
-        rows += [(name, param, float(value)) for param, value in result.items()]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        study = importance_study(summary)
+        for name, evaluator in evaluators.items():
+            try:
+                result = optuna.importance.get_param_importances(study, evaluator=evaluator)
+            except (ValueError, RuntimeError) as exc:
+                errors[name] = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                continue
+            rows += [(name, param, float(value)) for param, value in result.items()]
     frame = pd.DataFrame(rows, columns=["evaluator", "param", "importance"])
-    return ImportanceData(importances=frame, errors=errors)
+    return ImportanceData(importances=frame, errors=errors, n_configs=len(study.trials))
 
 
 def plot_importance(data: ImportanceData, title: str, metric: str) -> Any:
@@ -334,7 +369,8 @@ def plot_importance(data: ImportanceData, title: str, metric: str) -> Any:
         ax.set_title(name if name not in data.errors else f"{name}: {data.errors[name][:60]}")
         ax.grid(axis="x", alpha=0.3)
     axes[0].invert_yaxis()
-    fig.suptitle(f"{title}: hyperparameter importance for {metric}")
+    fig.suptitle(f"{title}: hyperparameter importance for mean {metric} "
+                 f"({data.n_configs} configurations)")
     fig.tight_layout()
     return fig
 

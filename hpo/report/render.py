@@ -77,14 +77,15 @@ def display_table(summary: Summary, limit: int | None = None) -> Any:
     if summary.metric not in metrics:
         metrics[summary.metric] = summary.metric.replace("_", " ")
     out = pd.DataFrame(index=table.index)
+    records = table.to_dict("records")
     if summary.keys:
         for key in summary.keys:
             out[names[key]] = [_fmt_key(v) for v in table[key]]
     else:
         out["configuration"] = table["config"]
-    out["n"] = [_fmt_n(r) for _, r in table.iterrows()]
+    out["n"] = [_fmt_n(r) for r in records]
     for metric, header in metrics.items():
-        out[header] = [fmt_stat(r, metric) for _, r in table.iterrows()]
+        out[header] = [fmt_stat(r, metric) for r in records]
     out["time/run (s)"] = [fmt_num(x, "wall_time") for x in table["wall_time_mean"]]
     out["params"] = [f"{int(x):,}" if _finite(x) else DASH for x in table["n_params"]]
     out["epochs"] = [f"{x:.3g}" if _finite(x) else DASH for x in table["epochs_run_mean"]]
@@ -92,7 +93,7 @@ def display_table(summary: Summary, limit: int | None = None) -> Any:
     for column in STATE_COLUMNS.values():
         if column != "n" and summary.table[column].sum() > 0:
             out[column] = table[column].astype(int).astype(str)
-    out[f"vs best (Welch p, {summary.metric})"] = [fmt_p(r) for _, r in table.iterrows()]
+    out[f"vs best (Welch p, {summary.metric})"] = [fmt_p(r) for r in records]
     return out.reset_index(drop=True)
 
 
@@ -134,7 +135,7 @@ def pivot_display(summary: Summary, metric: str) -> Any:
     if metric == "wall_time":
         table["cell"] = [fmt_num(x, "wall_time") for x in table["wall_time_mean"]]
     else:
-        table["cell"] = [fmt_stat(r, metric, ci=False) for _, r in table.iterrows()]
+        table["cell"] = [fmt_stat(r, metric, ci=False) for r in table.to_dict("records")]
     names = short_names(summary.keys)
     matrix = pivot(table, summary.keys, "cell")
     matrix.index = [_fmt_key(v) for v in matrix.index]
@@ -158,7 +159,7 @@ def reference_display(ref: Any, metric: str) -> Any:
         "n": [str(int(x)) if _finite(x) else DASH for x in ref["n"]],
         f"measured {metric} mean ± std [95% CI]": [
             fmt_stat({f"{metric}_{k}": r[k] for k in ("mean", "std", "ci_low", "ci_high")},
-                     metric) for _, r in ref.iterrows()],
+                     metric) for r in ref.to_dict("records")],
         "difference (measured − published)": [
             f"{x:+.2f}" if _finite(x) else DASH for x in ref["difference"]],
         "published inside 95% CI": [

@@ -263,11 +263,12 @@ def summarize(study_obj: Any, metric: str | None = None) -> Summary:
 
     study = results.study_spec(study_obj)
     metric = metric or study.config["metric"]
-    frame = results.trials_frame(study_obj, study)
+    frame = results.trials_frame(study_obj, study, study_obj.get_trials(deepcopy=False))
     if frame.empty:
+        rename = "" if study.name == study_obj.study_name else f" --name {study_obj.study_name}"
         raise HpoError(
             f"study {study_obj.study_name!r} has no trials yet; run "
-            f"`hpo run --study {study.name}` first"
+            f"`hpo run --study {study.name}{rename}` first"
         )
     table = config_table(frame, study, metric)
     return Summary(
@@ -286,7 +287,7 @@ def pivot(table: Any, keys: Sequence[str], column: str) -> Any:
     col_vals = list(dict.fromkeys(table[cols_key]))
     out = pd.DataFrame(index=pd.Index(row_vals, name=rows_key, dtype=object),
                        columns=pd.Index(col_vals, name=cols_key, dtype=object), dtype=object)
-    for _, row in table.iterrows():
+    for row in table.to_dict("records"):
         out.loc[row[rows_key], row[cols_key]] = row[column]
     return out
 
@@ -324,7 +325,7 @@ def reference_table(summary: Summary) -> Any | None:
     rows = []
     for params, value in ref.rows:
         published = ", ".join(f"{names.get(k, k)}={format_value(v)}" for k, v in params)
-        matched = [row for _, row in summary.table.iterrows() if _matches(params, row)]
+        matched = [row for row in summary.table.to_dict("records") if _matches(params, row)]
         if not matched:
             rows.append({"published_config": published, "config": None, "published": value})
         for row in matched:

@@ -21,7 +21,7 @@ class Written:
     files: list[Path] = field(default_factory=list)
 
 
-def _figure_specs(summary: Summary, study_obj: Any) -> list[tuple[str, str, Any]]:
+def _figure_specs(summary: Summary) -> list[tuple[str, str, Any]]:
     """(file stem, caption, thunk drawing the figure) for every figure this study gets."""
     name = summary.name
     specs: list[tuple[str, str, Any]] = []
@@ -49,9 +49,11 @@ def _figure_specs(summary: Summary, study_obj: Any) -> list[tuple[str, str, Any]
     if not summary.study.is_grid:
         specs.append((
             "importance",
-            "Hyperparameter importance of the objective: fANOVA (random-forest variance "
-            "decomposition) and PED-ANOVA (Optuna 5's default, top-quantile vs all trials).",
-            lambda: figures.plot_importance(figures.importance_data(study_obj, summary), name,
+            "Hyperparameter importance of the objective's per-configuration mean: fANOVA "
+            f"(random-forest variance decomposition, {figures.FANOVA_TREES} trees of depth <= "
+            f"{figures.FANOVA_DEPTH}) and PED-ANOVA (Optuna 5's default: how the top 10% of "
+            "configurations differ from all).",
+            lambda: figures.plot_importance(figures.importance_data(summary), name,
                                             summary.study.config["metric"]),
         ))
         specs.append((
@@ -63,7 +65,7 @@ def _figure_specs(summary: Summary, study_obj: Any) -> list[tuple[str, str, Any]
     return specs
 
 
-def write_report(summary: Summary, study_obj: Any, root: str | os.PathLike,
+def write_report(summary: Summary, root: str | os.PathLike,
                  formats: Sequence[str] = FORMATS, command: str = "") -> Written:
     """Write ``root/<study>/`` and return what was written."""
     folder = Path(root) / summary.name
@@ -71,7 +73,7 @@ def write_report(summary: Summary, study_obj: Any, root: str | os.PathLike,
     fig_dir.mkdir(parents=True, exist_ok=True)
     out = Written(folder)
     drawn: list[tuple[str, str]] = []
-    for stem, caption, draw in _figure_specs(summary, study_obj):
+    for stem, caption, draw in _figure_specs(summary):
         path = fig_dir / f"{stem}.png"
         figures.save(draw(), path)
         out.files.append(path)
@@ -134,7 +136,7 @@ def _trial_line(summary: Summary) -> str:
                         ("WAITING", "queued")):
         if c[state]:
             parts.append(f"{c[state]} {word}")
-    text = f"{total} trials: " + ", ".join(parts) + "."
+    text = f"{total} trial{'s' if total != 1 else ''}: " + ", ".join(parts) + "."
     if c["PRUNED"] or c["FAIL"] or c["RUNNING"] or c["WAITING"]:
         text += (" Only complete trials enter the means; the others are counted per "
                  "configuration in the table.")

@@ -1,0 +1,1 @@
+"""Benchmarks: `python -m hpo.benchmarks.<name>`."""
