@@ -135,7 +135,7 @@ def plot_curves(data: CurvesData, title: str) -> Any:
         f" (best {len(data.configs)} of {data.total} configurations)"
     fig.suptitle(f"{title}: learning curves, mean ± std over seeds{shown}")
     rows = math.ceil(len(labels) / ncol) if labels else 0
-    fig.tight_layout(rect=(0, 0.06 + 0.035 * rows, 1, 1))
+    fig.tight_layout(rect=(0, 0.04 + 0.03 * rows, 1, 1))
     return fig
 
 
@@ -405,7 +405,7 @@ def plot_history(data: Any, title: str, metric: str) -> Any:
     ax.set_ylabel(_unit_label(metric))
     ax.set_title(f"{title}: optimisation history")
     ax.grid(alpha=0.3)
-    ax.legend(loc="best")
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=2, frameon=False)
     fig.tight_layout()
     return fig
 

@@ -179,6 +179,9 @@ LATEX_SPECIALS = {
 LATEX_SYMBOLS = {"±": r"$\pm$", "–": "--", "−": "$-$", "<": r"$<$"}
 
 
+LATEX_PAGE_ROWS = 40
+
+
 def latex_escape(text: str) -> str:
     out = "".join(LATEX_SPECIALS.get(c, c) for c in str(text))
     for symbol, latex in LATEX_SYMBOLS.items():
@@ -187,7 +190,8 @@ def latex_escape(text: str) -> str:
 
 
 def latex_table(summary: Summary) -> str:
-    """The main table as a booktabs ``table`` environment (needs ``\\usepackage{booktabs}``)."""
+    """The main table as a booktabs ``table`` (``\\usepackage{booktabs}``), or a ``longtable``
+    past LATEX_PAGE_ROWS rows."""
     frame = display_table(summary)
     frame = frame.map(latex_escape)
     frame.columns = [latex_escape(c) for c in frame.columns]
@@ -195,8 +199,10 @@ def latex_table(summary: Summary) -> str:
         f"{summary.name}: mean ± std over seeds [95% t-interval]; last column: two-sided "
         f"Welch's t-test of {summary.metric} against the best row."
     )
+    # Tables longer than a page need longtable (\usepackage{longtable}).
     return frame.to_latex(index=False, escape=False, caption=caption,
-                          label=f"tab:{summary.name}", column_format="l" * frame.shape[1])
+                          label=f"tab:{summary.name}", column_format="l" * frame.shape[1],
+                          longtable=len(frame) > LATEX_PAGE_ROWS)
 
 
 def csv_table(summary: Summary) -> str:

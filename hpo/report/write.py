@@ -139,7 +139,9 @@ def _trial_line(summary: Summary) -> str:
     text = f"{total} trial{'s' if total != 1 else ''}: " + ", ".join(parts) + "."
     if c["PRUNED"] or c["FAIL"] or c["RUNNING"] or c["WAITING"]:
         text += (" Only complete trials enter the means; the others are counted per "
-                 "configuration in the table.")
+                 "configuration in the table")
+        text += "." if summary.study.is_grid else (
+            " (a configuration without any complete run is only in these totals).")
     table = summary.table
     short = table[(table["n"] < table["n_asked"])]
     if summary.study.is_grid and not short.empty:
@@ -157,8 +159,31 @@ def _headline(summary: Summary) -> str:
     config = summary.study.config
     table = summary.table
     n_cfg = int((table["n"] > 0).sum())
-    return (f"*{config['dataset']}, {config['epochs']} epochs × {config['repeats']} seeds per "
-            f"configuration, {n_cfg} configurations with complete runs.*")
+    text = (f"*Ran on {config['dataset']}: {config['epochs']} epochs × {config['repeats']} "
+            f"seeds per configuration, {n_cfg} configurations with complete runs.*")
+    changed = _changed_from_shipped(summary)
+    if changed:
+        text += f" *Changed from the shipped study file: {changed}.*"
+    return text
+
+
+def _changed_from_shipped(summary: Summary) -> str:
+    """Keys where the stored study differs from the shipped study file of the same name."""
+    from hpo import spec
+    from hpo.errors import HpoError
+
+    name = summary.study.name
+    if name not in spec.shipped_studies():
+        return ""
+    try:
+        shipped = spec.load(name).config
+    except HpoError:
+        return ""
+    skip = {"name", "question", "description", "data_dir"}
+    diffs = [f"{k} {render._fmt_key(shipped.get(k))} → {render._fmt_key(v)}"
+             for k, v in summary.study.config.items()
+             if k not in skip and shipped.get(k) != v]
+    return ", ".join(diffs)
 
 
 def _best_line(summary: Summary) -> str:
