@@ -408,3 +408,18 @@ def test_missing_store_and_bad_format_are_one_line(tmp_path: Path,
     assert cli.main(["report", "--study", "x", "--storage", missing, "--format", "md,pdf"]) == 1
     assert capsys.readouterr().err == (
         "hpo: error: --format must be a comma-separated list of md, csv, tex, got 'md,pdf'\n")
+
+
+def test_fast_sql_reader_gives_the_same_frame_as_optuna(location_store: str,
+                                                        tuning_store: str) -> None:
+    from hpo import results
+
+    for url, name in ((location_store, "loc"), (tuning_store, "tune")):
+        study_obj = store.load_study(store.open_storage(url, create=False), name)
+        fast = results.fetch_trials(study_obj)
+        assert isinstance(fast[0], results.TrialRow)  # the SQL path, not the fallback
+        study = results.study_spec(study_obj)
+        slow = results.trials_frame(study_obj, study, study_obj.get_trials(deepcopy=False))
+        import pandas as pd
+
+        pd.testing.assert_frame_equal(results.trials_frame(study_obj, study, fast), slow)

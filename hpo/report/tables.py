@@ -263,7 +263,7 @@ def summarize(study_obj: Any, metric: str | None = None) -> Summary:
 
     study = results.study_spec(study_obj)
     metric = metric or study.config["metric"]
-    frame = results.trials_frame(study_obj, study, study_obj.get_trials(deepcopy=False))
+    frame = results.trials_frame(study_obj, study, results.fetch_trials(study_obj))
     if frame.empty:
         rename = "" if study.name == study_obj.study_name else f" --name {study_obj.study_name}"
         raise HpoError(
