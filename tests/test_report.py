@@ -423,3 +423,18 @@ def test_fast_sql_reader_gives_the_same_frame_as_optuna(location_store: str,
         import pandas as pd
 
         pd.testing.assert_frame_equal(results.trials_frame(study_obj, study, fast), slow)
+
+
+def test_intervals_are_clipped_to_the_metric_range(url: str) -> None:
+    study = make(LOCATION)
+    storage = store.open_storage(url, create=True)
+    study_obj = synthetic.create_study(storage, study)
+    synthetic.add(study_obj, [
+        synthetic.trial(study, {"model.dropout_location": "none"},
+                        synthetic.record(s, test_acc=acc, train_loss=loss))
+        for s, (acc, loss) in enumerate([(99.0, 0.001), (100.0, 0.009)])])
+    none = row(summary_of(url, "loc"), "dropout_location=none")
+    assert none["test_acc_ci_high"] == 100.0 and none["test_acc_ci_low"] < 99.0
+    assert none["train_loss_ci_low"] == 0.0
+    shown = render.fmt_stat(none, "train_loss")
+    assert shown.startswith("5.00e-03 ± 5.66e-03 [0.00e+00, ")

@@ -39,17 +39,24 @@ def fmt_num(x: Any, metric: str) -> str:
 
 
 def fmt_stat(row: Any, metric: str, ci: bool = True) -> str:
-    """``80.87 ± 1.53 [77.06, 84.68]``: mean ± std over seeds, then the 95% interval."""
+    """``80.87 ± 1.53 [77.06, 84.68]``: mean ± std over seeds, then the 95% interval, all in
+    the mean's format (a tiny loss switches all four to scientific notation)."""
     mean = row[f"{metric}_mean"]
     if not _finite(mean):
         return "diverged" if metric.endswith("_loss") and row.get("diverged", 0) else DASH
     std = row[f"{metric}_std"]
-    text = fmt_num(mean, metric)
+
+    def fmt(x: Any) -> str:
+        if metric.endswith("_loss") and _finite(x) and 0 < abs(mean) < 0.01:
+            return f"{x:.2e}"
+        return fmt_num(x, metric) if not metric.endswith("_loss") else (
+            f"{x:.3f}" if _finite(x) else DASH)
+
+    text = fmt(mean)
     if _finite(std):
-        text += f" ± {fmt_num(std, metric)}"
+        text += f" ± {fmt(std)}"
         if ci:
-            text += (f" [{fmt_num(row[f'{metric}_ci_low'], metric)}, "
-                     f"{fmt_num(row[f'{metric}_ci_high'], metric)}]")
+            text += f" [{fmt(row[f'{metric}_ci_low'])}, {fmt(row[f'{metric}_ci_high'])}]"
     return text
 
 

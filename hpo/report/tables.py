@@ -196,7 +196,11 @@ def config_table(frame: Any, study: Study, metric: str | None = None) -> Any:
             half = stats.t.ppf(0.5 + CONFIDENCE / 2, count - 1) * std / np.sqrt(count)
         half = np.where(count >= 2, half, np.nan)
         mean = table[f"{m}_mean"].to_numpy(dtype=float)
-        table[f"{m}_ci_low"], table[f"{m}_ci_high"] = mean - half, mean + half
+        # A symmetric t-interval can leave the metric's range (accuracy above 100%, a
+        # negative loss); it is clipped to the range, where the true mean must lie.
+        low, high = (0.0, 100.0) if m.endswith("_acc") else (0.0, np.inf)
+        table[f"{m}_ci_low"] = np.clip(mean - half, low, high)
+        table[f"{m}_ci_high"] = np.clip(mean + half, low, high)
     table = _order_columns(table, keys)
     table = _mark_best(table, metric)
     if not study.is_grid:

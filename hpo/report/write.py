@@ -260,7 +260,8 @@ def _how_to_read(summary: Summary) -> str:
     return (
         "How to read: each cell is mean ± sample standard deviation over the complete runs "
         "(seeds), then the 95% confidence interval of the mean [t-based, n − 1 degrees of "
-        "freedom; none when n = 1]. Losses are the last epoch's, accuracies are percentages, "
+        "freedom, clipped to 0–100% for accuracies and ≥ 0 for losses; none when n = 1]. "
+        "Losses are the last epoch's, accuracies are percentages, "
         "time is wall time per run. The **bold** row has the best mean "
         f"{summary.metric}; the last column is a two-sided Welch's t-test (unequal "
         f"variances) of {summary.metric} against that row: p < {ALPHA:g} is marked "
