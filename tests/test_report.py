@@ -376,7 +376,8 @@ def test_all_writes_every_study_and_an_index(location_store: str, tmp_path: Path
     assert "hpo: skipping study 'not_hpo': study 'not_hpo' was not created by hpo" in \
         captured.err
     index = (tmp_path / "README.md").read_text()
-    assert "| [loc](loc/README.md) | Where should dropout go? | digits | 7 complete of 10 |" \
+    assert "| [loc](loc/README.md) | Where should dropout go? | digits, 2 epochs × 3 seeds | " \
+        "7 complete of 10 |" \
         " dropout_location=before_pool |" in index
 
 

@@ -103,6 +103,7 @@ def _palette(n: int) -> list[Any]:
 
 def plot_curves(data: CurvesData, title: str) -> Any:
     import matplotlib.pyplot as plt
+    import numpy as np
 
     fig, axes = plt.subplots(2, 2, figsize=(11, 7.5), sharex=True)
     colors = dict(zip(data.configs, _palette(len(data.configs))))
@@ -115,8 +116,10 @@ def plot_curves(data: CurvesData, title: str) -> Any:
             x, mean = line["epoch"].to_numpy(), line["mean"].to_numpy(dtype=float)
             std = line["std"].fillna(0).to_numpy(dtype=float)
             ax.plot(x, mean, marker="o", markersize=3, color=colors[cfg], label=cfg)
-            ax.fill_between(x, mean - std, mean + std, color=colors[cfg], alpha=0.18,
-                            linewidth=0)
+            # The band is clipped to the metric's range (a collapsed seed makes std huge).
+            top = 100.0 if metric.endswith("_acc") else np.inf
+            ax.fill_between(x, np.clip(mean - std, 0, top), np.clip(mean + std, 0, top),
+                            color=colors[cfg], alpha=0.18, linewidth=0)
         ax.set_title(_unit_label(metric).split(" (")[0])
         ax.set_ylabel(_unit_label(metric))
         ax.grid(alpha=0.3)
@@ -211,7 +214,7 @@ def plot_accuracy(data: AccuracyData, title: str, reference_source: str = "") ->
                         label=label, zorder=2)
     if not data.seeds.empty:
         ys = data.seeds["config"].map(y).to_numpy(dtype=float)
-        jitter = np.linspace(-0.18, 0.18, 5)[np.arange(len(ys)) % 5]
+        jitter = np.linspace(-0.12, 0.12, 5)[np.arange(len(ys)) % 5]
         ax.scatter(data.seeds["value"], ys + jitter, s=16, color="tab:gray", alpha=0.8,
                    label="single runs (one per seed)", zorder=3)
     if not data.reference.empty:

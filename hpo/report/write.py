@@ -274,7 +274,7 @@ def _how_to_read(summary: Summary) -> str:
 def write_index(root: str | os.PathLike, entries: Sequence[tuple[Summary, Written]]) -> Path:
     """``root/README.md``: one line per study, linking its report."""
     root = Path(root)
-    lines = ["# Reports", "", "| study | question | dataset | trials | best configuration | "
+    lines = ["# Reports", "", "| study | question | setup | trials | best configuration | "
              "best mean |", "|---|---|---|---|---|---|"]
     for summary, written in entries:
         best = summary.best
@@ -285,7 +285,8 @@ def write_index(root: str | os.PathLike, entries: Sequence[tuple[Summary, Writte
         question = summary.study.config["question"].replace("|", "\\|")
         lines.append(
             f"| [{summary.name}]({rel}/README.md) | {question} | "
-            f"{summary.study.config['dataset']} | {summary.counts['COMPLETE']} complete of "
+            f"{summary.study.config['dataset']}, {summary.study.config['epochs']} epochs × "
+            f"{summary.study.config['repeats']} seeds | {summary.counts['COMPLETE']} complete of "
             f"{sum(summary.counts.values())} | {best_text[0]} | {best_text[1]} |"
         )
     path = root / "README.md"
