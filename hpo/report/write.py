@@ -238,14 +238,15 @@ def readme(summary: Summary, drawn: Sequence[tuple[str, str]], formats: Sequence
         lines += [f"### {names[summary.keys[0]]} × {names[summary.keys[1]]}", ""]
         for metric in ("train_loss", "train_acc", "val_acc", "test_acc"):
             lines += [f"Mean ± std {render.PIVOT_METRICS[metric]}:", "",
-                      render.pivot_display(summary, metric).to_markdown(), ""]
+                      render.pivot_display(summary, metric).to_markdown(disable_numparse=True), ""]
 
     ref = reference_table(summary)
     if ref is not None:
         source = summary.study.reference
         lines += ["## Published result", "", f"Source: {source.source}."
                   + (f" {source.note}" if source.note else ""), "",
-                  render.reference_display(ref, source.metric).to_markdown(index=False), "",
+                  render.reference_display(ref, source.metric).to_markdown(
+                      index=False, disable_numparse=True), "",
                   "A published single run outside the measured 95% interval is not by itself "
                   "a contradiction: dataset, epochs and network may differ (see Setup).", ""]
 
