@@ -8,17 +8,25 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import shlex
 import sys
 from collections.abc import Sequence
 
 from hpo import __version__
 
+BENCH_MODES = ("training", "pruning")
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 COMMANDS = {
     "studies": "list the shipped studies: name, question, dataset, size",
     "keys": "list every study-file key with its default and meaning",
     "run": "run a study (resumes where it stopped)",
+    "bench": "time hpo's trial path against the seeds' way (DataLoader) on the same trials",
+    "list": "list the studies in a store: trials by state, best value, last activity",
+    "show": "show one line per trial of a stored study: configuration, seed, state, metrics",
+    "export": "write a stored study's trials as CSV or JSON to stdout (or --output FILE)",
+    "delete": "delete a study (and its artifacts) from a store; asks first",
+    "dashboard": "serve optuna-dashboard for a store on http://127.0.0.1:8080",
     "report": "write tables, figures and README of a stored study to reports/<study>/",
 }
 
@@ -27,6 +35,14 @@ def _add_storage(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--storage", metavar="URL",
         help="Optuna storage URL (default: $HPO_STORAGE, else sqlite:///hpo.db)",
+    )
+
+
+def _add_artifacts(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--artifacts", metavar="DIR",
+        help="folder of figures shown in the dashboard (default: $HPO_ARTIFACTS, else "
+        "<store>-artifacts beside an SQLite/journal file, else ~/.local/share/hpo/artifacts)",
     )
 
 
@@ -72,6 +88,60 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=0,
                    help="torch threads per worker (default: cores // jobs)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    _add_artifacts(p)
+    p.add_argument("--no-artifacts", action="store_true",
+                   help="do not store a learning-curve figure per trial")
+
+    p = sub.add_parser("bench", help=COMMANDS["bench"], description=COMMANDS["bench"])
+    p.add_argument("mode", nargs="?", default="training", choices=BENCH_MODES,
+                   help="training: hpo vs the seeds' way (default); pruning: pruners compared "
+                   "on a tuning study")
+    p.add_argument("--study", metavar="NAME|FILE",
+                   help="study to time (default: dropout_location; pruning: tune)")
+    p.add_argument("--dataset", help="dataset (default: the study's)")
+    p.add_argument("--data-dir", help="folder with torchvision datasets")
+    p.add_argument("--epochs", type=int, help="epochs per trial (training default: 2)")
+    p.add_argument("--repeats", type=int, help="seeds per config (training default: 3)")
+    p.add_argument("--n-trials", type=int, help="trials per search (pruning)")
+    p.add_argument("--sampler-seeds", default="0,1,2",
+                   help="comma-separated sampler seeds, one search each (pruning; default 0,1,2)")
+    p.add_argument("--precision", help="fp32 or bf16 for hpo's path")
+    p.add_argument("--jobs", type=int, default=0, help="hpo workers (default: one per core)")
+    p.add_argument("--threads", type=int, default=0,
+                   help="torch threads per hpo worker (default: cores // jobs)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides")
+    p.add_argument("--out", default="reports/bench", help="folder for the JSON + Markdown result")
+
+    p = sub.add_parser("list", help=COMMANDS["list"], description=COMMANDS["list"])
+    _add_storage(p)
+    _add_format(p, "text", "json")
+
+    p = sub.add_parser("show", help=COMMANDS["show"], description=COMMANDS["show"])
+    p.add_argument("name", metavar="STUDY", help="study name (see `hpo list`)")
+    _add_storage(p)
+    _add_format(p, "text", "json")
+
+    p = sub.add_parser("export", help=COMMANDS["export"], description=COMMANDS["export"])
+    p.add_argument("name", metavar="STUDY", help="study name (see `hpo list`)")
+    _add_storage(p)
+    p.add_argument("--format", choices=("csv", "json"), default="csv",
+                   help="csv: one row per trial; json: the study's settings and every trial "
+                   "with its per-epoch history (default: csv)")
+    p.add_argument("--output", "-o", metavar="FILE", help="write here instead of stdout")
+
+    p = sub.add_parser("delete", help=COMMANDS["delete"], description=COMMANDS["delete"])
+    p.add_argument("name", metavar="STUDY", help="study name (see `hpo list`)")
+    _add_storage(p)
+    _add_artifacts(p)
+    p.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
+
+    p = sub.add_parser("dashboard", help=COMMANDS["dashboard"],
+                       description=COMMANDS["dashboard"] + "; Ctrl-C stops it")
+    _add_storage(p)
+    _add_artifacts(p)
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (default: 127.0.0.1, this machine only)")
+    p.add_argument("--port", type=int, default=8080, help="port (default: 8080)")
     _add_report(sub)
     return parser
 
@@ -96,7 +166,10 @@ def _add_report(sub: argparse._SubParsersAction) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
+    # The command line as typed, recorded with studies and results so they can be reproduced.
+    args.command_line = "hpo " + " ".join(shlex.quote(a) for a in argv)
     if args.command is None:
         parser.print_help()
         return EXIT_USAGE

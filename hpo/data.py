@@ -134,12 +134,20 @@ def _load_cached(
 
 def _digits() -> tuple[Any, Any, Any, Any]:
     """scikit-learn's bundled 8x8 digits (1,797 images, values 0..16): no network needed."""
-    import torch
-    from sklearn.datasets import load_digits
+    import importlib.util
 
-    bunch = load_digits()
-    x = torch.tensor(bunch.images, dtype=torch.uint8).unsqueeze(1)
-    y = torch.tensor(bunch.target, dtype=torch.int64)
+    import numpy as np
+    import torch
+
+    # The CSV that sklearn.datasets.load_digits reads, read without importing scikit-learn
+    # (2 s per process, paid again by every worker of `hpo run --jobs N`).
+    spec = importlib.util.find_spec("sklearn")
+    if spec is None or not spec.submodule_search_locations:
+        raise DataError("the digits dataset needs scikit-learn; pip install scikit-learn")
+    csv = Path(spec.submodule_search_locations[0]) / "datasets" / "data" / "digits.csv.gz"
+    table = np.loadtxt(csv, delimiter=",", dtype=np.int64)
+    x = torch.tensor(table[:, :-1].reshape(-1, 1, 8, 8), dtype=torch.uint8)
+    y = torch.tensor(table[:, -1], dtype=torch.int64)
     # Digits ships no test set: hold out a fixed 20% once, before the train/val split.
     order = torch.randperm(len(y), generator=torch.Generator().manual_seed(SPLIT_SEED + 1))
     n_test = round(len(y) * DIGITS_TEST_FRACTION)
@@ -153,14 +161,23 @@ def missing_files(name: str, root: Path) -> list[Path]:
     return [folder / f for f in info.files if not (folder / f).is_file()]
 
 
-def _torchvision(name: str, root: Path, download: bool) -> tuple[Any, Any, Any, Any]:
-    import torch
-    import torchvision.datasets as tvd
+def ensure_available(name: str, data_dir: str | Path | None = None, download: bool = True) -> None:
+    """Download a torchvision dataset if it is missing; one-line DataError if that fails.
 
-    info = DATASETS[name]
-    cls = getattr(tvd, info.torchvision_class)
+    Cheap when the files are there: run it before touching a store, so a missing dataset
+    never leaves a half-created study behind.
+    """
+    info = DATASETS.get(name)
+    if info is None:
+        raise DataError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
+    if info.torchvision_class is None:
+        return
+    root = Path(data_dir) if data_dir else default_data_dir()
     missing = missing_files(name, root)
     if missing and download:
+        import torchvision.datasets as tvd
+
+        cls = getattr(tvd, info.torchvision_class)
         try:
             cls(str(root), train=True, download=True)
             cls(str(root), train=False, download=True)
@@ -173,6 +190,15 @@ def _torchvision(name: str, root: Path, download: bool) -> tuple[Any, Any, Any, 
             f"dataset {name!r} not found: {root / info.folder} lacks {names}; download it with "
             f"network access, or copy those files there and pass --data-dir {root}"
         )
+
+
+def _torchvision(name: str, root: Path, download: bool) -> tuple[Any, Any, Any, Any]:
+    import torch
+    import torchvision.datasets as tvd
+
+    info = DATASETS[name]
+    ensure_available(name, root, download)
+    cls = getattr(tvd, info.torchvision_class)
     try:
         train, test = cls(str(root), train=True), cls(str(root), train=False)
     except Exception as exc:  # truncated or corrupt files

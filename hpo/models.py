@@ -117,12 +117,12 @@ def build_model(cfg: ModelConfig, input_shape: tuple[int, int, int], n_classes: 
 
     c, h, w = feature_shape(cfg, input_shape)
     activation = getattr(nn, ACTIVATION_MODULES[cfg.activation])
-    dropout = nn.Dropout(cfg.dropout) if cfg.dropout > 0 else None
+    from hpo.layers import FastDropout
     layers: list[nn.Module] = []
 
     def add_dropout(location: str) -> None:
-        if dropout is not None and cfg.dropout_location == location:
-            layers.append(nn.Dropout(cfg.dropout))
+        if cfg.dropout_at(location):
+            layers.append(FastDropout(cfg.dropout))
 
     add_dropout("input")
     if cfg.family == "cnn":

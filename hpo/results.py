@@ -161,11 +161,20 @@ def config_summary(frame: Any, keys: list[str], metric: str = "test_acc") -> Any
     return grouped.agg(n="count", mean="mean", std="std").reset_index()
 
 
+def _short(value: Any) -> str:
+    if isinstance(value, float):
+        if value != value:  # NaN: the parameter was inactive (conditional space)
+            return "-"
+        return str(int(value)) if value.is_integer() and abs(value) >= 1 else f"{value:.3g}"
+    return str(value)
+
+
 def format_summary(summary: Any, keys: list[str], metric: str = "test_acc") -> str:
     """Plain text, one configuration a line: what `hpo run` prints when it ends."""
     lines = []
     for _, row in summary.iterrows():
-        label = ", ".join(f"{k.split('.')[-1]}={row[k]}" for k in keys) or "base configuration"
+        label = ", ".join(f"{k.split('.')[-1]}={_short(row[k])}" for k in keys)
+        label = label or "base configuration"
         std = 0.0 if row["n"] < 2 else row["std"]
-        lines.append(f"{label:<48} {metric} {row['mean']:6.2f} ± {std:5.2f}  (n={row['n']})")
+        lines.append(f"{label:<48} {metric} {row['mean']:6.2f} ± {std:5.2f}  (n={int(row['n'])})")
     return "\n".join(lines)

@@ -9,19 +9,21 @@ is queued again by the next reconcile, which any worker or restart performs unde
 
 from __future__ import annotations
 
+import contextlib
 import json
 import multiprocessing
 import os
+import signal
 import sys
+import threading
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from hpo import __version__
+from hpo import __version__, annotate, store
 from hpo import space as space_mod
-from hpo import store
 from hpo.errors import HpoError, SpecError
 from hpo.spec import Study, from_dict
 
@@ -56,8 +58,17 @@ def pick_device(requested: str) -> str:
     return requested
 
 
+def usable_cores() -> int:
+    """Cores this process may run on: SLURM and taskset restrict the set, cpu_count does not."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
 def threads_per_worker(jobs: int, threads: int) -> int:
-    return threads if threads > 0 else max(1, (os.cpu_count() or 1) // jobs)
+    """Torch threads per worker, so that workers x threads <= cores unless --threads says."""
+    return threads if threads > 0 else max(1, usable_cores() // jobs)
 
 
 def _state_name(trial: Any) -> str:
@@ -129,7 +140,9 @@ def prepare_study(study: Study, storage: Any, opts: RunOptions, device: str) -> 
         if stored_identity is None:
             for key, value in study_metadata(study, device, opts.command).items():
                 study_obj.set_user_attr(key, value)
-            study_obj.set_metric_names([study.config["metric"]])
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                study_obj.set_metric_names([study.config["metric"]])
         else:
             diffs = _identity_diff(stored_identity, json.loads(json.dumps(study.identity())))
             if diffs:
@@ -140,37 +153,59 @@ def prepare_study(study: Study, storage: Any, opts: RunOptions, device: str) -> 
                 )
             # Repeats and n_trials may grow between runs: keep the stored spec current.
             study_obj.set_user_attr("hpo.spec", study.to_dict())
+        annotate.update_study_note(study_obj)
         reconcile(study_obj, study)
     return study_obj
 
 
 def reconcile(study_obj: Any, study: Study) -> int:
-    """Queue every (cell, seed) of a grid study that is neither done nor pending; returns count.
+    """Queue every (cell, seed) that should exist and is neither done nor pending; returns count.
 
+    Grid: every cell on every seed. Tuning: the other seeds of each completed configuration.
     Must run under ``store.exclusive``: two reconciles at once would queue a cell twice.
     """
-    if not study.is_grid:
-        return 0
     import optuna
 
+    trials = study_obj.get_trials(deepcopy=False)
+    if study.is_grid:
+        wanted = [(space_mod.encoded(cell), space_mod.cell_key(cell), seed, None)
+                  for cell in study.cells() for seed in study.seeds()]
+    else:
+        wanted = _missing_repeats(trials, study)
     covered = set()
-    for trial in study_obj.get_trials(deepcopy=False):
+    for trial in trials:
         key = _run_key(trial)
         if key is not None and _state_name(trial) in DONE_STATES + PENDING_STATES:
             covered.add(key)
     queued = 0
-    for cell in study.cells():
-        for seed in study.seeds():
-            key = space_mod.cell_key(cell), seed
-            if key in covered:
-                continue
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                study_obj.enqueue_trial(
-                    space_mod.encoded(cell), user_attrs={"cell": key[0], "seed": seed}
-                )
-            queued += 1
+    for params, cell, seed, repeat_of in wanted:
+        if (cell, seed) in covered:
+            continue
+        attrs: dict[str, Any] = {"cell": cell, "seed": seed}
+        if repeat_of is not None:
+            attrs["repeat_of"] = repeat_of
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study_obj.enqueue_trial(params, user_attrs=attrs)
+        covered.add((cell, seed))
+        queued += 1
     return queued
+
+
+def _is_original(trial: Any) -> bool:
+    """A tuning trial whose configuration the sampler chose (not a queued repeat)."""
+    return "repeat_of" not in trial.user_attrs
+
+
+def _missing_repeats(trials: list[Any], study: Study) -> list[tuple[Any, str, int, int]]:
+    wanted = []
+    for trial in trials:
+        if _is_original(trial) and _state_name(trial) == "COMPLETE":
+            params = _decoded_params(study, trial)
+            for seed in study.seeds()[1:]:
+                wanted.append((space_mod.encoded(params), space_mod.cell_key(params), seed,
+                               trial.number))
+    return wanted
 
 
 def make_sampler(study: Study) -> Any:
@@ -211,8 +246,13 @@ def pop_waiting(study_obj: Any) -> Any | None:
     from optuna.trial import TrialState
 
     storage = study_obj._storage
+    native_heartbeat = bool(getattr(storage, "heartbeat_interval", None))
     for frozen in study_obj.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
         try:
+            if native_heartbeat:
+                # Optuna never counts a RUNNING trial without a heartbeat row as stale: beat
+                # before taking it, so a worker killed right after the take is still noticed.
+                storage.record_heartbeat(frozen._trial_id)
             if storage.set_trial_state_values(frozen._trial_id, state=TrialState.RUNNING):
                 return optuna.Trial(study_obj, frozen._trial_id)
         except optuna.exceptions.UpdateFinishedTrialError:
@@ -220,54 +260,117 @@ def pop_waiting(study_obj: Any) -> Any | None:
     return None
 
 
-def count_for_budget(study_obj: Any) -> int:
-    """Trials that count against a tuning study's n_trials (failures are retried, not counted)."""
-    return sum(
-        1 for t in study_obj.get_trials(deepcopy=False)
-        if _state_name(t) in DONE_STATES + PENDING_STATES
+def budget_used(trials: list[Any], study: Study) -> int:
+    """Trials that count against a tuning study's n_trials, the promised repeats included.
+
+    Failed trials are not counted (the budget is retried); a configuration being run or
+    completed reserves its other seeds, so that workers elsewhere do not sample past n_trials
+    while its repeats are not queued yet.
+    """
+    n_seeds = len(study.seeds())
+    live = [t for t in trials if _state_name(t) in DONE_STATES + PENDING_STATES]
+    repeats: dict[int, int] = {}
+    for t in live:
+        if not _is_original(t):
+            repeats[t.user_attrs["repeat_of"]] = repeats.get(t.user_attrs["repeat_of"], 0) + 1
+    reserved = sum(
+        max(0, n_seeds - 1 - repeats.get(t.number, 0))
+        for t in live if _is_original(t) and _state_name(t) in ("COMPLETE", "RUNNING", "WAITING")
     )
+    return len(live) + reserved
+
+
+def can_sample(trials: list[Any], study: Study) -> bool:
+    """A new configuration is sampled only while all of its seeds fit in n_trials."""
+    n_seeds = len(study.seeds())
+    return budget_used(trials, study) + n_seeds <= max(study.config["n_trials"], n_seeds)
 
 
 def remaining(study_obj: Any, study: Study) -> int:
+    trials = study_obj.get_trials(deepcopy=False)
     if study.is_grid:
-        return sum(1 for t in study_obj.get_trials(deepcopy=False) if _state_name(t) == "WAITING")
-    return max(0, study.config["n_trials"] - count_for_budget(study_obj))
+        return sum(1 for t in trials if _state_name(t) in PENDING_STATES)
+    n_seeds = len(study.seeds())
+    done = sum(1 for t in trials if _state_name(t) in DONE_STATES)
+    budget = max(study.config["n_trials"] // n_seeds * n_seeds, n_seeds)
+    return max(0, budget - done)
 
 
 def next_trial(study_obj: Any, study: Study, url: str) -> Any | None:
+    """The next trial this worker should run, or None when nothing can be started now."""
     trial = pop_waiting(study_obj)
     if trial is not None:
         return trial
-    if study.is_grid:
-        _fail_stale(study_obj)
-        with store.exclusive(url, study_obj._storage):
-            if reconcile(study_obj, study) == 0:
-                return None
-        return pop_waiting(study_obj)
+    reclaim_stale(study_obj)
     with store.exclusive(url, study_obj._storage):
-        if count_for_budget(study_obj) >= study.config["n_trials"]:
+        if reconcile(study_obj, study) > 0:
+            pass  # popped below, outside the lock
+        elif study.is_grid or not can_sample(study_obj.get_trials(deepcopy=False), study):
             return None
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # "heartbeat is supposed to be used with optimize"
-            return study_obj.ask()
+        else:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # "heartbeat is supposed to be used with optimize"
+                trial = study_obj.ask()
+            if getattr(study_obj._storage, "heartbeat_interval", None):
+                study_obj._storage.record_heartbeat(trial._trial_id)
+            return trial
+    return pop_waiting(study_obj)
 
 
-def _fail_stale(study_obj: Any) -> None:
+def reclaim_stale(study_obj: Any) -> None:
+    """Fail RUNNING trials whose worker stopped beating more than the grace period ago.
+
+    RDB storages: Optuna's heartbeats. Storages without them (the journal file): hpo's own
+    heartbeat attribute, else the trial's start time. A failed trial's cell is queued again by
+    the next reconcile.
+    """
     import optuna
+    from optuna.trial import TrialState
 
-    optuna.storages.fail_stale_trials(study_obj)
+    from hpo.objective import HEARTBEAT_ATTR
 
-
-def queue_repeats(study_obj: Any, study: Study, frozen: Any, params: dict[str, Any]) -> None:
-    """A tuning study's newly sampled configuration also runs on the study's other seeds."""
-    if study.is_grid or "repeat_of" in frozen.user_attrs:
+    storage = study_obj._storage
+    if getattr(storage, "heartbeat_interval", None):
+        optuna.storages.fail_stale_trials(study_obj)
         return
-    for seed in study.seeds()[1:]:
-        study_obj.enqueue_trial(
-            space_mod.encoded(params),
-            user_attrs={"cell": space_mod.cell_key(params), "seed": seed,
-                        "repeat_of": frozen.number},
-        )
+    now = time.time()
+    for t in study_obj.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        last = t.system_attrs.get(HEARTBEAT_ATTR)
+        if last is None and t.datetime_start is not None:
+            last = t.datetime_start.timestamp()
+        if last is not None and now - last > store.GRACE_PERIOD_S:
+            try:
+                storage.set_trial_state_values(t._trial_id, state=TrialState.FAIL)
+            except optuna.exceptions.UpdateFinishedTrialError:
+                pass  # another worker failed it first
+
+
+def running_elsewhere(study_obj: Any) -> int:
+    from optuna.trial import TrialState
+
+    return len(study_obj.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
+
+
+def _interrupt_once(signum: int, _frame: Any) -> None:
+    """SIGINT/SIGTERM: stop once. A second signal (the terminal's Ctrl-C reaches every worker
+    and the parent forwards it too; SLURM and Kubernetes send SIGTERM to all) is ignored, so
+    it cannot cut short the telling of FAIL for the trial in progress."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def _stop_signals() -> Iterator[None]:
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = {sig: signal.signal(sig, _interrupt_once) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
 
 
 def work(
@@ -279,12 +382,15 @@ def work(
     data_dir: str | None,
     on_trial: Callable[[Any], None] | None = None,
 ) -> int:
-    """One worker: pop and run trials until the study has nothing left; returns trials run."""
+    """One worker: run trials until the study has nothing left; returns trials run.
+
+    With nothing to start while other workers still run trials, it waits: if one of them
+    dies, its trial turns stale after the grace period and this worker runs the cell again.
+    So when any worker returns, the whole study is done.
+    """
     import torch
-    from optuna.trial import TrialState
 
     from hpo import data as data_mod
-    from hpo.objective import Heartbeat, objective_value, run_trial
 
     torch.set_num_threads(threads)
     storage = store.open_storage(url, heartbeat=True)
@@ -295,27 +401,54 @@ def work(
         study.config["dataset"], data_dir=data_dir or study.config["data_dir"], device=device,
         val_fraction=study.config["val_fraction"], train_subset=study.config["train_subset"],
     )
-    _fail_stale(study_obj)
+    poll = max(0.2, min(5.0, store.HEARTBEAT_INTERVAL_S / 2))
     ran = 0
-    while (trial := next_trial(study_obj, study, url)) is not None:
-        try:
-            with Heartbeat(storage, trial._trial_id):
-                result = run_trial(trial, study, splits)
-        except BaseException:
-            # Ctrl-C, a killed data load, a bug: the trial is failed, never left RUNNING,
-            # and its cell is queued again by the next reconcile.
-            study_obj.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
-            raise
+    with _stop_signals():
+        while True:
+            trial = next_trial(study_obj, study, url)
+            if trial is None:
+                if running_elsewhere(study_obj) == 0:
+                    return ran
+                time.sleep(poll)
+                continue
+            frozen = _run_one(study_obj, study, url, trial, splits)
+            if frozen is None:
+                continue
+            ran += 1
+            if on_trial is not None:
+                on_trial(frozen)
+
+
+def _run_one(study_obj: Any, study: Study, url: str, trial: Any, splits: Any) -> Any | None:
+    """Run one popped trial and tell its state; None if another worker failed it meanwhile."""
+    import optuna
+    from optuna.trial import TrialState
+
+    from hpo.objective import Heartbeat, objective_value, run_trial
+
+    try:
+        with Heartbeat(study_obj._storage, trial._trial_id, store.HEARTBEAT_INTERVAL_S):
+            result = run_trial(trial, study, splits)
+            annotate.save_trial_curve(trial, url)  # before tell: attrs are frozen after
+    except BaseException:
+        # Ctrl-C, SIGTERM, a bug: the trial is failed, never left RUNNING, and its cell is
+        # queued again by the next reconcile. Further signals are ignored until it is told.
+        study_obj.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
+        raise
+    try:
         if result.stopped == "pruned":
             frozen = study_obj.tell(trial, state=TrialState.PRUNED)
         else:
             frozen = study_obj.tell(trial, objective_value(study, result.summary()))
-            if frozen.state == TrialState.COMPLETE and not study.is_grid:
-                queue_repeats(study_obj, study, frozen, _decoded_params(study, frozen))
-        ran += 1
-        if on_trial is not None:
-            on_trial(frozen)
-    return ran
+    except optuna.exceptions.UpdateFinishedTrialError:
+        print(f"hpo: warning: trial {trial.number} was failed by another worker (its heartbeat "
+              "was late by more than the grace period); its result is dropped and its cell "
+              "runs again", file=sys.stderr)
+        return None
+    if frozen.state == TrialState.COMPLETE and not study.is_grid and _is_original(frozen):
+        with store.exclusive(url, study_obj._storage):
+            reconcile(study_obj, study)
+    return frozen
 
 
 def _decoded_params(study: Study, frozen: Any) -> dict[str, Any]:
@@ -330,7 +463,8 @@ def _worker_process(spec_dict: dict, source: str, url: str, device: str, threads
     _quiet_libraries(verbose=False)
     study = from_dict(spec_dict, source)
     try:
-        work(study, url, device=device, threads=threads, data_dir=data_dir)
+        with _stop_signals():
+            work(study, url, device=device, threads=threads, data_dir=data_dir)
     except KeyboardInterrupt:
         sys.exit(130)
     except HpoError as exc:
@@ -340,8 +474,12 @@ def _worker_process(spec_dict: dict, source: str, url: str, device: str, threads
 
 def run(study: Study, opts: RunOptions) -> Any:
     """Run ``study`` to completion in ``opts.jobs`` workers; returns the Optuna study."""
+    from hpo import data as data_mod
+
     device = pick_device(opts.device)
-    storage = store.open_storage(opts.storage_url, heartbeat=True)
+    # Before the store is opened: a missing dataset must not leave a new store behind.
+    data_mod.ensure_available(study.config["dataset"], opts.data_dir or study.config["data_dir"])
+    storage = store.open_storage(opts.storage_url, heartbeat=True)  # a bad store fails fast
     study_obj = prepare_study(study, storage, opts, device)
     total = remaining(study_obj, study)
     threads = threads_per_worker(opts.jobs, opts.threads)
@@ -368,23 +506,40 @@ def _run_processes(study: Study, opts: RunOptions, device: str, threads: int, st
         )
         for _ in range(opts.jobs)
     ]
-    for proc in procs:
-        proc.start()
     finished = _finished_count(study_obj)
     try:
-        while any(p.is_alive() for p in procs):
-            time.sleep(1.0)
-            now = _finished_count(study_obj)
-            bar.update(now - finished)
-            finished = now
+        with _stop_signals():
+            for proc in procs:
+                proc.start()
+            while any(p.is_alive() for p in procs):
+                time.sleep(1.0)
+                now = _finished_count(study_obj)
+                bar.update(now - finished)
+                finished = now
     except KeyboardInterrupt:
-        for proc in procs:
-            proc.join()
+        _stop_workers(procs)
         raise
     failed = [p.exitcode for p in procs if p.exitcode not in (0, None)]
     if failed:
         raise HpoError(f"{len(failed)} of {len(procs)} workers failed (exit codes {failed}); "
                        "see the messages above, then re-run the same command to resume")
+
+
+def _stop_workers(procs: list[Any], wait_s: float = 30.0) -> None:
+    """Ask every worker to stop (each fails its trial in progress), then wait for them.
+
+    A terminal's Ctrl-C reaches the workers already; a SIGINT or SIGTERM sent to this process
+    alone does not, hence the forwarding (workers ignore the second signal)."""
+    for proc in procs:
+        if proc.is_alive() and proc.pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(proc.pid, signal.SIGTERM)
+    deadline = time.monotonic() + wait_s
+    for proc in procs:
+        proc.join(max(0.0, deadline - time.monotonic()))
+        if proc.is_alive():
+            proc.kill()  # its trial turns stale and is run again after the grace period
+            proc.join()
 
 
 def _finished_count(study_obj: Any) -> int:

@@ -12,7 +12,7 @@ import difflib
 import itertools
 import json
 import math
-import tomllib
+import sys
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +20,19 @@ from typing import Any
 
 from hpo.errors import SpecError
 
-STUDIES_DIR = Path(__file__).resolve().parent.parent / "studies"
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+
+def studies_dir() -> Path:
+    """Shipped study files: the checkout's studies/ (editable install), else the installed copy."""
+    checkout = Path(__file__).resolve().parent.parent / "studies"
+    if checkout.is_dir():
+        return checkout
+    return Path(sys.prefix) / "share" / "hpo" / "studies"
+
 
 DATASETS = ("digits", "mnist", "fashion_mnist", "kmnist", "cifar10")
 FAMILIES = ("cnn", "mlp")
@@ -372,7 +384,7 @@ def from_dict(data: Mapping[str, Any], source: str = "stored study") -> Study:
 
 def shipped_studies() -> dict[str, Path]:
     """Study files that come with hpo, by name."""
-    return {p.stem: p for p in sorted(STUDIES_DIR.glob("*.toml"))}
+    return {p.stem: p for p in sorted(studies_dir().glob("*.toml"))}
 
 
 def find_study_file(name_or_path: str) -> Path:
@@ -405,7 +417,16 @@ def load(name_or_path: str, overrides: Iterable[str] = ()) -> Study:
     raw.setdefault("name", path.stem)
     for item in overrides:
         apply_override(raw, item, source)
-    return validate(raw, source)
+    study = validate(raw, source)
+    varied = {p.key for p in study.space}
+    for item in overrides:
+        key = parse_override(item, source)[0]
+        if key in varied:
+            raise SpecError(
+                f"{source}: --set {key}: this study varies {key} in its [space], so a fixed "
+                f"value would be ignored; replace the values with --set 'space.{key}=[...]'"
+            )
+    return study
 
 
 def parse_override(item: str, source: str) -> tuple[str, Any]:
@@ -489,11 +510,12 @@ def _validate_config(raw: Mapping[str, Any], source: str) -> dict[str, Any]:
     return config
 
 
-def check_value(key: str, value: Any, source: str) -> Any:
+def check_value(key: str, value: Any, source: str, label: str | None = None) -> Any:
+    """Validate one value of ``key``; the message names ``label`` (default: the key)."""
     try:
         return KEYS[key].check(value)
     except RuleError as exc:
-        raise SpecError(f"{source}: {key} {exc}, got {value!r}") from None
+        raise SpecError(f"{source}: {label or key} {exc}, got {value!r}") from None
 
 
 def _validate_space(raw_space: Any, config: Mapping[str, Any], source: str) -> tuple[Param, ...]:
@@ -530,20 +552,20 @@ def _validate_param(key: str, entry: Any, source: str) -> Param:
     kind = entry.get("type", "categorical" if "choices" in entry else None)
     if kind not in SPACE_TYPES:
         raise SpecError(f"{where}.type must be one of {', '.join(SPACE_TYPES)}, got {kind!r}")
-    when = _validate_when(entry.get("when", {}), where)
+    when = _validate_when(entry.get("when", {}), source, key)
     if kind == "categorical":
         choices = entry.get("choices")
         if not isinstance(choices, list) or not choices:
             raise SpecError(f"{where}.choices must be a non-empty list, got {choices!r}")
-        checked = tuple(check_value(key, c, where) for c in choices)
+        checked = tuple(check_value(key, c, source, f"space.{key}") for c in choices)
         if len(set(map(_hashable, checked))) != len(checked):
             raise SpecError(f"{where}.choices must not repeat a value, got {choices!r}")
         return Param(key, "categorical", choices=checked, when=when)
     for bound in ("low", "high"):
         if bound not in entry:
             raise SpecError(f"{where}: a {kind} range needs {bound}")
-    low = check_value(key, entry["low"], f"{where}.low")
-    high = check_value(key, entry["high"], f"{where}.high")
+    low = check_value(key, entry["low"], source, f"space.{key}.low")
+    high = check_value(key, entry["high"], source, f"space.{key}.high")
     if kind == "int" and not (_is_int(low) and _is_int(high)):
         raise SpecError(f"{where}: an int range needs integer low and high, got {low!r}, {high!r}")
     if not low <= high:
@@ -561,7 +583,8 @@ def _validate_param(key: str, entry: Any, source: str) -> Param:
     return Param(key, kind, low=low, high=high, step=step, log=log, when=when)
 
 
-def _validate_when(when: Any, where: str) -> dict[str, tuple[Any, ...]]:
+def _validate_when(when: Any, source: str, param_key: str) -> dict[str, tuple[Any, ...]]:
+    where = f"{source}: space.{param_key}"
     if not isinstance(when, dict):
         raise SpecError(f"{where}.when must be a table of key = [values], got {when!r}")
     out = {}
@@ -569,7 +592,9 @@ def _validate_when(when: Any, where: str) -> dict[str, tuple[Any, ...]]:
         if key not in KEYS:
             raise SpecError(f"{where}.when: {_unknown_key(key)}")
         values = values if isinstance(values, list) else [values]
-        out[key] = tuple(check_value(key, v, f"{where}.when") for v in values)
+        out[key] = tuple(
+            check_value(key, v, source, f"space.{param_key}.when.{key}") for v in values
+        )
     return out
 
 
@@ -606,7 +631,7 @@ def _validate_reference(raw_ref: Any, study: Study) -> Reference | None:
                     f"{where}.rows[{i}]: {k!r} is not a key of [space]; "
                     f"use one of {', '.join(sorted(space_keys)) or '(empty space)'}"
                 )
-            check_value(k, params[k], f"{where}.rows[{i}]")
+            check_value(k, params[k], study.source, f"reference.rows[{i}].{k}")
         rows.append((tuple(sorted(params.items())), float(value)))
     return Reference(
         source=str(raw_ref.get("source", "")), metric=metric,
@@ -660,11 +685,6 @@ def check_config(config: Mapping[str, Any], source: str) -> None:
         raise SpecError(
             f"{source}: model.fc_units must list one value per hidden fc layer "
             f"(model.fc_layers = {model.fc_layers}), got {list(model.fc_units)!r}"
-        )
-    if isinstance(model.pool, list) and len(model.pool) > model.conv_layers:
-        raise SpecError(
-            f"{source}: model.pool lists {len(model.pool)} blocks but model.conv_layers = "
-            f"{model.conv_layers}"
         )
     try:
         feature_shape(model, input_shape(config["dataset"]))

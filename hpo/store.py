@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
 import os
 import re
 import sqlite3
@@ -23,6 +24,8 @@ SQLITE_MAGIC = b"SQLite format 3\x00"
 SQLITE_BUSY_TIMEOUT_S = 60  # Optuna's default of 5 s raises under 4+ busy workers
 HEARTBEAT_INTERVAL_S = int(os.environ.get("HPO_HEARTBEAT_INTERVAL", "10"))
 GRACE_PERIOD_S = int(os.environ.get("HPO_GRACE_PERIOD", "60"))
+CONNECT_TIMEOUT_S = 10
+LOCK_KEY = zlib.crc32(b"hpo-store-lock")
 SCHEMES = "sqlite:///FILE, postgresql://USER:PASSWORD@HOST/DB, mysql://..., or journal:FILE"
 
 
@@ -33,7 +36,8 @@ def resolve_url(url: str | None) -> str:
 
 def mask(text: str) -> str:
     """Hide passwords of every URL in ``text`` (``user:***@host``)."""
-    return re.sub(r"(\w[\w+.-]*://[^:/@\s]*:)([^@\s]*)(@)", r"\1***\3", text)
+    # Greedy: a password may hold an unescaped "@"; the host is what follows the last one.
+    return re.sub(r"(\w[\w+.-]*://[^:/@\s]*:)(\S*)(@[^@\s]*)", r"\1***\3", text)
 
 
 def kind(url: str) -> str:
@@ -62,6 +66,40 @@ def journal_path(url: str) -> Path:
     return Path(path)
 
 
+def _writable(path: Path) -> bool:
+    """``os.access`` says yes to root whatever the mode; a file nobody may write is read-only."""
+    return os.access(path, os.W_OK) and bool(path.stat().st_mode & 0o222)
+
+
+def check_journal(path: Path, *, create: bool) -> None:
+    """The journal counterpart of :func:`check_sqlite`: one line per problem, nothing written."""
+    if not path.exists():
+        if not create:
+            raise StoreError(f"no store at {path}; run `hpo run` first or pass --storage URL")
+        if not path.parent.is_dir():
+            raise StoreError(f"cannot create store {path}: folder {path.parent} does not exist")
+        if not _writable(path.parent):
+            raise StoreError(f"cannot create store {path}: folder {path.parent} is read-only")
+        return
+    if path.is_dir():
+        raise StoreError(f"store {path} is a folder; give a file, e.g. journal:{path}/runs.log")
+    try:
+        with path.open("rb") as fh:
+            first = fh.readline(1 << 20)
+    except OSError as exc:
+        raise StoreError(f"cannot read store {path}: {exc.strerror}") from None
+    if first:
+        try:
+            ok = "op_code" in json.loads(first)
+        except (ValueError, TypeError):
+            ok = False
+        if not ok:
+            raise StoreError(f"{path} is not an Optuna journal file; point --storage at an hpo "
+                             "store")
+    if create and not _writable(path):
+        raise StoreError(f"store {path} is read-only; make it writable or use another --storage")
+
+
 def check_sqlite(path: Path, *, create: bool) -> None:
     """One-line errors for every way an SQLite file can be unusable; reads, never writes."""
     if not path.exists():
@@ -69,7 +107,7 @@ def check_sqlite(path: Path, *, create: bool) -> None:
             raise StoreError(f"no store at {path}; run `hpo run` first or pass --storage URL")
         if not path.parent.is_dir():
             raise StoreError(f"cannot create store {path}: folder {path.parent} does not exist")
-        if not os.access(path.parent, os.W_OK):
+        if not _writable(path.parent):
             raise StoreError(f"cannot create store {path}: folder {path.parent} is read-only")
         return
     if path.is_dir():
@@ -81,14 +119,15 @@ def check_sqlite(path: Path, *, create: bool) -> None:
         raise StoreError(f"cannot read store {path}: {exc.strerror}") from None
     if head and head != SQLITE_MAGIC:
         raise StoreError(f"{path} is not an SQLite database; point --storage at an hpo store")
-    if create and not os.access(path, os.W_OK):
+    if create and not _writable(path):
         raise StoreError(f"store {path} is read-only; make it writable or use another --storage")
     if not head:
         return  # an empty file is a valid, empty SQLite database
     try:
-        con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        con = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=SQLITE_BUSY_TIMEOUT_S)
         try:
-            tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+            rows = con.execute("SELECT name FROM sqlite_master WHERE type='table'")
+            tables = {r[0] for r in rows}
             con.execute("PRAGMA quick_check").fetchone()
         finally:
             con.close()
@@ -102,16 +141,15 @@ def check_sqlite(path: Path, *, create: bool) -> None:
 
 
 def open_storage(url: str, *, create: bool = True, heartbeat: bool = False) -> Any:
-    """An Optuna storage for ``url``; ``heartbeat`` lets dead workers' trials be failed."""
-    import optuna
+    """An Optuna storage for ``url``; ``heartbeat`` lets dead workers' trials be failed.
 
+    Opening creates the tables of a new store, which two processes must not do at once (SQLite
+    and PostgreSQL both fail with "already exists"), so it happens under the store-wide lock.
+    """
     store_kind = kind(url)
     if store_kind == "journal":
         path = journal_path(url)
-        if not path.exists() and not create:
-            raise StoreError(f"no store at {path}; run `hpo run` first or pass --storage URL")
-        if not path.parent.is_dir():
-            raise StoreError(f"cannot create store {path}: folder {path.parent} does not exist")
+        check_journal(path, create=create)
         from optuna.storages.journal import JournalFileBackend, JournalStorage
 
         try:
@@ -120,23 +158,73 @@ def open_storage(url: str, *, create: bool = True, heartbeat: bool = False) -> A
             raise StoreError(f"cannot open journal store {path}: {_first_line(exc)}") from None
 
     kwargs: dict[str, Any] = {}
+    if store_kind == "sqlite" and not sqlite_path(url).exists():
+        check_sqlite(sqlite_path(url), create=create)  # before the lock creates an empty file
     if store_kind == "sqlite":
-        check_sqlite(sqlite_path(url), create=create)
         kwargs["engine_kwargs"] = {"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_S}}
+    elif url.startswith(("postgresql", "postgres")):
+        # An unreachable host answers nothing; without a limit libpq waits for minutes.
+        kwargs["engine_kwargs"] = {"connect_args": {"connect_timeout": CONNECT_TIMEOUT_S}}
     if heartbeat:
         kwargs.update(heartbeat_interval=HEARTBEAT_INTERVAL_S, grace_period=GRACE_PERIOD_S)
-    try:
-        storage = optuna.storages.RDBStorage(url, **kwargs)
-    except ModuleNotFoundError as exc:
-        raise StoreError(
-            f"storage {mask(url)!r} needs the Python driver {exc.name!r}; install it (for "
-            "PostgreSQL: pip install psycopg2-binary)"
-        ) from None
-    except Exception as exc:
-        raise StoreError(f"cannot open store {mask(url)}: {mask(_first_line(exc))}") from None
-    if store_kind == "sqlite":
+    with _creation_lock(url, kwargs.get("engine_kwargs", {})):
+        if store_kind == "sqlite":
+            # Under the lock: a store another process is creating right now would look like
+            # "an SQLite database but not an Optuna store" half-way through.
+            check_sqlite(sqlite_path(url), create=create)
+        storage = _rdb_storage(url, kwargs)
+    if store_kind == "sqlite" and create:
+        # Only for workers (who pop trials): readers such as the dashboard, which polls every
+        # few seconds, must not queue for the write lock.
         _serialize_sqlite_transactions(storage.engine)
     return storage
+
+
+def _rdb_storage(url: str, kwargs: dict[str, Any]) -> Any:
+    import optuna
+
+    try:
+        return optuna.storages.RDBStorage(url, **kwargs)
+    except ImportError as exc:  # Optuna re-raises the driver's ModuleNotFoundError as its cause
+        cause = exc if isinstance(exc, ModuleNotFoundError) else exc.__cause__
+        if isinstance(cause, ModuleNotFoundError):
+            raise _missing_driver(url, cause) from None
+        raise StoreError(f"cannot open store {mask(url)}: {mask(_first_line(exc))}") from None
+    except Exception as exc:
+        raise StoreError(f"cannot open store {mask(url)}: {mask(_first_line(exc))}") from None
+
+
+def _missing_driver(url: str, exc: ModuleNotFoundError) -> StoreError:
+    return StoreError(
+        f"storage {mask(url)!r} needs the Python driver {exc.name!r}; install it (for "
+        "PostgreSQL: pip install psycopg2-binary)"
+    )
+
+
+@contextlib.contextmanager
+def _creation_lock(url: str, engine_kwargs: dict[str, Any]) -> Iterator[None]:
+    """The store-wide lock of :func:`exclusive`, taken before Optuna's storage object exists."""
+    if kind(url) == "sqlite":
+        with _file_lock(sqlite_path(url)):
+            yield
+        return
+    if not url.startswith(("postgresql", "postgres")):
+        yield  # MySQL & co.: no lock; create the study once before starting workers there
+        return
+    import sqlalchemy
+
+    try:
+        engine = sqlalchemy.create_engine(url, poolclass=sqlalchemy.pool.NullPool,
+                                          **engine_kwargs)
+    except ModuleNotFoundError as exc:
+        raise _missing_driver(url, exc) from None
+    except Exception as exc:
+        raise StoreError(f"cannot open store {mask(url)}: {mask(_first_line(exc))}") from None
+    try:
+        with _advisory_lock(engine, url):
+            yield
+    finally:
+        engine.dispose()
 
 
 def _serialize_sqlite_transactions(engine: Any) -> None:
@@ -165,6 +253,37 @@ def _first_line(exc: BaseException) -> str:
 
 
 @contextlib.contextmanager
+def _file_lock(path: Path) -> Iterator[None]:
+    # os.open rather than Path.touch: locking must not change the store's mtime.
+    fd = os.open(path, os.O_RDONLY | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def _advisory_lock(engine: Any, url: str) -> Iterator[None]:
+    try:
+        conn = engine.connect()
+        conn.exec_driver_sql(f"SELECT pg_advisory_lock({LOCK_KEY})")
+    except Exception as exc:
+        raise StoreError(f"cannot open store {mask(url)}: {mask(_first_line(exc))}") from None
+    try:
+        yield
+    finally:
+        try:
+            conn.exec_driver_sql(f"SELECT pg_advisory_unlock({LOCK_KEY})")
+            conn.commit()
+        finally:
+            conn.close()  # a session lock dies with its connection, whatever happened above
+
+
+@contextlib.contextmanager
 def exclusive(url: str, storage: Any) -> Iterator[None]:
     """Hold a store-wide lock: study creation and the re-queueing of cells happen once at a time.
 
@@ -173,25 +292,13 @@ def exclusive(url: str, storage: Any) -> Iterator[None]:
     """
     store_kind = kind(url)
     if store_kind in ("sqlite", "journal"):
-        path = sqlite_path(url) if store_kind == "sqlite" else journal_path(url)
-        path.touch(exist_ok=True)
-        with path.open("rb") as fh:
-            fcntl.flock(fh, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(fh, fcntl.LOCK_UN)
+        with _file_lock(sqlite_path(url) if store_kind == "sqlite" else journal_path(url)):
+            yield
         return
     engine = getattr(storage, "engine", None)
     if engine is not None and engine.dialect.name == "postgresql":
-        key = zlib.crc32(b"hpo-store-lock")
-        with engine.connect() as conn:
-            conn.exec_driver_sql(f"SELECT pg_advisory_lock({key})")
-            try:
-                yield
-            finally:
-                conn.exec_driver_sql(f"SELECT pg_advisory_unlock({key})")
-                conn.commit()
+        with _advisory_lock(engine, url):
+            yield
         return
     yield
 

@@ -1,1 +1,1 @@
-"""Benchmarks: `python -m hpo.benchmarks.<name>`."""
+"""Benchmarks that are run by hand and committed as results (never timed tests)."""

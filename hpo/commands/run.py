@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import shlex
-import sys
 
 from hpo import spec, store
 from hpo.errors import HpoError
+
+TOP_CONFIGS = 10
 
 # Command-line shortcuts and the study-file key each one sets.
 SHORTCUTS = {
@@ -22,7 +22,7 @@ SHORTCUTS = {
 
 
 def overrides_from(args: argparse.Namespace) -> list[str]:
-    items = list(args.overrides)
+    items = list(getattr(args, "overrides", []))
     for attr, key in SHORTCUTS.items():
         value = getattr(args, attr, None)
         if value is not None:
@@ -31,7 +31,7 @@ def overrides_from(args: argparse.Namespace) -> list[str]:
 
 
 def main(args: argparse.Namespace) -> int:
-    from hpo import results, runner
+    from hpo import annotate, results, runner
 
     if args.jobs < 1:
         raise HpoError(f"--jobs must be >= 1, got {args.jobs}")
@@ -45,13 +45,21 @@ def main(args: argparse.Namespace) -> int:
         threads=args.threads,
         data_dir=args.data_dir,
         progress=not args.no_progress,
-        command="hpo " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+        command=args.command_line,
     )
-    study_obj = runner.run(study, opts)
+    artifacts = annotate.artifacts_dir(opts.storage_url, args.artifacts)
+    if not args.no_artifacts and artifacts.parent.is_dir():
+        annotate.artifact_store(artifacts)  # unusable folder: one error now, not one per trial
+    with annotate.run_settings(args.artifacts, enabled=not args.no_artifacts):
+        study_obj = runner.run(study, opts)
     frame = results.trials_frame(study_obj, study)
     keys = results.varied_keys(study)
     summary = results.config_summary(frame, keys)
     print(f"study {study.name!r} in {store.mask(opts.storage_url)}: "
           f"{(frame['state'] == 'COMPLETE').sum()} complete trials")
+    if not study.is_grid and len(summary) > TOP_CONFIGS:
+        # A tuning study has one row per sampled configuration: show the best ones.
+        summary = summary.sort_values("mean", ascending=False).head(TOP_CONFIGS)
+        print(f"best {TOP_CONFIGS} configurations by mean test_acc:")
     print(results.format_summary(summary, keys))
     return 0

@@ -37,6 +37,7 @@ def main(args: argparse.Namespace) -> int:
         if row["configurations"] is None:
             size = f"{row['trials']} trials ({row['sampler']})"
         else:
-            size = f"{row['configurations']} configs x {row['repeats']} seeds"
+            plural = "s" if row["configurations"] != 1 else ""
+            size = f"{row['configurations']} config{plural} x {row['repeats']} seeds"
         print(f"{row['name']:<18} {size:<22} {row['dataset']:<8} {row['question']}")
     return 0

@@ -1,0 +1,124 @@
+"""`hpo bench pruning`: does pruning find as good a network for fewer training epochs?
+
+The same tuning search (same study, same sampler seed) runs with each pruner; for each we
+record the test accuracy of the trial the search would pick (best validation accuracy) and
+the training epochs spent by all its trials, pruned ones included. Several sampler seeds,
+because one search is one noisy sample.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from hpo import spec
+
+PRUNERS = ("none", "median", "hyperband")
+
+
+@dataclass
+class SearchResult:
+    pruner: str
+    sampler_seed: int
+    trials: int
+    pruned: int
+    epochs: int  # training epochs spent by every trial, pruned ones included
+    best_val_acc: float
+    test_acc_of_best: float  # the test accuracy of the trial with the best validation accuracy
+    wall_time: float
+
+
+def run_search(study_file: str, pruner: str, sampler_seed: int, overrides: list[str],
+               data_dir: str | None, threads: int = 0) -> SearchResult:
+    from hpo import runner
+
+    study = spec.load(study_file, [*overrides, f"pruner={pruner!r}",
+                                   f"sampler_seed={sampler_seed}"])
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        opts = runner.RunOptions(storage_url=f"sqlite:///{Path(tmp) / 'p.db'}", device="cpu",
+                                 data_dir=data_dir, progress=False, threads=threads)
+        trials = runner.run(study, opts).get_trials()
+    complete = [t for t in trials if t.state.name == "COMPLETE"]
+    best = max(complete, key=lambda t: t.user_attrs["val_acc"])
+    return SearchResult(
+        pruner=pruner, sampler_seed=sampler_seed, trials=len(trials),
+        pruned=sum(t.state.name == "PRUNED" for t in trials),
+        epochs=sum(t.user_attrs.get("epochs_run", 0) for t in trials),
+        best_val_acc=best.user_attrs["val_acc"], test_acc_of_best=best.user_attrs["test_acc"],
+        wall_time=time.perf_counter() - started,
+    )
+
+
+def run_bench(study_file: str, sampler_seeds: list[int], overrides: list[str],
+              data_dir: str | None, pruners: tuple[str, ...] = PRUNERS,
+              threads: int = 0) -> list[SearchResult]:
+    return [run_search(study_file, pruner, seed, overrides, data_dir, threads)
+            for seed in sampler_seeds for pruner in pruners]
+
+
+def summarize(results: list[SearchResult]) -> list[dict[str, Any]]:
+    """Per pruner: mean best test accuracy and epochs, relative to no pruning."""
+    base_epochs = statistics.mean(r.epochs for r in results if r.pruner == "none")
+    base_acc = statistics.mean(r.test_acc_of_best for r in results if r.pruner == "none")
+    rows = []
+    for pruner in dict.fromkeys(r.pruner for r in results):
+        mine = [r for r in results if r.pruner == pruner]
+        accs = [r.test_acc_of_best for r in mine]
+        epochs = statistics.mean(r.epochs for r in mine)
+        rows.append({
+            "pruner": pruner,
+            "searches": len(mine),
+            "test_acc_of_best_mean": statistics.mean(accs),
+            "test_acc_of_best_std": statistics.stdev(accs) if len(accs) > 1 else 0.0,
+            "acc_vs_none": statistics.mean(accs) - base_acc,
+            "epochs_mean": epochs,
+            "epochs_vs_none": epochs / base_epochs,
+            "pruned_mean": statistics.mean(r.pruned for r in mine),
+            "wall_time_mean": statistics.mean(r.wall_time for r in mine),
+        })
+    return rows
+
+
+def to_markdown(results: list[SearchResult], command: str) -> str:
+    lines = [
+        "# hpo bench pruning",
+        "",
+        f"Command: `{command}`",
+        "",
+        "Each search: the same study and sampler seed, once per pruner. 'test acc of best' is "
+        "the test accuracy of the trial with the best validation accuracy (what the search "
+        "would pick); 'epochs' counts every training epoch run, pruned trials included.",
+        "",
+        "| pruner | searches | test acc of best (%) | vs none (points) | epochs | epochs vs none "
+        "| pruned trials | wall time (s) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for row in summarize(results):
+        lines.append(
+            f"| {row['pruner']} | {row['searches']} | {row['test_acc_of_best_mean']:.2f} ± "
+            f"{row['test_acc_of_best_std']:.2f} | {row['acc_vs_none']:+.2f} | "
+            f"{row['epochs_mean']:.0f} | {row['epochs_vs_none']:.0%} | "
+            f"{row['pruned_mean']:.1f} | {row['wall_time_mean']:.0f} |"
+        )
+    lines += ["", "Per search:", "", "| pruner | sampler seed | trials | pruned | epochs | "
+              "best val acc | its test acc |", "|---|---:|---:|---:|---:|---:|---:|"]
+    for r in results:
+        lines.append(f"| {r.pruner} | {r.sampler_seed} | {r.trials} | {r.pruned} | {r.epochs} "
+                     f"| {r.best_val_acc:.2f} | {r.test_acc_of_best:.2f} |")
+    return "\n".join(lines) + "\n"
+
+
+def write(results: list[SearchResult], out_dir: Path, command: str) -> tuple[Path, Path]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    json_path, md_path = out_dir / "pruning.json", out_dir / "pruning.md"
+    payload = {"command": command, "summary": summarize(results),
+               "searches": [asdict(r) for r in results]}
+    json_path.write_text(json.dumps(payload, indent=2) + "\n")
+    md_path.write_text(to_markdown(results, command))
+    return json_path, md_path

@@ -1,0 +1,275 @@
+"""`hpo bench`: the same trials two ways, hpo's path against the seeds' way, in one run.
+
+The seeds' way is what the original course reports did: a torchvision dataset whose
+``__getitem__`` turns each image into a tensor (PIL -> ToTensor -> Normalize), a DataLoader
+with shuffling, one trial after another, evaluation through a DataLoader too. hpo's path is
+``hpo run`` itself: tensors resident on the device, permutation batches, batched evaluation
+under inference mode, and worker processes with pinned thread counts.
+Both train the same model (same builder, optimizer, epochs and seeds) on the same dataset.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import resource
+import statistics
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hpo import spec
+from hpo.data import SPLIT_SEED, default_data_dir
+
+
+@dataclass
+class WayResult:
+    name: str
+    wall_time: float  # whole study, start-up and data loading included
+    images_per_s: float  # training images per second of epoch time (validation included)
+    epoch_time: float  # mean seconds per epoch of one trial
+    test_acc_mean: float
+    test_acc_std: float
+    trials: int
+    peak_rss_mb: float  # per worker process
+    notes: str = ""
+
+
+@dataclass
+class BenchResult:
+    study: str
+    dataset: str
+    epochs: int
+    repeats: int
+    configurations: int
+    jobs: int
+    precision: str
+    machine: dict[str, Any] = field(default_factory=dict)
+    ways: list[WayResult] = field(default_factory=list)
+
+    @property
+    def speedup(self) -> float:
+        seeds, hpo_way = self.ways
+        return seeds.wall_time / hpo_way.wall_time
+
+
+def _rss_mb(who: int) -> float:
+    # Linux reports ru_maxrss in KiB.
+    return resource.getrusage(who).ru_maxrss / 1024
+
+
+def machine_info() -> dict[str, Any]:
+    import torch
+
+    return {
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpus": os.cpu_count(),
+        "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+        "load_average": os.getloadavg()[0],
+    }
+
+
+class _SeedsDataset:
+    """Per-sample conversion exactly as torchvision's MNIST does it (PIL, then transforms)."""
+
+    def __init__(self, images: Any, labels: Any, transform: Any) -> None:
+        self.images, self.labels, self.transform = images, labels, transform
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i: int) -> tuple[Any, int]:
+        from PIL import Image
+
+        img = self.images[i]
+        pil = Image.fromarray(img.numpy(), mode="L") if img.dim() == 2 else Image.fromarray(
+            img.permute(1, 2, 0).numpy())
+        return self.transform(pil), int(self.labels[i])
+
+
+def _seeds_datasets(name: str, data_dir: Path) -> tuple[Any, Any]:
+    """(train+val, test) datasets with per-sample transforms."""
+    import torch
+    import torchvision.datasets as tvd
+    from torchvision import transforms
+
+    if name == "digits":
+        from hpo.data import _digits
+
+        train_x, train_y, test_x, test_y = _digits()
+        # Digits are 0..16: scale to 0..255 so ToTensor's /255 gives 0..1 as for MNIST.
+        train_x = (train_x.squeeze(1).int() * 255 // 16).to(torch.uint8)
+        test_x = (test_x.squeeze(1).int() * 255 // 16).to(torch.uint8)
+        tf = transforms.Compose([transforms.ToTensor(), transforms.Normalize((0.5,), (0.5,))])
+        return _SeedsDataset(train_x, train_y, tf), _SeedsDataset(test_x, test_y, tf)
+    cls = {"mnist": tvd.MNIST, "fashion_mnist": tvd.FashionMNIST, "kmnist": tvd.KMNIST,
+           "cifar10": tvd.CIFAR10}[name]
+    channels = 3 if name == "cifar10" else 1
+    tf = transforms.Compose([transforms.ToTensor(),
+                             transforms.Normalize((0.5,) * channels, (0.5,) * channels)])
+    return (cls(str(data_dir), train=True, transform=tf),
+            cls(str(data_dir), train=False, transform=tf))
+
+
+def _loader_eval(model: Any, loader: Any) -> tuple[float, float]:
+    import torch
+    import torch.nn.functional as F
+
+    model.eval()
+    loss, correct, n = 0.0, 0, 0
+    with torch.no_grad():
+        for xb, yb in loader:
+            out = model(xb)
+            loss += F.cross_entropy(out, yb, reduction="sum").item()
+            correct += (out.argmax(1) == yb).sum().item()
+            n += len(yb)
+    return loss / n, 100.0 * correct / n
+
+
+def run_seeds_way(study: spec.Study, data_dir: Path) -> WayResult:
+    """One trial at a time, DataLoader with per-sample transforms (the course reports' code)."""
+    import torch
+    import torch.nn.functional as F
+    from torch.utils.data import DataLoader, random_split
+
+    from hpo.models import ModelConfig, build_model
+    from hpo.train import TrainConfig, make_optimizer
+
+    started = time.perf_counter()
+    config = study.config
+    full, test = _seeds_datasets(config["dataset"], data_dir)
+    n_val = round(len(full) * config["val_fraction"])
+    train, val = random_split(full, [len(full) - n_val, n_val],
+                              generator=torch.Generator().manual_seed(SPLIT_SEED))
+    shape = tuple(full[0][0].shape)
+    accs, epoch_times, images = [], [], 0
+    for cell in study.cells():
+        resolved = study.resolve(cell)
+        for seed in study.seeds():
+            torch.manual_seed(seed)
+            model = build_model(ModelConfig.from_config(resolved), shape, 10)
+            optimizer = make_optimizer(model.parameters(), TrainConfig.from_config(resolved))
+            loader = DataLoader(train, batch_size=config["batch_size"], shuffle=True)
+            for _ in range(config["epochs"]):
+                t0 = time.perf_counter()
+                model.train()
+                for xb, yb in loader:
+                    optimizer.zero_grad()
+                    loss = F.cross_entropy(model(xb), yb)
+                    loss.backward()
+                    optimizer.step()
+                _loader_eval(model, DataLoader(val, batch_size=1000))
+                epoch_times.append(time.perf_counter() - t0)
+                images += len(train)
+            accs.append(_loader_eval(model, DataLoader(test, batch_size=1000))[1])
+    return WayResult(
+        name="seeds' way (DataLoader + per-sample ToTensor, one trial at a time)",
+        wall_time=time.perf_counter() - started,
+        images_per_s=images / sum(epoch_times),
+        epoch_time=statistics.mean(epoch_times),
+        test_acc_mean=statistics.mean(accs),
+        test_acc_std=statistics.stdev(accs) if len(accs) > 1 else 0.0,
+        trials=len(accs),
+        peak_rss_mb=_rss_mb(resource.RUSAGE_SELF),
+    )
+
+
+def run_hpo_way(study: spec.Study, data_dir: Path, jobs: int) -> WayResult:
+    """`hpo run` itself, into a throwaway store."""
+    from hpo import runner
+
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        url = f"sqlite:///{Path(tmp) / 'bench.db'}"
+        opts = runner.RunOptions(storage_url=url, device="cpu", jobs=jobs,
+                                 data_dir=str(data_dir), progress=False)
+        study_obj = runner.run(study, opts)
+        trials = [t for t in study_obj.get_trials() if t.state.name == "COMPLETE"]
+    wall = time.perf_counter() - started
+    epoch_times = [h["seconds"] for t in trials for h in t.user_attrs["history"]]
+    n_train = _train_size(study, data_dir)
+    accs = [t.user_attrs["test_acc"] for t in trials]
+    who = resource.RUSAGE_CHILDREN if jobs > 1 else resource.RUSAGE_SELF
+    return WayResult(
+        name=f"hpo ({jobs} worker{'s' if jobs > 1 else ''}, tensors in memory, "
+             f"{study.config['train.precision']})",
+        wall_time=wall,
+        # Workers run side by side: the study's throughput is the sum of theirs.
+        images_per_s=jobs * n_train * len(epoch_times) / sum(epoch_times),
+        epoch_time=statistics.mean(epoch_times),
+        test_acc_mean=statistics.mean(accs),
+        test_acc_std=statistics.stdev(accs) if len(accs) > 1 else 0.0,
+        trials=len(trials),
+        peak_rss_mb=_rss_mb(who),
+    )
+
+
+def _train_size(study: spec.Study, data_dir: Path) -> int:
+    from hpo import data
+
+    splits = data.load(study.config["dataset"], data_dir=data_dir,
+                       val_fraction=study.config["val_fraction"],
+                       train_subset=study.config["train_subset"])
+    return len(splits.train_y)
+
+
+def run_bench(study: spec.Study, data_dir: str | None, jobs: int) -> BenchResult:
+    root = Path(data_dir) if data_dir else default_data_dir()
+    result = BenchResult(
+        study=study.name, dataset=study.config["dataset"], epochs=study.config["epochs"],
+        repeats=study.config["repeats"], configurations=len(study.cells()), jobs=jobs,
+        precision=study.config["train.precision"], machine=machine_info(),
+    )
+    # hpo first: its workers are child processes, so the seeds' way (in this process) does
+    # not inflate their peak-memory figure, nor they its.
+    hpo_way = run_hpo_way(study, root, jobs)
+    result.ways = [run_seeds_way(study, root), hpo_way]
+    return result
+
+
+def to_markdown(result: BenchResult, command: str) -> str:
+    seeds, hpo_way = result.ways
+    lines = [
+        f"# hpo bench: {result.study} on {result.dataset}",
+        "",
+        f"Command: `{command}`",
+        "",
+        f"{result.configurations} configurations x {result.repeats} seeds x {result.epochs} "
+        f"epochs; machine: {result.machine['cpus']} CPUs, {result.machine['processor']}, "
+        f"torch {result.machine['torch']}, load average at start "
+        f"{result.machine['load_average']:.2f}.",
+        "",
+        "| way | study wall time (s) | images/s | epoch time (s) | test acc (%) | trials "
+        "| peak RSS per worker (MB) |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for way in result.ways:
+        lines.append(
+            f"| {way.name} | {way.wall_time:.1f} | {way.images_per_s:,.0f} | "
+            f"{way.epoch_time:.2f} | {way.test_acc_mean:.2f} ± {way.test_acc_std:.2f} | "
+            f"{way.trials} | {way.peak_rss_mb:.0f} |"
+        )
+    lines += [
+        "",
+        f"Speed-up, study wall time: **{result.speedup:.2f}x**; mean test accuracy "
+        f"difference: {hpo_way.test_acc_mean - seeds.test_acc_mean:+.2f} points.",
+        "",
+        "images/s counts training images per second of epoch time (each epoch's validation "
+        "included); for hpo it is summed over its parallel workers.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def write(result: BenchResult, out_dir: Path, command: str) -> tuple[Path, Path]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stem = f"training_{result.study}_{result.dataset}"
+    json_path, md_path = out_dir / f"{stem}.json", out_dir / f"{stem}.md"
+    payload = asdict(result) | {"speedup": result.speedup, "command": command}
+    json_path.write_text(json.dumps(payload, indent=2) + "\n")
+    md_path.write_text(to_markdown(result, command))
+    return json_path, md_path

@@ -1,0 +1,50 @@
+"""`hpo dashboard`: optuna-dashboard for a store, on this machine only unless asked."""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import ipaddress
+import sys
+
+from hpo import annotate, store
+from hpo.errors import HpoError
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve to anything
+
+
+def main(args: argparse.Namespace) -> int:
+    if not 0 < args.port < 65536:
+        raise HpoError(f"--port must be between 1 and 65535, got {args.port}")
+    url = store.resolve_url(args.storage)
+    storage = store.open_storage(url, create=False)
+    directory = annotate.artifacts_dir(url, args.artifacts)
+    artifacts = annotate.artifact_store(directory)
+    if not is_loopback(args.host):
+        print(f"hpo: warning: --host {args.host} makes the dashboard reachable from other "
+              "machines; it has no login, and anyone who reaches it can edit and delete studies",
+              file=sys.stderr)
+    from optuna_dashboard import run_server
+
+    shown = f"[{args.host}]" if ":" in args.host else args.host
+    print(f"hpo: dashboard for {store.mask(url)} at http://{shown}:{args.port}/dashboard/ "
+          f"(artifacts: {directory}); Ctrl-C stops it", file=sys.stderr, flush=True)
+    try:
+        run_server(storage, host=args.host, port=args.port, artifact_store=artifacts)
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise HpoError(f"port {args.port} on {args.host} is in use; pick another with "
+                           "--port N") from None
+        raise HpoError(f"cannot serve on {args.host}:{args.port}: {exc.strerror or exc}; "
+                       "check --host and --port") from None
+    except KeyboardInterrupt:
+        pass  # bottle swallows Ctrl-C inside the server; this covers the moments around it
+    print("hpo: dashboard stopped", file=sys.stderr)
+    return 0

@@ -1,0 +1,38 @@
+"""`hpo delete STUDY`: remove a study, its trials and its artifact files; asks first."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from hpo import annotate, store
+from hpo.errors import HpoError
+
+
+def confirm(question: str) -> bool:
+    """Ask on stderr, read the answer from stdin; only a terminal may answer."""
+    if not sys.stdin or not sys.stdin.isatty():
+        raise HpoError("refusing to delete without confirmation: stdin is not a terminal; "
+                       "pass --yes to delete anyway")
+    print(f"{question} [y/N] ", end="", file=sys.stderr, flush=True)
+    return sys.stdin.readline().strip().lower() in ("y", "yes")
+
+
+def main(args: argparse.Namespace) -> int:
+    import optuna
+
+    url = store.resolve_url(args.storage)
+    storage = store.open_storage(url, create=False)
+    study_obj = store.load_study(storage, args.name)
+    trials = len(study_obj.get_trials(deepcopy=False))
+    metas = [meta for _, meta in annotate.all_artifacts(study_obj)]
+    where = f"{args.name!r} ({trials} trials, {len(metas)} artifacts) from {store.mask(url)}"
+    if not args.yes and not confirm(f"delete study {where}?"):
+        print("hpo: nothing deleted", file=sys.stderr)
+        return 1
+    optuna.delete_study(study_name=args.name, storage=storage)
+    # Files go after the study, so a failed delete never leaves a study without its figures.
+    removed = annotate.remove_files(metas, annotate.artifacts_dir(url, args.artifacts))
+    print(f"hpo: deleted study {args.name!r} ({trials} trials, {removed} artifact files) from "
+          f"{store.mask(url)}", file=sys.stderr)
+    return 0

@@ -1,0 +1,150 @@
+"""Shared helpers: tiny study files, the real CLI in a subprocess, and what a store holds."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+POSTGRES_URL = os.environ.get("HPO_TEST_POSTGRES_URL")
+
+STUDY = """\
+name = "{name}"
+question = "test study"
+dataset = "digits"
+epochs = {epochs}
+batch_size = 64
+repeats = {repeats}
+metric = "val_acc"
+sampler = "grid"
+train_subset = {subset}
+
+[model]
+family = "mlp"
+
+[space]
+"train.lr" = {lrs}
+"""
+
+
+def make_grid_study(folder: Path, name: str = "tiny", *, epochs: int = 1, repeats: int = 2,
+                cells: int = 3, subset: int = 100) -> Path:
+    lrs = [round(0.001 * 2 ** i, 6) for i in range(cells)]
+    path = folder / f"{name}.toml"
+    path.write_text(STUDY.format(name=name, epochs=epochs, repeats=repeats, subset=subset,
+                                 lrs=lrs))
+    return path
+
+
+def cli_env(**extra: str) -> dict[str, str]:
+    """The environment of a subprocess `hpo`: this checkout, quick heartbeats, no stray store."""
+    env = {k: v for k, v in os.environ.items() if k != "HPO_STORAGE"}
+    env.update(PYTHONPATH=str(ROOT), HPO_HEARTBEAT_INTERVAL="1", HPO_GRACE_PERIOD="3",
+               OMP_NUM_THREADS="1")
+    env.update(extra)
+    return env
+
+
+def hpo_cmd(*args: str) -> list[str]:
+    return [sys.executable, "-m", "hpo", *args]
+
+
+def start_hpo(*args: str, cwd: Path, **popen: Any) -> subprocess.Popen:
+    return subprocess.Popen(hpo_cmd(*args), cwd=cwd, env=cli_env(), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, **popen)
+
+
+def run_hpo(*args: str, cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run(hpo_cmd(*args), cwd=cwd, env=cli_env(), capture_output=True,
+                          text=True, timeout=timeout)
+
+
+_STORAGES: dict[str, Any] = {}
+
+
+def trials(url: str, name: str) -> list[Any]:
+    """Every trial of study ``name`` in the store at ``url`` (a fresh read each call)."""
+    import optuna
+
+    from hpo import store
+    from hpo.errors import StoreError
+
+    if url not in _STORAGES:
+        try:
+            _STORAGES[url] = store.open_storage(url, create=False)
+        except StoreError:
+            return []  # not created yet
+    storage = _STORAGES[url]
+    try:
+        study = optuna.load_study(study_name=name, storage=storage)
+    except KeyError:
+        return []
+    return study.get_trials(deepcopy=False)
+
+
+def states(url: str, name: str) -> Counter:
+    return Counter(t.state.name for t in trials(url, name))
+
+
+def completed_runs(url: str, name: str) -> Counter:
+    """How often each (cell, seed) completed: exactly-once means every count is 1."""
+    return Counter((t.user_attrs["cell"], t.user_attrs["seed"])
+                   for t in trials(url, name) if t.state.name == "COMPLETE")
+
+
+def wait_for(predicate: Any, timeout: float = 60, every: float = 0.2) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out waiting for the store to reach the expected state")
+        time.sleep(every)
+
+
+@pytest.fixture
+def postgres_url() -> str:
+    if not POSTGRES_URL:
+        pytest.skip("set HPO_TEST_POSTGRES_URL=postgresql+psycopg2://USER:PW@HOST:PORT/DB")
+    return POSTGRES_URL
+
+TINY_STUDY = """
+name = "tiny"
+question = "Does dropout placement matter on a tiny net?"
+dataset = "digits"
+epochs = 1
+batch_size = 32
+repeats = 2
+train_subset = 200
+sampler = "grid"
+
+[model]
+channels = [4, 4]
+dropout = 0.2
+
+[space]
+"model.dropout_location" = ["none", "before_fc"]
+"""
+
+
+@pytest.fixture
+def write_study(tmp_path: Path):
+    """Write a study file into tmp_path and return its path."""
+
+    def write(text: str = TINY_STUDY, name: str = "tiny.toml") -> Path:
+        path = tmp_path / name
+        path.write_text(textwrap.dedent(text))
+        return path
+
+    return write
+
+
+@pytest.fixture
+def storage_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'store.db'}"

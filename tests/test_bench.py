@@ -1,0 +1,41 @@
+from __future__ import annotations
+
+import json
+
+from hpo import spec
+from hpo.benchmarks import training
+
+
+def test_bench_runs_the_same_trials_both_ways(write_study, tmp_path):
+    study = spec.load(str(write_study()))
+    result = training.run_bench(study, None, jobs=1)  # threads: 2 (cores // 1)
+    seeds, hpo_way = result.ways
+    assert seeds.trials == hpo_way.trials == 4
+    assert seeds.images_per_s > 0 and hpo_way.images_per_s > 0
+    assert result.speedup == seeds.wall_time / hpo_way.wall_time
+    json_path, md_path = training.write(result, tmp_path, "hpo bench --study tiny.toml")
+    payload = json.loads(json_path.read_text())
+    assert payload["configurations"] == 2 and payload["repeats"] == 2
+    assert [w["trials"] for w in payload["ways"]] == [4, 4]
+    md = md_path.read_text()
+    assert md.startswith("# hpo bench: tiny on digits\n")
+    assert "Command: `hpo bench --study tiny.toml`" in md
+    assert md.count("| seeds' way") == 1 and md.count("| hpo (1 worker,") == 1
+
+
+def test_pruning_bench_compares_pruners_on_the_same_search(write_study, tmp_path):
+    from hpo.benchmarks import pruning
+
+    text = (write_study().read_text().replace('sampler = "grid"', 'sampler = "tpe"\nn_trials = 6')
+            .replace("repeats = 2", "repeats = 1").replace("epochs = 1", "epochs = 3"))
+    path = write_study(text, "tune_tiny.toml")
+    results = pruning.run_bench(str(path), [0], [], None, pruners=("none", "median"),
+                                threads=1)
+    assert [r.pruner for r in results] == ["none", "median"]
+    assert all(r.trials == 6 for r in results)
+    assert results[0].pruned == 0 and results[0].epochs == 18
+    assert (results[1].pruned == 0) == (results[1].epochs == 18)
+    rows = pruning.summarize(results)
+    assert rows[0]["epochs_vs_none"] == 1.0
+    json_path, md_path = pruning.write(results, tmp_path, "hpo bench pruning")
+    assert "| none | 1 |" in md_path.read_text()

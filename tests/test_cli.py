@@ -1,0 +1,117 @@
+"""The installed `hpo` as a user meets it: subprocesses, exit codes, exact one-line errors."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from hpo.cli import main
+
+HPO = str(Path(sys.executable).with_name("hpo"))
+
+
+def hpo(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k != "HPO_STORAGE"}
+    return subprocess.run([HPO, *args], capture_output=True, text=True, cwd=cwd, env=env,
+                          timeout=300)
+
+
+def test_help_is_fast_and_imports_no_torch():
+    code = ("import sys; from hpo.cli import build_parser; build_parser(); "
+            "print(sorted(m for m in ('torch', 'pandas', 'optuna', 'seaborn') "
+            "if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.stdout.strip() == "[]"
+    result = hpo("--help")
+    assert result.returncode == 0
+    assert "run" in result.stdout and "studies" in result.stdout
+
+
+def test_installed_hpo_runs_a_study_end_to_end(write_study, tmp_path):
+    path = write_study()
+    result = hpo("run", "--study", str(path), "--storage", f"sqlite:///{tmp_path / 's.db'}",
+                 "--no-progress", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == f"study 'tiny' in sqlite:///{tmp_path / 's.db'}: 4 complete trials"
+    assert lines[1].startswith("dropout_location=none")
+    assert lines[1].endswith("(n=2)")
+    assert lines[2].startswith("dropout_location=before_fc")
+    # Re-running resumes: nothing left to do, same four trials.
+    again = hpo("run", "--study", str(path), "--storage", f"sqlite:///{tmp_path / 's.db'}",
+                "--no-progress", cwd=tmp_path)
+    assert again.stdout.splitlines()[0].endswith(": 4 complete trials")
+
+
+def test_default_store_is_in_the_working_directory(write_study, tmp_path):
+    path = write_study()
+    result = hpo("run", "--study", str(path), "--no-progress", "--repeats", "1", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "hpo.db").is_file()
+
+
+def test_studies_lists_the_shipped_studies():
+    result = hpo("studies")
+    names = [line.split()[0] for line in result.stdout.splitlines()]
+    assert names == [
+        "activation", "batch_norm", "batch_size_lr", "cnn_vs_mlp", "depth", "dropout_location",
+        "dropout_rate", "early_stopping", "extra_fc", "full_batch", "kernel", "l2",
+        "label_shuffle", "learning_rate", "momentum", "optimizer", "seed_variance", "tune",
+        "weight_decay",
+    ]
+    line = next(x for x in result.stdout.splitlines() if x.startswith("dropout_location"))
+    assert "4 configs x 3 seeds" in line and "digits" in line
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["run", "--study", "nosuch"],
+         "hpo: error: unknown study 'nosuch': `hpo studies` lists the shipped studies, or give "
+         "a path to a .toml file"),
+        (["run", "--study", "dropout_location", "--storage", "redis://x"],
+         "hpo: error: unknown storage URL 'redis://x'; use sqlite:///FILE, "
+         "postgresql://USER:PASSWORD@HOST/DB, mysql://..., or journal:FILE"),
+        (["run", "--study", "dropout_location", "--set", "train.lr=-1"],
+         f"hpo: error: {Path(__file__).resolve().parent.parent}/studies/dropout_location.toml: "
+         "train.lr must be a number > 0, got -1"),
+        (["run", "--study", "dropout_location", "--jobs", "0"],
+         "hpo: error: --jobs must be >= 1, got 0"),
+    ],
+)
+def test_bad_input_is_one_line_exit_1(args, message, capsys):
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert err == message + "\n"
+
+
+def test_missing_dataset_leaves_the_store_untouched(tmp_path, capsys):
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    code = main(["run", "--study", "dropout_location", "--dataset", "mnist", "--data-dir",
+                 str(tmp_path / "nodata"), "--storage", url, "--no-progress"])
+    assert code == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"hpo: error: dataset 'mnist' not found: {tmp_path}/nodata/MNIST/raw "
+                          "lacks train-images-idx3-ubyte")
+    assert not (tmp_path / "s.db").exists()
+
+
+def test_not_an_sqlite_file_is_left_unchanged(tmp_path, capsys):
+    path = tmp_path / "notes.db"
+    path.write_text("my precious notes\n")
+    code = main(["run", "--study", "dropout_location", "--storage", f"sqlite:///{path}"])
+    assert code == 1
+    assert capsys.readouterr().err == (
+        f"hpo: error: {path} is not an SQLite database; point --storage at an hpo store\n"
+    )
+    assert path.read_text() == "my precious notes\n"
+
+
+def test_debug_shows_the_traceback():
+    result = hpo("--debug", "run", "--study", "nosuch")
+    assert result.returncode == 1
+    assert "Traceback" in result.stderr

@@ -1,0 +1,173 @@
+"""Many workers, many processes, crashes: every (cell, seed) completes exactly once.
+
+These drive the real CLI in subprocesses, because processes are the point. Heartbeats beat every
+second with a 3 s grace period (see ``conftest.cli_env``).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+import uuid
+from pathlib import Path
+
+from .conftest import (
+    completed_runs,
+    make_grid_study,
+    run_hpo,
+    start_hpo,
+    states,
+    trials,
+    wait_for,
+)
+
+
+def _all_once(url: str, name: str, n_cells: int, n_seeds: int) -> None:
+    runs = completed_runs(url, name)
+    assert len(runs) == n_cells * n_seeds
+    assert set(runs.values()) == {1}
+
+
+def _start_together(argsets: list[list[str]], cwd: Path) -> list:
+    procs = [start_hpo(*args, cwd=cwd) for args in argsets]
+    outs = [p.communicate(timeout=180) for p in procs]
+    for proc, (_out, err) in zip(procs, outs):
+        assert proc.returncode == 0, err
+        assert "lock" not in err.lower(), err
+    return outs
+
+
+def test_three_processes_four_workers_on_one_sqlite_file(tmp_path: Path) -> None:
+    # Three `hpo run` started at the same moment on a store that does not exist yet (one with
+    # two workers): the store and study are created once and every cell runs once.
+    study = make_grid_study(tmp_path, cells=4, repeats=2)
+    url = f"sqlite:///{tmp_path / 'hpo.db'}"
+    common = ["run", "--study", str(study), "--storage", url, "--no-progress", "--threads", "1"]
+    _start_together([common + ["--jobs", "2"], common, common], tmp_path)
+    _all_once(url, "tiny", 4, 2)
+    assert set(states(url, "tiny")) == {"COMPLETE"}
+
+
+def test_three_processes_on_postgresql(tmp_path: Path, postgres_url: str) -> None:
+    name = f"tiny_{uuid.uuid4().hex[:8]}"
+    study = make_grid_study(tmp_path, name=name, cells=4, repeats=2)
+    common = ["run", "--study", str(study), "--storage", postgres_url, "--no-progress",
+              "--threads", "1"]
+    outs = _start_together([common, common, common], tmp_path)
+    _all_once(postgres_url, name, 4, 2)
+    assert set(states(postgres_url, name)) == {"COMPLETE"}
+    password = postgres_url.split("@")[0].rsplit(":", 1)[1]
+    assert all(password not in out + err for out, err in outs)
+
+
+def _workers(pid: int) -> list[int]:
+    """Worker processes of `hpo run --jobs N` (not multiprocessing's resource tracker)."""
+    with open(f"/proc/{pid}/task/{pid}/children") as fh:
+        children = [int(c) for c in fh.read().split()]
+    return [c for c in children if b"spawn_main" in Path(f"/proc/{c}/cmdline").read_bytes()]
+
+
+def _running(url: str, name: str) -> bool:
+    counts = states(url, name)
+    return counts["RUNNING"] >= 1 and counts["COMPLETE"] >= 1
+
+
+def test_journal_sigkill_a_worker_mid_trial_and_the_other_worker_redoes_the_cell(
+    tmp_path: Path,
+) -> None:
+    # The journal has no Optuna heartbeats: hpo's own (a trial attribute) stand in.
+    study = make_grid_study(tmp_path, epochs=40, subset=300, cells=3, repeats=2)
+    url = f"journal:{tmp_path / 'runs.log'}"
+    proc = start_hpo("run", "--study", str(study), "--storage", url, "--no-progress",
+                     "--jobs", "2", "--threads", "1", cwd=tmp_path)
+    wait_for(lambda: _running(url, "tiny"), timeout=90)
+    done_before = {t.number for t in trials(url, "tiny") if t.state.name == "COMPLETE"}
+    victim = _workers(proc.pid)[0]
+    os.kill(victim, signal.SIGKILL)
+    _out, err = proc.communicate(timeout=120)
+    # The surviving worker waited out the grace period and ran the dead worker's cell.
+    assert proc.returncode == 1
+    assert "1 of 2 workers failed (exit codes [-9])" in err
+    _all_once(url, "tiny", 3, 2)
+    after = {t.number: t.state.name for t in trials(url, "tiny")}
+    assert all(after[n] == "COMPLETE" for n in done_before)
+    assert list(after.values()).count("FAIL") == 1
+
+
+def test_sigkill_the_whole_run_then_the_next_run_redoes_the_cell(tmp_path: Path) -> None:
+    study = make_grid_study(tmp_path, epochs=40, subset=300, cells=3, repeats=1)
+    url = f"sqlite:///{tmp_path / 'hpo.db'}"
+    args = ["run", "--study", str(study), "--storage", url, "--no-progress", "--threads", "1"]
+    proc = start_hpo(*args, cwd=tmp_path)
+    wait_for(lambda: _running(url, "tiny"), timeout=90)
+    done_before = {t.number for t in trials(url, "tiny") if t.state.name == "COMPLETE"}
+    proc.kill()
+    proc.communicate()
+    started = time.monotonic()
+    again = run_hpo(*args, cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert time.monotonic() - started > 3  # it waited for the grace period of the dead trial
+    _all_once(url, "tiny", 3, 1)
+    after = {t.number: t.state.name for t in trials(url, "tiny")}
+    assert all(after[n] == "COMPLETE" for n in done_before)
+    assert list(after.values()).count("FAIL") == 1
+
+
+def test_sigint_keeps_finished_trials_and_rerun_completes(tmp_path: Path) -> None:
+    study = make_grid_study(tmp_path, epochs=40, subset=300, cells=3, repeats=2)
+    url = f"sqlite:///{tmp_path / 'hpo.db'}"
+    args = ["run", "--study", str(study), "--storage", url, "--no-progress", "--jobs", "2",
+            "--threads", "1"]
+    proc = start_hpo(*args, cwd=tmp_path)
+    wait_for(lambda: _running(url, "tiny"), timeout=90)
+    proc.send_signal(signal.SIGINT)  # to the parent alone: it must stop its workers itself
+    _out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    assert err.strip().endswith(
+        "hpo: interrupted; finished trials are kept, re-run the same command to resume")
+    interrupted = {t.number: t.state.name for t in trials(url, "tiny")}
+    assert "RUNNING" not in interrupted.values()  # every trial in progress was told FAIL
+    assert "FAIL" in interrupted.values()
+    again = run_hpo(*args[:-4], cwd=tmp_path)  # resumed by one worker this time
+    assert again.returncode == 0, again.stderr
+    _all_once(url, "tiny", 3, 2)
+    after = {t.number: t.state.name for t in trials(url, "tiny")}
+    assert all(after[n] == s for n, s in interrupted.items() if s == "COMPLETE")
+
+
+TUNING = """\
+name = "tune"
+question = "test tuning study"
+dataset = "digits"
+epochs = 1
+repeats = 2
+n_trials = 5
+sampler = "random"
+train_subset = 100
+
+[model]
+family = "mlp"
+
+[space]
+"train.lr" = { type = "float", low = 1e-4, high = 1e-1, log = true }
+"""
+
+
+def test_tuning_n_trials_is_a_total_over_restarts_with_whole_seed_sets(tmp_path: Path) -> None:
+    from hpo import runner, spec
+
+    path = tmp_path / "tune.toml"
+    path.write_text(TUNING)
+    study = spec.load(str(path))
+    url = f"sqlite:///{tmp_path / 'hpo.db'}"
+    opts = runner.RunOptions(storage_url=url, device="cpu", threads=1, progress=False)
+    for _ in range(2):  # the second run finds the budget spent
+        runner.run(study, opts)
+    done = [t for t in trials(url, "tune") if t.state.name == "COMPLETE"]
+    # n_trials=5 with 2 seeds: 2 configurations x 2 seeds; a third would need 6.
+    assert len(done) == 4
+    by_cell = {}
+    for t in done:
+        by_cell.setdefault(t.user_attrs["cell"], set()).add(t.user_attrs["seed"])
+    assert len(by_cell) == 2 and all(len(seeds) == 2 for seeds in by_cell.values())

@@ -1,0 +1,143 @@
+from __future__ import annotations
+
+import optuna
+import pytest
+
+from hpo import results, runner, spec, store
+from hpo.errors import SpecError
+
+from .conftest import TINY_STUDY
+
+
+def run_study(path, url, overrides=()):
+    study = spec.load(str(path), overrides)
+    opts = runner.RunOptions(storage_url=url, device="cpu", progress=False, threads=1)
+    return study, runner.run(study, opts)
+
+
+def complete(study_obj):
+    return [t for t in study_obj.get_trials() if t.state.name == "COMPLETE"]
+
+
+def test_tiny_study_runs_every_cell_and_seed(write_study, storage_url):
+    study, study_obj = run_study(write_study(), storage_url)
+    trials = complete(study_obj)
+    runs = sorted((t.params["model.dropout_location"], t.user_attrs["seed"]) for t in trials)
+    assert runs == [("before_fc", 0), ("before_fc", 1), ("none", 0), ("none", 1)]
+    record = trials[0].user_attrs
+    for key in ("n_params", "train_loss", "train_acc", "val_loss", "val_acc", "test_loss",
+                "test_acc", "epochs_run", "diverged", "stopped", "wall_time", "history"):
+        assert key in record
+    assert record["epochs_run"] == 1 and record["diverged"] is False
+    assert len(record["history"]) == 1
+    assert trials[0].intermediate_values == {1: record["val_acc"]}
+    assert trials[0].value == record["val_acc"]
+    attrs = study_obj.user_attrs
+    assert attrs["hpo.dataset"] == "digits" and attrs["hpo.device"] == "cpu"
+    assert set(attrs["hpo.versions"]) == {"hpo", "torch", "optuna", "python"}
+    assert study_obj.metric_names == ["val_acc"]
+
+
+def test_rerun_resumes_and_runs_nothing_twice(write_study, storage_url):
+    path = write_study()
+    run_study(path, storage_url)
+    _, study_obj = run_study(path, storage_url)
+    assert len(study_obj.get_trials()) == 4
+    # More seeds: only the new seed runs.
+    _, study_obj = run_study(path, storage_url, ["repeats=3"])
+    seeds = sorted(t.user_attrs["seed"] for t in complete(study_obj))
+    assert seeds == [0, 0, 1, 1, 2, 2]
+
+
+def test_seed_reproduces_the_trial(write_study, tmp_path):
+    path = write_study()
+    _, first = run_study(path, f"sqlite:///{tmp_path / 'a.db'}")
+    _, second = run_study(path, f"sqlite:///{tmp_path / 'b.db'}")
+
+    def by_run(study_obj):
+        return {
+            (t.params["model.dropout_location"], t.user_attrs["seed"]): [
+                {k: v for k, v in epoch.items() if k != "seconds"}
+                for epoch in t.user_attrs["history"]
+            ]
+            for t in complete(study_obj)
+        }
+
+    assert by_run(first) == by_run(second)
+
+
+def test_changed_settings_refuse_to_mix(write_study, storage_url):
+    path = write_study()
+    run_study(path, storage_url)
+    with pytest.raises(SpecError) as info:
+        run_study(path, storage_url, ["epochs=2"])
+    assert str(info.value) == (
+        "study 'tiny' in the store was run with other settings (epochs 1 -> 2); run it under "
+        "a new name with --name NEW, or `hpo delete tiny` first"
+    )
+
+
+def test_divergence_is_recorded_as_complete(write_study, storage_url):
+    path = write_study()
+    _, study_obj = run_study(
+        path, storage_url,
+        ["train.optimizer=sgd", "train.lr=1e30", "epochs=3", "repeats=1",
+         'space.model.dropout_location=["none"]'],
+    )
+    (trial,) = study_obj.get_trials()
+    assert trial.state.name == "COMPLETE"
+    assert trial.user_attrs["diverged"] is True
+    assert trial.user_attrs["stopped"] == "diverged"
+    frame = results.trials_frame(study_obj)
+    assert frame.loc[0, "diverged"] == True  # noqa: E712 (numpy bool)
+
+
+def test_interrupted_trial_is_failed_and_rerun(write_study, storage_url, monkeypatch):
+    path = write_study()
+    calls = {"n": 0}
+    from hpo import objective
+
+    original = objective.run_trial
+
+    def flaky(trial, study, data):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return original(trial, study, data)
+
+    monkeypatch.setattr(objective, "run_trial", flaky)
+    with pytest.raises(KeyboardInterrupt):
+        run_study(path, storage_url)
+    storage = store.open_storage(storage_url, create=False)
+    states = sorted(t.state.name for t in optuna.load_study(
+        study_name="tiny", storage=storage).get_trials())
+    assert states == ["COMPLETE", "FAIL", "WAITING", "WAITING"]
+    monkeypatch.setattr(objective, "run_trial", original)
+    _, study_obj = run_study(path, storage_url)
+    assert len(complete(study_obj)) == 4
+    runs = {(t.params["model.dropout_location"], t.user_attrs["seed"])
+            for t in complete(study_obj)}
+    assert len(runs) == 4
+
+
+def test_tuning_study_counts_n_trials_across_restarts(write_study, storage_url):
+    text = TINY_STUDY.replace('sampler = "grid"', 'sampler = "random"\nn_trials = 3')
+    text = text.replace("repeats = 2", "repeats = 1")
+    text += '"train.lr" = { type = "float", low = 1e-4, high = 1e-1, log = true }\n'
+    path = write_study(text)
+    _, study_obj = run_study(path, storage_url)
+    assert len(complete(study_obj)) == 3
+    _, study_obj = run_study(path, storage_url)
+    assert len(study_obj.get_trials()) == 3
+    _, study_obj = run_study(path, storage_url, ["n_trials=4"])
+    assert len(complete(study_obj)) == 4
+
+
+def test_tuning_repeats_run_each_sampled_config_on_every_seed(write_study, storage_url):
+    text = TINY_STUDY.replace('sampler = "grid"', 'sampler = "tpe"\nn_trials = 4')
+    path = write_study(text)
+    _, study_obj = run_study(path, storage_url)
+    by_cell: dict[str, list[int]] = {}
+    for t in complete(study_obj):
+        by_cell.setdefault(t.user_attrs["cell"], []).append(t.user_attrs["seed"])
+    assert sorted(sorted(s) for s in by_cell.values()) == [[0, 1], [0, 1]]
