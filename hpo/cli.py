@@ -27,6 +27,7 @@ COMMANDS = {
     "export": "write a stored study's trials as CSV or JSON to stdout (or --output FILE)",
     "delete": "delete a study (and its artifacts) from a store; asks first",
     "dashboard": "serve optuna-dashboard for a store on http://127.0.0.1:8080",
+    "report": "write tables, figures and README of a stored study to reports/<study>/",
 }
 
 
@@ -141,7 +142,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1",
                    help="address to listen on (default: 127.0.0.1, this machine only)")
     p.add_argument("--port", type=int, default=8080, help="port (default: 8080)")
+    _add_report(sub)
     return parser
+
+
+def _add_report(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("report", help=COMMANDS["report"], description=COMMANDS["report"])
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--study", metavar="NAME", help="the study's name in the store")
+    which.add_argument("--all", action="store_true",
+                       help="every study in the store, plus an index (OUT/README.md)")
+    _add_storage(p)
+    p.add_argument("--out", default="reports", metavar="DIR",
+                   help="reports root; a study goes to DIR/<study>/ (default: reports)")
+    p.add_argument("--format", default="md,csv,tex", metavar="LIST",
+                   help="table formats to write, comma-separated from md, csv, tex "
+                   "(default: md,csv,tex)")
+    p.add_argument("--metric", choices=("val_acc", "val_loss", "test_acc", "test_loss",
+                                        "train_acc", "train_loss"),
+                   help="rank configurations and test against the best by this metric "
+                   "(default: the study's own metric)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

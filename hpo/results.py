@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
 from typing import Any
 
 from hpo.errors import StoreError
@@ -24,8 +26,12 @@ def study_spec(study_obj: Any) -> Study:
     return from_dict(data, f"study {study_obj.study_name!r}")
 
 
-def trials_frame(study_obj: Any, study: Study | None = None) -> Any:
-    """One row per trial, every state: number, state, the varied keys, seed and the record."""
+def trials_frame(study_obj: Any, study: Study | None = None, trials: list[Any] | None = None
+                 ) -> Any:
+    """One row per trial, every state: number, state, the varied keys, seed and the record.
+
+    ``trials`` (FrozenTrials already fetched) saves a second read of a large store.
+    """
     import pandas as pd
 
     from hpo import space as space_mod
@@ -33,7 +39,7 @@ def trials_frame(study_obj: Any, study: Study | None = None) -> Any:
     study = study or study_spec(study_obj)
     by_key = {p.key: p for p in study.space}
     rows = []
-    for t in study_obj.get_trials(deepcopy=False):
+    for t in trials if trials is not None else study_obj.get_trials(deepcopy=False):
         params = t.params or t.system_attrs.get("fixed_params", {})
         row: dict[str, Any] = {"number": t.number, "state": t.state.name}
         for key in by_key:
@@ -52,6 +58,93 @@ def trials_frame(study_obj: Any, study: Study | None = None) -> Any:
     columns = ["number", "state", *by_key, "seed", *METRICS, "history", "value",
                "datetime_start", "datetime_complete"]
     return pd.DataFrame(rows, columns=columns)
+
+
+@dataclass
+class TrialRow:
+    """The fields of an Optuna FrozenTrial that trials_frame reads, without the ORM."""
+
+    number: int
+    state: Any  # has .name, like TrialState
+    params: dict[str, Any]
+    user_attrs: dict[str, Any]
+    system_attrs: dict[str, Any]
+    values: list[float] | None
+    datetime_start: Any
+    datetime_complete: Any
+
+    @property
+    def value(self) -> float | None:
+        return self.values[0] if self.values else None
+
+
+def fetch_trials(study_obj: Any) -> list[Any]:
+    """Every trial of a study, fast: plain SQL on RDB stores, else ``get_trials``.
+
+    Optuna's ORM builds ~30 objects per trial (one per attribute and intermediate value):
+    2 s of a 2,000-trial report. Five SELECTs on the same (stable since Optuna 3) tables take
+    0.3 s. Any surprise in the schema falls back to Optuna's own reader.
+    """
+    backend = getattr(getattr(study_obj, "_storage", None), "_backend", None)
+    engine = getattr(backend, "engine", None)
+    if engine is not None:
+        try:
+            return _sql_trials(engine, study_obj._study_id)
+        except Exception:  # schema drift: Optuna's reader is always right
+            pass
+    return study_obj.get_trials(deepcopy=False)
+
+
+def _sql_trials(engine: Any, study_id: int) -> list[TrialRow]:
+    import datetime
+    import json
+    import types
+
+    from optuna.distributions import json_to_distribution
+    from sqlalchemy import text
+
+    def when(value: Any) -> Any:
+        return datetime.datetime.fromisoformat(value) if isinstance(value, str) else value
+
+    join = "JOIN trials t ON x.trial_id = t.trial_id WHERE t.study_id = :sid"
+    arg = {"sid": study_id}
+    with engine.connect() as conn:
+        trials = conn.execute(text(
+            "SELECT trial_id, number, state, datetime_start, datetime_complete FROM trials "
+            "WHERE study_id = :sid ORDER BY number"), arg).all()
+        params = conn.execute(text(
+            "SELECT x.trial_id, x.param_name, x.param_value, x.distribution_json "
+            f"FROM trial_params x {join}"), arg).all()
+        attrs = conn.execute(text(
+            f"SELECT x.trial_id, x.key, x.value_json FROM trial_user_attributes x {join}"),
+            arg).all()
+        fixed = conn.execute(text(
+            "SELECT x.trial_id, x.value_json FROM trial_system_attributes x "
+            f"{join} AND x.key = 'fixed_params'"), arg).all()
+        values = conn.execute(text(
+            "SELECT x.trial_id, x.objective, x.value, x.value_type FROM trial_values x "
+            f"{join}"), arg).all()
+    rows: dict[int, TrialRow] = {}
+    for trial_id, number, state, start, complete in trials:
+        name = state.name if hasattr(state, "name") else str(state)
+        rows[trial_id] = TrialRow(int(number), types.SimpleNamespace(name=name), {}, {}, {},
+                                  None, when(start), when(complete))
+    dists: dict[str, Any] = {}
+    for trial_id, name, value, dist_json in params:
+        dist = dists.get(dist_json) or dists.setdefault(dist_json, json_to_distribution(dist_json))
+        rows[trial_id].params[name] = dist.to_external_repr(value)
+    for trial_id, key, value_json in attrs:
+        rows[trial_id].user_attrs[key] = json.loads(value_json)
+    for trial_id, value_json in fixed:
+        rows[trial_id].system_attrs["fixed_params"] = json.loads(value_json)
+    infinite = {"INF_POS": math.inf, "INF_NEG": -math.inf}
+    per_trial: dict[int, dict[int, float]] = {}
+    for trial_id, objective, value, value_type in values:
+        kind = value_type.name if hasattr(value_type, "name") else str(value_type)
+        per_trial.setdefault(trial_id, {})[objective] = infinite.get(kind, value)
+    for trial_id, by_objective in per_trial.items():
+        rows[trial_id].values = [by_objective[k] for k in sorted(by_objective)]
+    return list(rows.values())
 
 
 def varied_keys(study: Study) -> list[str]:

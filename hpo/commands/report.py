@@ -1,0 +1,84 @@
+"""`hpo report`: write reports/<study>/ (README.md, table.csv, table.tex, figures/) and print
+the main table; ``--all`` does every study in the store and writes an index."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+import time
+
+from hpo import store
+from hpo.errors import HpoError
+
+TERMINAL_LIMIT = 20  # rows of a tuning study printed on the terminal (all are in the files)
+
+
+def parse_formats(text: str) -> list[str]:
+    from hpo.report.write import FORMATS
+
+    formats = [f.strip().lower() for f in text.split(",") if f.strip()]
+    bad = [f for f in formats if f not in FORMATS]
+    if bad or not formats:
+        raise HpoError(f"--format must be a comma-separated list of {', '.join(FORMATS)}, "
+                       f"got {text!r}")
+    return list(dict.fromkeys(formats))
+
+
+def report_command(args: argparse.Namespace, name: str) -> str:
+    """The command that writes this study's report again (stored in its README)."""
+    parts = ["hpo", "report", "--study", name]
+    for flag, value, default in (("--storage", args.storage, None), ("--out", args.out, "reports"),
+                                 ("--format", args.format, "md,csv,tex"),
+                                 ("--metric", args.metric, None)):
+        if value is not None and value != default:
+            parts += [flag, str(value)]
+    return " ".join(shlex.quote(p) for p in parts)
+
+
+def main(args: argparse.Namespace) -> int:
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only, never a window
+    from hpo.report import render, tables, write
+
+    formats = parse_formats(args.format)
+    url = store.resolve_url(args.storage)
+    storage = store.open_storage(url, create=False)
+    if args.all:
+        names = store.study_names(storage)
+        if not names:
+            raise HpoError(f"no studies in {store.mask(url)}; run `hpo run --study NAME` first")
+    else:
+        names = [args.study]
+    entries = []
+    for name in names:
+        started = time.perf_counter()
+        study_obj = store.load_study(storage, name)
+        try:
+            summary = tables.summarize(study_obj, args.metric)
+        except HpoError as exc:
+            if not args.all:
+                raise
+            print(f"hpo: skipping study {name!r}: {exc}", file=sys.stderr)
+            continue
+        written = write.write_report(summary, args.out, formats,
+                                     command=store.mask(report_command(args, name)))
+        entries.append((summary, written))
+        if args.all:
+            print(f"== {name} ==")
+        limit = None if summary.study.is_grid else TERMINAL_LIMIT
+        print(render.terminal_table(summary, limit))
+        if limit is not None and len(summary.table) > limit:
+            print(f"(best {limit} of {len(summary.table)} configurations; all in "
+                  f"{written.folder / 'table.csv'})")
+        if args.all:
+            print()
+        print(f"wrote {written.folder}/ ({len(written.files)} files) in "
+              f"{time.perf_counter() - started:.1f} s", file=sys.stderr)
+    if args.all:
+        if not entries:
+            raise HpoError(f"no study in {store.mask(url)} could be reported (see above)")
+        index = write.write_index(args.out, entries)
+        print(f"wrote {index}", file=sys.stderr)
+    return 0

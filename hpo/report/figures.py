@@ -1,0 +1,420 @@
+"""Figures of a report. Each is computed as plain data first (``*_data`` -> DataFrame or
+dataclass, tested for its numbers) and drawn second (``plot_*`` -> matplotlib Figure)."""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass, field
+from typing import Any
+
+from hpo.report.render import fmt_num, pivot_numeric
+from hpo.report.tables import Summary, config_key, short_names
+
+CURVE_METRICS = ("train_loss", "val_loss", "train_acc", "val_acc")
+LABELS = {
+    "train_loss": "training loss (cross-entropy)",
+    "val_loss": "validation loss (cross-entropy)",
+    "train_acc": "training accuracy (%)",
+    "val_acc": "validation accuracy (%)",
+    "test_acc": "test accuracy (%)",
+    "test_loss": "test loss (cross-entropy)",
+    "wall_time": "wall time per run (s)",
+}
+MAX_CURVES = 8  # more lines than this are unreadable; the best ones are drawn
+MAX_BARS = 30
+DPI = 110
+
+
+def _unit_label(metric: str) -> str:
+    return LABELS.get(metric, metric)
+
+
+def shown_configs(summary: Summary, limit: int) -> tuple[list[str], int]:
+    """Configurations (labels) to draw: all if few, else the best ``limit`` by the metric."""
+    table = summary.table[summary.table["n"] > 0]
+    if len(table) > limit:
+        table = table.sort_values(f"{summary.metric}_mean", ascending=not summary.maximize,
+                                  kind="stable").head(limit)
+        table = table.sort_index()
+    return list(table["config"]), int((summary.table["n"] > 0).sum())
+
+
+def _complete_with_labels(summary: Summary) -> Any:
+    keys = summary.keys
+    done = summary.frame[summary.frame["state"] == "COMPLETE"]
+    key_to_label = {config_key(tuple(r[k] for k in keys)): r["config"]
+                    for r in summary.table.to_dict("records")}
+    if keys:
+        cfg = [key_to_label.get(config_key(v)) for v in done[keys].itertuples(index=False)]
+    else:
+        cfg = ["base configuration"] * len(done)
+    return done.assign(config=cfg)
+
+
+# ---------------------------------------------------------------------------------------------
+# Learning curves
+
+
+@dataclass
+class CurvesData:
+    curves: Any  # columns: config, epoch, metric, mean, std, n
+    configs: list[str]  # drawn, in table order
+    total: int  # configurations with a complete run
+
+
+def curves_data(summary: Summary, limit: int = MAX_CURVES) -> CurvesData:
+    """Per configuration, epoch and metric: mean and std over seeds (of the runs that reached
+    that epoch; a diverged run's missing losses are left out, its accuracies kept)."""
+    import numpy as np
+    import pandas as pd
+
+    configs, total = shown_configs(summary, limit)
+    done = _complete_with_labels(summary)
+    done = done[done["config"].isin(configs)]
+    rows = [(cfg, h.get("epoch"), *(h.get(m) for m in CURVE_METRICS))
+            for cfg, history in zip(done["config"], done["history"]) for h in history or ()]
+    long = pd.DataFrame(rows, columns=["config", "epoch", *CURVE_METRICS])
+    long[list(CURVE_METRICS)] = long[list(CURVE_METRICS)].apply(pd.to_numeric, errors="coerce")
+    long = long.replace([np.inf, -np.inf], np.nan)
+    grouped = long.groupby(["config", "epoch"], sort=False)[list(CURVE_METRICS)]
+    stats = grouped.agg(["mean", "std", "count"])
+    parts = []
+    for m in CURVE_METRICS:
+        part = stats[m].rename(columns={"count": "n"}).reset_index()
+        part.insert(2, "metric", m)
+        parts.append(part)
+    curves = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+    if not curves.empty:
+        order = {c: i for i, c in enumerate(configs)}
+        curves = curves.sort_values(["metric", "config", "epoch"],
+                                    key=lambda s: s.map(order) if s.name == "config" else s,
+                                    kind="stable").reset_index(drop=True)
+    else:
+        curves = pd.DataFrame(columns=["config", "epoch", "metric", "mean", "std", "n"])
+    return CurvesData(curves=curves, configs=configs, total=total)
+
+
+def _palette(n: int) -> list[Any]:
+    import seaborn as sns
+
+    return sns.color_palette("tab10" if n <= 10 else "husl", n)
+
+
+def plot_curves(data: CurvesData, title: str) -> Any:
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    fig, axes = plt.subplots(2, 2, figsize=(11, 7.5), sharex=True)
+    colors = dict(zip(data.configs, _palette(len(data.configs))))
+    for ax, metric in zip(axes.flat, CURVE_METRICS):
+        sub = data.curves[data.curves["metric"] == metric]
+        for cfg in data.configs:
+            line = sub[sub["config"] == cfg]
+            if line.empty:
+                continue
+            x, mean = line["epoch"].to_numpy(), line["mean"].to_numpy(dtype=float)
+            std = line["std"].fillna(0).to_numpy(dtype=float)
+            ax.plot(x, mean, marker="o", markersize=3, color=colors[cfg], label=cfg)
+            # The band is clipped to the metric's range (a collapsed seed makes std huge).
+            top = 100.0 if metric.endswith("_acc") else np.inf
+            ax.fill_between(x, np.clip(mean - std, 0, top), np.clip(mean + std, 0, top),
+                            color=colors[cfg], alpha=0.18, linewidth=0)
+        ax.set_title(_unit_label(metric).split(" (")[0])
+        ax.set_ylabel(_unit_label(metric))
+        ax.grid(alpha=0.3)
+    for ax in axes[1]:
+        ax.set_xlabel("epoch")
+    for ax in axes.flat:
+        ax.xaxis.get_major_locator().set_params(integer=True)
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    if not handles:
+        handles, labels = axes[1, 0].get_legend_handles_labels()
+    labels, legend_title = _strip_key(labels)
+    ncol = min(len(labels), 2 if max((len(lb) for lb in labels), default=0) > 40 else 4) or 1
+    fig.legend(handles, labels, loc="lower center", ncol=ncol, frameon=False, fontsize=9,
+               title=None if legend_title == "configuration" else legend_title)
+    shown = "" if len(data.configs) >= data.total else \
+        f" (best {len(data.configs)} of {data.total} configurations)"
+    fig.suptitle(f"{title}: learning curves, mean ± std over seeds{shown}")
+    rows = math.ceil(len(labels) / ncol) if labels else 0
+    fig.tight_layout(rect=(0, 0.04 + 0.03 * rows, 1, 1))
+    return fig
+
+
+# ---------------------------------------------------------------------------------------------
+# Accuracy per configuration
+
+
+@dataclass
+class AccuracyData:
+    metric: str
+    bars: Any  # config, mean, ci_low, ci_high, n, best (table order)
+    seeds: Any  # config, value: one point per run
+    reference: Any  # config, value: published numbers, when the study has a reference
+    total: int
+    ranked_by: str = "val_acc"  # the metric that picked the best row
+
+
+def accuracy_data(summary: Summary, metric: str = "test_acc",
+                  limit: int = MAX_BARS) -> AccuracyData:
+    import pandas as pd
+
+    from hpo.report.tables import reference_table
+
+    configs, total = shown_configs(summary, limit)
+    table = summary.table[summary.table["config"].isin(configs)]
+    bars = pd.DataFrame({
+        "config": table["config"], "mean": table[f"{metric}_mean"],
+        "ci_low": table[f"{metric}_ci_low"], "ci_high": table[f"{metric}_ci_high"],
+        "n": table["n"], "best": table["best"],
+    }).reset_index(drop=True)
+    done = _complete_with_labels(summary)
+    done = done[done["config"].isin(configs)]
+    seeds = pd.DataFrame({"config": done["config"],
+                          "value": pd.to_numeric(done[metric], errors="coerce")})
+    seeds = seeds.reset_index(drop=True)
+    ref = reference_table(summary)
+    if ref is not None and summary.study.reference.metric == metric:
+        ref = ref[ref["config"].isin(configs)]
+        reference = pd.DataFrame({"config": ref["config"], "value": ref["published"]})
+    else:
+        reference = pd.DataFrame(columns=["config", "value"])
+    return AccuracyData(metric=metric, bars=bars, seeds=seeds,
+                        reference=reference.reset_index(drop=True), total=total,
+                        ranked_by=summary.metric)
+
+
+def _strip_key(labels: list[str]) -> tuple[list[str], str]:
+    """With one varied key, ``lr=0.001`` reads better as ``0.001`` under an axis named lr."""
+    heads = {lb.split("=", 1)[0] for lb in labels if "=" in lb and ", " not in lb}
+    if len(heads) == 1 and all(lb.count("=") == 1 and ", " not in lb for lb in labels):
+        return [lb.split("=", 1)[1] for lb in labels], heads.pop()
+    return labels, "configuration"
+
+
+def plot_accuracy(data: AccuracyData, title: str, reference_source: str = "") -> Any:
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    n = len(data.bars)
+    height = 2.2 + 0.42 * max(n, 1)
+    fig, ax = plt.subplots(figsize=(9, height))
+    y = {cfg: i for i, cfg in enumerate(data.bars["config"])}
+    mean = data.bars["mean"].to_numpy(dtype=float)
+    lo = data.bars["ci_low"].to_numpy(dtype=float)
+    hi = data.bars["ci_high"].to_numpy(dtype=float)
+    err = np.vstack([np.nan_to_num(mean - lo), np.nan_to_num(hi - mean)])
+    best = data.bars["best"].to_numpy(dtype=bool)
+    for mask, color, label in ((~best, "tab:blue", "mean and 95% CI (t-based)"),
+                               (best, "tab:orange", f"best by mean {data.ranked_by}, 95% CI")):
+        if mask.any():
+            ax.errorbar(mean[mask], np.arange(n)[mask], xerr=err[:, mask], fmt="o",
+                        color=color, ecolor=color, capsize=5, markersize=7, elinewidth=2,
+                        label=label, zorder=2)
+    if not data.seeds.empty:
+        ys = data.seeds["config"].map(y).to_numpy(dtype=float)
+        jitter = np.linspace(-0.12, 0.12, 5)[np.arange(len(ys)) % 5]
+        ax.scatter(data.seeds["value"], ys + jitter, s=16, color="tab:gray", alpha=0.8,
+                   label="single runs (one per seed)", zorder=3)
+    if not data.reference.empty:
+        ax.scatter(data.reference["value"], data.reference["config"].map(y), marker="X", s=80,
+                   color="tab:red", zorder=4,
+                   label=f"published ({reference_source})" if reference_source else "published")
+    labels, axis_name = _strip_key(list(data.bars["config"]))
+    ax.set_yticks(range(n), labels)
+    ax.set_ylim(n - 0.5, -0.5)
+    ax.set_ylabel(axis_name)
+    ax.set_xlabel(_unit_label(data.metric))
+    ax.grid(axis="x", alpha=0.3)
+    shown = "" if n >= data.total else f" (best {n} of {data.total})"
+    ax.set_title(f"{title}: {_unit_label(data.metric).split(' (')[0]} per configuration"
+                 f"{shown}")
+    handles, texts = ax.get_legend_handles_labels()
+    fig.legend(handles, texts, loc="lower center", ncol=2, frameon=False, fontsize=9)
+    rows = math.ceil(len(texts) / 2)
+    fig.tight_layout(rect=(0, (0.15 + 0.25 * rows) / height, 1, 1))
+    return fig
+
+
+# ---------------------------------------------------------------------------------------------
+# Heat maps of two-parameter grids
+
+
+@dataclass
+class HeatmapData:
+    keys: tuple[str, str]
+    matrices: dict[str, Any] = field(default_factory=dict)  # metric -> numeric pivot
+
+
+def heatmap_data(summary: Summary, metrics: tuple[str, ...] = ("test_acc", "wall_time")
+                 ) -> HeatmapData:
+    return HeatmapData(keys=tuple(summary.keys),
+                       matrices={m: pivot_numeric(summary, m) for m in metrics})
+
+
+def plot_heatmaps(data: HeatmapData, title: str) -> Any:
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    names = short_names(data.keys)
+    k = len(data.matrices)
+    first = next(iter(data.matrices.values()))
+    width = max(5.0, 0.9 * first.shape[1] + 2.5)
+    fig, axes = plt.subplots(1, k, figsize=(width * k, max(3.5, 0.55 * first.shape[0] + 2)))
+    axes = [axes] if k == 1 else list(axes)
+    for ax, (metric, matrix) in zip(axes, data.matrices.items()):
+        labels = matrix.map(lambda x: fmt_num(x, metric))
+        cmap = "viridis" if metric != "wall_time" else "magma_r"
+        sns.heatmap(matrix.astype(float), annot=labels, fmt="", cmap=cmap, ax=ax,
+                    cbar_kws={"label": _unit_label(metric)}, linewidths=0.5)
+        ax.set_title(f"mean {_unit_label(metric)}")
+        ax.set_ylabel(names[data.keys[0]])
+        ax.set_xlabel(names[data.keys[1]])
+        ax.set_yticklabels([_tick(v) for v in matrix.index], rotation=0)
+        ax.set_xticklabels([_tick(v) for v in matrix.columns], rotation=0)
+    fig.suptitle(f"{title}: {names[data.keys[0]]} × {names[data.keys[1]]} (mean over seeds)")
+    fig.tight_layout()
+    return fig
+
+
+def _tick(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+# ---------------------------------------------------------------------------------------------
+# Parameter importance (tuning studies)
+
+
+@dataclass
+class ImportanceData:
+    importances: Any  # columns: evaluator, param, importance
+    errors: dict[str, str] = field(default_factory=dict)  # evaluator -> why it has no result
+    n_configs: int = 0  # configurations (points) the importances were computed from
+
+
+FANOVA_TREES, FANOVA_DEPTH = 32, 8
+
+
+def importance_study(summary: Summary) -> Any:
+    """An in-memory Optuna study with one trial per configuration, valued at the mean of the
+    study's objective over its seeds: seed noise averaged out, and 3x fewer points for fANOVA,
+    whose pure-Python marginalisation grows with the number of tree leaves."""
+    import optuna
+
+    from hpo import space as space_mod
+
+    objective = summary.study.config["metric"]
+    by_key = {p.key: p for p in summary.study.space}
+    trials = []
+    for row in summary.table.to_dict("records"):
+        value = row[f"{objective}_mean"]
+        if row["n"] == 0 or not math.isfinite(value):
+            continue
+        params = {k: row[k] for k in summary.keys if row[k] is not None}
+        if any(isinstance(v, float) and math.isnan(v) for v in params.values()):
+            continue
+        params = {k: (by_key[k].choices[[str(c) for c in by_key[k].choices].index(v)]
+                      if isinstance(v, str) and by_key[k].type == "categorical"
+                      and v not in by_key[k].choices else v) for k, v in params.items()}
+        trials.append(optuna.trial.create_trial(
+            value=float(value), params=space_mod.encoded(params),
+            distributions={k: space_mod.distribution(by_key[k]) for k in params},
+        ))
+    study = optuna.create_study(direction=summary.study.direction)
+    study.add_trials(trials)
+    return study
+
+
+def importance_data(summary: Summary) -> ImportanceData:
+    """fANOVA and PED-ANOVA (Optuna 5's default) importances of the study's objective, over
+    per-configuration means. fANOVA uses FANOVA_TREES trees of depth <= FANOVA_DEPTH (Optuna's
+    default, 64 trees of depth 64, took 20 s for 667 configurations and gave importances within
+    0.01 of these)."""
+    import optuna
+    import pandas as pd
+
+    evaluators = {
+        "fANOVA": optuna.importance.FanovaImportanceEvaluator(
+            n_trees=FANOVA_TREES, max_depth=FANOVA_DEPTH, seed=0),
+        "PED-ANOVA": optuna.importance.PedAnovaImportanceEvaluator(),
+    }
+    rows, errors = [], {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        study = importance_study(summary)
+        for name, evaluator in evaluators.items():
+            try:
+                result = optuna.importance.get_param_importances(study, evaluator=evaluator)
+            except (ValueError, RuntimeError) as exc:
+                errors[name] = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                continue
+            rows += [(name, param, float(value)) for param, value in result.items()]
+    frame = pd.DataFrame(rows, columns=["evaluator", "param", "importance"])
+    return ImportanceData(importances=frame, errors=errors, n_configs=len(study.trials))
+
+
+def plot_importance(data: ImportanceData, title: str, metric: str) -> Any:
+    import matplotlib.pyplot as plt
+
+    names = ("fANOVA", "PED-ANOVA")
+    params = list(dict.fromkeys(data.importances["param"]))
+    fig, axes = plt.subplots(1, 2, figsize=(11, 1.8 + 0.5 * max(len(params), 2)), sharey=True)
+    for ax, name in zip(axes, names):
+        sub = data.importances[data.importances["evaluator"] == name].set_index("param")
+        values = [float(sub["importance"].get(p, 0.0)) for p in params]
+        ax.barh(range(len(params)), values, color="tab:blue" if name == "fANOVA" else "tab:green")
+        for i, v in enumerate(values):
+            ax.text(v, i, f" {v:.2f}", va="center", fontsize=9)
+        ax.set_yticks(range(len(params)), params)
+        ax.set_xlim(0, max(values + [0.0]) * 1.25 or 1)
+        ax.set_xlabel("importance (normalised, sums to 1)")
+        ax.set_title(name if name not in data.errors else f"{name}: {data.errors[name][:60]}")
+        ax.grid(axis="x", alpha=0.3)
+    axes[0].invert_yaxis()
+    fig.suptitle(f"{title}: hyperparameter importance for mean {metric} "
+                 f"({data.n_configs} configurations)")
+    fig.tight_layout()
+    return fig
+
+
+# ---------------------------------------------------------------------------------------------
+# Optimisation history (tuning studies)
+
+
+def history_data(summary: Summary) -> Any:
+    """Complete trials in order: trial number, objective value and the best value so far."""
+    import numpy as np
+    import pandas as pd
+
+    done = summary.frame[summary.frame["state"] == "COMPLETE"].sort_values("number")
+    value = pd.to_numeric(done["value"], errors="coerce").to_numpy(dtype=float)
+    finite = np.where(np.isfinite(value), value, np.nan)
+    best = (pd.Series(finite).cummax() if summary.study.direction == "maximize"
+            else pd.Series(finite).cummin())
+    return pd.DataFrame({"number": done["number"].to_numpy(), "value": finite,
+                         "best_so_far": best.to_numpy()})
+
+
+def plot_history(data: Any, title: str, metric: str) -> Any:
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(9, 5))
+    ax.scatter(data["number"], data["value"], s=10, alpha=0.6, color="tab:blue",
+               label="trial (one configuration, one seed)")
+    ax.step(data["number"], data["best_so_far"], where="post", color="tab:red",
+            label="best so far")
+    ax.set_xlabel("trial number")
+    ax.set_ylabel(_unit_label(metric))
+    ax.set_title(f"{title}: optimisation history")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=2, frameon=False)
+    fig.tight_layout()
+    return fig
+
+
+def save(fig: Any, path: Any) -> None:
+    import matplotlib.pyplot as plt
+
+    fig.savefig(path, dpi=DPI)
+    plt.close(fig)

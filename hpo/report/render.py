@@ -1,0 +1,216 @@
+"""Tables as text: Markdown, LaTeX, CSV and the terminal, all from one display frame."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from hpo.report.tables import ALPHA, STATE_COLUMNS, Summary, pivot, short_names
+
+# The per-configuration columns of the main table: metric and header.
+SHOWN_METRICS = {
+    "train_loss": "train loss",
+    "train_acc": "train acc %",
+    "val_acc": "val acc %",
+    "test_acc": "test acc %",
+}
+PIVOT_METRICS = {
+    "train_loss": "final training loss",
+    "train_acc": "training accuracy (%)",
+    "val_acc": "validation accuracy (%)",
+    "test_acc": "test accuracy (%)",
+    "wall_time": "wall time per run (s)",
+}
+DASH = "–"
+
+
+def _finite(x: Any) -> bool:
+    return x is not None and isinstance(x, (int, float)) and math.isfinite(x)
+
+
+def fmt_num(x: Any, metric: str) -> str:
+    if not _finite(x):
+        return DASH
+    if metric.endswith("_loss"):
+        return f"{x:.3f}" if abs(x) >= 0.01 or x == 0 else f"{x:.2e}"
+    if metric == "wall_time":
+        return f"{x:.2f}" if x < 100 else f"{x:.0f}"
+    return f"{x:.2f}"
+
+
+def fmt_stat(row: Any, metric: str, ci: bool = True) -> str:
+    """``80.87 ± 1.53 [77.06, 84.68]``: mean ± std over seeds, then the 95% interval, all in
+    the mean's format (a tiny loss switches all four to scientific notation)."""
+    mean = row[f"{metric}_mean"]
+    if not _finite(mean):
+        return "diverged" if metric.endswith("_loss") and row.get("diverged", 0) else DASH
+    std = row[f"{metric}_std"]
+
+    def fmt(x: Any) -> str:
+        if metric.endswith("_loss") and _finite(x) and 0 < abs(mean) < 0.01:
+            return f"{x:.2e}"
+        return fmt_num(x, metric) if not metric.endswith("_loss") else (
+            f"{x:.3f}" if _finite(x) else DASH)
+
+    text = fmt(mean)
+    if _finite(std):
+        text += f" ± {fmt(std)}"
+        if ci:
+            text += f" [{fmt(row[f'{metric}_ci_low'])}, {fmt(row[f'{metric}_ci_high'])}]"
+    return text
+
+
+def fmt_p(row: Any) -> str:
+    if row["best"]:
+        return "best"
+    p = row["p_value"]
+    if not _finite(p):
+        return "n/a (n < 2)" if row["n"] >= 1 else DASH
+    label = "significant" if p < ALPHA else "within noise"
+    return f"{p:.3f} ({label})" if p >= 0.001 else f"<0.001 ({label})"
+
+
+def display_table(summary: Summary, limit: int | None = None) -> Any:
+    """The main table as strings: one row per configuration, the columns a reader needs.
+
+    State columns (pruned, failed, running, waiting) appear only when the study has such
+    trials; ``limit`` keeps the first rows (tuning studies are sorted best first).
+    """
+    import pandas as pd
+
+    table = summary.table if limit is None else summary.table.head(limit)
+    names = short_names(summary.keys)
+    metrics = dict(SHOWN_METRICS)
+    if summary.metric not in metrics:
+        metrics[summary.metric] = summary.metric.replace("_", " ")
+    out = pd.DataFrame(index=table.index)
+    records = table.to_dict("records")
+    if summary.keys:
+        for key in summary.keys:
+            out[names[key]] = [_fmt_key(v) for v in table[key]]
+    else:
+        out["configuration"] = table["config"]
+    out["n"] = [_fmt_n(r) for r in records]
+    for metric, header in metrics.items():
+        out[header] = [fmt_stat(r, metric) for r in records]
+    out["time/run (s)"] = [fmt_num(x, "wall_time") for x in table["wall_time_mean"]]
+    out["params"] = [f"{int(x):,}" if _finite(x) else DASH for x in table["n_params"]]
+    out["epochs"] = [f"{x:.3g}" if _finite(x) else DASH for x in table["epochs_run_mean"]]
+    out["diverged"] = table["diverged"].astype(int).astype(str)
+    for column in STATE_COLUMNS.values():
+        if column != "n" and summary.table[column].sum() > 0:
+            out[column] = table[column].astype(int).astype(str)
+    out[f"vs best (Welch p, {summary.metric})"] = [fmt_p(r) for r in records]
+    return out.reset_index(drop=True)
+
+
+def _fmt_key(value: Any) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return DASH
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _fmt_n(row: Any) -> str:
+    n, asked = int(row["n"]), int(row["n_asked"])
+    return f"{n}" if n >= asked else f"{n} of {asked}"
+
+
+def markdown_table(frame: Any, bold_rows: tuple[int, ...] = ()) -> str:
+    frame = frame.copy()
+    for i in bold_rows:
+        frame.iloc[i, 0] = f"**{frame.iloc[i, 0]}**"
+    return frame.to_markdown(index=False, disable_numparse=True)
+
+
+def best_rows(summary: Summary, limit: int | None = None) -> tuple[int, ...]:
+    best = summary.table.index[summary.table["best"]].tolist()
+    return tuple(i for i in best if limit is None or i < limit)
+
+
+def terminal_table(summary: Summary, limit: int | None = None) -> str:
+    from tabulate import tabulate
+
+    frame = display_table(summary, limit)
+    frame = frame.drop(columns=[c for c in ("params",) if c in frame])
+    return tabulate(frame, headers="keys", tablefmt="simple", showindex=False,
+                    disable_numparse=True)
+
+
+def pivot_display(summary: Summary, metric: str) -> Any:
+    """A two-way grid's ``metric`` as mean ± std strings, rows the first key."""
+    table = summary.table.copy()
+    if metric == "wall_time":
+        table["cell"] = [fmt_num(x, "wall_time") for x in table["wall_time_mean"]]
+    else:
+        table["cell"] = [fmt_stat(r, metric, ci=False) for r in table.to_dict("records")]
+    names = short_names(summary.keys)
+    matrix = pivot(table, summary.keys, "cell")
+    matrix.index = [_fmt_key(v) for v in matrix.index]
+    matrix.columns = [f"{names[summary.keys[1]]}={_fmt_key(v)}" for v in matrix.columns]
+    matrix.index.name = f"{names[summary.keys[0]]}"
+    return matrix.fillna(DASH)
+
+
+def pivot_numeric(summary: Summary, metric: str) -> Any:
+    column = "wall_time_mean" if metric == "wall_time" else f"{metric}_mean"
+    return pivot(summary.table, summary.keys, column).astype(float)
+
+
+def reference_display(ref: Any, metric: str) -> Any:
+    import pandas as pd
+
+    out = pd.DataFrame({
+        "published configuration": ref["published_config"],
+        "measured configuration": ref["config"].fillna("(not in this study)"),
+        f"published {metric}": [fmt_num(x, metric) for x in ref["published"]],
+        "n": [str(int(x)) if _finite(x) else DASH for x in ref["n"]],
+        f"measured {metric} mean ± std [95% CI]": [
+            fmt_stat({f"{metric}_{k}": r[k] for k in ("mean", "std", "ci_low", "ci_high")},
+                     metric) for r in ref.to_dict("records")],
+        "difference (measured − published)": [
+            f"{x:+.2f}" if _finite(x) else DASH for x in ref["difference"]],
+        "published inside 95% CI": [
+            DASH if v is None or (isinstance(v, float) and math.isnan(v)) else
+            ("yes" if v else "no") for v in ref["published_in_ci"]],
+    })
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# LaTeX
+
+LATEX_SPECIALS = {
+    "\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
+    "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
+}
+LATEX_SYMBOLS = {"±": r"$\pm$", "–": "--", "−": "$-$", "<": r"$<$"}
+
+
+LATEX_PAGE_ROWS = 40
+
+
+def latex_escape(text: str) -> str:
+    out = "".join(LATEX_SPECIALS.get(c, c) for c in str(text))
+    for symbol, latex in LATEX_SYMBOLS.items():
+        out = out.replace(symbol, latex)
+    return out
+
+
+def latex_table(summary: Summary) -> str:
+    """The main table as a booktabs ``table`` (``\\usepackage{booktabs}``), or a ``longtable``
+    past LATEX_PAGE_ROWS rows."""
+    frame = display_table(summary)
+    frame = frame.map(latex_escape)
+    frame.columns = [latex_escape(c) for c in frame.columns]
+    caption = latex_escape(
+        f"{summary.name}: mean ± std over seeds [95% t-interval]; last column: two-sided "
+        f"Welch's t-test of {summary.metric} against the best row."
+    )
+    # Tables longer than a page need longtable (\usepackage{longtable}).
+    return frame.to_latex(index=False, escape=False, caption=caption,
+                          label=f"tab:{summary.name}", column_format="l" * frame.shape[1],
+                          longtable=len(frame) > LATEX_PAGE_ROWS)
+
+
+def csv_table(summary: Summary) -> str:
+    return summary.table.to_csv(index=False)

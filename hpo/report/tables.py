@@ -1,0 +1,345 @@
+"""Per-configuration statistics: the numbers every table, figure and file of a report shows.
+
+Everything here is pure: trials frame in, DataFrame out. Only COMPLETE trials enter a mean;
+pruned, failed, running and waiting trials are counted per configuration and for the study.
+Diverged runs are COMPLETE trials (their accuracy is what the broken weights reach) and count.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from hpo.errors import HpoError
+from hpo.spec import Study
+
+# Metrics summarised per configuration (mean, std, 95% CI). Accuracies are percentages.
+STAT_METRICS = ("train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc")
+STATES = ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING")
+STATE_COLUMNS = {"COMPLETE": "n", "PRUNED": "pruned", "FAIL": "failed", "RUNNING": "running",
+                 "WAITING": "waiting"}
+CONFIDENCE = 0.95
+ALPHA = 0.05  # a p-value below this marks a difference from the best row as significant
+
+
+@dataclass
+class Summary:
+    """A study's trials and its per-configuration table, with what is needed to read them."""
+
+    name: str
+    study: Study
+    frame: Any  # one row per trial, every state (hpo.results.trials_frame)
+    table: Any  # one row per configuration, numeric (see config_table)
+    keys: list[str]  # varied keys, in space order
+    metric: str  # the ranking metric (default: the study's metric)
+    counts: dict[str, int]  # trials per state, over the whole study
+    attrs: Mapping[str, Any] = field(default_factory=dict)  # study user attrs (hpo.*)
+
+    @property
+    def maximize(self) -> bool:
+        return not self.metric.endswith("_loss")
+
+    @property
+    def best(self) -> Any | None:
+        rows = self.table[self.table["best"]]
+        return None if rows.empty else rows.iloc[0]
+
+
+def short_names(keys: Sequence[str]) -> dict[str, str]:
+    """Column names for varied keys: the last dotted part unless two keys share it."""
+    last = [k.rsplit(".", 1)[-1] for k in keys]
+    return {k: (s if last.count(s) == 1 else k) for k, s in zip(keys, last)}
+
+
+def _norm(value: Any) -> Any:
+    """One spelling per value, so trial columns (NaN, 100.0) and grid cells (None, 100) agree."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    if isinstance(value, bool) or isinstance(value, str):
+        return value
+    if isinstance(value, (int, float)) or hasattr(value, "dtype"):
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            return value
+    if isinstance(value, list):
+        return str(value)  # trials_frame stringifies list values the same way
+    return value
+
+
+def config_key(values: Sequence[Any]) -> str:
+    return "|".join(repr(_norm(v)) for v in values)
+
+
+def format_value(value: Any) -> str:
+    value = _norm(value)
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def config_label(keys: Sequence[str], values: Sequence[Any]) -> str:
+    """``dropout_location=before_pool, lr=0.001``; inactive (conditional) keys are left out."""
+    names = short_names(keys)
+    parts = [f"{names[k]}={format_value(v)}" for k, v in zip(keys, values) if _norm(v) is not None]
+    return ", ".join(parts) or "base configuration"
+
+
+def mean_std_ci(values: Sequence[float], confidence: float = CONFIDENCE) -> tuple[float, ...]:
+    """Mean, sample std (ddof 1) and the t-based confidence interval; NaN where undefined."""
+    import numpy as np
+    from scipy import stats
+
+    x = np.asarray([v for v in values if v is not None], dtype=float)
+    x = x[np.isfinite(x)]
+    n = len(x)
+    if n == 0:
+        return (math.nan,) * 4
+    mean = float(x.mean())
+    if n == 1:
+        return mean, math.nan, math.nan, math.nan
+    std = float(x.std(ddof=1))
+    half = float(stats.t.ppf(0.5 + confidence / 2, n - 1)) * std / math.sqrt(n)
+    return mean, std, mean - half, mean + half
+
+
+def welch_p(mean1: Any, std1: Any, n1: Any, mean2: Any, std2: Any, n2: Any) -> Any:
+    """Two-sided p-value of Welch's unequal-variance t-test, from summary statistics.
+
+    Vectorised over numpy arrays. Rules for the degenerate cases: fewer than 2 runs on either
+    side gives NaN (no variance estimate, no test); zero variance on both sides gives 1.0 for
+    equal means and 0.0 otherwise (the limit of the test as the variances shrink).
+    """
+    import numpy as np
+    from scipy import stats
+
+    m1, s1, k1, m2, s2, k2 = (np.asarray(a, dtype=float) for a in
+                              (mean1, std1, n1, mean2, std2, n2))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        v1, v2 = s1 ** 2 / k1, s2 ** 2 / k2
+        se2 = v1 + v2
+        t = (m1 - m2) / np.sqrt(se2)
+        df = se2 ** 2 / (v1 ** 2 / (k1 - 1) + v2 ** 2 / (k2 - 1))
+        p = 2 * stats.t.sf(np.abs(t), df)
+    p = np.where(se2 == 0, np.where(m1 == m2, 1.0, 0.0), p)
+    p = np.where((k1 < 2) | (k2 < 2) | ~np.isfinite(m1) | ~np.isfinite(m2), np.nan, p)
+    return p
+
+
+def state_counts(frame: Any) -> dict[str, int]:
+    counts = frame["state"].value_counts()
+    return {state: int(counts.get(state, 0)) for state in STATES}
+
+
+def config_table(frame: Any, study: Study, metric: str | None = None) -> Any:
+    """One row per configuration, in grid order (grids) or best first (tuning studies).
+
+    Columns: ``config`` (label), the varied keys, ``n`` (complete runs), ``n_asked`` (seeds
+    the study asks for), ``pruned``/``failed``/``running``/``waiting`` counts, for every metric
+    of STAT_METRICS ``<m>_mean``, ``<m>_std``, ``<m>_ci_low``, ``<m>_ci_high`` (t-based 95%
+    interval, over the runs where that metric is finite), ``wall_time_mean`` (s),
+    ``n_params``, ``epochs_run_mean``, ``diverged`` (count), ``p_value`` (Welch's t-test of
+    ``metric`` against the best row) and ``best``.
+    """
+    import numpy as np
+    import pandas as pd
+    from scipy import stats
+
+    metric = metric or study.config["metric"]
+    keys = [p.key for p in study.space]
+    frame = frame.assign(_key=[config_key(v) for v in frame[keys].itertuples(index=False)]
+                         if keys else "")
+    done = frame[frame["state"] == "COMPLETE"]
+
+    numeric = {m: pd.to_numeric(done[m], errors="coerce") for m in
+               (*STAT_METRICS, "wall_time", "n_params", "epochs_run")}
+    values = pd.DataFrame(numeric, index=done.index)
+    values = values.where(np.isfinite(values))
+    values["diverged"] = done["diverged"].fillna(False).astype(bool)
+    values["_key"] = done["_key"]
+    grouped = values.groupby("_key", sort=False)
+    agg = pd.DataFrame({"n": grouped.size()})
+    for m in STAT_METRICS:
+        col = grouped[m]
+        agg[f"{m}_mean"], agg[f"{m}_std"], agg[f"_{m}_count"] = col.mean(), col.std(), col.count()
+    agg["wall_time_mean"] = grouped["wall_time"].mean()
+    agg["n_params"] = grouped["n_params"].max()
+    agg["epochs_run_mean"] = grouped["epochs_run"].mean()
+    agg["diverged"] = grouped["diverged"].sum().astype(int)
+
+    states = frame.groupby(["_key", "state"], sort=False).size().unstack(fill_value=0)
+    order = _row_order(frame, study, keys, agg)
+    table = pd.DataFrame(index=pd.Index(order, name="_key"))
+    first = frame.drop_duplicates("_key").set_index("_key")
+    for i, key in enumerate(keys):
+        cell_values = {config_key(v): v[i] for v in _grid_values(study, keys)}
+        table[key] = [first[key].get(k) if k in first.index else cell_values.get(k)
+                      for k in order]
+        table[key] = table[key].astype(object).where(table[key].notna(), None)
+    table.insert(0, "config", [config_label(keys, row) for row in
+                               table[keys].itertuples(index=False)] if keys else
+                 ["base configuration"] * len(table))
+    table = table.join(agg, how="left")
+    table["n"] = table["n"].fillna(0).astype(int)
+    table.insert(len(keys) + 2, "n_asked", int(study.config["repeats"]))
+    for state in STATES[1:]:
+        column = states[state] if state in states else pd.Series(dtype=int)
+        table[STATE_COLUMNS[state]] = column.reindex(table.index).fillna(0).astype(int)
+    table["diverged"] = table["diverged"].fillna(0).astype(int)
+
+    for m in STAT_METRICS:
+        count = table.pop(f"_{m}_count").fillna(0).to_numpy()
+        std = table[f"{m}_std"].to_numpy(dtype=float)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            half = stats.t.ppf(0.5 + CONFIDENCE / 2, count - 1) * std / np.sqrt(count)
+        half = np.where(count >= 2, half, np.nan)
+        mean = table[f"{m}_mean"].to_numpy(dtype=float)
+        # A symmetric t-interval can leave the metric's range (accuracy above 100%, a
+        # negative loss); it is clipped to the range, where the true mean must lie.
+        low, high = (0.0, 100.0) if m.endswith("_acc") else (0.0, np.inf)
+        table[f"{m}_ci_low"] = np.clip(mean - half, low, high)
+        table[f"{m}_ci_high"] = np.clip(mean + half, low, high)
+    table = _order_columns(table, keys)
+    table = _mark_best(table, metric)
+    if not study.is_grid:
+        table = _tuning_order(table, metric)
+    return table.reset_index(drop=True)
+
+
+def _grid_values(study: Study, keys: list[str]) -> list[tuple[Any, ...]]:
+    if not study.is_grid:
+        return []
+    return [tuple(cell.get(k) for k in keys) for cell in study.cells()]
+
+
+def _row_order(frame: Any, study: Study, keys: list[str], agg: Any) -> list[str]:
+    """Grid: every cell in grid order (cells not run yet included), then any stray config.
+    Tuning: configurations with at least one complete run (the others are only counted)."""
+    if not study.is_grid:
+        return list(agg.index)
+    order = [config_key(v) for v in _grid_values(study, keys)] if keys else [""]
+    seen = set(order)
+    for key in frame["_key"].unique():
+        if key not in seen and key in agg.index:
+            order.append(key)
+            seen.add(key)
+    return order
+
+
+def _order_columns(table: Any, keys: list[str]) -> Any:
+    head = ["config", *keys, "n", "n_asked"]
+    stats_cols = [f"{m}_{s}" for m in STAT_METRICS for s in ("mean", "std", "ci_low", "ci_high")]
+    tail = ["wall_time_mean", "n_params", "epochs_run_mean", "diverged",
+            *(STATE_COLUMNS[s] for s in STATES[1:])]
+    return table[head + stats_cols + tail]
+
+
+def _mark_best(table: Any, metric: str) -> Any:
+    import numpy as np
+
+    mean = table[f"{metric}_mean"].to_numpy(dtype=float)
+    table["p_value"] = np.nan
+    table["best"] = False
+    if not np.isfinite(mean).any():
+        return table
+    masked = np.where(np.isfinite(mean), mean, -np.inf if not metric.endswith("_loss") else np.inf)
+    best = int(np.argmin(masked) if metric.endswith("_loss") else np.argmax(masked))
+    std = table[f"{metric}_std"].to_numpy(dtype=float)
+    n = table["n"].to_numpy(dtype=float)
+    table["p_value"] = welch_p(mean, std, n, mean[best], std[best], n[best])
+    table.iloc[best, table.columns.get_loc("p_value")] = np.nan
+    table.iloc[best, table.columns.get_loc("best")] = True
+    return table
+
+
+def _tuning_order(table: Any, metric: str) -> Any:
+    return table.sort_values(
+        [f"{metric}_mean"], ascending=metric.endswith("_loss"), kind="stable",
+        na_position="last",
+    )
+
+
+def summarize(study_obj: Any, metric: str | None = None) -> Summary:
+    """Load a stored study's trials and build its per-configuration table."""
+    from hpo import results
+
+    study = results.study_spec(study_obj)
+    metric = metric or study.config["metric"]
+    frame = results.trials_frame(study_obj, study, results.fetch_trials(study_obj))
+    if frame.empty:
+        rename = "" if study.name == study_obj.study_name else f" --name {study_obj.study_name}"
+        raise HpoError(
+            f"study {study_obj.study_name!r} has no trials yet; run "
+            f"`hpo run --study {study.name}{rename}` first"
+        )
+    table = config_table(frame, study, metric)
+    return Summary(
+        name=study_obj.study_name, study=study, frame=frame, table=table,
+        keys=[p.key for p in study.space], metric=metric, counts=state_counts(frame),
+        attrs=dict(study_obj.user_attrs),
+    )
+
+
+def pivot(table: Any, keys: Sequence[str], column: str) -> Any:
+    """A two-parameter grid as a matrix: rows the first key, columns the second, grid order."""
+    import pandas as pd
+
+    rows_key, cols_key = keys
+    row_vals = list(dict.fromkeys(table[rows_key]))
+    col_vals = list(dict.fromkeys(table[cols_key]))
+    out = pd.DataFrame(index=pd.Index(row_vals, name=rows_key, dtype=object),
+                       columns=pd.Index(col_vals, name=cols_key, dtype=object), dtype=object)
+    for row in table.to_dict("records"):
+        out.loc[row[rows_key], row[cols_key]] = row[column]
+    return out
+
+
+def is_two_way_grid(summary: Summary) -> bool:
+    """A full two-parameter grid without conditional parameters (pivot tables, heat maps)."""
+    study = summary.study
+    return (study.is_grid and len(summary.keys) == 2
+            and not any(p.when for p in study.space)
+            and summary.table[summary.keys].notna().all().all())
+
+
+def _matches(params: Sequence[tuple[str, Any]], row: Any) -> bool:
+    for key, value in params:
+        have, want = _norm(row[key]), _norm(value)
+        if isinstance(have, float) and isinstance(want, float):
+            if not math.isclose(have, want, rel_tol=1e-9, abs_tol=1e-15):
+                return False
+        elif have != want:
+            return False
+    return True
+
+
+def reference_table(summary: Summary) -> Any | None:
+    """The study's published table beside the measured means: one row per (published row,
+    matching configuration); a published row naming a subset of the keys matches every
+    configuration that agrees on those keys. ``difference`` is measured minus published."""
+    import pandas as pd
+
+    ref = summary.study.reference
+    if ref is None:
+        return None
+    m = ref.metric
+    names = short_names(summary.keys)
+    rows = []
+    for params, value in ref.rows:
+        published = ", ".join(f"{names.get(k, k)}={format_value(v)}" for k, v in params)
+        matched = [row for row in summary.table.to_dict("records") if _matches(params, row)]
+        if not matched:
+            rows.append({"published_config": published, "config": None, "published": value})
+        for row in matched:
+            mean, lo, hi = row[f"{m}_mean"], row[f"{m}_ci_low"], row[f"{m}_ci_high"]
+            rows.append({
+                "published_config": published, "config": row["config"], "published": value,
+                "n": int(row["n"]), "mean": mean, "std": row[f"{m}_std"],
+                "ci_low": lo, "ci_high": hi, "difference": mean - value,
+                "published_in_ci": bool(lo <= value <= hi) if pd.notna(lo) else None,
+            })
+    columns = ["published_config", "config", "published", "n", "mean", "std", "ci_low",
+               "ci_high", "difference", "published_in_ci"]
+    return pd.DataFrame(rows, columns=columns)

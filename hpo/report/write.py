@@ -1,0 +1,295 @@
+"""Write a study's report folder: README.md, table.csv, table.tex and figures/*.png."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hpo.report import figures, render
+from hpo.report.tables import ALPHA, Summary, is_two_way_grid, reference_table, short_names
+
+FORMATS = ("md", "csv", "tex")
+README_LIMIT = 30  # rows of a tuning study's table shown in README.md (all are in table.csv)
+
+
+@dataclass
+class Written:
+    folder: Path
+    files: list[Path] = field(default_factory=list)
+
+
+def _figure_specs(summary: Summary) -> list[tuple[str, str, Any]]:
+    """(file stem, caption, thunk drawing the figure) for every figure this study gets."""
+    name = summary.name
+    specs: list[tuple[str, str, Any]] = []
+    if summary.counts["COMPLETE"] == 0:
+        return specs
+    specs.append((
+        "learning_curves",
+        "Learning curves: mean over seeds (line) ± one standard deviation (band).",
+        lambda: figures.plot_curves(figures.curves_data(summary), name),
+    ))
+    ref = summary.study.reference
+    specs.append((
+        "test_accuracy",
+        "Test accuracy per configuration: mean with its 95% t-interval, every seed as a dot"
+        + (", the published value as a red cross." if ref and ref.metric == "test_acc" else "."),
+        lambda: figures.plot_accuracy(figures.accuracy_data(summary), name,
+                                      ref.source if ref else ""),
+    ))
+    if is_two_way_grid(summary):
+        specs.append((
+            "heatmap",
+            "Two-parameter grid: mean test accuracy and mean wall time per run.",
+            lambda: figures.plot_heatmaps(figures.heatmap_data(summary), name),
+        ))
+    if not summary.study.is_grid:
+        specs.append((
+            "importance",
+            "Hyperparameter importance of the objective's per-configuration mean: fANOVA "
+            f"(random-forest variance decomposition, {figures.FANOVA_TREES} trees of depth <= "
+            f"{figures.FANOVA_DEPTH}) and PED-ANOVA (Optuna 5's default: how the top 10% of "
+            "configurations differ from all).",
+            lambda: figures.plot_importance(figures.importance_data(summary), name,
+                                            summary.study.config["metric"]),
+        ))
+        specs.append((
+            "optimization_history",
+            "Optimisation history: every complete trial's objective and the best so far.",
+            lambda: figures.plot_history(figures.history_data(summary), name,
+                                         summary.study.config["metric"]),
+        ))
+    return specs
+
+
+def write_report(summary: Summary, root: str | os.PathLike,
+                 formats: Sequence[str] = FORMATS, command: str = "") -> Written:
+    """Write ``root/<study>/`` and return what was written."""
+    folder = Path(root) / summary.name
+    fig_dir = folder / "figures"
+    fig_dir.mkdir(parents=True, exist_ok=True)
+    out = Written(folder)
+    drawn: list[tuple[str, str]] = []
+    for stem, caption, draw in _figure_specs(summary):
+        path = fig_dir / f"{stem}.png"
+        figures.save(draw(), path)
+        out.files.append(path)
+        drawn.append((f"figures/{stem}.png", caption))
+    if "csv" in formats:
+        out.files.append(_write(folder / "table.csv", render.csv_table(summary)))
+    if "tex" in formats:
+        out.files.append(_write(folder / "table.tex", render.latex_table(summary)))
+    if "md" in formats:
+        text = readme(summary, drawn, formats, command)
+        out.files.append(_write(folder / "README.md", text))
+    return out
+
+
+def _write(path: Path, text: str) -> Path:
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def _setup_lines(summary: Summary) -> list[str]:
+    config = summary.study.config
+    attrs = summary.attrs
+    versions = attrs.get("hpo.versions", {})
+    varied = set(summary.keys)
+    model = {k[6:]: v for k, v in config.items() if k.startswith("model.") and k not in varied}
+    train = {k[6:]: v for k, v in config.items() if k.startswith("train.") and k not in varied}
+    space = ", ".join(
+        f"`{p.key}` ∈ {{{', '.join(render._fmt_key(v) for v in p.choices)}}}"
+        if p.type == "categorical" else
+        f"`{p.key}` ∈ [{p.low:g}, {p.high:g}]{' (log)' if p.log else ''}"
+        for p in summary.study.space
+    ) or "nothing (one configuration)"
+    seeds = summary.study.seeds()
+    lines = [
+        f"- **Dataset:** {config['dataset']} (validation fraction {config['val_fraction']:g}"
+        + (f", {config['train_subset']} training images" if config["train_subset"] else "")
+        + ")",
+        "- **Model:** " + ", ".join(f"{k}={render._fmt_key(v)}" for k, v in model.items()),
+        "- **Training:** " + ", ".join(f"{k}={render._fmt_key(v)}" for k, v in train.items())
+        + f", batch size {config['batch_size']}, {config['epochs']} epochs",
+        f"- **Varied:** {space}",
+        f"- **Seeds:** {len(seeds)} per configuration ({', '.join(map(str, seeds))})",
+        f"- **Sampler:** {config['sampler']}"
+        + ("" if summary.study.is_grid else f", {config['n_trials']} trials")
+        + f"; objective {config['metric']} ({summary.study.direction}); "
+        f"pruner {config['pruner']}",
+        "- **Software:** " + ", ".join(f"{k} {v}" for k, v in versions.items())
+        + (f"; git commit `{attrs['hpo.git_commit'][:12]}`" if attrs.get("hpo.git_commit")
+           else "")
+        + (f"; device {attrs['hpo.device']}" if attrs.get("hpo.device") else ""),
+    ]
+    return lines
+
+
+def _trial_line(summary: Summary) -> str:
+    c = summary.counts
+    total = sum(c.values())
+    parts = [f"{c['COMPLETE']} complete"]
+    for state, word in (("PRUNED", "pruned"), ("FAIL", "failed"), ("RUNNING", "still running"),
+                        ("WAITING", "queued")):
+        if c[state]:
+            parts.append(f"{c[state]} {word}")
+    text = f"{total} trial{'s' if total != 1 else ''}: " + ", ".join(parts) + "."
+    if c["PRUNED"] or c["FAIL"] or c["RUNNING"] or c["WAITING"]:
+        text += (" Only complete trials enter the means; the others are counted per "
+                 "configuration in the table")
+        text += "." if summary.study.is_grid else (
+            " (a configuration without any complete run is only in these totals).")
+    table = summary.table
+    short = table[(table["n"] < table["n_asked"])]
+    if summary.study.is_grid and not short.empty:
+        text += (f" **{len(short)} of {len(table)} configurations have fewer complete seeds "
+                 f"than the {int(table['n_asked'].iloc[0])} asked** (`n` shows \"k of "
+                 f"{int(table['n_asked'].iloc[0])}\").")
+    diverged = int(table["diverged"].sum())
+    if diverged:
+        text += (f" {diverged} complete runs diverged (non-finite training loss); they count "
+                 "with the accuracy their weights reached.")
+    return text
+
+
+def _headline(summary: Summary) -> str:
+    config = summary.study.config
+    table = summary.table
+    n_cfg = int((table["n"] > 0).sum())
+    text = (f"*Ran on {config['dataset']}: {config['epochs']} epochs × {config['repeats']} "
+            f"seeds per configuration, {n_cfg} configurations with complete runs.*")
+    changed = _changed_from_shipped(summary)
+    if changed:
+        text += f" *Changed from the shipped study file: {changed}.*"
+    return text
+
+
+def _changed_from_shipped(summary: Summary) -> str:
+    """Keys where the stored study differs from the shipped study file of the same name."""
+    from hpo import spec
+    from hpo.errors import HpoError
+
+    name = summary.study.name
+    if name not in spec.shipped_studies():
+        return ""
+    try:
+        shipped = spec.load(name).config
+    except HpoError:
+        return ""
+    skip = {"name", "question", "description", "data_dir"}
+    diffs = [f"{k} {render._fmt_key(shipped.get(k))} → {render._fmt_key(v)}"
+             for k, v in summary.study.config.items()
+             if k not in skip and shipped.get(k) != v]
+    return ", ".join(diffs)
+
+
+def _best_line(summary: Summary) -> str:
+    best = summary.best
+    if best is None:
+        return "No configuration has a complete run yet."
+    m = summary.metric
+    table = summary.table
+    others = table[~table["best"] & (table["n"] > 0)]
+    tied = others[~(others["p_value"] < ALPHA)]
+    line = (f"Best by mean {m}: **{best['config']}** ({render.fmt_stat(best, m, ci=False)}, "
+            f"n={int(best['n'])}).")
+    if len(others):
+        line += (f" {len(tied)} of {len(others)} other configurations are within noise of it "
+                 f"(Welch's t-test p ≥ {ALPHA:g}, or fewer than 2 runs to test).")
+    return line
+
+
+def readme(summary: Summary, drawn: Sequence[tuple[str, str]], formats: Sequence[str],
+           command: str = "") -> str:
+    config = summary.study.config
+    lines = [f"# {summary.name}", ""]
+    if config["question"]:
+        lines += [f"> {config['question']}", ""]
+    lines += [_headline(summary), ""]
+    if config["description"]:
+        lines += [config["description"].strip(), ""]
+    lines += ["## Setup", "", *_setup_lines(summary), ""]
+    stored = summary.attrs.get("hpo.command")
+    lines += ["Reproduce:", "", "```sh"]
+    if stored:
+        lines.append(stored)
+    lines.append(command or f"hpo report --study {summary.name}")
+    lines += ["```", ""]
+
+    lines += ["## Results", "", _trial_line(summary), "", _best_line(summary), ""]
+    limit = None if summary.study.is_grid else README_LIMIT
+    shown = render.display_table(summary, limit)
+    lines += [render.markdown_table(shown, render.best_rows(summary, limit)), ""]
+    if limit is not None and len(summary.table) > limit:
+        lines += [f"The best {limit} of {len(summary.table)} configurations; "
+                  "every one is in [table.csv](table.csv).", ""]
+    lines += [_how_to_read(summary), ""]
+    files = [f"[{f}]({f})" for f, fmt in (("table.csv", "csv"), ("table.tex", "tex"))
+             if fmt in formats]
+    if files:
+        lines += ["Also as " + " and ".join(files) + " (the CSV with every number unrounded).",
+                  ""]
+
+    if is_two_way_grid(summary):
+        names = short_names(summary.keys)
+        lines += [f"### {names[summary.keys[0]]} × {names[summary.keys[1]]}", ""]
+        for metric in ("train_loss", "train_acc", "val_acc", "test_acc"):
+            lines += [f"Mean ± std {render.PIVOT_METRICS[metric]}:", "",
+                      render.pivot_display(summary, metric).to_markdown(disable_numparse=True), ""]
+
+    ref = reference_table(summary)
+    if ref is not None:
+        source = summary.study.reference
+        lines += ["## Published result", "", f"Source: {source.source}."
+                  + (f" {source.note}" if source.note else ""), "",
+                  render.reference_display(ref, source.metric).to_markdown(
+                      index=False, disable_numparse=True), "",
+                  "A published single run outside the measured 95% interval is not by itself "
+                  "a contradiction: dataset, epochs and network may differ (see Setup).", ""]
+
+    if drawn:
+        lines += ["## Figures", ""]
+        for path, caption in drawn:
+            lines += [f"![{caption}]({path})", "", f"*{caption}*", ""]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def _how_to_read(summary: Summary) -> str:
+    return (
+        "How to read: each cell is mean ± sample standard deviation over the complete runs "
+        "(seeds), then the 95% confidence interval of the mean [t-based, n − 1 degrees of "
+        "freedom, clipped to 0–100% for accuracies and ≥ 0 for losses; none when n = 1]. "
+        "Losses are the last epoch's, accuracies are percentages, "
+        "time is wall time per run. The **bold** row has the best mean "
+        f"{summary.metric}; the last column is a two-sided Welch's t-test (unequal "
+        f"variances) of {summary.metric} against that row: p < {ALPHA:g} is marked "
+        "significant, otherwise the difference is within seed-to-seed noise. No correction "
+        "for multiple comparisons. With zero variance on both sides p is 1 for equal means "
+        "and 0 otherwise; with fewer than 2 runs on either side there is no test (n/a)."
+    )
+
+
+def write_index(root: str | os.PathLike, entries: Sequence[tuple[Summary, Written]]) -> Path:
+    """``root/README.md``: one line per study, linking its report."""
+    root = Path(root)
+    lines = ["# Reports", "", "| study | question | setup | trials | best configuration | "
+             "best mean |", "|---|---|---|---|---|---|"]
+    for summary, written in entries:
+        best = summary.best
+        rel = written.folder.relative_to(root).as_posix()
+        m = summary.metric
+        best_text = ("–", "–") if best is None else (
+            best["config"], f"{m} {render.fmt_stat(best, m, ci=False)}")
+        question = summary.study.config["question"].replace("|", "\\|")
+        lines.append(
+            f"| [{summary.name}]({rel}/README.md) | {question} | "
+            f"{summary.study.config['dataset']}, {summary.study.config['epochs']} epochs × "
+            f"{summary.study.config['repeats']} seeds | {summary.counts['COMPLETE']} complete of "
+            f"{sum(summary.counts.values())} | {best_text[0]} | {best_text[1]} |"
+        )
+    path = root / "README.md"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
