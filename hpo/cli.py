@@ -162,6 +162,11 @@ def _add_report(sub: argparse._SubParsersAction) -> None:
                                         "train_acc", "train_loss"),
                    help="rank configurations and test against the best by this metric "
                    "(default: the study's own metric)")
+    p.add_argument("--artifacts", metavar="DIR",
+                   help="artifact folder the figures are attached to the study in (default: "
+                   "beside the store, as for hpo run)")
+    p.add_argument("--no-artifacts", action="store_true",
+                   help="do not attach the figures to the study for optuna-dashboard")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -184,6 +189,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"hpo: error: {exc}", file=sys.stderr)
         return EXIT_ERROR
+    except BrokenPipeError:
+        # `hpo report ... | head`: the reader left; that is not an error.
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
     except KeyboardInterrupt:
         print("hpo: interrupted; finished trials are kept, re-run the same command to resume",
               file=sys.stderr)

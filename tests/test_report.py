@@ -439,3 +439,34 @@ def test_intervals_are_clipped_to_the_metric_range(url: str) -> None:
     assert none["train_loss_ci_low"] == 0.0
     shown = render.fmt_stat(none, "train_loss")
     assert shown.startswith("5.00e-03 ± 5.66e-03 [0.00e+00, ")
+
+
+def test_report_figures_are_attached_to_the_study_once(location_store: str, tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    import optuna
+
+    from hpo import annotate, store
+
+    args = ["report", "--study", "loc", "--storage", location_store, "--out",
+            str(tmp_path / "r"), "--artifacts", str(tmp_path / "art")]
+    assert cli.main(args) == 0
+    assert cli.main(args) == 0  # a second report replaces, never piles up
+    study_obj = optuna.load_study(study_name="loc",
+                                  storage=store.open_storage(location_store, create=False))
+    names = sorted(m["filename"] for m in annotate.study_artifacts(study_obj))
+    assert names == ["report_learning_curves.png", "report_test_accuracy.png"]
+    assert len(list((tmp_path / "art").rglob("*"))) >= 2
+
+
+def test_no_artifacts_attaches_nothing(location_store: str, tmp_path: Path,
+                                       capsys: pytest.CaptureFixture[str]) -> None:
+    import optuna
+
+    from hpo import annotate, store
+
+    url = location_store
+    assert cli.main(["report", "--study", "loc", "--storage", url, "--out",
+                     str(tmp_path / "r"), "--no-artifacts"]) == 0
+    study_obj = optuna.load_study(study_name="loc",
+                                  storage=store.open_storage(url, create=False))
+    assert annotate.study_artifacts(study_obj) == []

@@ -36,6 +36,16 @@ def report_command(args: argparse.Namespace, name: str) -> str:
     return " ".join(shlex.quote(p) for p in parts)
 
 
+def _attach_figures(study_obj: object, written: object, url: str, artifacts: str | None) -> None:
+    """Attach the report's figures to the study, so optuna-dashboard shows them too."""
+    from hpo import annotate
+
+    figures = [p for p in written.files if p.suffix == ".png"]
+    if figures:
+        folder = annotate.artifacts_dir(url, artifacts)
+        annotate.upload_report_figures(study_obj, figures, annotate.artifact_store(folder))
+
+
 def main(args: argparse.Namespace) -> int:
     import matplotlib
 
@@ -65,6 +75,8 @@ def main(args: argparse.Namespace) -> int:
         written = write.write_report(summary, args.out, formats,
                                      command=store.mask(report_command(args, name)))
         entries.append((summary, written))
+        if not args.no_artifacts:
+            _attach_figures(study_obj, written, url, args.artifacts)
         if args.all:
             print(f"== {name} ==")
         limit = None if summary.study.is_grid else TERMINAL_LIMIT
