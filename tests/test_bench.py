@@ -39,3 +39,18 @@ def test_pruning_bench_compares_pruners_on_the_same_search(write_study, tmp_path
     assert rows[0]["epochs_vs_none"] == 1.0
     json_path, md_path = pruning.write(results, tmp_path, "hpo bench pruning")
     assert "| none | 1 |" in md_path.read_text()
+
+
+def test_epochs_to_match_reads_the_trajectory():
+    from hpo.benchmarks.pruning import SearchResult, epochs_to_match, match_ratios
+
+    def search(pruner, epochs, trajectory, acc):
+        return SearchResult(pruner, 0, 4, 0, epochs, acc, acc, 1.0, trajectory)
+
+    base = search("none", 40, [(10, 90.0), (20, 95.0), (30, 95.0), (40, 97.0)], 97.0)
+    fast = search("median", 16, [(10, 96.0), (12, 96.6), (16, 98.0)], 98.0)
+    slow = search("hyperband", 30, [(10, 90.0), (30, 96.0)], 96.0)
+    assert epochs_to_match(fast, 97.0) == 12  # 96.6 >= 97.0 - 0.5
+    assert epochs_to_match(slow, 97.0) is None
+    assert match_ratios([base, fast, slow]) == {0: {"none": 1.0, "median": 0.3,
+                                                    "hyperband": None}}
