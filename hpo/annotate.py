@@ -137,6 +137,9 @@ def spec_toml(spec: Mapping[str, Any]) -> str:
         lines.append("rows = [")
         lines += [f"  {_toml_value(row)}," for row in rows]
         lines.append("]")
+    for claim in spec.get("claims") or ():
+        lines += ["", "[[claims]]"]
+        lines += [f"{k} = {_toml_value(v)}" for k, v in claim.items()]
     return "\n".join(lines) + "\n"
 
 
@@ -303,6 +306,55 @@ def save_trial_curve(trial: Any, url: str) -> str | None:
         _warn(f"learning curves not saved (first failure: trial "
               f"{getattr(trial, 'number', '?')}): {type(exc).__name__}: {exc}", key="curve")
         return None
+
+
+WEIGHT_FILES = ("theta_0", "theta_final")  # artifact file names: <name>_trial_<number>.pt
+
+
+def save_trial_weights(trial: Any, url: str, initial: Mapping[str, Any] | None,
+                       final: Mapping[str, Any] | None) -> list[str]:
+    """Runner hook (analysis = "flatness"): upload the initial and final state dicts of
+    ``trial`` as artifacts (``torch.save``); returns their ids. Like the learning curve: before
+    tell, skipped by --no-artifacts, and a failure is one warning line, never a failed trial.
+    """
+    if not _enabled() or initial is None or final is None:
+        return []
+    try:
+        import torch
+
+        artifacts = artifact_store(artifacts_dir(url))
+        ids = []
+        with tempfile.TemporaryDirectory(prefix="hpo-weights-") as tmp:
+            for name, state in zip(WEIGHT_FILES, (initial, final)):
+                path = Path(tmp) / f"{name}_trial_{trial.number}.pt"
+                torch.save(dict(state), path)
+                ids.append(_upload(artifacts, path, trial))
+        return ids
+    except Exception as exc:  # noqa: BLE001 - see the docstring
+        _warn(f"weights not saved (first failure: trial {getattr(trial, 'number', '?')}): "
+              f"{type(exc).__name__}: {exc}", key="weights")
+        return []
+
+
+def load_trial_weights(trial: Any, directory: Path) -> tuple[dict, dict]:
+    """The (theta_0, theta_final) state dicts saved for ``trial`` (a FrozenTrial) under the
+    artifact folder ``directory``, loaded with ``torch.load(weights_only=True)`` on the CPU."""
+    import torch
+    from optuna.artifacts import download_artifact
+
+    metas = {m["filename"]: m["artifact_id"] for m in _metas(trial.system_attrs)}
+    states = []
+    with tempfile.TemporaryDirectory(prefix="hpo-weights-") as tmp:
+        for name in WEIGHT_FILES:
+            filename = f"{name}_trial_{trial.number}.pt"
+            if filename not in metas:
+                raise HpoError(f"trial {trial.number} has no {filename} artifact; run its study "
+                               "with analysis = \"flatness\" and without --no-artifacts")
+            path = Path(tmp) / filename
+            download_artifact(artifact_store=artifact_store(directory, create=False),
+                              artifact_id=metas[filename], file_path=str(path))
+            states.append(torch.load(path, map_location="cpu", weights_only=True))
+    return states[0], states[1]
 
 
 def _upload(artifacts: Any, path: Path, study_or_trial: Any) -> str:

@@ -134,11 +134,11 @@ def export_json(study_obj: Any, storage_label: str) -> dict[str, Any]:
 
 
 def export_frame(study_obj: Any) -> Any:
-    """One row per trial for CSV (the per-epoch history is in the JSON export)."""
+    """One row per trial for CSV (per-epoch history and flatness curve: the JSON export)."""
     if "hpo.spec" in study_obj.user_attrs:
         from hpo.results import trials_frame
 
-        frame = trials_frame(study_obj).drop(columns=["history"])
+        frame = trials_frame(study_obj).drop(columns=["history", "flatness"])
         for col in ("seed", "n_params", "epochs_run"):  # queued trials' gaps made them floats
             frame[col] = frame[col].astype("Int64")
     else:

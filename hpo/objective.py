@@ -20,6 +20,8 @@ RECORD_KEYS = (
     "test_acc", "epochs_run", "diverged", "stopped", "wall_time", "history",
 )
 HEARTBEAT_ATTR = "hpo:heartbeat"
+# analysis = "flatness": {"alpha", "val_loss", "val_err", "train_loss", "train_err"} (lists).
+FLATNESS_ATTR = "flatness"
 # Which per-epoch number is reported to Optuna (pruning, live curves) for each study metric.
 EPOCH_METRIC = {
     "val_acc": "val_acc", "test_acc": "val_acc", "train_acc": "train_acc",
@@ -99,15 +101,31 @@ def run_trial(trial: Any, study: Study, data: Splits) -> Result:
         trial.report(epoch_value(study, stats), stats.epoch)
         return study.config["pruner"] != "none" and trial.should_prune()
 
+    flatness = config["analysis"] == "flatness"
+    model_cfg, train_cfg = ModelConfig.from_config(config), TrainConfig.from_config(config)
     result = train_model(
-        ModelConfig.from_config(config),
-        TrainConfig.from_config(config),
+        model_cfg,
+        train_cfg,
         data,
         epochs=config["epochs"],
         batch_size=config["batch_size"],
         seed=seed,
         on_epoch=on_epoch,
+        keep_weights=flatness,
     )
     for key, value in result.summary().items():
         trial.set_user_attr(key, value)
+    if flatness and result.stopped != "pruned":
+        trial.set_user_attr(FLATNESS_ATTR, flatness_record(model_cfg, train_cfg, data, result))
     return result
+
+
+def flatness_record(model_cfg: ModelConfig, train_cfg: TrainConfig, data: Splits,
+                    result: Result) -> dict[str, Any]:
+    """The loss along theta_0 -> theta_final, evaluated in the worker (data already loaded)."""
+    from hpo.flatness import flatness_curve
+    from hpo.train import shuffled_labels
+
+    train_y = shuffled_labels(data.train_y, train_cfg.label_shuffle, result.seed)
+    return flatness_curve(model_cfg, data, result.initial_state, result.final_state,
+                          train_y=train_y, precision=train_cfg.precision)

@@ -51,11 +51,12 @@ def trials_frame(study_obj: Any, study: Study | None = None, trials: list[Any] |
         for metric in METRICS:
             row[metric] = t.user_attrs.get(metric)
         row["history"] = t.user_attrs.get("history", [])
+        row["flatness"] = t.user_attrs.get("flatness")
         row["value"] = t.value if t.values else None
         row["datetime_start"] = t.datetime_start
         row["datetime_complete"] = t.datetime_complete
         rows.append(row)
-    columns = ["number", "state", *by_key, "seed", *METRICS, "history", "value",
+    columns = ["number", "state", *by_key, "seed", *METRICS, "history", "flatness", "value",
                "datetime_start", "datetime_complete"]
     return pd.DataFrame(rows, columns=columns)
 

@@ -434,6 +434,10 @@ def _run_one(study_obj: Any, study: Study, url: str, trial: Any, splits: Any) ->
         with Heartbeat(study_obj._storage, trial._trial_id, store.HEARTBEAT_INTERVAL_S):
             result = run_trial(trial, study, splits)
             annotate.save_trial_curve(trial, url)  # before tell: attrs are frozen after
+            if result.initial_state is not None:  # analysis = "flatness"
+                annotate.save_trial_weights(trial, url, result.initial_state,
+                                            result.final_state)
+                result.initial_state = result.final_state = None  # free them before the next
     except BaseException:
         # Ctrl-C, SIGTERM, a bug: the trial is failed, never left RUNNING, and its cell is
         # queued again by the next reconcile. Further signals are ignored until it is told.

@@ -64,6 +64,7 @@ SCHEDULES = ("none", "step", "cosine", "plateau")
 PRECISIONS = ("fp32", "bf16")
 SAMPLERS = ("grid", "tpe", "random", "gp", "cmaes")
 PRUNERS = ("none", "median", "hyperband")
+ANALYSES = ("table", "flatness")
 METRICS = ("val_acc", "val_loss", "test_acc", "test_loss", "train_acc", "train_loss")
 
 
@@ -191,8 +192,12 @@ KEYS: dict[str, Key] = {
     "question": Key("", text, "the question the study answers, one sentence", False),
     "description": Key("", text, "setup, reference network and why", False),
     "analysis": Key(
-        "table", choice("table"), "which report the study gets (more in later versions)", False
+        "table", choice(*ANALYSES),
+        "table, or flatness: also the loss along theta_0 -> theta_final (R3 Fig. 21-22)",
+        False,  # not identity: stores made before it existed resume; old trials lack the curve
     ),
+    "target_acc": Key(0.0, real(ge=0, le=100), "report: epochs to reach this validation "
+                      "accuracy (%), per configuration (0: not shown)", False),
     # Data
     "dataset": Key("digits", choice(*DATASETS), "dataset name"),
     "data_dir": Key(None, optional_text, "folder holding torchvision datasets", False),
@@ -289,6 +294,37 @@ class Reference:
     rows: tuple[tuple[tuple[tuple[str, Any], ...], float], ...]
 
 
+CLAIM_KINDS = ("best", "better", "similar", "at_chance")
+CLAIM_FIELDS = ("text", "kind", "config", "than", "metric", "tolerance")
+CHANCE_TOLERANCE = 5.0  # at_chance: percentage points either side of 100 / n_classes
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A claim of the seed report, checked against the measurements by ``hpo report``.
+
+    ``config`` (and ``than``) select configurations of the space by the keys they name;
+    ``metric`` None means the study's metric (at_chance: test_acc).
+    """
+
+    text: str
+    kind: str
+    config: tuple[tuple[str, Any], ...]
+    than: tuple[tuple[str, Any], ...] = ()
+    metric: str | None = None
+    tolerance: float = CHANCE_TOLERANCE
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"text": self.text, "kind": self.kind, "config": dict(self.config)}
+        if self.than:
+            out["than"] = dict(self.than)
+        if self.metric is not None:
+            out["metric"] = self.metric
+        if self.kind == "at_chance":
+            out["tolerance"] = self.tolerance
+        return out
+
+
 @dataclass(frozen=True)
 class Study:
     """A validated study: its flat configuration, search space and optional reference."""
@@ -297,6 +333,7 @@ class Study:
     space: tuple[Param, ...]
     reference: Reference | None
     source: str
+    claims: tuple[Claim, ...] = ()
 
     @property
     def name(self) -> str:
@@ -342,6 +379,7 @@ class Study:
                 "note": self.reference.note,
                 "rows": [[dict(params), value] for params, value in self.reference.rows],
             },
+            "claims": [c.to_dict() for c in self.claims],
         }
 
     def identity(self) -> dict[str, Any]:
@@ -378,6 +416,8 @@ def from_dict(data: Mapping[str, Any], source: str = "stored study") -> Study:
             "source": ref["source"], "metric": ref["metric"], "note": ref["note"],
             "rows": [{**params, "value": value} for params, value in ref["rows"]],
         }
+    if data.get("claims"):
+        raw["claims"] = data["claims"]
     return validate(raw, source)
 
 
@@ -481,13 +521,14 @@ def validate(raw: Mapping[str, Any], source: str) -> Study:
     study = Study(config=config, space=space, reference=None, source=source)
     study = Study(config, space, _validate_reference(raw.get("reference"), study), source)
     _validate_combinations(study)
-    return study
+    claims = _validate_claims(raw.get("claims", []), study)
+    return Study(config, space, study.reference, source, claims)
 
 
 def _flatten(raw: Mapping[str, Any], source: str) -> dict[str, Any]:
     flat: dict[str, Any] = {}
     for key, value in raw.items():
-        if key in ("space", "reference"):
+        if key in ("space", "reference", "claims"):
             continue
         if key in SECTIONS:
             if not isinstance(value, dict):
@@ -640,6 +681,79 @@ def _validate_reference(raw_ref: Any, study: Study) -> Reference | None:
         source=str(raw_ref.get("source", "")), metric=metric,
         note=str(raw_ref.get("note", "")), rows=tuple(rows),
     )
+
+
+def _validate_claims(raw_claims: Any, study: Study) -> tuple[Claim, ...]:
+    if not isinstance(raw_claims, list):
+        raise SpecError(f"{study.source}: claims must be an array of tables ([[claims]]), "
+                        f"got {raw_claims!r}")
+    return tuple(_validate_claim(i, c, study) for i, c in enumerate(raw_claims))
+
+
+def _validate_claim(i: int, raw: Any, study: Study) -> Claim:
+    where = f"{study.source}: claims[{i}]"
+    if not isinstance(raw, dict):
+        raise SpecError(f"{where} must be a table with text, kind and config, got {raw!r}")
+    for extra in sorted(raw.keys() - set(CLAIM_FIELDS)):
+        raise SpecError(f"{where}: unknown field {extra!r}; allowed: "
+                        f"{', '.join(sorted(CLAIM_FIELDS))}")
+    for required in ("text", "kind", "config"):
+        if required not in raw:
+            raise SpecError(f"{where}: {required} is required")
+    text_ = raw["text"]
+    if not isinstance(text_, str) or not text_.strip():
+        raise SpecError(f"{where}.text must be a non-empty string, got {text_!r}")
+    kind = raw["kind"]
+    if kind not in CLAIM_KINDS:
+        raise SpecError(f"{where}.kind must be one of "
+                        f"{', '.join(repr(k) for k in CLAIM_KINDS)}, got {kind!r}")
+    metric = raw.get("metric")
+    if metric is not None and metric not in METRICS:
+        raise SpecError(f"{where}.metric must be one of {', '.join(METRICS)}, got {metric!r}")
+    if kind == "at_chance" and metric is not None and not metric.endswith("_acc"):
+        raise SpecError(f"{where}.metric must be an accuracy (train_acc, val_acc, test_acc) "
+                        f"for kind 'at_chance', got {metric!r}")
+    needs_than = kind in ("better", "similar")
+    if needs_than and "than" not in raw:
+        raise SpecError(f"{where}: kind {kind!r} needs than (the configuration compared with)")
+    if not needs_than and "than" in raw:
+        raise SpecError(f"{where}.than is only for kinds 'better' and 'similar', got kind "
+                        f"{kind!r}")
+    tolerance = raw.get("tolerance", CHANCE_TOLERANCE)
+    if "tolerance" in raw and kind != "at_chance":
+        raise SpecError(f"{where}.tolerance is only for kind 'at_chance', got kind {kind!r}")
+    if isinstance(tolerance, bool) or not isinstance(tolerance, (int, float)) or not (
+            0 < tolerance <= 100):
+        raise SpecError(f"{where}.tolerance must be a number > 0 and <= 100 (percentage "
+                        f"points), got {tolerance!r}")
+    config = _claim_config(f"{where}.config", raw["config"], study, f"claims[{i}].config")
+    than = ()
+    if needs_than:
+        than = _claim_config(f"{where}.than", raw["than"], study, f"claims[{i}].than")
+        if than == config:
+            raise SpecError(f"{where}: than must differ from config, got {dict(than)!r} twice")
+    return Claim(text_.strip(), kind, config, than, metric, float(tolerance))
+
+
+def _claim_config(where: str, raw: Any, study: Study, label: str) -> tuple[tuple[str, Any], ...]:
+    """Keys of [space] with valid values; in a grid study they must select one configuration."""
+    space_keys = [p.key for p in study.space]
+    if not isinstance(raw, dict) or not raw:
+        raise SpecError(f"{where} must be a non-empty table of space keys and values, "
+                        f"got {raw!r}")
+    checked = {}
+    for key, value in raw.items():
+        if key not in space_keys:
+            raise SpecError(f"{where}: {key!r} is not a key of [space]; use one of "
+                            f"{', '.join(space_keys) or '(empty space)'}")
+        checked[key] = check_value(key, value, study.source, f"{label}.{key}")
+    if study.is_grid:
+        matched = [c for c in study.cells()
+                   if all(_hashable(c.get(k)) == _hashable(v) for k, v in checked.items())]
+        if len(matched) != 1:
+            raise SpecError(f"{where} must select exactly one configuration of the grid, got "
+                            f"{len(matched)} for {raw!r}; name more keys of [space]")
+    return tuple(sorted(checked.items()))
 
 
 def _discrete_model_combos(study: Study) -> Iterable[dict[str, Any]]:

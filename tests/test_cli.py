@@ -59,7 +59,7 @@ def test_studies_lists_the_shipped_studies():
     names = [line.split()[0] for line in result.stdout.splitlines()]
     assert names == [
         "activation", "batch_norm", "batch_size_lr", "cnn_vs_mlp", "depth", "dropout_location",
-        "dropout_rate", "early_stopping", "extra_fc", "full_batch", "kernel", "l2",
+        "dropout_rate", "early_stopping", "extra_fc", "flatness", "full_batch", "kernel", "l2",
         "label_shuffle", "learning_rate", "momentum", "optimizer", "seed_variance", "tune",
         "weight_decay",
     ]

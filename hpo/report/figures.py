@@ -413,6 +413,91 @@ def plot_history(data: Any, title: str, metric: str) -> Any:
     return fig
 
 
+# ---------------------------------------------------------------------------------------------
+# Flatness: loss along theta(alpha) = (1 - alpha) theta_0 + alpha theta_final
+
+
+FLATNESS_METRICS = ("val_loss", "val_err", "train_loss", "train_err")
+
+
+@dataclass
+class FlatnessData:
+    curves: Any  # columns: config, alpha, metric, mean, std, n
+    configs: list[str]  # in table order
+
+
+def flatness_data(summary: Summary) -> FlatnessData:
+    """Per configuration, alpha and metric: mean and std over the seeds' flatness curves
+    (complete trials with a ``flatness`` attribute; non-finite losses left out)."""
+    import numpy as np
+    import pandas as pd
+
+    done = _complete_with_labels(summary)
+    rows = []
+    for cfg, curve in zip(done["config"], done["flatness"]):
+        if not isinstance(curve, dict):
+            continue
+        for i, alpha in enumerate(curve.get("alpha", [])):
+            rows.append((cfg, float(alpha),
+                         *(curve[m][i] if m in curve else None for m in FLATNESS_METRICS)))
+    long = pd.DataFrame(rows, columns=["config", "alpha", *FLATNESS_METRICS])
+    metrics = list(FLATNESS_METRICS)
+    long[metrics] = long[metrics].apply(pd.to_numeric, errors="coerce")
+    long = long.replace([np.inf, -np.inf], np.nan)
+    order = [c for c in summary.table["config"] if c in set(long["config"])]
+    parts = []
+    for m in FLATNESS_METRICS:
+        stats = long.groupby(["config", "alpha"], sort=False)[m].agg(["mean", "std", "count"])
+        part = stats.rename(columns={"count": "n"}).reset_index()
+        part.insert(2, "metric", m)
+        parts.append(part)
+    columns = ["config", "alpha", "metric", "mean", "std", "n"]
+    curves = pd.concat(parts, ignore_index=True) if rows else pd.DataFrame(columns=columns)
+    if not curves.empty:
+        rank = {c: i for i, c in enumerate(order)}
+        curves = curves.sort_values(
+            ["metric", "config", "alpha"], kind="stable",
+            key=lambda s: s.map(rank) if s.name == "config" else s).reset_index(drop=True)
+    return FlatnessData(curves=curves[columns], configs=order)
+
+
+def plot_flatness(data: FlatnessData, title: str) -> Any:
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.8))
+    colors = dict(zip(data.configs, _palette(len(data.configs))))
+    for ax, kind in zip(axes, ("loss", "err")):
+        for cfg in data.configs:
+            for split, style in (("val", "-"), ("train", "--")):
+                line = data.curves[(data.curves["config"] == cfg)
+                                   & (data.curves["metric"] == f"{split}_{kind}")]
+                if line.empty:
+                    continue
+                x, mean = line["alpha"].to_numpy(), line["mean"].to_numpy(dtype=float)
+                std = line["std"].fillna(0).to_numpy(dtype=float)
+                ax.plot(x, mean, style, marker="o" if split == "val" else None, markersize=3,
+                        color=colors[cfg], label=f"{cfg} ({split})")
+                if split == "val":
+                    top = 100.0 if kind == "err" else np.inf
+                    ax.fill_between(x, np.clip(mean - std, 0, top), np.clip(mean + std, 0, top),
+                                    color=colors[cfg], alpha=0.18, linewidth=0)
+        for a in (0.0, 1.0):
+            ax.axvline(a, color="gray", linewidth=0.8, linestyle=":")
+        ax.set_xlabel("α  (0: initial weights θ₀, 1: final weights θ_final)")
+        ax.set_ylabel("loss (cross-entropy)" if kind == "loss" else "error (%)")
+        ax.set_title("loss" if kind == "loss" else "error")
+        ax.grid(alpha=0.3)
+        if kind == "loss":
+            ax.set_yscale("log")
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=2, frameon=False, fontsize=9)
+    fig.suptitle(f"{title}: loss along θ(α) = (1−α)·θ₀ + α·θ_final, mean ± std over seeds")
+    rows = math.ceil(len(labels) / 2) if labels else 0
+    fig.tight_layout(rect=(0, 0.03 + 0.045 * rows, 1, 1))
+    return fig
+
+
 def save(fig: Any, path: Any) -> None:
     import matplotlib.pyplot as plt
 

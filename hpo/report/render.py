@@ -94,6 +94,14 @@ def display_table(summary: Summary, limit: int | None = None) -> Any:
     for metric, header in metrics.items():
         out[header] = [fmt_stat(r, metric) for r in records]
     out["time/run (s)"] = [fmt_num(x, "wall_time") for x in table["wall_time_mean"]]
+    out["time/epoch (s)"] = [f"{x:.3g}" if _finite(x) else DASH
+                             for x in table["epoch_seconds_mean"]]
+    target = float(summary.study.config.get("target_acc") or 0)
+    if target > 0 and "epochs_to_target_mean" in table:
+        out[f"epochs to {target:g}% val"] = [
+            (f"{r['epochs_to_target_mean']:.3g}" if _finite(r["epochs_to_target_mean"])
+             else DASH) + f" ({int(r['reached_target'])} of {int(r['n'])})"
+            for r in records]
     out["params"] = [f"{int(x):,}" if _finite(x) else DASH for x in table["n_params"]]
     out["epochs"] = [f"{x:.3g}" if _finite(x) else DASH for x in table["epochs_run_mean"]]
     out["diverged"] = table["diverged"].astype(int).astype(str)

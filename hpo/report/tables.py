@@ -140,8 +140,10 @@ def config_table(frame: Any, study: Study, metric: str | None = None) -> Any:
     the study asks for), ``pruned``/``failed``/``running``/``waiting`` counts, for every metric
     of STAT_METRICS ``<m>_mean``, ``<m>_std``, ``<m>_ci_low``, ``<m>_ci_high`` (t-based 95%
     interval, over the runs where that metric is finite), ``wall_time_mean`` (s),
-    ``n_params``, ``epochs_run_mean``, ``diverged`` (count), ``p_value`` (Welch's t-test of
-    ``metric`` against the best row) and ``best``.
+    ``epoch_seconds_mean`` (mean over runs of a run's mean seconds per epoch), ``n_params``,
+    ``epochs_run_mean``, ``diverged`` (count), when the study sets ``target_acc``
+    ``epochs_to_target_mean`` (over the runs that reached it) and ``reached_target`` (runs),
+    ``p_value`` (Welch's t-test of ``metric`` against the best row) and ``best``.
     """
     import numpy as np
     import pandas as pd
@@ -158,6 +160,10 @@ def config_table(frame: Any, study: Study, metric: str | None = None) -> Any:
     values = pd.DataFrame(numeric, index=done.index)
     values = values.where(np.isfinite(values))
     values["diverged"] = done["diverged"].fillna(False).astype(bool)
+    values["epoch_seconds"] = [epoch_seconds(h) for h in done["history"]]
+    target = float(study.config.get("target_acc") or 0)
+    if target > 0:
+        values["epochs_to_target"] = [epochs_to_target(h, target) for h in done["history"]]
     values["_key"] = done["_key"]
     grouped = values.groupby("_key", sort=False)
     agg = pd.DataFrame({"n": grouped.size()})
@@ -168,6 +174,10 @@ def config_table(frame: Any, study: Study, metric: str | None = None) -> Any:
     agg["n_params"] = grouped["n_params"].max()
     agg["epochs_run_mean"] = grouped["epochs_run"].mean()
     agg["diverged"] = grouped["diverged"].sum().astype(int)
+    agg["epoch_seconds_mean"] = grouped["epoch_seconds"].mean()
+    if target > 0:
+        agg["epochs_to_target_mean"] = grouped["epochs_to_target"].mean()
+        agg["reached_target"] = grouped["epochs_to_target"].count()
 
     states = frame.groupby(["_key", "state"], sort=False).size().unstack(fill_value=0)
     order = _row_order(frame, study, keys, agg)
@@ -188,6 +198,8 @@ def config_table(frame: Any, study: Study, metric: str | None = None) -> Any:
         column = states[state] if state in states else pd.Series(dtype=int)
         table[STATE_COLUMNS[state]] = column.reindex(table.index).fillna(0).astype(int)
     table["diverged"] = table["diverged"].fillna(0).astype(int)
+    if target > 0:
+        table["reached_target"] = table["reached_target"].fillna(0).astype(int)
 
     for m in STAT_METRICS:
         count = table.pop(f"_{m}_count").fillna(0).to_numpy()
@@ -206,6 +218,22 @@ def config_table(frame: Any, study: Study, metric: str | None = None) -> Any:
     if not study.is_grid:
         table = _tuning_order(table, metric)
     return table.reset_index(drop=True)
+
+
+def epoch_seconds(history: Any) -> float:
+    """Mean seconds per epoch of one run's history (NaN without any timed epoch)."""
+    seconds = [h.get("seconds") for h in history or ()]
+    seconds = [float(x) for x in seconds if isinstance(x, (int, float)) and math.isfinite(x)]
+    return sum(seconds) / len(seconds) if seconds else math.nan
+
+
+def epochs_to_target(history: Any, target: float) -> float:
+    """The first epoch whose validation accuracy is >= ``target`` (%); NaN if none is."""
+    for h in history or ():
+        acc = h.get("val_acc")
+        if isinstance(acc, (int, float)) and acc >= target:
+            return float(h["epoch"])
+    return math.nan
 
 
 def _grid_values(study: Study, keys: list[str]) -> list[tuple[Any, ...]]:
@@ -231,8 +259,10 @@ def _row_order(frame: Any, study: Study, keys: list[str], agg: Any) -> list[str]
 def _order_columns(table: Any, keys: list[str]) -> Any:
     head = ["config", *keys, "n", "n_asked"]
     stats_cols = [f"{m}_{s}" for m in STAT_METRICS for s in ("mean", "std", "ci_low", "ci_high")]
-    tail = ["wall_time_mean", "n_params", "epochs_run_mean", "diverged",
+    tail = ["wall_time_mean", "epoch_seconds_mean", "n_params", "epochs_run_mean", "diverged",
             *(STATE_COLUMNS[s] for s in STATES[1:])]
+    if "epochs_to_target_mean" in table:
+        tail += ["epochs_to_target_mean", "reached_target"]
     return table[head + stats_cols + tail]
 
 

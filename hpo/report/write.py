@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hpo.report import figures, render
+from hpo.report import claims, figures, render
 from hpo.report.tables import ALPHA, Summary, is_two_way_grid, reference_table, short_names
 
 FORMATS = ("md", "csv", "tex")
@@ -40,6 +40,15 @@ def _figure_specs(summary: Summary) -> list[tuple[str, str, Any]]:
         lambda: figures.plot_accuracy(figures.accuracy_data(summary), name,
                                       ref.source if ref else ""),
     ))
+    if summary.study.config["analysis"] == "flatness":
+        specs.append((
+            "flatness",
+            "Loss and error along θ(α) = (1−α)·θ₀ + α·θ_final (θ₀ the initial, θ_final the "
+            "final weights of each run; batch-norm running statistics interpolated alike): "
+            "validation (solid, mean ± std over seeds) and training set with the labels the "
+            "run was trained on (dashed, mean). Loss on a log scale.",
+            lambda: figures.plot_flatness(figures.flatness_data(summary), name),
+        ))
     if is_two_way_grid(summary):
         specs.append((
             "heatmap",
@@ -239,6 +248,13 @@ def readme(summary: Summary, drawn: Sequence[tuple[str, str]], formats: Sequence
         for metric in ("train_loss", "train_acc", "val_acc", "test_acc"):
             lines += [f"Mean ± std {render.PIVOT_METRICS[metric]}:", "",
                       render.pivot_display(summary, metric).to_markdown(disable_numparse=True), ""]
+
+    if summary.study.claims:
+        lines += ["## Claims", "",
+                  "What the seed reports claimed, checked against these measurements "
+                  f"(Welch's t-test at α = {ALPHA:g}, two-sided, no correction for multiple "
+                  "claims; see hpo/report/claims.py for each kind's rule):", "",
+                  claims.claims_markdown(claims.evaluate_all(summary)), ""]
 
     ref = reference_table(summary)
     if ref is not None:
