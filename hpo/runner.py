@@ -117,11 +117,17 @@ def _git_commit() -> str | None:
 
 
 def _identity_diff(stored: dict[str, Any], current: dict[str, Any]) -> list[str]:
+    from hpo.spec import KEYS
+
+    def value(cfg: dict[str, Any], key: str) -> Any:
+        # A key added to hpo after the study was stored ran with what is now its default.
+        return cfg.get(key, KEYS[key].default if key in KEYS else None)
+
     diffs = []
     old_cfg, new_cfg = stored.get("config", {}), current["config"]
     for key in sorted(set(old_cfg) | set(new_cfg)):
-        if old_cfg.get(key) != new_cfg.get(key):
-            diffs.append(f"{key} {old_cfg.get(key)!r} -> {new_cfg.get(key)!r}")
+        if value(old_cfg, key) != value(new_cfg, key):
+            diffs.append(f"{key} {value(old_cfg, key)!r} -> {value(new_cfg, key)!r}")
     if stored.get("space") != current["space"]:
         diffs.append("the search space")
     return diffs

@@ -141,3 +141,13 @@ def test_tuning_repeats_run_each_sampled_config_on_every_seed(write_study, stora
     for t in complete(study_obj):
         by_cell.setdefault(t.user_attrs["cell"], []).append(t.user_attrs["seed"])
     assert sorted(sorted(s) for s in by_cell.values()) == [[0, 1], [0, 1]]
+
+
+def test_keys_added_after_a_study_was_stored_count_as_their_default(write_study, storage_url):
+    path = write_study()
+    _, study_obj = run_study(path, storage_url)
+    identity = study_obj.user_attrs["hpo.identity"]
+    del identity["config"]["pruner_startup_trials"]  # as stored by an older hpo
+    study_obj.set_user_attr("hpo.identity", identity)
+    _, study_obj = run_study(path, storage_url)  # resumes, nothing to do
+    assert len(study_obj.get_trials()) == 4
