@@ -71,8 +71,8 @@ def _writable(path: Path) -> bool:
     return os.access(path, os.W_OK) and bool(path.stat().st_mode & 0o222)
 
 
-def check_journal(path: Path, *, create: bool) -> None:
-    """The journal counterpart of :func:`check_sqlite`: one line per problem, nothing written."""
+def _check_store_path(path: Path, *, create: bool, example: str) -> bool:
+    """Checks shared by file stores; False when the file does not exist yet (and may be made)."""
     if not path.exists():
         if not create:
             raise StoreError(f"no store at {path}; run `hpo run` first or pass --storage URL")
@@ -80,9 +80,16 @@ def check_journal(path: Path, *, create: bool) -> None:
             raise StoreError(f"cannot create store {path}: folder {path.parent} does not exist")
         if not _writable(path.parent):
             raise StoreError(f"cannot create store {path}: folder {path.parent} is read-only")
-        return
+        return False
     if path.is_dir():
-        raise StoreError(f"store {path} is a folder; give a file, e.g. journal:{path}/runs.log")
+        raise StoreError(f"store {path} is a folder; give a file, e.g. {example}")
+    return True
+
+
+def check_journal(path: Path, *, create: bool) -> None:
+    """The journal counterpart of :func:`check_sqlite`: one line per problem, nothing written."""
+    if not _check_store_path(path, create=create, example=f"journal:{path}/runs.log"):
+        return
     try:
         with path.open("rb") as fh:
             first = fh.readline(1 << 20)
@@ -102,16 +109,8 @@ def check_journal(path: Path, *, create: bool) -> None:
 
 def check_sqlite(path: Path, *, create: bool) -> None:
     """One-line errors for every way an SQLite file can be unusable; reads, never writes."""
-    if not path.exists():
-        if not create:
-            raise StoreError(f"no store at {path}; run `hpo run` first or pass --storage URL")
-        if not path.parent.is_dir():
-            raise StoreError(f"cannot create store {path}: folder {path.parent} does not exist")
-        if not _writable(path.parent):
-            raise StoreError(f"cannot create store {path}: folder {path.parent} is read-only")
+    if not _check_store_path(path, create=create, example=f"sqlite:///{path}/hpo.db"):
         return
-    if path.is_dir():
-        raise StoreError(f"store {path} is a folder; give a file, e.g. sqlite:///{path}/hpo.db")
     try:
         with path.open("rb") as fh:
             head = fh.read(len(SQLITE_MAGIC))
