@@ -18,6 +18,7 @@ from hpo.train import EpochStats, Result, TrainConfig, train_model
 RECORD_KEYS = (
     "seed", "n_params", "train_loss", "train_acc", "val_loss", "val_acc", "test_loss",
     "test_acc", "epochs_run", "diverged", "stopped", "wall_time", "history",
+    "n_trainable",
 )
 HEARTBEAT_ATTR = "hpo:heartbeat"
 # Which per-epoch number is reported to Optuna (pruning, live curves) for each study metric.
