@@ -25,7 +25,7 @@ from typing import Any
 from hpo import __version__, annotate, store
 from hpo import space as space_mod
 from hpo.errors import HpoError, SpecError
-from hpo.spec import Study, from_dict
+from hpo.spec import KEYS, Study, from_dict
 
 DONE_STATES = ("COMPLETE", "PRUNED")
 PENDING_STATES = ("RUNNING", "WAITING")
@@ -119,6 +119,8 @@ def _git_commit() -> str | None:
 def _identity_diff(stored: dict[str, Any], current: dict[str, Any]) -> list[str]:
     diffs = []
     old_cfg, new_cfg = stored.get("config", {}), current["config"]
+    # A key newer than the store: the store ran with what is now its default.
+    old_cfg = {**{k: KEYS[k].default for k in new_cfg.keys() - old_cfg.keys()}, **old_cfg}
     for key in sorted(set(old_cfg) | set(new_cfg)):
         if old_cfg.get(key) != new_cfg.get(key):
             diffs.append(f"{key} {old_cfg.get(key)!r} -> {new_cfg.get(key)!r}")

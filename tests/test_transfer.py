@@ -232,3 +232,14 @@ def test_run_without_weights_stops_before_the_store(no_weights, image_root, tmp_
     assert err.startswith("hpo: error: ImageNet weights for alexnet not found: put ")
     assert err.count("\n") == 1
     assert not db.exists()
+
+
+def test_a_store_from_before_the_new_keys_still_resumes():
+    from hpo.runner import _identity_diff
+
+    current = spec.load("momentum").identity()
+    old = {k: v for k, v in current["config"].items()
+           if k not in ("image_size", "model.pretrained", "model.finetune")}
+    assert _identity_diff({**current, "config": old}, current) == []
+    changed = {**current["config"], "image_size": 64}
+    assert _identity_diff({**current, "config": changed}, current) == ["image_size 64 -> 224"]
