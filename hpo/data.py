@@ -1,14 +1,16 @@
 """Datasets as tensors resident on the training device (plain PyTorch: no Optuna here).
 
 Each dataset is read once per process, converted to float32, normalised once with the
-training split's own mean and std, and kept on the device, so that a training step is an
-index into a tensor: no DataLoader, no per-sample transform in the hot loop.
+training split's own mean and std (ImageNet's for ``imagefolder``), and kept on the device, so
+that a training step is an index into a tensor: no DataLoader, no per-sample transform in the
+hot loop.
 """
 
 from __future__ import annotations
 
 import functools
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,6 +19,11 @@ from hpo.errors import DataError
 
 SPLIT_SEED = 20_240_601  # fixed: every trial of every study sees the same train/val split
 DIGITS_TEST_FRACTION = 0.2
+# imagefolder: pretrained ImageNet weights expect ImageNet's channel statistics (RGB, 0..1).
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".ppm", ".tif", ".tiff", ".webp")
+DEFAULT_IMAGE_SIZE = 224
 
 
 @dataclass(frozen=True)
@@ -46,10 +53,16 @@ DATASETS: dict[str, DatasetInfo] = {
         (3, 32, 32), 10, "CIFAR10", "cifar-10-batches-py",
         tuple(f"data_batch_{i}" for i in range(1, 6)) + ("test_batch",),
     ),
+    # ROOT/train/<class>/*.jpg, ROOT/val/<class>/*.jpg; size and classes come from the files.
+    "imagefolder": DatasetInfo((3, DEFAULT_IMAGE_SIZE, DEFAULT_IMAGE_SIZE), 0),
 }
 
 
-def input_shape(name: str) -> tuple[int, int, int]:
+def input_shape(name: str, config: Mapping[str, Any] | None = None) -> tuple[int, int, int]:
+    """(C, H, W) of a dataset's images; ``imagefolder`` reads ``image_size`` from ``config``."""
+    if name == "imagefolder":
+        size = (config or {}).get("image_size", DEFAULT_IMAGE_SIZE)
+        return 3, size, size
     return DATASETS[name].shape
 
 
@@ -86,22 +99,31 @@ def load(
     val_fraction: float = 0.2,
     train_subset: int = 0,
     download: bool = True,
+    image_size: int = DEFAULT_IMAGE_SIZE,
 ) -> Splits:
-    """Load a dataset once per process (cached) and return its splits on ``device``."""
+    """Load a dataset once per process (cached) and return its splits on ``device``.
+
+    ``imagefolder`` reads ``data_dir`` itself as ROOT (``ROOT/train``, ``ROOT/val``).
+    """
     root = str(Path(data_dir) if data_dir else default_data_dir())
-    return _load_cached(name, root, str(device), float(val_fraction), int(train_subset), download)
+    return _load_cached(name, root, str(device), float(val_fraction), int(train_subset), download,
+                        int(image_size))
 
 
 @functools.lru_cache(maxsize=4)
 def _load_cached(
-    name: str, root: str, device: str, val_fraction: float, train_subset: int, download: bool
+    name: str, root: str, device: str, val_fraction: float, train_subset: int, download: bool,
+    image_size: int = DEFAULT_IMAGE_SIZE,
 ) -> Splits:
     import torch
 
     if name not in DATASETS:
         raise DataError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
+    n_classes = DATASETS[name].n_classes
     if name == "digits":
         train_x, train_y, test_x, test_y = _digits()
+    elif name == "imagefolder":
+        train_x, train_y, test_x, test_y, n_classes = _imagefolder(Path(root), image_size)
     else:
         train_x, train_y, test_x, test_y = _torchvision(name, Path(root), download)
 
@@ -112,10 +134,15 @@ def _load_cached(
     if train_subset:
         train_idx = train_idx[:train_subset]
 
-    # Normalise with the training split's statistics only (no peeking at val/test).
-    train = train_x[train_idx].float()
-    mean = train.mean(dim=(0, 2, 3), keepdim=True)
-    std = train.std(dim=(0, 2, 3), keepdim=True).clamp_min(1e-6)
+    if name == "imagefolder":
+        # What pretrained weights were trained on; uint8 pixels, hence the 255.
+        mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1) * 255
+        std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1) * 255
+    else:
+        # Normalise with the training split's statistics only (no peeking at val/test).
+        train = train_x[train_idx].float()
+        mean = train.mean(dim=(0, 2, 3), keepdim=True)
+        std = train.std(dim=(0, 2, 3), keepdim=True).clamp_min(1e-6)
 
     def prepare(x: Any) -> Any:
         return ((x.float() - mean) / std).contiguous().to(device)
@@ -128,7 +155,7 @@ def _load_cached(
         val_y=train_y[val_idx].to(device),
         test_x=prepare(test_x),
         test_y=test_y.to(device),
-        n_classes=DATASETS[name].n_classes,
+        n_classes=n_classes,
     )
 
 
@@ -170,9 +197,12 @@ def ensure_available(name: str, data_dir: str | Path | None = None, download: bo
     info = DATASETS.get(name)
     if info is None:
         raise DataError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
+    root = Path(data_dir) if data_dir else default_data_dir()
+    if name == "imagefolder":
+        imagefolder_files(root)
+        return
     if info.torchvision_class is None:
         return
-    root = Path(data_dir) if data_dir else default_data_dir()
     missing = missing_files(name, root)
     if missing and download:
         import torchvision.datasets as tvd
@@ -213,3 +243,61 @@ def _torchvision(name: str, root: Path, download: bool) -> tuple[Any, Any, Any, 
         return x.contiguous(), torch.as_tensor(ds.targets, dtype=torch.int64)
 
     return (*tensors(train), *tensors(test))
+
+
+def imagefolder_files(root: Path) -> tuple[list[str], dict[str, list[tuple[Path, int]]]]:
+    """Class names (train/'s class folders, sorted) and (file, label) lists of train and val.
+
+    One-line DataError when the layout is not ROOT/train/<class>/*.jpg + ROOT/val/<class>/*.jpg.
+    """
+    layout = (f"expected {root}/train/<class>/*.jpg and {root}/val/<class>/*.jpg (val/ is the "
+              "test set); pass --data-dir ROOT")
+    found: dict[str, dict[str, list[Path]]] = {}
+    for split in ("train", "val"):
+        folder = root / split
+        classes = {}
+        if folder.is_dir():
+            for sub in sorted(p for p in folder.iterdir() if p.is_dir()):
+                images = sorted(f for f in sub.iterdir()
+                                if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS)
+                if images:
+                    classes[sub.name] = images
+        if not classes:
+            raise DataError(f"dataset 'imagefolder': {folder} is missing or has no class folders "
+                            f"with images; {layout}")
+        found[split] = classes
+    names = sorted(found["train"])
+    for cls in found["val"]:
+        if cls not in found["train"]:
+            raise DataError(f"dataset 'imagefolder': {root / 'val' / cls} has no counterpart "
+                            f"in {root / 'train'}; val/ must use the class folders of train/")
+    files = {split: [(f, names.index(cls)) for cls, fs in found[split].items() for f in fs]
+             for split in found}
+    return names, files
+
+
+def _imagefolder(root: Path, size: int) -> tuple[Any, Any, Any, Any, int]:
+    """Decode every image once (PIL): shorter side to size·256/224, center crop, uint8 RGB.
+
+    The resize-then-crop ratio is torchvision's ImageNet evaluation transform. No augmentation:
+    the tensors are fixed for the whole process, like every other dataset.
+    """
+    import torch
+    import torchvision.transforms.functional as TF
+    from PIL import Image
+
+    names, files = imagefolder_files(root)
+
+    def decode(items: list[tuple[Path, int]]) -> tuple[Any, Any]:
+        images = []
+        for path, _ in items:
+            try:
+                with Image.open(path) as img:
+                    img = TF.resize(img.convert("RGB"), round(size * 256 / 224))
+                    images.append(TF.pil_to_tensor(TF.center_crop(img, size)))
+            except OSError as exc:
+                raise DataError(f"dataset 'imagefolder': cannot read {path} ({exc}); remove "
+                                "or replace it") from None
+        return torch.stack(images), torch.tensor([label for _, label in items])
+
+    return (*decode(files["train"]), *decode(files["val"]), len(names))

@@ -6,13 +6,22 @@ sees the input: use ``input`` for that); ``before_pool`` between a block's activ
 pooling (blocks without pooling get none); ``after_conv`` at the end of every conv block, after
 its pooling; ``before_fc`` on the flattened features; ``between_fc`` after each hidden fc layer.
 A conv block is conv -> [batch norm] -> activation -> [pooling].
+
+``alexnet`` is torchvision's AlexNet with its last layer replaced for the dataset's classes,
+from ImageNet weights (``pretrained = "imagenet"``) or random ones; ``finetune = false`` freezes
+every layer but that new one (a fixed feature extractor), ``true`` trains them all. The cnn/mlp
+keys do not apply to it.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
+from pathlib import Path
 from typing import Any
+
+from hpo.errors import HpoError
 
 ACTIVATION_MODULES = {
     "relu": "ReLU",
@@ -26,6 +35,16 @@ ACTIVATION_MODULES = {
 
 class ShapeError(ValueError):
     """The architecture cannot process the dataset's input shape."""
+
+
+class WeightsError(HpoError):
+    """Pretrained weights are missing or unreadable."""
+
+
+# AlexNet's feature extractor: (kernel, stride, padding) of each conv and max-pool, in order.
+ALEXNET_FEATURES = ((11, 4, 2), (3, 2, 0), (5, 1, 2), (3, 2, 0), (3, 1, 1), (3, 1, 1), (3, 1, 1),
+                    (3, 2, 0))
+ALEXNET_MIN_SIZE = 63  # the smallest input for which every layer above gets at least 1 pixel
 
 
 @dataclass(frozen=True)
@@ -48,6 +67,9 @@ class ModelConfig:
     fc_width: int = 128
     fc_units: Sequence[int] = ()
     bias: bool = True
+    pretrained: str = "none"
+    finetune: bool = True
+    weights_file: str | None = None
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> ModelConfig:
@@ -80,6 +102,8 @@ def feature_shape(cfg: ModelConfig, input_shape: tuple[int, int, int]) -> tuple[
     c, h, w = input_shape
     if cfg.family == "mlp":
         return c, h, w
+    if cfg.family == "alexnet":
+        return _alexnet_features(input_shape)
     pad = cfg.conv_padding()
     for block, out_c in enumerate(cfg.conv_channels()):
         h = (h + 2 * pad - cfg.kernel_size) // cfg.stride + 1
@@ -111,10 +135,106 @@ def _size_before(h_out: int, w_out: int, cfg: ModelConfig, pad: int) -> str:
     return f"{max(h_in, 0)}x{max(w_in, 0)}"
 
 
+def _alexnet_features(input_shape: tuple[int, int, int]) -> tuple[int, int, int]:
+    c, h, w = input_shape
+    if c != 3 or min(h, w) < ALEXNET_MIN_SIZE:
+        raise ShapeError(
+            f"model: alexnet needs RGB images of at least {ALEXNET_MIN_SIZE}x{ALEXNET_MIN_SIZE}, "
+            f"got {c}x{h}x{w}; use dataset 'imagefolder' with image_size >= {ALEXNET_MIN_SIZE}"
+        )
+    for kernel, stride, pad in ALEXNET_FEATURES:
+        h, w = (h + 2 * pad - kernel) // stride + 1, (w + 2 * pad - kernel) // stride + 1
+    assert h >= 1 and w >= 1, (input_shape, h, w)
+    return 256, 6, 6  # after AlexNet's adaptive average pooling
+
+
+def imagenet_weights_path(cfg: ModelConfig) -> Path:
+    """Where AlexNet's ImageNet weights are read from: ``weights_file``, else torchvision's cache
+    (``$TORCH_HOME/hub/checkpoints``, default ``~/.cache/torch/hub/checkpoints``)."""
+    if cfg.weights_file:
+        return Path(cfg.weights_file).expanduser()
+    import torch
+    from torchvision.models import AlexNet_Weights
+
+    name = AlexNet_Weights.IMAGENET1K_V1.url.rsplit("/", 1)[-1]
+    return Path(torch.hub.get_dir()) / "checkpoints" / name
+
+
+def ensure_weights(cfg: ModelConfig, download: bool = True) -> Path | None:
+    """The ImageNet weights file ``cfg`` needs (None if it needs none), downloaded into
+    torchvision's cache when missing and ``download``; one-line WeightsError when absent.
+
+    The cache is checked first, so a present file never touches the network.
+    """
+    if cfg.family != "alexnet" or cfg.pretrained != "imagenet":
+        return None
+    path = imagenet_weights_path(cfg)
+    if path.is_file():
+        return path
+    if cfg.weights_file:
+        raise WeightsError(f"model.weights_file {cfg.weights_file}: no such file; give the path "
+                           "of torchvision's alexnet-owt-7be5be79.pth")
+    from torchvision.models import AlexNet_Weights
+
+    url = AlexNet_Weights.IMAGENET1K_V1.url
+    if download:
+        import socket
+
+        import torch
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        old_timeout = socket.getdefaulttimeout()
+        socket.setdefaulttimeout(30)  # a firewall that drops packets must not hang the run
+        try:
+            torch.hub.download_url_to_file(url, str(path), progress=False)
+        except Exception:  # no network, proxy, disk: all end in the same advice below
+            pass
+        finally:
+            socket.setdefaulttimeout(old_timeout)
+        if path.is_file():
+            return path
+    raise WeightsError(
+        f"ImageNet weights for alexnet not found: put {url} at {path} (with network access "
+        "torchvision downloads it there), or set model.weights_file to a copy"
+    )
+
+
+@functools.lru_cache(maxsize=1)
+def _state_dict(path: str) -> dict:
+    # One read per process: every trial of a worker starts from the same 233 MB of weights.
+    import torch
+
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise WeightsError(f"ImageNet weights {path} cannot be read ({type(exc).__name__}); "
+                           "delete the file and download it again") from None
+
+
+def build_alexnet(cfg: ModelConfig, input_shape: tuple[int, int, int], n_classes: int):
+    """torchvision's AlexNet, last layer replaced; frozen but for that layer unless finetune."""
+    from torch import nn
+    from torchvision.models import alexnet
+
+    _alexnet_features(input_shape)
+    model = alexnet(weights=None)
+    path = ensure_weights(cfg)
+    if path is not None:
+        model.load_state_dict(_state_dict(str(path)))
+    if not cfg.finetune:
+        for p in model.parameters():
+            p.requires_grad_(False)
+    last = model.classifier[-1]
+    model.classifier[-1] = nn.Linear(last.in_features, n_classes)  # trainable: new parameters
+    return model
+
+
 def build_model(cfg: ModelConfig, input_shape: tuple[int, int, int], n_classes: int):
-    """A ``torch.nn.Sequential`` producing logits of shape (batch, n_classes)."""
+    """A ``torch.nn.Module`` producing logits of shape (batch, n_classes)."""
     from torch import nn
 
+    if cfg.family == "alexnet":
+        return build_alexnet(cfg, input_shape, n_classes)
     c, h, w = feature_shape(cfg, input_shape)
     activation = getattr(nn, ACTIVATION_MODULES[cfg.activation])
     from hpo.layers import FastDropout
@@ -158,5 +278,5 @@ def build_model(cfg: ModelConfig, input_shape: tuple[int, int, int], n_classes: 
     return nn.Sequential(*layers)
 
 
-def count_parameters(model) -> int:
-    return sum(p.numel() for p in model.parameters())
+def count_parameters(model, trainable_only: bool = False) -> int:
+    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)

@@ -18,6 +18,7 @@ from hpo.train import EpochStats, Result, TrainConfig, train_model
 RECORD_KEYS = (
     "seed", "n_params", "train_loss", "train_acc", "val_loss", "val_acc", "test_loss",
     "test_acc", "epochs_run", "diverged", "stopped", "wall_time", "history",
+    "n_trainable",
 )
 HEARTBEAT_ATTR = "hpo:heartbeat"
 # analysis = "flatness": {"alpha", "val_loss", "val_err", "train_loss", "train_err"} (lists).

@@ -25,7 +25,7 @@ from typing import Any
 from hpo import __version__, annotate, store
 from hpo import space as space_mod
 from hpo.errors import HpoError, SpecError
-from hpo.spec import Study, from_dict
+from hpo.spec import KEYS, Study, from_dict
 
 DONE_STATES = ("COMPLETE", "PRUNED")
 PENDING_STATES = ("RUNNING", "WAITING")
@@ -117,7 +117,6 @@ def _git_commit() -> str | None:
 
 
 def _identity_diff(stored: dict[str, Any], current: dict[str, Any]) -> list[str]:
-    from hpo.spec import KEYS
 
     def value(cfg: dict[str, Any], key: str) -> Any:
         # A key added to hpo after the study was stored ran with what is now its default.
@@ -410,6 +409,7 @@ def work(
     splits = data_mod.load(
         study.config["dataset"], data_dir=data_dir or study.config["data_dir"], device=device,
         val_fraction=study.config["val_fraction"], train_subset=study.config["train_subset"],
+        image_size=study.config["image_size"],
     )
     poll = max(0.2, min(5.0, store.HEARTBEAT_INTERVAL_S / 2))
     ran = 0
@@ -486,6 +486,15 @@ def _worker_process(spec_dict: dict, source: str, url: str, device: str, threads
         sys.exit(1)
 
 
+def ensure_weights(study: Study) -> None:
+    """Pretrained weights every configuration of a grid (or a tuning study's base) needs."""
+    from hpo import models
+
+    configs = [study.resolve(c) for c in study.cells()] if study.is_grid else [study.config]
+    for config in configs:
+        models.ensure_weights(models.ModelConfig.from_config(config))
+
+
 def run(study: Study, opts: RunOptions) -> Any:
     """Run ``study`` to completion in ``opts.jobs`` workers; returns the Optuna study."""
     from hpo import data as data_mod
@@ -493,6 +502,7 @@ def run(study: Study, opts: RunOptions) -> Any:
     device = pick_device(opts.device)
     # Before the store is opened: a missing dataset must not leave a new store behind.
     data_mod.ensure_available(study.config["dataset"], opts.data_dir or study.config["data_dir"])
+    ensure_weights(study)
     storage = store.open_storage(opts.storage_url, heartbeat=True)  # a bad store fails fast
     study_obj = prepare_study(study, storage, opts, device)
     total = remaining(study_obj, study)

@@ -34,8 +34,9 @@ def studies_dir() -> Path:
     return Path(sys.prefix) / "share" / "hpo" / "studies"
 
 
-DATASETS = ("digits", "mnist", "fashion_mnist", "kmnist", "cifar10")
-FAMILIES = ("cnn", "mlp")
+DATASETS = ("digits", "mnist", "fashion_mnist", "kmnist", "cifar10", "imagefolder")
+FAMILIES = ("cnn", "mlp", "alexnet")
+PRETRAINED = ("none", "imagenet")
 ACTIVATIONS = ("relu", "leaky_relu", "elu", "gelu", "sigmoid", "tanh")
 POOLS = ("max", "avg", "none")
 BATCH_NORMS = ("none", "conv", "fc", "both")
@@ -200,7 +201,11 @@ KEYS: dict[str, Key] = {
                       "accuracy (%), per configuration (0: not shown)", False),
     # Data
     "dataset": Key("digits", choice(*DATASETS), "dataset name"),
-    "data_dir": Key(None, optional_text, "folder holding torchvision datasets", False),
+    "data_dir": Key(None, optional_text, "folder holding torchvision datasets; for imagefolder "
+                    "the ROOT holding train/<class>/ and val/<class>/ (val/ is the test set)",
+                    False),
+    "image_size": Key(224, integer(1), "imagefolder: images are resized and center-cropped to "
+                      "this many pixels square"),
     "train_subset": Key(0, integer(0), "use only this many training images (0: all)"),
     "val_fraction": Key(0.2, real(gt=0, lt=1), "fraction of the training set held out"),
     # Run
@@ -217,7 +222,8 @@ KEYS: dict[str, Key] = {
     "pruner_min_epochs": Key(1, integer(1), "median pruner: earliest epoch a trial can be "
                              "pruned at"),
     # Model
-    "model.family": Key("cnn", choice(*FAMILIES), "cnn or mlp"),
+    "model.family": Key("cnn", choice(*FAMILIES), "cnn, mlp, or alexnet (torchvision's, last "
+                        "layer replaced; the other model keys do not apply to it)"),
     "model.conv_layers": Key(2, integer(1), "number of conv blocks (cnn)"),
     "model.channels": Key([], int_list(1), "channels per conv block; empty: width x growth^i"),
     "model.width": Key(16, integer(1), "channels of the first conv block when channels is empty"),
@@ -238,6 +244,13 @@ KEYS: dict[str, Key] = {
     "model.fc_width": Key(128, integer(1), "units per hidden fc layer when fc_units is empty"),
     "model.fc_units": Key([], int_list(1), "units per hidden fc layer (overrides fc_width)"),
     "model.bias": Key(True, boolean, "layers have bias terms"),
+    "model.pretrained": Key("none", choice(*PRETRAINED), "alexnet: start from torchvision's "
+                            "ImageNet weights, or from random ones"),
+    "model.finetune": Key(True, boolean, "alexnet: train every layer (true), or only the new "
+                          "output layer on frozen features (false)"),
+    "model.weights_file": Key(None, optional_text, "alexnet: the ImageNet weights file (default: "
+                              "torchvision's cache, $TORCH_HOME/hub/checkpoints/"
+                              "alexnet-owt-7be5be79.pth)", False),
     # Training
     "train.optimizer": Key("adam", choice(*OPTIMIZERS), "optimizer"),
     "train.lr": Key(1e-3, real(gt=0), "learning rate"),
@@ -804,6 +817,6 @@ def check_config(config: Mapping[str, Any], source: str) -> None:
             f"(model.fc_layers = {model.fc_layers}), got {list(model.fc_units)!r}"
         )
     try:
-        feature_shape(model, input_shape(config["dataset"]))
+        feature_shape(model, input_shape(config["dataset"], config))
     except ShapeError as exc:
         raise SpecError(f"{source}: {exc}") from None

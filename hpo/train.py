@@ -54,6 +54,7 @@ class Result:
 
     seed: int
     n_params: int
+    n_trainable: int = 0  # parameters the optimizer updates (fewer than n_params when frozen)
     history: list[EpochStats] = field(default_factory=list)
     test_loss: float | None = None
     test_acc: float = 0.0
@@ -72,6 +73,7 @@ class Result:
         return {
             "seed": self.seed,
             "n_params": self.n_params,
+            "n_trainable": self.n_trainable,
             "train_loss": self.last("train_loss"),
             "train_acc": self.last("train_acc"),
             "val_loss": self.last("val_loss"),
@@ -194,10 +196,11 @@ def train_model(
     device = data.train_x.device
     torch.manual_seed(seed)
     model = build_model(model_cfg, data.shape, data.n_classes).to(device)
-    result = Result(seed=seed, n_params=count_parameters(model))
+    result = Result(seed=seed, n_params=count_parameters(model),
+                    n_trainable=count_parameters(model, trainable_only=True))
     if keep_weights:
         result.initial_state = _state_copy(model)
-    optimizer = make_optimizer(model.parameters(), train_cfg)
+    optimizer = make_optimizer([p for p in model.parameters() if p.requires_grad], train_cfg)
     scheduler = make_scheduler(optimizer, train_cfg, epochs)
     generator = torch.Generator(device=device).manual_seed(seed)
     x, y = data.train_x, shuffled_labels(data.train_y, train_cfg.label_shuffle, seed)

@@ -60,8 +60,8 @@ def test_studies_lists_the_shipped_studies():
     assert names == [
         "activation", "batch_norm", "batch_size_lr", "cnn_vs_mlp", "depth", "dropout_location",
         "dropout_rate", "early_stopping", "extra_fc", "flatness", "full_batch", "kernel", "l2",
-        "label_shuffle", "learning_rate", "momentum", "optimizer", "seed_variance", "tune",
-        "weight_decay",
+        "label_shuffle", "learning_rate", "momentum", "optimizer", "seed_variance", "transfer",
+        "tune", "weight_decay",
     ]
     line = next(x for x in result.stdout.splitlines() if x.startswith("dropout_location"))
     assert "4 configs x 3 seeds" in line and "digits" in line

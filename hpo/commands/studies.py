@@ -39,5 +39,5 @@ def main(args: argparse.Namespace) -> int:
         else:
             plural = "s" if row["configurations"] != 1 else ""
             size = f"{row['configurations']} config{plural} x {row['repeats']} seeds"
-        print(f"{row['name']:<18} {size:<22} {row['dataset']:<8} {row['question']}")
+        print(f"{row['name']:<18} {size:<22} {row['dataset']:<11} {row['question']}")
     return 0

@@ -1,0 +1,245 @@
+"""The transfer experiment: an image folder as tensors, AlexNet frozen or fine-tuned, weights."""
+
+from __future__ import annotations
+
+import urllib.error
+
+import numpy as np
+import pytest
+import torch
+
+from hpo import data, models, spec
+from hpo.cli import main
+from hpo.errors import DataError, SpecError
+from hpo.models import ModelConfig, WeightsError, build_model, count_parameters
+from hpo.train import TrainConfig, train_model
+
+CLASSES = {"ants": (200, 60, 40), "bees": (40, 80, 210)}  # class-separable base colours
+
+TRANSFER_STUDY = """\
+name = "tiny_transfer"
+question = "frozen or fine-tuned?"
+dataset = "imagefolder"
+data_dir = "{root}"
+image_size = 64
+epochs = 1
+batch_size = 8
+repeats = 1
+sampler = "grid"
+
+[model]
+family = "alexnet"
+pretrained = "{pretrained}"
+
+[train]
+optimizer = "momentum"
+lr = 1e-3
+
+[space]
+"model.finetune" = [false, true]
+"""
+
+
+@pytest.fixture(scope="module")
+def image_root(tmp_path_factory):
+    """ROOT/{train,val}/{ants,bees}/*.png: 12 train and 6 val 40x40 images per class."""
+    from PIL import Image
+
+    root = tmp_path_factory.mktemp("hymenoptera")
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 12), ("val", 6)):
+        for name, colour in CLASSES.items():
+            folder = root / split / name
+            folder.mkdir(parents=True)
+            for i in range(n):
+                noise = rng.integers(-30, 31, (40, 40, 3))
+                pixels = np.clip(np.array(colour) + noise, 0, 255).astype(np.uint8)
+                Image.fromarray(pixels).save(folder / f"{i:02d}.png")
+    (root / "train" / "ants" / "notes.txt").write_text("not an image")
+    return root
+
+
+def write_transfer_study(tmp_path, root, pretrained="none"):
+    path = tmp_path / "tiny_transfer.toml"
+    path.write_text(TRANSFER_STUDY.format(root=root, pretrained=pretrained))
+    return path
+
+
+def test_image_folder_loads_as_normalised_tensors(image_root):
+    splits = data.load("imagefolder", data_dir=image_root, image_size=32, val_fraction=0.25)
+    assert splits.shape == (3, 32, 32)
+    assert splits.sizes() == {"train": 18, "val": 6, "test": 12}
+    assert splits.n_classes == 2
+    # val/ is the test set, in folder order: ants (0) then bees (1).
+    assert splits.test_y.tolist() == [0] * 6 + [1] * 6
+    assert sorted(splits.train_y.tolist() + splits.val_y.tolist()) == [0] * 12 + [1] * 12
+    # ImageNet normalisation of the ants' mean red value (200 +- noise).
+    red = splits.test_x[:6, 0].mean().item()
+    assert red == pytest.approx((200 / 255 - 0.485) / 0.229, abs=0.05)
+    assert splits.test_x[:6, 2].mean() < splits.test_x[6:, 2].mean()  # bees are bluer
+
+
+def test_input_shape_of_an_image_folder_is_its_image_size():
+    assert data.input_shape("imagefolder", {"image_size": 64}) == (3, 64, 64)
+    assert data.input_shape("imagefolder") == (3, 224, 224)
+    assert data.input_shape("cifar10", {"image_size": 64}) == (3, 32, 32)
+
+
+def test_missing_image_folder_is_one_line(tmp_path):
+    with pytest.raises(DataError) as info:
+        data.load("imagefolder", data_dir=tmp_path)
+    assert str(info.value) == (
+        f"dataset 'imagefolder': {tmp_path}/train is missing or has no class folders with "
+        f"images; expected {tmp_path}/train/<class>/*.jpg and {tmp_path}/val/<class>/*.jpg "
+        "(val/ is the test set); pass --data-dir ROOT"
+    )
+
+
+def test_val_class_missing_from_train_is_one_line(tmp_path):
+    from PIL import Image
+
+    for split, cls in (("train", "ants"), ("val", "wasps")):
+        (tmp_path / split / cls).mkdir(parents=True)
+        Image.new("RGB", (8, 8)).save(tmp_path / split / cls / "a.jpg")
+    with pytest.raises(DataError) as info:
+        data.ensure_available("imagefolder", tmp_path)
+    assert str(info.value) == (
+        f"dataset 'imagefolder': {tmp_path}/val/wasps has no counterpart in {tmp_path}/train; "
+        "val/ must use the class folders of train/"
+    )
+
+
+def trainable(model) -> list[str]:
+    return [name for name, p in model.named_parameters() if p.requires_grad]
+
+
+def test_frozen_alexnet_trains_only_its_new_layer():
+    frozen = build_model(ModelConfig(family="alexnet", finetune=False), (3, 64, 64), 2)
+    assert trainable(frozen) == ["classifier.6.weight", "classifier.6.bias"]
+    assert count_parameters(frozen) == 57_012_034
+    assert count_parameters(frozen, trainable_only=True) == 4096 * 2 + 2
+    tuned = build_model(ModelConfig(family="alexnet", finetune=True), (3, 64, 64), 2)
+    assert trainable(tuned) == [name for name, _ in tuned.named_parameters()]
+    assert tuned(torch.zeros(2, 3, 64, 64)).shape == (2, 2)
+
+
+@pytest.mark.parametrize("finetune", [False, True])
+def test_a_training_step_moves_only_the_trainable_layers(image_root, finetune):
+    splits = data.load("imagefolder", data_dir=image_root, image_size=64)
+    result = train_model(
+        ModelConfig(family="alexnet", finetune=finetune),
+        TrainConfig(optimizer="momentum", lr=1e-2), splits, epochs=1, batch_size=64, seed=0,
+        keep_weights=True,
+    )
+    before, after = result.initial_state, result.final_state
+    assert not torch.equal(before["classifier.6.weight"], after["classifier.6.weight"])
+    assert torch.equal(before["features.0.weight"], after["features.0.weight"]) is not finetune
+    assert torch.equal(before["classifier.1.weight"], after["classifier.1.weight"]) is not finetune
+    assert result.n_trainable == (57_012_034 if finetune else 8194)
+    assert result.summary()["n_trainable"] == result.n_trainable
+
+
+def test_transfer_study_runs_end_to_end(image_root, tmp_path, capsys):
+    study = write_transfer_study(tmp_path, image_root)
+    db = tmp_path / "s.db"
+    code = main(["run", "--study", str(study), "--storage", f"sqlite:///{db}", "--no-progress"])
+    out = capsys.readouterr().out.splitlines()
+    assert code == 0
+    assert out[0] == f"study 'tiny_transfer' in sqlite:///{db}: 2 complete trials"
+    assert sorted(line.split()[0] for line in out[1:]) == [
+        "finetune=False", "finetune=True"]
+
+
+def test_shipped_transfer_study_validates_without_its_files():
+    study = spec.load("transfer")
+    assert study.config["dataset"] == "imagefolder"
+    assert study.config["model.pretrained"] == "imagenet"
+    assert [c["model.finetune"] for c in study.cells()] == [False, True]
+    assert [value for _, value in study.reference.rows] == [88.2, 90.2]
+
+
+def test_too_small_image_size_is_a_spec_error():
+    with pytest.raises(SpecError) as info:
+        spec.load("transfer", ["image_size=32"])
+    assert str(info.value) == (
+        f"{spec.shipped_studies()['transfer']}: model: alexnet needs RGB images of at least "
+        "63x63, got 3x32x32; use dataset 'imagefolder' with image_size >= 63"
+    )
+    spec.load("transfer", ["image_size=63"])  # the smallest that fits
+
+
+def test_alexnet_on_grey_digits_is_a_spec_error():
+    with pytest.raises(SpecError, match="alexnet needs RGB images of at least 63x63, got 1x8x8"):
+        spec.load("transfer", ["dataset='digits'"])
+
+
+@pytest.fixture
+def no_weights(tmp_path, monkeypatch):
+    """An empty torchvision cache, and a download that fails at once (as offline) if tried."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    tried = []
+
+    def offline(url, dst, *args, **kwargs):
+        tried.append(url)
+        raise urllib.error.URLError("offline")
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
+    return tried
+
+
+def test_missing_imagenet_weights_are_one_line(no_weights, tmp_path):
+    cfg = ModelConfig(family="alexnet", pretrained="imagenet")
+    expected = (
+        "ImageNet weights for alexnet not found: put "
+        "https://download.pytorch.org/models/alexnet-owt-7be5be79.pth at "
+        f"{tmp_path}/torch/hub/checkpoints/alexnet-owt-7be5be79.pth (with network access "
+        "torchvision downloads it there), or set model.weights_file to a copy"
+    )
+    with pytest.raises(WeightsError) as info:
+        models.ensure_weights(cfg, download=False)
+    assert str(info.value) == expected and no_weights == []
+    with pytest.raises(WeightsError) as info:
+        models.ensure_weights(cfg)
+    assert str(info.value) == expected
+    assert no_weights == ["https://download.pytorch.org/models/alexnet-owt-7be5be79.pth"]
+
+
+def test_cached_weights_are_found_without_the_network(no_weights, tmp_path):
+    cached = tmp_path / "torch" / "hub" / "checkpoints" / "alexnet-owt-7be5be79.pth"
+    cached.parent.mkdir(parents=True)
+    cached.touch()
+    assert models.ensure_weights(ModelConfig(family="alexnet", pretrained="imagenet")) == cached
+    assert models.ensure_weights(ModelConfig(family="alexnet")) is None  # random weights
+    assert no_weights == []
+
+
+def test_missing_weights_file_is_one_line(no_weights, tmp_path):
+    cfg = ModelConfig(family="alexnet", pretrained="imagenet", weights_file=str(tmp_path / "w"))
+    with pytest.raises(WeightsError) as info:
+        models.ensure_weights(cfg)
+    assert str(info.value) == (
+        f"model.weights_file {tmp_path}/w: no such file; give the path of torchvision's "
+        "alexnet-owt-7be5be79.pth"
+    )
+
+
+def test_run_without_weights_stops_before_the_store(no_weights, image_root, tmp_path, capsys):
+    study = write_transfer_study(tmp_path, image_root, pretrained="imagenet")
+    db = tmp_path / "s.db"
+    code = main(["run", "--study", str(study), "--storage", f"sqlite:///{db}", "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert err.startswith("hpo: error: ImageNet weights for alexnet not found: put ")
+    assert err.count("\n") == 1
+    assert not db.exists()
+
+
+def test_a_store_from_before_the_new_keys_still_resumes():
+    from hpo.runner import _identity_diff
+
+    current = spec.load("momentum").identity()
+    old = {k: v for k, v in current["config"].items()
+           if k not in ("image_size", "model.pretrained", "model.finetune")}
+    assert _identity_diff({**current, "config": old}, current) == []
+    changed = {**current["config"], "image_size": 64}
+    assert _identity_diff({**current, "config": changed}, current) == ["image_size 64 -> 224"]
