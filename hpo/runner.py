@@ -117,7 +117,6 @@ def _git_commit() -> str | None:
 
 
 def _identity_diff(stored: dict[str, Any], current: dict[str, Any]) -> list[str]:
-
     def value(cfg: dict[str, Any], key: str) -> Any:
         # A key added to hpo after the study was stored ran with what is now its default.
         return cfg.get(key, KEYS[key].default if key in KEYS else None)
