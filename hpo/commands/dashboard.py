@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import errno
 import ipaddress
+import signal
 import sys
 
 from hpo import annotate, store
@@ -36,6 +37,10 @@ def main(args: argparse.Namespace) -> int:
     shown = f"[{args.host}]" if ":" in args.host else args.host
     print(f"hpo: dashboard for {store.mask(url)} at http://{shown}:{args.port}/dashboard/ "
           f"(artifacts: {directory}); Ctrl-C stops it", file=sys.stderr, flush=True)
+    # A shell starting us in the background ignores SIGINT for us (and Python then installs no
+    # Ctrl-C handler); a service manager stops us with SIGTERM. Both must stop the server.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         run_server(storage, host=args.host, port=args.port, artifact_store=artifacts)
     except OSError as exc:
