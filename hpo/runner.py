@@ -155,8 +155,11 @@ def prepare_study(study: Study, storage: Any, opts: RunOptions, device: str) -> 
                     f"({'; '.join(diffs[:4])}); run it under a new name with --name NEW, or "
                     f"`hpo delete {study.name}` first"
                 )
-            # Repeats and n_trials may grow between runs: keep the stored spec current.
+            # Repeats and n_trials may grow between runs: keep the stored spec current, and
+            # the command that ran it last (the report's "Reproduce" shows it).
             study_obj.set_user_attr("hpo.spec", study.to_dict())
+            if opts.command:
+                study_obj.set_user_attr("hpo.command", store.mask(opts.command))
         annotate.update_study_note(study_obj)
         reconcile(study_obj, study)
     return study_obj
@@ -399,8 +402,11 @@ def work(
     import torch
 
     from hpo import data as data_mod
+    from hpo.train import keep_freed_memory
 
     torch.set_num_threads(threads)
+    if device == "cpu":
+        keep_freed_memory()
     storage = store.open_storage(url, heartbeat=True)
     study_obj = store.load_study(storage, study.name)
     study_obj.sampler = make_sampler(study)

@@ -15,6 +15,32 @@ from hpo.models import ModelConfig, build_model, count_parameters
 EVAL_BATCH = 512
 # Checking for NaN needs a device sync; every N steps keeps the GPU queue full.
 DIVERGENCE_CHECK_EVERY = 50
+# glibc's mallopt parameters (malloc.h) and the largest mmap threshold it accepts on 64-bit.
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+_MMAP_THRESHOLD_MAX = 32 * 1024 * 1024
+
+
+def keep_freed_memory() -> bool:
+    """Make glibc's malloc keep freed activation buffers for reuse; True if it applied.
+
+    By default glibc serves every block over 128 KiB-32 MiB with a fresh mmap and returns it
+    to the OS on free, so each training step's activations and gradients are page-faulted in
+    and zeroed by the kernel again: for R0's CNN on one CPU thread that was about 45% of the
+    step (1.75-1.9x more steps/s with it off, in and out of hpo; PyTorch's CPU tuning guide
+    gives the same reason for jemalloc/tcmalloc). Blocks up to 32 MiB (an eval batch of 512
+    through a 16-channel 28x28 layer is 26 MB) now stay in the heap; peak memory is
+    unchanged, the process just keeps it. A no-op where libc is not glibc.
+    """
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return False
+    return bool(mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD_MAX)) and bool(
+        mallopt(_M_TRIM_THRESHOLD, 8 * _MMAP_THRESHOLD_MAX))
 
 
 @dataclass(frozen=True)

@@ -119,6 +119,26 @@ def test_note_masks_passwords_and_keeps_edits(tmp_path, write_study):
     assert get_note(s) == "my own words"
 
 
+def test_note_is_written_without_importing_the_dashboard_app(tmp_path, write_study):
+    # The runner writes the note before workers start: the dashboard's web app (and the
+    # optuna.importance it imports) must not be loaded for it.
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    spec_dict = spec.load(str(write_study())).to_dict()
+    code = (
+        "import sys, optuna\n"
+        "from hpo import annotate\n"
+        f"s = optuna.create_study(study_name='n', storage={url!r})\n"
+        f"s.set_user_attr('hpo.spec', {spec_dict!r})\n"
+        "assert annotate.update_study_note(s) is True\n"
+        "print(sorted(m for m in sys.modules if m.startswith('optuna_dashboard')),"
+        " 'optuna.importance' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True)
+    assert done.stdout.strip() == "[] False"
+    assert get_note(optuna.load_study(study_name="n", storage=url)).startswith("#")
+
+
 def test_curve_data_drops_non_finite_values():
     data = annotate.curve_data([
         {"epoch": 1, "train_loss": 2.0, "val_loss": 1.5, "train_acc": 10.0, "val_acc": 11.0},

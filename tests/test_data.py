@@ -74,3 +74,22 @@ def test_corrupt_dataset(fake_mnist):
     with pytest.raises(DataError) as info:
         data.load("mnist", data_dir=fake_mnist, download=False)
     assert str(info.value).startswith(f"dataset 'mnist' in {fake_mnist}/MNIST/raw cannot be read")
+
+
+def test_mnist_imagefolder_script_writes_a_two_class_folder_hpo_reads(fake_mnist, tmp_path):
+    # reports/mnist_imagefolder.py makes the offline stand-in for ants/bees (transfer report).
+    import importlib.util
+    from pathlib import Path
+
+    script = Path(__file__).parents[1] / "reports" / "mnist_imagefolder.py"
+    spec = importlib.util.spec_from_file_location("mnist_imagefolder", script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    out = tmp_path / "four_nine"
+    # 50 training labels 0..9 repeated: five 4s and five 9s; 20 test labels: two of each.
+    assert module.write_folder(fake_mnist, out) == 14
+    assert sorted(p.name for p in (out / "train").iterdir()) == ["four", "nine"]
+    assert len(list((out / "val" / "nine").glob("*.png"))) == 2
+    splits = data.load("imagefolder", data_dir=out, val_fraction=0.2, image_size=32)
+    assert splits.n_classes == 2 and splits.shape == (3, 32, 32)
+    assert splits.sizes() == {"train": 8, "val": 2, "test": 4}

@@ -144,3 +144,25 @@ def test_fast_dropout_is_reproducible_from_torch_seed():
     torch.manual_seed(3)
     b = FastDropout(0.3)(torch.ones(100))
     assert torch.equal(a, b)
+
+
+def test_fast_dropout_keeps_a_channels_last_layout():
+    # The mask is drawn in the activation's own memory layout: a mask in the default layout
+    # sent every multiply down torch's slow mixed-stride path.
+    torch.manual_seed(0)
+    x = torch.rand(8, 16, 6, 6).contiguous(memory_format=torch.channels_last).requires_grad_()
+    out = FastDropout(0.25)(x)
+    assert out.is_contiguous(memory_format=torch.channels_last)
+    kept = out.detach() != 0
+    assert torch.allclose(out.detach()[kept], x.detach()[kept] / 0.75)
+    out.sum().backward()
+    assert torch.equal(x.grad, kept.float() / 0.75)
+    assert abs(1 - kept.float().mean().item() - 0.25) < 0.03
+
+
+def test_keep_freed_memory_applies_on_glibc():
+    import platform
+
+    from hpo.train import keep_freed_memory
+
+    assert keep_freed_memory() is (platform.libc_ver()[0] == "glibc")

@@ -9,9 +9,10 @@ from hpo.errors import SpecError
 from .conftest import TINY_STUDY
 
 
-def run_study(path, url, overrides=()):
+def run_study(path, url, overrides=(), command=""):
     study = spec.load(str(path), overrides)
-    opts = runner.RunOptions(storage_url=url, device="cpu", progress=False, threads=1)
+    opts = runner.RunOptions(storage_url=url, device="cpu", progress=False, threads=1,
+                             command=command)
     return study, runner.run(study, opts)
 
 
@@ -43,10 +44,11 @@ def test_rerun_resumes_and_runs_nothing_twice(write_study, storage_url):
     run_study(path, storage_url)
     _, study_obj = run_study(path, storage_url)
     assert len(study_obj.get_trials()) == 4
-    # More seeds: only the new seed runs.
-    _, study_obj = run_study(path, storage_url, ["repeats=3"])
+    # More seeds: only the new seed runs; the study records the command that ran it last.
+    _, study_obj = run_study(path, storage_url, ["repeats=3"], command="hpo run --repeats 3")
     seeds = sorted(t.user_attrs["seed"] for t in complete(study_obj))
     assert seeds == [0, 0, 1, 1, 2, 2]
+    assert study_obj.user_attrs["hpo.command"] == "hpo run --repeats 3"
 
 
 def test_seed_reproduces_the_trial(write_study, tmp_path):

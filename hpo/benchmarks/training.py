@@ -225,11 +225,26 @@ def run_bench(study: spec.Study, data_dir: str | None, jobs: int) -> BenchResult
         repeats=study.config["repeats"], configurations=len(study.cells()), jobs=jobs,
         precision=study.config["train.precision"], machine=machine_info(),
     )
-    # hpo first: its workers are child processes, so the seeds' way (in this process) does
-    # not inflate their peak-memory figure, nor they its.
+    # The seeds' way runs in a fresh process of its own: nothing hpo sets up in a process
+    # (its allocator setting, torch's thread count) reaches it, and each way's peak memory
+    # is its own.
     hpo_way = run_hpo_way(study, root, jobs)
-    result.ways = [run_seeds_way(study, root), hpo_way]
+    result.ways = [_in_fresh_process(_seeds_way_from_dict, study.to_dict(), study.source, root),
+                   hpo_way]
     return result
+
+
+def _seeds_way_from_dict(spec_dict: dict, source: str, root: Path) -> WayResult:
+    return run_seeds_way(spec.from_dict(spec_dict, source), root)
+
+
+def _in_fresh_process(fn: Any, *args: Any) -> Any:
+    import concurrent.futures
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
+        return pool.submit(fn, *args).result()
 
 
 def to_markdown(result: BenchResult, command: str) -> str:
