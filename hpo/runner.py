@@ -384,6 +384,26 @@ def _stop_signals() -> Iterator[None]:
             signal.signal(sig, handler)
 
 
+def load_splits(study: Study, device: str, data_dir: str | None) -> Any:
+    from hpo import data as data_mod
+
+    return data_mod.load(
+        study.config["dataset"], data_dir=data_dir or study.config["data_dir"], device=device,
+        val_fraction=study.config["val_fraction"], train_subset=study.config["train_subset"],
+        image_size=study.config["image_size"],
+    )
+
+
+def _set_up_process(threads: int, device: str) -> None:
+    import torch
+
+    from hpo.train import keep_freed_memory
+
+    torch.set_num_threads(threads)
+    if device == "cpu":
+        keep_freed_memory()
+
+
 def work(
     study: Study,
     url: str,
@@ -399,24 +419,14 @@ def work(
     dies, its trial turns stale after the grace period and this worker runs the cell again.
     So when any worker returns, the whole study is done.
     """
-    import torch
-
-    from hpo import data as data_mod
-    from hpo.train import keep_freed_memory
-
-    torch.set_num_threads(threads)
-    if device == "cpu":
-        keep_freed_memory()
+    _set_up_process(threads, device)
     storage = store.open_storage(url, heartbeat=True)
     study_obj = store.load_study(storage, study.name)
     study_obj.sampler = make_sampler(study)
     study_obj.pruner = make_pruner(study)
-    splits = data_mod.load(
-        study.config["dataset"], data_dir=data_dir or study.config["data_dir"], device=device,
-        val_fraction=study.config["val_fraction"], train_subset=study.config["train_subset"],
-        image_size=study.config["image_size"],
-    )
-    poll = max(0.2, min(5.0, store.HEARTBEAT_INTERVAL_S / 2))
+    splits = load_splits(study, device, data_dir)  # cached: free if the warm-up read it
+    # An idle worker keeps `hpo run` waiting: it looks again every second (one cheap query).
+    poll = max(0.2, min(1.0, store.HEARTBEAT_INTERVAL_S / 2))
     ran = 0
     with _stop_signals():
         while True:
@@ -475,20 +485,54 @@ def _decoded_params(study: Study, frozen: Any) -> dict[str, Any]:
     return {k: space_mod.decode(by_key[k], v) for k, v in frozen.params.items() if k in by_key}
 
 
-def _worker_process(spec_dict: dict, source: str, url: str, device: str, threads: int,
-                    data_dir: str | None) -> None:
+# The parent's go signal to its workers (a shared int): the device to use, or CANCEL.
+PENDING, CANCEL = 0, -1
+DEVICE_CODES = {"cpu": 1, "cuda": 2, "mps": 3}
+
+
+def _worker_process(spec_dict: dict, source: str, url: str, threads: int,
+                    data_dir: str | None, go: Any) -> None:
     from hpo.cli import _quiet_libraries
 
     _quiet_libraries(verbose=False)
     study = from_dict(spec_dict, source)
     try:
         with _stop_signals():
+            _warm_up(study, threads, data_dir)
+            device = _wait_for_go(go)
+            if device is None:
+                return  # the parent stopped before the study was ready, and says why
             work(study, url, device=device, threads=threads, data_dir=data_dir)
     except KeyboardInterrupt:
         sys.exit(130)
     except HpoError as exc:
         print(f"hpo: error: {exc}", file=sys.stderr)
         sys.exit(1)
+
+
+def _warm_up(study: Study, threads: int, data_dir: str | None) -> None:
+    """Import torch and Optuna and read the dataset while the parent prepares the study.
+
+    These ~3 s per worker used to follow the parent's own ~3 s of imports and study set-up;
+    now they overlap it. A dataset error is left for work() to raise after the go signal.
+    """
+    import optuna  # noqa: F401
+
+    from hpo import objective  # noqa: F401
+
+    _set_up_process(threads, "cpu")
+    with contextlib.suppress(HpoError):
+        load_splits(study, "cpu", data_dir)
+
+
+def _wait_for_go(go: Any) -> str | None:
+    parent = multiprocessing.parent_process()
+    while go.value == PENDING:
+        if parent is not None and not parent.is_alive():
+            return None  # the parent was killed before it could tell
+        time.sleep(0.05)
+    codes = {code: name for name, code in DEVICE_CODES.items()}
+    return codes.get(go.value)
 
 
 def ensure_weights(study: Study) -> None:
@@ -504,65 +548,86 @@ def run(study: Study, opts: RunOptions) -> Any:
     """Run ``study`` to completion in ``opts.jobs`` workers; returns the Optuna study."""
     from hpo import data as data_mod
 
-    device = pick_device(opts.device)
     # Before the store is opened: a missing dataset must not leave a new store behind.
     data_mod.ensure_available(study.config["dataset"], opts.data_dir or study.config["data_dir"])
-    ensure_weights(study)
-    storage = store.open_storage(opts.storage_url, heartbeat=True)  # a bad store fails fast
-    study_obj = prepare_study(study, storage, opts, device)
-    total = remaining(study_obj, study)
     threads = threads_per_worker(opts.jobs, opts.threads)
-    bar = _progress(total, study.name, opts.progress)
+    workers = _Workers(study, opts, threads) if opts.jobs > 1 else None
+    # With workers waiting, a SIGTERM must not kill this process before it tells them.
+    with _stop_signals() if workers is not None else contextlib.nullcontext():
+        try:
+            device = pick_device(opts.device)
+            ensure_weights(study)
+            storage = store.open_storage(opts.storage_url, heartbeat=True)  # bad: fails fast
+            study_obj = prepare_study(study, storage, opts, device)
+        except BaseException:
+            if workers is not None:
+                workers.cancel()
+            raise
+    bar = _progress(remaining(study_obj, study), study.name, opts.progress)
     try:
-        if opts.jobs == 1:
+        if workers is None:
             work(study, opts.storage_url, device=device, threads=threads,
                  data_dir=opts.data_dir, on_trial=lambda frozen: _advance(bar, frozen))
         else:
-            _run_processes(study, opts, device, threads, study_obj, bar)
+            workers.go(device, study_obj, bar)
     finally:
         bar.close()
     return study_obj
 
 
-def _run_processes(study: Study, opts: RunOptions, device: str, threads: int, study_obj: Any,
-                   bar: Any) -> None:
-    ctx = multiprocessing.get_context("spawn")
-    procs = [
-        ctx.Process(
-            target=_worker_process,
-            args=(study.to_dict(), study.source, opts.storage_url, device, threads,
-                  opts.data_dir),
-        )
-        for _ in range(opts.jobs)
-    ]
-    finished = _finished_count(study_obj)
-    try:
+class _Workers:
+    """``--jobs N`` worker processes, started before the study is prepared (see _warm_up)."""
+
+    def __init__(self, study: Study, opts: RunOptions, threads: int) -> None:
+        ctx = multiprocessing.get_context("spawn")
+        self.signal = ctx.Value("i", PENDING)
+        self.procs = [
+            ctx.Process(target=_worker_process,
+                        args=(study.to_dict(), study.source, opts.storage_url, threads,
+                              opts.data_dir, self.signal))
+            for _ in range(opts.jobs)
+        ]
         with _stop_signals():
-            for proc in procs:
+            for proc in self.procs:
                 proc.start()
-            while any(p.is_alive() for p in procs):
-                time.sleep(1.0)
-                now = _finished_count(study_obj)
-                bar.update(now - finished)
-                finished = now
-    except KeyboardInterrupt:
-        _stop_workers(procs)
-        raise
-    failed = [p.exitcode for p in procs if p.exitcode not in (0, None)]
-    if failed:
-        raise HpoError(f"{len(failed)} of {len(procs)} workers failed (exit codes {failed}); "
-                       "see the messages above, then re-run the same command to resume")
+
+    def cancel(self) -> None:
+        self.signal.value = CANCEL
+        _stop_workers(self.procs, wait_s=10.0, terminate=False)
+
+    def go(self, device: str, study_obj: Any, bar: Any) -> None:
+        from multiprocessing.connection import wait
+
+        self.signal.value = DEVICE_CODES[device]
+        finished = _finished_count(study_obj)
+        try:
+            with _stop_signals():
+                while any(p.is_alive() for p in self.procs):
+                    wait([p.sentinel for p in self.procs if p.is_alive()], timeout=1.0)
+                    now = _finished_count(study_obj)
+                    bar.update(now - finished)
+                    finished = now
+        except KeyboardInterrupt:
+            _stop_workers(self.procs)
+            raise
+        failed = [p.exitcode for p in self.procs if p.exitcode not in (0, None)]
+        if failed:
+            raise HpoError(f"{len(failed)} of {len(self.procs)} workers failed (exit codes "
+                           f"{failed}); see the messages above, then re-run the same command "
+                           "to resume")
 
 
-def _stop_workers(procs: list[Any], wait_s: float = 30.0) -> None:
+def _stop_workers(procs: list[Any], wait_s: float = 30.0, terminate: bool = True) -> None:
     """Ask every worker to stop (each fails its trial in progress), then wait for them.
 
     A terminal's Ctrl-C reaches the workers already; a SIGINT or SIGTERM sent to this process
-    alone does not, hence the forwarding (workers ignore the second signal)."""
-    for proc in procs:
-        if proc.is_alive() and proc.pid is not None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(proc.pid, signal.SIGTERM)
+    alone does not, hence the forwarding (workers ignore the second signal). Without
+    ``terminate`` the workers are only waited for (they were told to stop another way)."""
+    if terminate:
+        for proc in procs:
+            if proc.is_alive() and proc.pid is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(proc.pid, signal.SIGTERM)
     deadline = time.monotonic() + wait_s
     for proc in procs:
         proc.join(max(0.0, deadline - time.monotonic()))

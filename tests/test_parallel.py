@@ -171,3 +171,36 @@ def test_tuning_n_trials_is_a_total_over_restarts_with_whole_seed_sets(tmp_path:
     for t in done:
         by_cell.setdefault(t.user_attrs["cell"], set()).add(t.user_attrs["seed"])
     assert len(by_cell) == 2 and all(len(seeds) == 2 for seeds in by_cell.values())
+
+
+def test_workers_started_early_stop_when_the_study_cannot_be_prepared(tmp_path: Path) -> None:
+    # --jobs N starts its workers before the study is prepared (they import torch meanwhile);
+    # when preparing fails, they are called off: one error line, nothing run, no worker left.
+    study = make_grid_study(tmp_path, cells=2, repeats=1)
+    url = f"sqlite:///{tmp_path / 'hpo.db'}"
+    common = ["run", "--study", str(study), "--storage", url, "--no-progress", "--threads", "1"]
+    assert run_hpo(*common, cwd=tmp_path).returncode == 0
+    started = time.monotonic()
+    done = run_hpo(*common, "--jobs", "2", "--epochs", "2", cwd=tmp_path)
+    assert done.returncode == 1
+    assert done.stderr.splitlines() == [
+        "hpo: error: study 'tiny' in the store was run with other settings (epochs 1 -> 2); "
+        "run it under a new name with --name NEW, or `hpo delete tiny` first"
+    ]
+    assert time.monotonic() - started < 60
+    assert len(trials(url, "tiny")) == 2
+    assert _spawned_workers() == []
+
+
+def _spawned_workers() -> list[int]:
+    """Live multiprocessing spawn children anywhere on the machine (orphans included)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmdline = (entry / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if b"spawn_main" in cmdline and b"multiprocessing" in cmdline:
+                found.append(int(entry.name))
+    return found

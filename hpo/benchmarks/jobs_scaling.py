@@ -30,8 +30,8 @@ from pathlib import Path
 STUDY_ARGS = {
     "mnist": ["--study", "dropout_location", "--dataset", "mnist", "--epochs", "2",
               "--repeats", "2", "--no-progress"],
-    "digits": ["--study", "dropout_location", "--dataset", "digits", "--epochs", "10",
-               "--repeats", "5", "--no-progress"],
+    "digits": ["--study", "dropout_location", "--dataset", "digits", "--epochs", "100",
+               "--repeats", "10", "--no-progress"],
 }
 
 
