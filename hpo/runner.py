@@ -425,8 +425,8 @@ def work(
     study_obj.sampler = make_sampler(study)
     study_obj.pruner = make_pruner(study)
     splits = load_splits(study, device, data_dir)  # cached: free if the warm-up read it
-    # An idle worker keeps `hpo run` waiting: it looks again every second (one cheap query).
-    poll = max(0.2, min(1.0, store.HEARTBEAT_INTERVAL_S / 2))
+    # An idle worker keeps `hpo run` waiting: it looks again twice a second (one cheap query).
+    poll = max(0.2, min(0.5, store.HEARTBEAT_INTERVAL_S / 2))
     ran = 0
     with _stop_signals():
         while True:
@@ -599,6 +599,9 @@ class _Workers:
         from multiprocessing.connection import wait
 
         self.signal.value = DEVICE_CODES[device]
+        # Idle until the workers finish: import what the closing summary needs meanwhile.
+        import pandas  # noqa: F401
+
         finished = _finished_count(study_obj)
         try:
             with _stop_signals():
