@@ -282,7 +282,8 @@ def to_markdown(result: BenchResult, command: str) -> str:
 
 def write(result: BenchResult, out_dir: Path, command: str) -> tuple[Path, Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
-    stem = f"training_{result.study}_{result.dataset}"
+    precision = "" if result.precision == "fp32" else f"_{result.precision}"
+    stem = f"training_{result.study}_{result.dataset}{precision}"
     json_path, md_path = out_dir / f"{stem}.json", out_dir / f"{stem}.md"
     payload = asdict(result) | {"speedup": result.speedup, "command": command}
     json_path.write_text(json.dumps(payload, indent=2) + "\n")
