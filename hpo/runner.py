@@ -490,15 +490,15 @@ PENDING, CANCEL = 0, -1
 DEVICE_CODES = {"cpu": 1, "cuda": 2, "mps": 3}
 
 
-def _worker_process(spec_dict: dict, source: str, url: str, threads: int,
-                    data_dir: str | None, go: Any) -> None:
+def _worker_process(spec_dict: dict, source: str, url: str, requested_device: str,
+                    threads: int, data_dir: str | None, go: Any) -> None:
     from hpo.cli import _quiet_libraries
 
     _quiet_libraries(verbose=False)
     study = from_dict(spec_dict, source)
     try:
         with _stop_signals():
-            _warm_up(study, threads, data_dir)
+            _warm_up(study, requested_device, threads, data_dir)
             device = _wait_for_go(go)
             if device is None:
                 return  # the parent stopped before the study was ready, and says why
@@ -510,19 +510,22 @@ def _worker_process(spec_dict: dict, source: str, url: str, threads: int,
         sys.exit(1)
 
 
-def _warm_up(study: Study, threads: int, data_dir: str | None) -> None:
+def _warm_up(study: Study, requested_device: str, threads: int, data_dir: str | None) -> None:
     """Import torch and Optuna and read the dataset while the parent prepares the study.
 
     These ~3 s per worker used to follow the parent's own ~3 s of imports and study set-up;
-    now they overlap it. A dataset error is left for work() to raise after the go signal.
+    now they overlap it. The dataset is read ahead only when this machine resolves the
+    device to the CPU (the parent resolves it the same way): on a GPU it would leave a
+    second, host-side copy in the cache. Errors are left for the parent and for work().
     """
     import optuna  # noqa: F401
 
     from hpo import objective  # noqa: F401
 
-    _set_up_process(threads, "cpu")
     with contextlib.suppress(HpoError):
-        load_splits(study, "cpu", data_dir)
+        if pick_device(requested_device) == "cpu":
+            _set_up_process(threads, "cpu")
+            load_splits(study, "cpu", data_dir)
 
 
 def _wait_for_go(go: Any) -> str | None:
@@ -583,8 +586,8 @@ class _Workers:
         self.signal = ctx.Value("i", PENDING)
         self.procs = [
             ctx.Process(target=_worker_process,
-                        args=(study.to_dict(), study.source, opts.storage_url, threads,
-                              opts.data_dir, self.signal))
+                        args=(study.to_dict(), study.source, opts.storage_url, opts.device,
+                              threads, opts.data_dir, self.signal))
             for _ in range(opts.jobs)
         ]
         with _stop_signals():
@@ -592,8 +595,9 @@ class _Workers:
                 proc.start()
 
     def cancel(self) -> None:
+        """Call the workers off (still warming up or waiting): they exit without a word."""
         self.signal.value = CANCEL
-        _stop_workers(self.procs, wait_s=10.0, terminate=False)
+        _stop_workers(self.procs, wait_s=10.0)
 
     def go(self, device: str, study_obj: Any, bar: Any) -> None:
         from multiprocessing.connection import wait
@@ -620,17 +624,15 @@ class _Workers:
                            "to resume")
 
 
-def _stop_workers(procs: list[Any], wait_s: float = 30.0, terminate: bool = True) -> None:
+def _stop_workers(procs: list[Any], wait_s: float = 30.0) -> None:
     """Ask every worker to stop (each fails its trial in progress), then wait for them.
 
     A terminal's Ctrl-C reaches the workers already; a SIGINT or SIGTERM sent to this process
-    alone does not, hence the forwarding (workers ignore the second signal). Without
-    ``terminate`` the workers are only waited for (they were told to stop another way)."""
-    if terminate:
-        for proc in procs:
-            if proc.is_alive() and proc.pid is not None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(proc.pid, signal.SIGTERM)
+    alone does not, hence the forwarding (workers ignore the second signal)."""
+    for proc in procs:
+        if proc.is_alive() and proc.pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(proc.pid, signal.SIGTERM)
     deadline = time.monotonic() + wait_s
     for proc in procs:
         proc.join(max(0.0, deadline - time.monotonic()))
