@@ -80,7 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, help="shortcut for --set epochs=N")
     p.add_argument("--repeats", type=int, help="shortcut for --set repeats=N (seeds per config)")
     p.add_argument("--n-trials", type=int, help="shortcut for --set n_trials=N (tuning studies)")
-    p.add_argument("--pruner", help="shortcut for --set pruner=none|median|hyperband")
+    p.add_argument("--pruner", help="shortcut for --set pruner=none|median|percentile|hyperband")
     p.add_argument("--precision", help="shortcut for --set train.precision=fp32|bf16")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"),
                    help="training device (default: auto)")
@@ -106,7 +106,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sampler-seeds", default="0,1,2",
                    help="comma-separated sampler seeds, one search each (pruning; default 0,1,2)")
     p.add_argument("--precision", help="fp32 or bf16 for hpo's path")
-    p.add_argument("--jobs", type=int, default=0, help="hpo workers (default: one per core)")
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"),
+                   help="where both ways train (default: auto, a GPU when one is visible)")
+    p.add_argument("--jobs", type=int, default=0,
+                   help="training: hpo workers (default: one per core, one on a GPU); "
+                   "pruning: searches run side by side (default: 1)")
     p.add_argument("--threads", type=int, default=0,
                    help="torch threads per hpo worker (default: cores // jobs)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides")

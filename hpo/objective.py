@@ -12,13 +12,13 @@ from hpo import space as space_mod
 from hpo.data import Splits
 from hpo.models import ModelConfig
 from hpo.spec import Study, check_config
-from hpo.train import EpochStats, Result, TrainConfig, train_model
+from hpo.train import EpochStats, Result, TrainConfig, peak_rss_mb, train_model
 
 # Per-trial user attributes written by every trial (the report reads exactly these).
 RECORD_KEYS = (
     "seed", "n_params", "train_loss", "train_acc", "val_loss", "val_acc", "test_loss",
     "test_acc", "epochs_run", "diverged", "stopped", "wall_time", "history",
-    "n_trainable",
+    "n_trainable", "peak_rss_mb",
 )
 HEARTBEAT_ATTR = "hpo:heartbeat"
 # analysis = "flatness": {"alpha", "val_loss", "val_err", "train_loss", "train_err"} (lists).
@@ -116,6 +116,9 @@ def run_trial(trial: Any, study: Study, data: Splits) -> Result:
     )
     for key, value in result.summary().items():
         trial.set_user_attr(key, value)
+    # What one worker needed so far (the dataset, the model, torch itself): `hpo bench` reports
+    # its maximum, and a user sizing --jobs can read it per trial.
+    trial.set_user_attr("peak_rss_mb", round(peak_rss_mb(), 1))
     if flatness and result.stopped != "pruned":
         trial.set_user_attr(FLATNESS_ATTR, flatness_record(model_cfg, train_cfg, data, result))
     return result

@@ -245,6 +245,13 @@ def make_pruner(study: Study) -> Any:
                 n_startup_trials=study.config["pruner_startup_trials"],
                 n_warmup_steps=study.config["pruner_min_epochs"],
             )
+        case "percentile":
+            # Optuna's percentile is the share kept: 25.0 keeps the top quarter.
+            return optuna.pruners.PercentilePruner(
+                percentile=study.config["pruner_keep_percent"],
+                n_startup_trials=study.config["pruner_startup_trials"],
+                n_warmup_steps=study.config["pruner_min_epochs"],
+            )
         case "hyperband":
             return optuna.pruners.HyperbandPruner(min_resource=1,
                                                   max_resource=study.config["epochs"])
@@ -554,6 +561,8 @@ def run(study: Study, opts: RunOptions) -> Any:
     # Before the store is opened: a missing dataset must not leave a new store behind.
     data_mod.ensure_available(study.config["dataset"], opts.data_dir or study.config["data_dir"])
     threads = threads_per_worker(opts.jobs, opts.threads)
+    if opts.jobs > 1:
+        store.check_url(opts.storage_url)  # a bad store must not start workers to stop again
     workers = _Workers(study, opts, threads) if opts.jobs > 1 else None
     # With workers waiting, a SIGTERM must not kill this process before it tells them.
     with _stop_signals() if workers is not None else contextlib.nullcontext():

@@ -64,7 +64,7 @@ OPTIMIZERS = (
 SCHEDULES = ("none", "step", "cosine", "plateau")
 PRECISIONS = ("fp32", "bf16")
 SAMPLERS = ("grid", "tpe", "random", "gp", "cmaes")
-PRUNERS = ("none", "median", "hyperband")
+PRUNERS = ("none", "median", "percentile", "hyperband")
 ANALYSES = ("table", "flatness")
 METRICS = ("val_acc", "val_loss", "test_acc", "test_loss", "train_acc", "train_loss")
 
@@ -218,9 +218,13 @@ KEYS: dict[str, Key] = {
     "n_trials": Key(30, integer(1), "total trials of a tuning study (not used by grid)", False),
     "sampler_seed": Key(0, integer(0), "seed of the tuning sampler"),
     "pruner": Key("none", choice(*PRUNERS), "early abort of unpromising trials"),
-    "pruner_startup_trials": Key(5, integer(0), "median pruner: trials that always run fully"),
-    "pruner_min_epochs": Key(1, integer(1), "median pruner: earliest epoch a trial can be "
-                             "pruned at"),
+    "pruner_startup_trials": Key(5, integer(0), "median/percentile pruner: trials that always "
+                                 "run fully"),
+    "pruner_min_epochs": Key(1, integer(1), "median/percentile pruner: earliest epoch a trial "
+                             "can be pruned at"),
+    "pruner_keep_percent": Key(25.0, real(gt=0, lt=100), "percentile pruner: a trial goes on "
+                               "while its best value so far is in the top N% of completed "
+                               "trials' at the same epoch (median: 50)"),
     # Model
     "model.family": Key("cnn", choice(*FAMILIES), "cnn, mlp, or alexnet (torchvision's, last "
                         "layer replaced; the other model keys do not apply to it)"),

@@ -139,6 +139,41 @@ def check_sqlite(path: Path, *, create: bool) -> None:
         )
 
 
+def driver_url(url: str) -> str:
+    """``url`` as SQLAlchemy should get it: ``postgres://`` is not a scheme to it, and a bare
+    ``postgresql://`` means psycopg (3) to SQLAlchemy 2.1 but psycopg2 to 2.0 and to hpo's
+    ``postgres`` extra; name psycopg2 when it is the one installed."""
+    import importlib.util
+
+    match = re.match(r"(postgresql|postgres)://", url)
+    if not match:
+        return url
+    rest = url[match.end():]
+    if importlib.util.find_spec("psycopg") is None and importlib.util.find_spec("psycopg2"):
+        return f"postgresql+psycopg2://{rest}"
+    return f"postgresql://{rest}"
+
+
+def check_url(url: str) -> None:
+    """What can be said of a store without opening it: the scheme, the file (read, never
+    written) or the database driver. `hpo run --jobs N` asks this before it starts workers,
+    which a bad store would otherwise have to stop again."""
+    store_kind = kind(url)
+    if store_kind == "journal":
+        check_journal(journal_path(url), create=True)
+    elif store_kind == "sqlite":
+        check_sqlite(sqlite_path(url), create=True)
+    else:
+        from sqlalchemy.engine import make_url
+
+        try:
+            make_url(driver_url(url)).get_dialect().import_dbapi()
+        except ModuleNotFoundError as exc:
+            raise _missing_driver(url, exc) from None
+        except Exception:  # noqa: BLE001 - anything else is reported when the store is opened
+            pass
+
+
 def open_storage(url: str, *, create: bool = True, heartbeat: bool = False) -> Any:
     """An Optuna storage for ``url``; ``heartbeat`` lets dead workers' trials be failed.
 
@@ -183,7 +218,7 @@ def _rdb_storage(url: str, kwargs: dict[str, Any]) -> Any:
     import optuna
 
     try:
-        return optuna.storages.RDBStorage(url, **kwargs)
+        return optuna.storages.RDBStorage(driver_url(url), **kwargs)
     except ImportError as exc:  # Optuna re-raises the driver's ModuleNotFoundError as its cause
         cause = exc if isinstance(exc, ModuleNotFoundError) else exc.__cause__
         if isinstance(cause, ModuleNotFoundError):
@@ -193,11 +228,20 @@ def _rdb_storage(url: str, kwargs: dict[str, Any]) -> Any:
         raise StoreError(f"cannot open store {mask(url)}: {mask(_first_line(exc))}") from None
 
 
+# The pip package that provides each database driver module SQLAlchemy may ask for.
+DRIVER_PACKAGES = {"psycopg2": "psycopg2-binary", "psycopg": "'psycopg[binary]'",
+                   "MySQLdb": "mysqlclient", "pymysql": "PyMySQL", "oracledb": "oracledb",
+                   "pyodbc": "pyodbc"}
+
+
 def _missing_driver(url: str, exc: ModuleNotFoundError) -> StoreError:
-    return StoreError(
-        f"storage {mask(url)!r} needs the Python driver {exc.name!r}; install it (for "
-        "PostgreSQL: pip install psycopg2-binary)"
-    )
+    # SQLAlchemy 2.1 reads postgresql:// as psycopg (3); hpo's postgres extra is psycopg2.
+    name = (exc.name or "").split(".")[0]
+    package = DRIVER_PACKAGES.get(name, name)
+    alternative = (" or name psycopg2 in the URL (postgresql+psycopg2://...) and pip install "
+                   "psycopg2-binary" if name == "psycopg" else "")
+    return StoreError(f"storage {mask(url)!r} needs the Python driver {name!r}; pip install "
+                      f"{package}{alternative}")
 
 
 @contextlib.contextmanager
@@ -213,7 +257,7 @@ def _creation_lock(url: str, engine_kwargs: dict[str, Any]) -> Iterator[None]:
     import sqlalchemy
 
     try:
-        engine = sqlalchemy.create_engine(url, poolclass=sqlalchemy.pool.NullPool,
+        engine = sqlalchemy.create_engine(driver_url(url), poolclass=sqlalchemy.pool.NullPool,
                                           **engine_kwargs)
     except ModuleNotFoundError as exc:
         raise _missing_driver(url, exc) from None

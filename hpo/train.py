@@ -45,6 +45,28 @@ def keep_freed_memory() -> bool:
         mallopt(_M_TRIM_THRESHOLD, 8 * _MMAP_THRESHOLD_MAX))
 
 
+def peak_rss_mb() -> float:
+    """This process's peak resident memory in MB.
+
+    Linux's /proc/self/status VmHWM belongs to the running program alone. getrusage's
+    ru_maxrss survives exec: a spawned worker starts from its parent's resident size at the
+    fork, so it would report the parent's memory as its own.
+    """
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024  # kB
+    except OSError:
+        pass
+    import resource
+    import sys
+
+    # Elsewhere ru_maxrss: bytes on macOS, KiB on other Unixes.
+    maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return maxrss / (1024 * 1024 if sys.platform == "darwin" else 1024)
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     optimizer: str = "adam"

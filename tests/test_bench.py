@@ -21,6 +21,8 @@ def test_bench_runs_the_same_trials_both_ways(write_study, tmp_path):
     assert md.startswith("# hpo bench: tiny on digits\n")
     assert "Command: `hpo bench --study tiny.toml`" in md
     assert md.count("| seeds' way") == 1 and md.count("| hpo (1 worker,") == 1
+    assert payload["device"] == "cpu" and "2 configurations x 2 seeds x 1 epochs on cpu;" in md
+    assert all(w["peak_rss_mb"] > 100 for w in payload["ways"])
 
 
 def test_pruning_bench_compares_pruners_on_the_same_search(write_study, tmp_path):
@@ -54,3 +56,70 @@ def test_epochs_to_match_reads_the_trajectory():
     assert epochs_to_match(slow, 97.0) is None
     assert match_ratios([base, fast, slow]) == {0: {"none": 1.0, "median": 0.3,
                                                     "hyperband": None}}
+
+
+def test_searches_side_by_side_are_the_searches_run_alone(write_study):
+    from hpo.benchmarks import pruning
+
+    text = (write_study().read_text().replace('sampler = "grid"', 'sampler = "tpe"\nn_trials = 5')
+            .replace("repeats = 2", "repeats = 1").replace("epochs = 1", "epochs = 2"))
+    path = write_study(text, "tune_tiny.toml")
+    alone = pruning.run_bench(str(path), [0, 1], [], None, pruners=("none", "median"),
+                              threads=1)
+    side_by_side = pruning.run_bench(str(path), [0, 1], [], None, pruners=("none", "median"),
+                                     threads=1, parallel=2)
+
+    def outcome(r):
+        return r.pruner, r.sampler_seed, r.pruned, r.epochs, r.test_acc_of_best, r.trajectory
+
+    assert [outcome(r) for r in side_by_side] == [outcome(r) for r in alone]
+    assert [(r.pruner, r.sampler_seed) for r in alone] == [
+        ("none", 0), ("median", 0), ("none", 1), ("median", 1)]
+
+
+def _peak_in_child() -> float:
+    from hpo.train import peak_rss_mb
+
+    return peak_rss_mb()
+
+
+def test_peak_memory_is_the_workers_own_not_its_parents():
+    import concurrent.futures
+    import multiprocessing
+
+    from hpo.train import peak_rss_mb
+
+    ballast = bytearray(400 * 1024 * 1024)  # 400 MB, touched: resident in this process
+    ballast[::4096] = b"x" * len(ballast[::4096])
+    parent = peak_rss_mb()
+    context = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(1, mp_context=context) as pool:
+        child = pool.submit(_peak_in_child).result()
+    del ballast
+    # getrusage's ru_maxrss would report at least the parent's size at the fork here.
+    assert parent > 400 and child < parent - 300
+
+
+def test_result_files_are_named_by_device_and_precision():
+    def named(device, precision):
+        return training.result_stem(training.BenchResult(
+            study="dropout_location", dataset="mnist", epochs=2, repeats=3, configurations=4,
+            jobs=1, precision=precision, device=device))
+
+    assert named("cpu", "fp32") == "training_dropout_location_mnist"
+    assert named("cpu", "bf16") == "training_dropout_location_mnist_bf16"
+    assert named("cuda", "fp32") == "training_dropout_location_mnist_cuda"
+    assert named("cuda", "bf16") == "training_dropout_location_mnist_cuda_bf16"
+
+
+def test_bench_on_a_missing_gpu_is_one_line(capsys):
+    import pytest
+    import torch
+
+    from hpo.cli import main
+
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA device is visible here")
+    assert main(["bench", "--device", "cuda"]) == 1
+    assert capsys.readouterr().err == (
+        "hpo: error: --device cuda: no CUDA device is visible; use --device cpu or auto\n")

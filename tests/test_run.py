@@ -153,3 +153,21 @@ def test_keys_added_after_a_study_was_stored_count_as_their_default(write_study,
     study_obj.set_user_attr("hpo.identity", identity)
     _, study_obj = run_study(path, storage_url)  # resumes, nothing to do
     assert len(study_obj.get_trials()) == 4
+
+
+@pytest.mark.parametrize(("pruner", "kept", "pruned"), [("median", 66.0, 64.0),
+                                                          ("percentile", 75.0, 72.0)])
+def test_pruners_keep_trials_above_their_share_of_earlier_ones(pruner, kept, pruned):
+    study = spec.load("tune", [f"pruner={pruner!r}", "pruner_keep_percent=25",
+                               "pruner_startup_trials=4"])
+    store = optuna.create_study(direction="maximize", pruner=runner.make_pruner(study))
+    for value in (50.0, 60.0, 70.0, 80.0):  # epoch-1 values: median 65, top quarter from 72.5
+        store.add_trial(optuna.trial.create_trial(value=value, intermediate_values={1: value}))
+
+    def prunes(value):
+        trial = store.ask()
+        trial.report(value, 1)
+        return trial.should_prune()
+
+    assert not prunes(kept)
+    assert prunes(pruned)

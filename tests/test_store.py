@@ -130,8 +130,7 @@ def test_missing_driver(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     pytest.importorskip("psycopg2")
     code, err = _run(tmp_path, "mysql://u:hunter2@127.0.0.1:1/x", capsys)
     assert (code, err) == (1, "hpo: error: storage 'mysql://u:***@127.0.0.1:1/x' needs the "
-                              "Python driver 'MySQLdb'; install it (for PostgreSQL: pip install "
-                              "psycopg2-binary)")
+                              "Python driver 'MySQLdb'; pip install mysqlclient")
 
 
 @pytest.mark.parametrize(
@@ -176,3 +175,24 @@ def test_postgres_url_for_ci_is_used() -> None:
     # CI exports the URL; a silent skip there would hide every PostgreSQL test.
     if os.environ.get("CI") == "true":
         assert POSTGRES_URL, "CI must set HPO_TEST_POSTGRES_URL"
+
+
+@pytest.mark.parametrize(("installed", "url", "expected"), [
+    ({"psycopg2"}, "postgresql://u:p@h/db", "postgresql+psycopg2://u:p@h/db"),
+    ({"psycopg2"}, "postgres://u:p@h/db", "postgresql+psycopg2://u:p@h/db"),
+    ({"psycopg", "psycopg2"}, "postgresql://u:p@h/db", "postgresql://u:p@h/db"),
+    (set(), "postgres://u:p@h/db", "postgresql://u:p@h/db"),
+    ({"psycopg2"}, "postgresql+psycopg://u:p@h/db", "postgresql+psycopg://u:p@h/db"),
+    ({"psycopg2"}, "mysql://u:p@h/db", "mysql://u:p@h/db"),
+])
+def test_a_bare_postgresql_url_uses_the_installed_driver(monkeypatch, installed, url, expected):
+    import importlib.util
+
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name: object() if name in installed else None)
+    assert store.driver_url(url) == expected
+
+
+def test_a_bare_postgresql_url_opens_the_test_database(postgres_url):
+    url = postgres_url.replace("postgresql+psycopg2://", "postgresql://", 1)
+    assert cli.main(["list", "--storage", url]) == 0

@@ -18,7 +18,7 @@ from typing import Any
 
 from hpo import spec
 
-PRUNERS = ("none", "median", "hyperband")
+PRUNERS = ("none", "median", "percentile", "hyperband")
 
 
 @dataclass
@@ -36,14 +36,14 @@ class SearchResult:
 
 
 def run_search(study_file: str, pruner: str, sampler_seed: int, overrides: list[str],
-               data_dir: str | None, threads: int = 0) -> SearchResult:
+               data_dir: str | None, threads: int = 0, device: str = "cpu") -> SearchResult:
     from hpo import runner
 
     study = spec.load(study_file, [*overrides, f"pruner={pruner!r}",
                                    f"sampler_seed={sampler_seed}"])
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
-        opts = runner.RunOptions(storage_url=f"sqlite:///{Path(tmp) / 'p.db'}", device="cpu",
+        opts = runner.RunOptions(storage_url=f"sqlite:///{Path(tmp) / 'p.db'}", device=device,
                                  data_dir=data_dir, progress=False, threads=threads)
         trials = runner.run(study, opts).get_trials()
     complete = [t for t in trials if t.state.name == "COMPLETE"]
@@ -68,9 +68,26 @@ def run_search(study_file: str, pruner: str, sampler_seed: int, overrides: list[
 
 def run_bench(study_file: str, sampler_seeds: list[int], overrides: list[str],
               data_dir: str | None, pruners: tuple[str, ...] = PRUNERS,
-              threads: int = 0) -> list[SearchResult]:
-    return [run_search(study_file, pruner, seed, overrides, data_dir, threads)
+              threads: int = 0, device: str = "cpu", parallel: int = 1) -> list[SearchResult]:
+    """Every (sampler seed, pruner) search; ``parallel`` of them at once in spawned processes.
+
+    Each search stays sequential inside (one trial after another), so a search's trials and
+    its pruning decisions are the same whether it runs alone or beside others.
+    """
+    runs = [(study_file, pruner, seed, overrides, data_dir, threads, device)
             for seed in sampler_seeds for pruner in pruners]
+    if parallel <= 1:
+        return [run_search(*run) for run in runs]
+    import concurrent.futures
+    import multiprocessing
+
+    from hpo.cli import _quiet_libraries
+
+    context = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(
+            max_workers=parallel, mp_context=context, initializer=_quiet_libraries,
+            initargs=(False,)) as pool:
+        return list(pool.map(run_search, *zip(*runs)))
 
 
 MATCH_TOLERANCE = 0.5  # points of test accuracy
@@ -165,9 +182,10 @@ def to_markdown(results: list[SearchResult], command: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write(results: list[SearchResult], out_dir: Path, command: str) -> tuple[Path, Path]:
+def write(results: list[SearchResult], out_dir: Path, command: str,
+          stem: str = "pruning") -> tuple[Path, Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
-    json_path, md_path = out_dir / "pruning.json", out_dir / "pruning.md"
+    json_path, md_path = out_dir / f"{stem}.json", out_dir / f"{stem}.md"
     payload = {"command": command, "summary": summarize(results),
                "searches": [asdict(r) for r in results]}
     json_path.write_text(json.dumps(payload, indent=2) + "\n")

@@ -68,7 +68,7 @@ def record(seed: int, *, test_acc: float, val_acc: float | None = None,
         "val_loss": val_loss, "val_acc": val_acc, "test_loss": test_loss,
         "test_acc": test_acc, "epochs_run": run, "diverged": diverged,
         "stopped": stopped or ("diverged" if diverged else "completed"),
-        "wall_time": wall_time, "history": history(run, final),
+        "wall_time": wall_time, "history": history(run, final), "peak_rss_mb": 800.0,
     }
 
 

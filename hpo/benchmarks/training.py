@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import platform
-import resource
 import statistics
 import tempfile
 import time
@@ -23,6 +22,7 @@ from typing import Any
 
 from hpo import spec
 from hpo.data import SPLIT_SEED, default_data_dir
+from hpo.train import peak_rss_mb
 
 
 @dataclass
@@ -47,6 +47,7 @@ class BenchResult:
     configurations: int
     jobs: int
     precision: str
+    device: str = "cpu"
     machine: dict[str, Any] = field(default_factory=dict)
     ways: list[WayResult] = field(default_factory=list)
 
@@ -56,15 +57,10 @@ class BenchResult:
         return seeds.wall_time / hpo_way.wall_time
 
 
-def _rss_mb(who: int) -> float:
-    # Linux reports ru_maxrss in KiB.
-    return resource.getrusage(who).ru_maxrss / 1024
-
-
-def machine_info() -> dict[str, Any]:
+def machine_info(device: str = "cpu") -> dict[str, Any]:
     import torch
 
-    return {
+    info = {
         "platform": platform.platform(),
         "processor": platform.processor() or platform.machine(),
         "cpus": os.cpu_count(),
@@ -72,6 +68,9 @@ def machine_info() -> dict[str, Any]:
         "torch_threads": torch.get_num_threads(),
         "load_average": os.getloadavg()[0],
     }
+    if device == "cuda":
+        info["gpu"] = torch.cuda.get_device_name(0)
+    return info
 
 
 class _SeedsDataset:
@@ -116,7 +115,7 @@ def _seeds_datasets(name: str, data_dir: Path) -> tuple[Any, Any]:
             cls(str(data_dir), train=False, transform=tf))
 
 
-def _loader_eval(model: Any, loader: Any) -> tuple[float, float]:
+def _loader_eval(model: Any, loader: Any, device: str) -> tuple[float, float]:
     import torch
     import torch.nn.functional as F
 
@@ -124,6 +123,7 @@ def _loader_eval(model: Any, loader: Any) -> tuple[float, float]:
     loss, correct, n = 0.0, 0, 0
     with torch.no_grad():
         for xb, yb in loader:
+            xb, yb = xb.to(device), yb.to(device)
             out = model(xb)
             loss += F.cross_entropy(out, yb, reduction="sum").item()
             correct += (out.argmax(1) == yb).sum().item()
@@ -131,8 +131,9 @@ def _loader_eval(model: Any, loader: Any) -> tuple[float, float]:
     return loss / n, 100.0 * correct / n
 
 
-def run_seeds_way(study: spec.Study, data_dir: Path) -> WayResult:
-    """One trial at a time, DataLoader with per-sample transforms (the course reports' code)."""
+def run_seeds_way(study: spec.Study, data_dir: Path, device: str = "cpu") -> WayResult:
+    """One trial at a time, DataLoader with per-sample transforms (the course reports' code);
+    on a GPU each batch is copied to it as the tutorials do (``xb.to(device)``)."""
     import torch
     import torch.nn.functional as F
     from torch.utils.data import DataLoader, random_split
@@ -152,21 +153,22 @@ def run_seeds_way(study: spec.Study, data_dir: Path) -> WayResult:
         resolved = study.resolve(cell)
         for seed in study.seeds():
             torch.manual_seed(seed)
-            model = build_model(ModelConfig.from_config(resolved), shape, 10)
+            model = build_model(ModelConfig.from_config(resolved), shape, 10).to(device)
             optimizer = make_optimizer(model.parameters(), TrainConfig.from_config(resolved))
             loader = DataLoader(train, batch_size=config["batch_size"], shuffle=True)
             for _ in range(config["epochs"]):
                 t0 = time.perf_counter()
                 model.train()
                 for xb, yb in loader:
+                    xb, yb = xb.to(device), yb.to(device)
                     optimizer.zero_grad()
                     loss = F.cross_entropy(model(xb), yb)
                     loss.backward()
                     optimizer.step()
-                _loader_eval(model, DataLoader(val, batch_size=1000))
+                _loader_eval(model, DataLoader(val, batch_size=1000), device)
                 epoch_times.append(time.perf_counter() - t0)
                 images += len(train)
-            accs.append(_loader_eval(model, DataLoader(test, batch_size=1000))[1])
+            accs.append(_loader_eval(model, DataLoader(test, batch_size=1000), device)[1])
     return WayResult(
         name="seeds' way (DataLoader + per-sample ToTensor, one trial at a time)",
         wall_time=time.perf_counter() - started,
@@ -175,18 +177,18 @@ def run_seeds_way(study: spec.Study, data_dir: Path) -> WayResult:
         test_acc_mean=statistics.mean(accs),
         test_acc_std=statistics.stdev(accs) if len(accs) > 1 else 0.0,
         trials=len(accs),
-        peak_rss_mb=_rss_mb(resource.RUSAGE_SELF),
+        peak_rss_mb=peak_rss_mb(),
     )
 
 
-def run_hpo_way(study: spec.Study, data_dir: Path, jobs: int) -> WayResult:
+def run_hpo_way(study: spec.Study, data_dir: Path, jobs: int, device: str = "cpu") -> WayResult:
     """`hpo run` itself, into a throwaway store."""
     from hpo import runner
 
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         url = f"sqlite:///{Path(tmp) / 'bench.db'}"
-        opts = runner.RunOptions(storage_url=url, device="cpu", jobs=jobs,
+        opts = runner.RunOptions(storage_url=url, device=device, jobs=jobs,
                                  data_dir=str(data_dir), progress=False)
         study_obj = runner.run(study, opts)
         trials = [t for t in study_obj.get_trials() if t.state.name == "COMPLETE"]
@@ -194,7 +196,6 @@ def run_hpo_way(study: spec.Study, data_dir: Path, jobs: int) -> WayResult:
     epoch_times = [h["seconds"] for t in trials for h in t.user_attrs["history"]]
     n_train = _train_size(study, data_dir)
     accs = [t.user_attrs["test_acc"] for t in trials]
-    who = resource.RUSAGE_CHILDREN if jobs > 1 else resource.RUSAGE_SELF
     return WayResult(
         name=f"hpo ({jobs} worker{'s' if jobs > 1 else ''}, tensors in memory, "
              f"{study.config['train.precision']})",
@@ -205,7 +206,8 @@ def run_hpo_way(study: spec.Study, data_dir: Path, jobs: int) -> WayResult:
         test_acc_mean=statistics.mean(accs),
         test_acc_std=statistics.stdev(accs) if len(accs) > 1 else 0.0,
         trials=len(trials),
-        peak_rss_mb=_rss_mb(who),
+        # Each trial records its worker's peak so far; the last ones hold each worker's peak.
+        peak_rss_mb=max(t.user_attrs["peak_rss_mb"] for t in trials),
     )
 
 
@@ -218,24 +220,27 @@ def _train_size(study: spec.Study, data_dir: Path) -> int:
     return len(splits.train_y)
 
 
-def run_bench(study: spec.Study, data_dir: str | None, jobs: int) -> BenchResult:
+def run_bench(study: spec.Study, data_dir: str | None, jobs: int,
+              device: str = "cpu") -> BenchResult:
     root = Path(data_dir) if data_dir else default_data_dir()
     result = BenchResult(
         study=study.name, dataset=study.config["dataset"], epochs=study.config["epochs"],
         repeats=study.config["repeats"], configurations=len(study.cells()), jobs=jobs,
-        precision=study.config["train.precision"], machine=machine_info(),
+        precision=study.config["train.precision"], device=device,
+        machine=machine_info(device),
     )
     # The seeds' way runs in a fresh process of its own: nothing hpo sets up in a process
     # (its allocator setting, torch's thread count) reaches it, and each way's peak memory
     # is its own.
-    hpo_way = run_hpo_way(study, root, jobs)
-    result.ways = [_in_fresh_process(_seeds_way_from_dict, study.to_dict(), study.source, root),
+    hpo_way = run_hpo_way(study, root, jobs, device)
+    result.ways = [_in_fresh_process(_seeds_way_from_dict, study.to_dict(), study.source, root,
+                                     device),
                    hpo_way]
     return result
 
 
-def _seeds_way_from_dict(spec_dict: dict, source: str, root: Path) -> WayResult:
-    return run_seeds_way(spec.from_dict(spec_dict, source), root)
+def _seeds_way_from_dict(spec_dict: dict, source: str, root: Path, device: str) -> WayResult:
+    return run_seeds_way(spec.from_dict(spec_dict, source), root, device)
 
 
 def _in_fresh_process(fn: Any, *args: Any) -> Any:
@@ -255,7 +260,8 @@ def to_markdown(result: BenchResult, command: str) -> str:
         f"Command: `{command}`",
         "",
         f"{result.configurations} configurations x {result.repeats} seeds x {result.epochs} "
-        f"epochs; machine: {result.machine['cpus']} CPUs, {result.machine['processor']}, "
+        f"epochs on {_device_words(result)}; machine: {result.machine['cpus']} CPUs, "
+        f"{result.machine['processor']}, "
         f"torch {result.machine['torch']}, load average at start "
         f"{result.machine['load_average']:.2f}.",
         "",
@@ -280,10 +286,21 @@ def to_markdown(result: BenchResult, command: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _device_words(result: BenchResult) -> str:
+    return result.machine.get("gpu", result.device) if result.device == "cuda" else result.device
+
+
+def result_stem(result: BenchResult) -> str:
+    """training_<study>_<dataset>[_<device>][_<precision>]: the CPU fp32 result keeps the
+    plain name, so each device and precision has its own committed file."""
+    device = "" if result.device == "cpu" else f"_{result.device}"
+    precision = "" if result.precision == "fp32" else f"_{result.precision}"
+    return f"training_{result.study}_{result.dataset}{device}{precision}"
+
+
 def write(result: BenchResult, out_dir: Path, command: str) -> tuple[Path, Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
-    precision = "" if result.precision == "fp32" else f"_{result.precision}"
-    stem = f"training_{result.study}_{result.dataset}{precision}"
+    stem = result_stem(result)
     json_path, md_path = out_dir / f"{stem}.json", out_dir / f"{stem}.md"
     payload = asdict(result) | {"speedup": result.speedup, "command": command}
     json_path.write_text(json.dumps(payload, indent=2) + "\n")

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
 from hpo import spec
 from hpo.commands.run import overrides_from
 from hpo.errors import HpoError
+from hpo.runner import pick_device, usable_cores
 
 
 def main(args: argparse.Namespace) -> int:
@@ -30,11 +30,14 @@ def _training(args: argparse.Namespace, command: str) -> int:
         raise HpoError(f"hpo bench training needs a grid study; {study.name!r} uses "
                        f"sampler {study.config['sampler']!r}")
     data.ensure_available(study.config["dataset"], args.data_dir)
-    jobs = args.jobs or os.cpu_count() or 1
-    print(f"bench: {study.name} on {study.config['dataset']}, {len(study.cells())} configs x "
-          f"{study.config['repeats']} seeds x {study.config['epochs']} epochs, both ways "
-          "(this trains the study twice)...", file=sys.stderr)
-    result = training.run_bench(study, args.data_dir, jobs)
+    device = pick_device(args.device)
+    # On the CPU one worker per core; on a GPU one worker drives it (more would share it).
+    jobs = args.jobs or (usable_cores() if device == "cpu" else 1)
+    print(f"bench: {study.name} on {study.config['dataset']} ({device}), "
+          f"{len(study.cells())} configs x {study.config['repeats']} seeds x "
+          f"{study.config['epochs']} epochs, both ways (this trains the study twice)...",
+          file=sys.stderr)
+    result = training.run_bench(study, args.data_dir, jobs, device)
     json_path, md_path = training.write(result, Path(args.out), command)
     print(training.to_markdown(result, command), end="")
     print(f"wrote {json_path} and {md_path}", file=sys.stderr)
@@ -56,11 +59,17 @@ def _pruning(args: argparse.Namespace, command: str) -> int:
         raise HpoError(f"--sampler-seeds must be integers separated by commas, got "
                        f"{args.sampler_seeds!r}") from None
     data.ensure_available(study.config["dataset"], args.data_dir)
-    print(f"bench pruning: {study.name}, {study.config['n_trials']} trials x "
-          f"{len(pruning.PRUNERS)} pruners x {len(seeds)} sampler seeds...", file=sys.stderr)
+    device = pick_device(args.device)
+    parallel = max(1, args.jobs or 1)
+    # Searches side by side share the cores rather than each taking them all.
+    threads = args.threads or max(1, usable_cores() // parallel)
+    print(f"bench pruning: {study.name} ({device}), {study.config['n_trials']} trials x "
+          f"{len(pruning.PRUNERS)} pruners x {len(seeds)} sampler seeds, {parallel} search"
+          f"{'es' if parallel > 1 else ''} at a time...", file=sys.stderr)
     results = pruning.run_bench(study_file, seeds, overrides, args.data_dir,
-                                threads=args.threads)
-    json_path, md_path = pruning.write(results, Path(args.out), command)
+                                threads=threads, device=device, parallel=parallel)
+    stem = f"pruning_{study.name}_{study.config['dataset']}"  # one result per study and data
+    json_path, md_path = pruning.write(results, Path(args.out), command, stem)
     print(pruning.to_markdown(results, command), end="")
     print(f"wrote {json_path} and {md_path}", file=sys.stderr)
     return 0
