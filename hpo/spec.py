@@ -216,7 +216,9 @@ KEYS: dict[str, Key] = {
     "metric": Key("val_acc", choice(*METRICS), "the value Optuna optimizes and prunes on"),
     "sampler": Key("grid", choice(*SAMPLERS), "grid for comparisons; others for tuning"),
     "n_trials": Key(30, integer(1), "total trials of a tuning study (not used by grid)", False),
-    "sampler_seed": Key(0, integer(0), "seed of the tuning sampler"),
+    # Not part of the identity: it picks which configurations are tried, not how a trial runs,
+    # so processes tuning one study together can each use their own.
+    "sampler_seed": Key(0, integer(0), "seed of the tuning sampler", False),
     "pruner": Key("none", choice(*PRUNERS), "early abort of unpromising trials"),
     "pruner_startup_trials": Key(5, integer(0), "median/percentile pruner: trials that always "
                                  "run fully"),

@@ -38,6 +38,6 @@ hpo run --study transfer --data-dir runs/mnist_4_9 --set model.pretrained=none -
   --storage "$MNIST" --jobs 2 --no-progress
 hpo report --all --storage "$MNIST" --out reports/mnist
 
-# tune is no seed's experiment: TPE + median pruning over every knob, on the embedded digits.
+# tune is no seed's experiment: TPE + percentile pruning over every knob, on the embedded digits.
 hpo run --study tune --storage sqlite:///runs/digits.db --no-progress --jobs 2
 hpo report --study tune --storage sqlite:///runs/digits.db --out reports

@@ -173,6 +173,33 @@ def test_tuning_n_trials_is_a_total_over_restarts_with_whole_seed_sets(tmp_path:
     assert len(by_cell) == 2 and all(len(seeds) == 2 for seeds in by_cell.values())
 
 
+def test_parallel_workers_sample_different_configurations(tmp_path: Path) -> None:
+    # Each worker seeds its sampler apart (sampler_seed + worker): with one seed for all,
+    # two workers drew the same random configurations, trial for trial.
+    path = tmp_path / "tune.toml"
+    path.write_text(TUNING.replace("repeats = 2", "repeats = 1").replace("n_trials = 5",
+                                                                        "n_trials = 8"))
+    url = f"sqlite:///{tmp_path / 'hpo.db'}"
+    done = run_hpo("run", "--study", str(path), "--storage", url, "--no-progress", "--jobs", "2",
+                   "--threads", "1", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    lrs = [t.params["train.lr"] for t in trials(url, "tune")]
+    assert len(lrs) == 8 and len(set(lrs)) == 8
+
+
+def test_processes_tuning_one_study_may_each_use_their_own_sampler_seed(tmp_path: Path) -> None:
+    from hpo import runner, spec
+
+    path = tmp_path / "tune.toml"
+    path.write_text(TUNING.replace("repeats = 2", "repeats = 1"))
+    url = f"sqlite:///{tmp_path / 'hpo.db'}"
+    opts = runner.RunOptions(storage_url=url, device="cpu", threads=1, progress=False)
+    runner.run(spec.load(str(path), ["n_trials=2"]), opts)
+    runner.run(spec.load(str(path), ["n_trials=4", "sampler_seed=7"]), opts)
+    lrs = [t.params["train.lr"] for t in trials(url, "tune")]
+    assert len(lrs) == 4 and len(set(lrs)) == 4
+
+
 def test_workers_started_early_stop_when_the_study_cannot_be_prepared(tmp_path: Path) -> None:
     # --jobs N starts its workers before the study is prepared (they import torch meanwhile);
     # when preparing fails, they are called off: one error line, nothing run, no worker left.
