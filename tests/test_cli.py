@@ -81,6 +81,8 @@ def test_studies_lists_the_shipped_studies():
          "train.lr must be a number > 0, got -1"),
         (["run", "--study", "dropout_location", "--jobs", "0"],
          "hpo: error: --jobs must be >= 1, got 0"),
+        (["bench", "--jobs", "-3"], "hpo: error: --jobs must be >= 1 (0: the default), got -3"),
+        (["bench", "pruning", "--threads", "-1"], "hpo: error: --threads must be >= 0, got -1"),
     ],
 )
 def test_bad_input_is_one_line_exit_1(args, message, capsys):

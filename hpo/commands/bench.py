@@ -14,6 +14,10 @@ from hpo.runner import pick_device, usable_cores
 
 def main(args: argparse.Namespace) -> int:
     command = args.command_line
+    if args.jobs < 0:
+        raise HpoError(f"--jobs must be >= 1 (0: the default), got {args.jobs}")
+    if args.threads < 0:
+        raise HpoError(f"--threads must be >= 0, got {args.threads}")
     if args.mode == "pruning":
         return _pruning(args, command)
     return _training(args, command)
@@ -60,7 +64,7 @@ def _pruning(args: argparse.Namespace, command: str) -> int:
                        f"{args.sampler_seeds!r}") from None
     data.ensure_available(study.config["dataset"], args.data_dir)
     device = pick_device(args.device)
-    parallel = max(1, args.jobs or 1)
+    parallel = args.jobs or 1
     # Searches side by side share the cores rather than each taking them all.
     threads = args.threads or max(1, usable_cores() // parallel)
     print(f"bench pruning: {study.name} ({device}), {study.config['n_trials']} trials x "
