@@ -131,12 +131,21 @@ def check_sqlite(path: Path, *, create: bool) -> None:
         finally:
             con.close()
     except sqlite3.DatabaseError as exc:
+        if _hot_journal(path) and "readonly" in str(exc):
+            # A process killed mid-write left its rollback journal: this read-only look cannot
+            # roll it back, the store's own read-write connection does (SQLite recovery).
+            return
         raise StoreError(f"store {path} is corrupt ({exc}); restore it from a backup") from None
     if tables and "studies" not in tables:
         raise StoreError(
             f"{path} is an SQLite database but not an Optuna store (no 'studies' table); "
             "use another --storage file"
         )
+
+
+def _hot_journal(path: Path) -> bool:
+    journal = path.with_name(path.name + "-journal")
+    return journal.exists() and journal.stat().st_size > 0
 
 
 def driver_url(url: str) -> str:

@@ -196,3 +196,30 @@ def test_a_bare_postgresql_url_uses_the_installed_driver(monkeypatch, installed,
 def test_a_bare_postgresql_url_opens_the_test_database(postgres_url):
     url = postgres_url.replace("postgresql+psycopg2://", "postgresql://", 1)
     assert cli.main(["list", "--storage", url]) == 0
+
+
+def _die_mid_write(path: str) -> None:
+    con = sqlite3.connect(path, isolation_level=None)
+    con.execute("PRAGMA cache_size = 1")  # spill to the file: the journal must hold the pages
+    con.execute("BEGIN IMMEDIATE")
+    con.execute("CREATE TABLE half_written (x BLOB)")
+    con.execute("INSERT INTO half_written VALUES (zeroblob(1000000))")
+    os._exit(9)  # killed inside the transaction, as SIGKILL would
+
+
+def test_a_store_left_mid_write_by_a_killed_run_is_recovered(tmp_path: Path) -> None:
+    import multiprocessing
+
+    path = tmp_path / "hpo.db"
+    _optuna_store(path)
+    proc = multiprocessing.get_context("spawn").Process(target=_die_mid_write, args=(str(path),))
+    proc.start()
+    proc.join()
+    if not store._hot_journal(path):
+        pytest.skip("SQLite kept the transaction in memory: no journal to recover from")
+    store.check_sqlite(path, create=True)  # no "corrupt" error: the journal is recoverable
+    store.open_storage(f"sqlite:///{path}")
+    con = sqlite3.connect(path)
+    tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    con.close()
+    assert "studies" in tables and "half_written" not in tables  # rolled back
