@@ -132,16 +132,21 @@ def spec_toml(spec: Mapping[str, Any]) -> str:
             lines.append(f"{_toml_value(param['key'])} = {_toml_value(entry)}")
     ref = spec.get("reference")
     if ref:
-        lines += ["", "[reference]"]
-        lines += [f"{k} = {_toml_value(ref[k])}" for k in ("source", "metric", "note")]
-        rows = [{**params, "value": value} for params, value in ref["rows"]]
-        lines.append("rows = [")
-        lines += [f"  {_toml_value(row)}," for row in rows]
-        lines.append("]")
+        lines += _reference_toml("[reference]", ref)
+    for more in spec.get("references") or ():
+        lines += _reference_toml("[[references]]", more)
     for claim in spec.get("claims") or ():
         lines += ["", "[[claims]]"]
         lines += [f"{k} = {_toml_value(v)}" for k, v in claim.items()]
     return "\n".join(lines) + "\n"
+
+
+def _reference_toml(header: str, ref: Mapping[str, Any]) -> list[str]:
+    lines = ["", header]
+    lines += [f"{k} = {_toml_value(ref[k])}" for k in ("source", "metric", "note")
+              if ref[k] is not None]
+    rows = [{**params, "value": value} for params, value in ref["rows"]]
+    return [*lines, "rows = [", *(f"  {_toml_value(row)}," for row in rows), "]"]
 
 
 def _toml_value(value: Any) -> str:

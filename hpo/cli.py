@@ -79,12 +79,22 @@ def build_parser() -> argparse.ArgumentParser:
                    "or ./data)")
     p.add_argument("--epochs", type=int, help="shortcut for --set epochs=N")
     p.add_argument("--repeats", type=int, help="shortcut for --set repeats=N (seeds per config)")
+    p.add_argument("--until-decided", action="store_true",
+                   help="after the repeats, add seeds (REPEATS at a time) to the configurations "
+                   "of inconclusive claims until every claim is decided "
+                   "(--set until_decided=true)")
+    p.add_argument("--max-repeats", type=int, metavar="N",
+                   help="with --until-decided: at most N seeds per configuration (default 10)")
     p.add_argument("--n-trials", type=int, help="shortcut for --set n_trials=N (tuning studies)")
     p.add_argument("--pruner", help="shortcut for --set pruner=none|median|percentile|hyperband")
     p.add_argument("--precision", help="shortcut for --set train.precision=fp32|bf16")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"),
                    help="training device (default: auto)")
-    p.add_argument("--jobs", type=int, default=1, help="worker processes (default: 1)")
+    p.add_argument("--jobs", type=int, default=1,
+                   help="worker processes (default: 1); capped by the runs pending, the usable "
+                   "cores and the memory available")
+    p.add_argument("--oversubscribe", action="store_true",
+                   help="allow more --jobs than usable cores")
     p.add_argument("--threads", type=int, default=0,
                    help="torch threads per worker (default: cores // jobs)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
@@ -110,7 +120,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="where both ways train (default: auto, a GPU when one is visible)")
     p.add_argument("--jobs", type=int, default=0,
                    help="training: hpo workers (default: one per core, one on a GPU); "
-                   "pruning: searches run side by side (default: 1)")
+                   "pruning: searches run side by side (default: 1); capped by the runs, "
+                   "the usable cores and the memory available")
+    p.add_argument("--oversubscribe", action="store_true",
+                   help="allow more --jobs than usable cores")
     p.add_argument("--threads", type=int, default=0,
                    help="torch threads per hpo worker (default: cores // jobs)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides")
@@ -156,6 +169,9 @@ def _add_report(sub: argparse._SubParsersAction) -> None:
     which.add_argument("--study", metavar="NAME", help="the study's name in the store")
     which.add_argument("--all", action="store_true",
                        help="every study in the store, plus an index (OUT/README.md)")
+    which.add_argument("--across-datasets", metavar="LIST",
+                       help="comma-separated study names: one table of their claims' verdicts "
+                       "per dataset they ran on in the store (OUT/across_datasets/README.md)")
     _add_storage(p)
     p.add_argument("--out", default="reports", metavar="DIR",
                    help="reports root; a study goes to DIR/<study>/ (default: reports)")
@@ -191,7 +207,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except HpoError as exc:
         if args.debug:
             raise
-        print(f"hpo: error: {exc}", file=sys.stderr)
+        print(f"hpo: error: {one_line(str(exc))}", file=sys.stderr)
         return EXIT_ERROR
     except BrokenPipeError:
         # `hpo report ... | head`: the reader left; that is not an error.
@@ -199,6 +215,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_OK
+    except OSError as exc:  # a path the user gave: missing, a folder, read-only, full disk
+        if args.debug:
+            raise
+        print(f"hpo: error: {one_line(os_error_line(exc))}", file=sys.stderr)
+        return EXIT_ERROR
     except KeyboardInterrupt:
         print("hpo: interrupted; finished trials are kept, re-run the same command to resume",
               file=sys.stderr)
@@ -208,9 +229,45 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         from hpo.store import mask
 
-        print(f"hpo: internal error: {type(exc).__name__}: {mask(str(exc))} "
+        print(f"hpo: internal error: {type(exc).__name__}: {one_line(mask(str(exc)))} "
               "(run with --debug for the traceback)", file=sys.stderr)
         return EXIT_ERROR
+
+
+# What to do about the OSErrors a user can cause, by errno name.
+OS_ERROR_HINTS = {
+    "ENOSPC": "the disk is full; free space, then re-run the same command",
+    "EDQUOT": "the disk quota is used up; free space, then re-run the same command",
+    "EROFS": "the file system is read-only; choose a path on a writable one",
+    "EACCES": "permission denied; choose a path you may write, or change its permissions",
+    "EPERM": "not permitted; choose a path you may write",
+    "EISDIR": "it is a folder; give a file path",
+    "ENOTDIR": "a part of the path is a file, not a folder; fix the path",
+    "ENOENT": "it does not exist; create its folder or fix the path",
+    "EEXIST": "it already exists; remove it or choose another path",
+}
+
+
+def one_line(text: str) -> str:
+    """``text`` with line breaks and other control characters escaped (``\\r``, ``\\n``):
+    a message quoting what the user typed stays on one line."""
+    import unicodedata
+
+    return "".join(ch.encode("unicode_escape").decode("ascii")
+                   if unicodedata.category(ch) in ("Cc", "Zl", "Zp") else ch for ch in text)
+
+
+def os_error_line(exc: OSError) -> str:
+    """``path: what the system said; what to do`` for an OSError (never a traceback)."""
+    import errno
+
+    from hpo.store import mask
+
+    name = errno.errorcode.get(exc.errno or 0, "")
+    what = exc.strerror or type(exc).__name__
+    where = f"{mask(str(exc.filename))}: " if exc.filename is not None else ""
+    hint = OS_ERROR_HINTS.get(name)
+    return f"{where}{what}" + (f" ({hint})" if hint else "")
 
 
 def _quiet_libraries(verbose: bool) -> None:

@@ -42,6 +42,11 @@ _MNIST_FILES = (
     "t10k-images-idx3-ubyte",
     "t10k-labels-idx1-ubyte",
 )
+# CIFAR-10 in the order hpo concatenates them: five training batches, then the test batch.
+_CIFAR_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6)) + ("test_batch",)
+CIFAR_RECORD = 1 + 3 * 32 * 32  # binary release: one label byte, then the R, G, B planes
+CIFAR_PY_FOLDER = "cifar-10-batches-py"  # torchvision's download (pickled dicts)
+CIFAR_SCRIPT = "python ../shared/data/get_cifar10.py"  # rebuilds the binary release offline
 
 DATASETS: dict[str, DatasetInfo] = {
     "digits": DatasetInfo((1, 8, 8), 10),
@@ -49,10 +54,9 @@ DATASETS: dict[str, DatasetInfo] = {
     "fashion_mnist": DatasetInfo((1, 28, 28), 10, "FashionMNIST", "FashionMNIST/raw",
                                  _MNIST_FILES),
     "kmnist": DatasetInfo((1, 28, 28), 10, "KMNIST", "KMNIST/raw", _MNIST_FILES),
-    "cifar10": DatasetInfo(
-        (3, 32, 32), 10, "CIFAR10", "cifar-10-batches-py",
-        tuple(f"data_batch_{i}" for i in range(1, 6)) + ("test_batch",),
-    ),
+    # Read from either release (see _cifar10): the binary one is what hpo names when missing.
+    "cifar10": DatasetInfo((3, 32, 32), 10, "CIFAR10", "cifar-10-batches-bin",
+                           tuple(f"{b}.bin" for b in _CIFAR_BATCHES)),
     # ROOT/train/<class>/*.jpg, ROOT/val/<class>/*.jpg; size and classes come from the files.
     "imagefolder": DatasetInfo((3, DEFAULT_IMAGE_SIZE, DEFAULT_IMAGE_SIZE), 0),
 }
@@ -124,6 +128,8 @@ def _load_cached(
         train_x, train_y, test_x, test_y = _digits()
     elif name == "imagefolder":
         train_x, train_y, test_x, test_y, n_classes = _imagefolder(Path(root), image_size)
+    elif name == "cifar10":
+        train_x, train_y, test_x, test_y = read_cifar10(Path(root), download)
     else:
         train_x, train_y, test_x, test_y = _torchvision(name, Path(root), download)
 
@@ -183,9 +189,37 @@ def _digits() -> tuple[Any, Any, Any, Any]:
 
 
 def missing_files(name: str, root: Path) -> list[Path]:
+    """Files of a torchvision-layout dataset that are not under ``root`` (MNIST-likes: raw or
+    gzipped; CIFAR-10: the files of the release that is more complete, the binary one on a tie)."""
     info = DATASETS[name]
+    if name == "cifar10":
+        layouts = [_cifar_layout(root, py) for py in (False, True)]
+        return min((missing for _, missing in layouts), key=len)
     folder = root / info.folder
-    return [folder / f for f in info.files if not (folder / f).is_file()]
+    return [folder / f for f in info.files
+            if not (folder / f).is_file() and not (folder / f"{f}.gz").is_file()]
+
+
+def _cifar_layout(root: Path, python_release: bool) -> tuple[list[Path], list[Path]]:
+    """(files, missing files) of one CIFAR-10 release under ``root``."""
+    if python_release:
+        files = [root / CIFAR_PY_FOLDER / b for b in _CIFAR_BATCHES]
+    else:
+        files = [root / DATASETS["cifar10"].folder / f for f in DATASETS["cifar10"].files]
+    return files, [f for f in files if not f.is_file()]
+
+
+def _missing_advice(name: str, root: Path) -> str:
+    """How to get a dataset that is not there, for the one-line error."""
+    if name == "cifar10":
+        return (f"with network access torchvision downloads it (to {root / CIFAR_PY_FOLDER}); "
+                f"offline run `{CIFAR_SCRIPT} {root}`, or pass --data-dir DIR holding "
+                "cifar-10-batches-bin/ or cifar-10-batches-py/")
+    if name == "fashion_mnist":
+        return ("download it with network access, or `apt-get install dataset-fashion-mnist` "
+                "and copy /usr/share/datasets/fashion-mnist/*.gz there (gzipped or not), and "
+                f"pass --data-dir {root}")
+    return f"download it with network access, or copy those files there and pass --data-dir {root}"
 
 
 def ensure_available(name: str, data_dir: str | Path | None = None, download: bool = True) -> None:
@@ -216,10 +250,8 @@ def ensure_available(name: str, data_dir: str | Path | None = None, download: bo
         missing = missing_files(name, root)
     if missing:
         names = ", ".join(p.name for p in missing)
-        raise DataError(
-            f"dataset {name!r} not found: {root / info.folder} lacks {names}; download it with "
-            f"network access, or copy those files there and pass --data-dir {root}"
-        )
+        raise DataError(f"dataset {name!r} not found: {missing[0].parent} lacks {names}; "
+                        f"{_missing_advice(name, root)}")
 
 
 def read_idx(path: Path) -> Any:
@@ -227,7 +259,16 @@ def read_idx(path: Path) -> Any:
     import numpy as np
     import torch
 
-    raw = path.read_bytes()
+    if path.is_file():
+        raw = path.read_bytes()
+    else:  # torchvision keeps the .gz beside what it unpacks; Debian ships only the .gz
+        import gzip
+
+        gz = path.with_name(path.name + ".gz")
+        try:
+            raw = gzip.decompress(gz.read_bytes())
+        except (EOFError, gzip.BadGzipFile) as exc:
+            raise ValueError(f"{gz.name} is not a complete gzip file ({exc})") from None
     if len(raw) < 4 or raw[:2] != b"\0\0" or raw[2] != 0x08:
         raise ValueError(f"{path.name} is not an IDX file of unsigned bytes")
     ndim = raw[3]
@@ -253,6 +294,87 @@ def _mnist_like(name: str, root: Path) -> tuple[Any, Any, Any, Any]:
         raise DataError(f"dataset {name!r} in {folder}: images and labels differ in number; "
                         "delete the files and download them again")
     return train_x.unsqueeze(1), train_y.long(), test_x.unsqueeze(1), test_y.long()
+
+
+def read_cifar10(root: Path, download: bool = False) -> tuple[Any, Any, Any, Any]:
+    """CIFAR-10 from the binary release if complete, else torchvision's python release.
+
+    Both hold the same images in the same order (data_batch_1..5, then test_batch), so either
+    gives the same tensors; read directly, without torchvision (which checks the python
+    release's md5s and cannot read the binary one).
+    """
+    import torch
+
+    ensure_available("cifar10", root, download)
+    files, missing = _cifar_layout(root, python_release=False)
+    read = _cifar_bin
+    if missing:
+        files, _ = _cifar_layout(root, python_release=True)
+        read = _cifar_py
+    batches = [read(f, root) for f in files]
+    train_x = torch.cat([x for x, _ in batches[:-1]])
+    train_y = torch.cat([y for _, y in batches[:-1]])
+    return train_x, train_y, *batches[-1]
+
+
+def _cifar_error(path: Path, root: Path, problem: str) -> DataError:
+    return DataError(f"dataset 'cifar10': {path} {problem}; delete it and run "
+                     f"`{CIFAR_SCRIPT} {root}` again (or download it with torchvision)")
+
+
+def _cifar_bin(path: Path, root: Path) -> tuple[Any, Any]:
+    """One batch of the binary release: records of a label byte and the R, G, B 32x32 planes."""
+    import numpy as np
+    import torch
+
+    raw = np.fromfile(path, dtype=np.uint8)
+    if raw.size == 0 or raw.size % CIFAR_RECORD:
+        raise _cifar_error(path, root, f"is truncated ({raw.size} bytes, not a whole number of "
+                           f"{CIFAR_RECORD}-byte records)")
+    records = raw.reshape(-1, CIFAR_RECORD)
+    x = torch.from_numpy(records[:, 1:].reshape(-1, 3, 32, 32).copy())
+    return x, torch.from_numpy(records[:, 0].astype(np.int64))
+
+
+# What CIFAR-10's pickled batches hold besides plain types: numpy arrays (and, when Python 3
+# wrote them at protocol 2, bytes rebuilt through _codecs.encode).
+_PICKLE_ALLOWED = {("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode")} | {
+    (module, name) for module in ("numpy.core.multiarray", "numpy._core.multiarray")
+    for name in ("_reconstruct", "scalar")}
+
+
+def _load_pickle(path: Path) -> Any:
+    """Unpickle ``path`` allowing numpy arrays only: a pickle can run any code it names, and a
+    data folder is not trusted code."""
+    import pickle
+
+    class Restricted(pickle.Unpickler):
+        def find_class(self, module: str, name: str) -> Any:
+            if (module, name) not in _PICKLE_ALLOWED:
+                raise pickle.UnpicklingError(f"{module}.{name} is not allowed")
+            return super().find_class(module, name)
+
+    with path.open("rb") as f:
+        return Restricted(f, encoding="latin1").load()  # torchvision's encoding (Python 2)
+
+
+def _cifar_py(path: Path, root: Path) -> tuple[Any, Any]:
+    """One batch of torchvision's python release: a pickled dict of data (N, 3072) and labels."""
+    import numpy as np
+    import torch
+
+    try:
+        batch = _load_pickle(path)
+    except Exception as exc:  # truncated (EOFError), corrupt, or not a CIFAR-10 pickle
+        raise _cifar_error(path, root, f"cannot be read ({type(exc).__name__}: {exc})") from None
+    batch = {k.decode() if isinstance(k, bytes) else k: v for k, v in batch.items()} \
+        if isinstance(batch, dict) else {}
+    x = np.asarray(batch.get("data", np.zeros((0, 0))), dtype=np.uint8)
+    y = np.asarray(batch.get("labels", []), dtype=np.int64)
+    if x.ndim != 2 or x.shape[1] != CIFAR_RECORD - 1 or len(x) != len(y) or not len(y):
+        raise _cifar_error(path, root, f"is not a CIFAR-10 batch (data {x.shape}, "
+                           f"{len(y)} labels)")
+    return torch.from_numpy(x.reshape(-1, 3, 32, 32).copy()), torch.from_numpy(y)
 
 
 def _torchvision(name: str, root: Path, download: bool) -> tuple[Any, Any, Any, Any]:

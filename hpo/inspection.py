@@ -79,7 +79,7 @@ def trial_rows(study_obj: Any) -> list[dict[str, Any]]:
     """One dict per trial: number, state, configuration, seed, value and the hpo metrics."""
     decode = _decoder(study_obj)
     rows = []
-    for t in study_obj.get_trials(deepcopy=False):
+    for t in _unique_trials(study_obj):
         attrs = t.user_attrs
         row: dict[str, Any] = {
             "number": t.number,
@@ -94,6 +94,13 @@ def trial_rows(study_obj: Any) -> list[dict[str, Any]]:
         row["datetime_complete"] = _iso(t.datetime_complete)
         rows.append(row)
     return rows
+
+
+def _unique_trials(study_obj: Any) -> list[Any]:
+    """Every trial, each (configuration, seed) finished once (see results.unique_runs)."""
+    from hpo.results import unique_runs
+
+    return unique_runs(study_obj.get_trials(deepcopy=False), study_obj.study_name)
 
 
 def _iso(stamp: dt.datetime | None) -> str | None:
@@ -112,7 +119,7 @@ def export_json(study_obj: Any, storage_label: str) -> dict[str, Any]:
     """Everything hpo knows about a study: settings, and every trial with its per-epoch record."""
     decode = _decoder(study_obj)
     trials = []
-    for t in study_obj.get_trials(deepcopy=False):
+    for t in _unique_trials(study_obj):
         trials.append({
             "number": t.number,
             "state": t.state.name,

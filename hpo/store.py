@@ -25,6 +25,14 @@ SQLITE_BUSY_TIMEOUT_S = 60  # Optuna's default of 5 s raises under 4+ busy worke
 HEARTBEAT_INTERVAL_S = int(os.environ.get("HPO_HEARTBEAT_INTERVAL", "10"))
 GRACE_PERIOD_S = int(os.environ.get("HPO_GRACE_PERIOD", "60"))
 CONNECT_TIMEOUT_S = 10
+# How long a worker keeps retrying a store that went away (a database restart, a dropped
+# connection, a busy SQLite file) before it stops with one line; backoff 0.5 s doubling to 8 s.
+STORE_RETRY_S = int(os.environ.get("HPO_STORE_RETRY", "60"))
+RETRY_BACKOFF_S = (0.5, 8.0)
+# SQLite/PostgreSQL messages that retrying cannot cure: the user has to free space or fix modes.
+FULL_OR_READONLY = ("database or disk is full", "no space left on device",
+                    "attempt to write a readonly database", "read-only file system",
+                    "could not extend file", "disk i/o error")
 LOCK_KEY = zlib.crc32(b"hpo-store-lock")
 SCHEMES = "sqlite:///FILE, postgresql://USER:PASSWORD@HOST/DB, mysql://..., or journal:FILE"
 
@@ -201,13 +209,15 @@ def open_storage(url: str, *, create: bool = True, heartbeat: bool = False) -> A
             raise StoreError(f"cannot open journal store {path}: {_first_line(exc)}") from None
 
     kwargs: dict[str, Any] = {}
-    if store_kind == "sqlite" and not sqlite_path(url).exists():
+    if store_kind == "sqlite" and (not sqlite_path(url).exists() or sqlite_path(url).is_dir()):
         check_sqlite(sqlite_path(url), create=create)  # before the lock creates an empty file
     if store_kind == "sqlite":
         kwargs["engine_kwargs"] = {"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_S}}
     elif url.startswith(("postgresql", "postgres")):
-        # An unreachable host answers nothing; without a limit libpq waits for minutes.
-        kwargs["engine_kwargs"] = {"connect_args": {"connect_timeout": CONNECT_TIMEOUT_S}}
+        # An unreachable host answers nothing; without a limit libpq waits for minutes. A
+        # restarted server leaves dead connections in the pool: ping before handing one out.
+        kwargs["engine_kwargs"] = {"connect_args": {"connect_timeout": CONNECT_TIMEOUT_S},
+                                   "pool_pre_ping": True}
     if heartbeat:
         kwargs.update(heartbeat_interval=HEARTBEAT_INTERVAL_S, grace_period=GRACE_PERIOD_S)
     with _creation_lock(url, kwargs.get("engine_kwargs", {})):
@@ -307,7 +317,10 @@ def _first_line(exc: BaseException) -> str:
 @contextlib.contextmanager
 def _file_lock(path: Path) -> Iterator[None]:
     # os.open rather than Path.touch: locking must not change the store's mtime.
-    fd = os.open(path, os.O_RDONLY | os.O_CREAT, 0o644)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise StoreError(f"cannot open store {path}: {exc.strerror}") from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         try:
@@ -320,6 +333,10 @@ def _file_lock(path: Path) -> Iterator[None]:
 
 @contextlib.contextmanager
 def _advisory_lock(engine: Any, url: str) -> Iterator[None]:
+    """PostgreSQL's session advisory lock. It dies with its connection: a server restart frees
+    it silently while its holder still writes, so two reconciles may then queue one cell twice.
+    Workers therefore also check every trial they pop (runner.pop_waiting): a second run of a
+    (cell, seed) is never started, whatever the lock did."""
     try:
         conn = engine.connect()
         conn.exec_driver_sql(f"SELECT pg_advisory_lock({LOCK_KEY})")
@@ -331,6 +348,8 @@ def _advisory_lock(engine: Any, url: str) -> Iterator[None]:
         try:
             conn.exec_driver_sql(f"SELECT pg_advisory_unlock({LOCK_KEY})")
             conn.commit()
+        except Exception:  # noqa: BLE001 - a dead connection: the server dropped the lock
+            pass
         finally:
             conn.close()  # a session lock dies with its connection, whatever happened above
 
@@ -353,6 +372,145 @@ def exclusive(url: str, storage: Any) -> Iterator[None]:
             yield
         return
     yield
+
+
+def transient(exc: BaseException) -> bool:
+    """A store error that retrying may cure: a lost or refused connection, a busy file.
+
+    Optuna wraps SQLAlchemy's errors (StorageInternalError from OperationalError), so the
+    whole chain of causes is looked at. A full disk or a read-only file is not transient.
+    """
+    seen = []
+    while exc is not None and len(seen) < 10:
+        seen.append(exc)
+        exc = exc.__cause__ or exc.__context__
+    if any(full_or_readonly(e) for e in seen if not isinstance(e, StoreError)):
+        return False
+    # By name: SQLAlchemy's, psycopg2's and sqlite3's classes all carry these names.
+    names = {type(e).__name__ for e in seen}
+    return bool(names & {"OperationalError", "InterfaceError", "DisconnectionError"})
+
+
+def full_or_readonly(exc: BaseException) -> bool:
+    text = str(getattr(exc, "orig", None) or exc).lower()
+    return any(marker in text for marker in FULL_OR_READONLY)
+
+
+def root_message(exc: BaseException) -> str:
+    """The first line of the deepest cause: the database's own words, password masked."""
+    while exc.__cause__ is not None or exc.__context__ is not None:
+        exc = exc.__cause__ or exc.__context__
+    return mask(_first_line(exc))
+
+
+def unusable(url: str, exc: BaseException) -> StoreError | None:
+    """A one-line StoreError for a full or read-only store, else None."""
+    chain: BaseException | None = exc
+    while chain is not None:
+        # Not our own StoreError (it quotes the cause): the cause itself, so it is said once.
+        if not isinstance(chain, StoreError) and full_or_readonly(chain):
+            return StoreError(f"cannot write to store {mask(url)}: {_first_line(chain)}; free "
+                              "space (or make it writable), then re-run the same command to "
+                              "resume")
+        chain = chain.__cause__ or chain.__context__
+    return None
+
+
+class Retry:
+    """Bounded retrying of store operations: ``failed`` sleeps with backoff, or gives up.
+
+    One warning when the store first fails, one when it answers again; after STORE_RETRY_S
+    seconds without a success a StoreError (one line) stops the worker.
+    """
+
+    def __init__(self, url: str, limit_s: float | None = None) -> None:
+        self.url, self.limit_s = url, STORE_RETRY_S if limit_s is None else limit_s
+        self.since: float | None = None
+        self.delay = RETRY_BACKOFF_S[0]
+
+    def failed(self, exc: BaseException) -> None:
+        import sys
+        import time
+
+        problem = unusable(self.url, exc)
+        if problem is not None:
+            raise problem from None
+        if not transient(exc):
+            raise exc
+        now = time.monotonic()
+        if self.since is None:
+            self.since = now
+            print(f"hpo: warning: store {mask(self.url)} failed ({root_message(exc)}); "
+                  f"retrying for up to {self.limit_s:g} s", file=sys.stderr)
+        elif now - self.since > self.limit_s:
+            raise StoreError(f"store {mask(self.url)} unreachable for {self.limit_s:g} s "
+                             f"({root_message(exc)}); re-run the same command to resume once "
+                             "it answers") from None
+        time.sleep(self.delay)
+        self.delay = min(self.delay * 2, RETRY_BACKOFF_S[1])
+
+    def succeeded(self) -> None:
+        import sys
+
+        if self.since is not None:
+            print(f"hpo: warning: store {mask(self.url)} answers again; carrying on",
+                  file=sys.stderr)
+        self.since, self.delay = None, RETRY_BACKOFF_S[0]
+
+    def call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        """``fn(*args, **kwargs)`` retried on transient store errors."""
+        while True:
+            try:
+                result = fn(*args, **kwargs)
+            except Exception as exc:  # noqa: BLE001 - failed() re-raises what it cannot cure
+                self.failed(exc)
+                continue
+            self.succeeded()
+            return result
+
+
+def finished_runs(url: str, name: str) -> tuple[set[tuple[str, int]], float | None]:
+    """(cell, seed) runs already finished in study ``name`` and the largest peak_rss_mb of one
+    worker, read with plain SQL and without Optuna (fast, before workers start); nothing
+    known (an empty set, None) for a new store, a journal file or any surprise."""
+    sql = ("SELECT a.trial_id, a.key, a.value_json FROM trial_user_attributes a "
+           "JOIN trials t ON a.trial_id = t.trial_id JOIN studies s ON t.study_id = s.study_id "
+           "WHERE s.study_name = :name AND t.state IN ('COMPLETE', 'PRUNED') "
+           "AND a.key IN ('cell', 'seed', 'peak_rss_mb')")
+    try:
+        rows = _select(url, sql, name)
+    except Exception:  # noqa: BLE001 - only an estimate: the run itself reports real errors
+        return set(), None
+    attrs: dict[int, dict[str, Any]] = {}
+    for trial_id, key, value_json in rows:
+        attrs.setdefault(trial_id, {})[key] = json.loads(value_json)
+    runs = {(a["cell"], int(a["seed"])) for a in attrs.values() if "cell" in a and "seed" in a}
+    peaks = [float(a["peak_rss_mb"]) for a in attrs.values() if "peak_rss_mb" in a]
+    return runs, max(peaks) if peaks else None
+
+
+def _select(url: str, sql: str, name: str) -> list[tuple[Any, ...]]:
+    store_kind = kind(url)
+    if store_kind == "sqlite":
+        path = sqlite_path(url)
+        if not path.is_file():
+            return []
+        con = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
+        try:
+            return con.execute(sql.replace(":name", "?"), (name,)).fetchall()
+        finally:
+            con.close()
+    if store_kind != "rdb":
+        return []
+    import sqlalchemy
+
+    engine = sqlalchemy.create_engine(driver_url(url), poolclass=sqlalchemy.pool.NullPool,
+                                      connect_args={"connect_timeout": CONNECT_TIMEOUT_S})
+    try:
+        with engine.connect() as conn:
+            return [tuple(r) for r in conn.execute(sqlalchemy.text(sql), {"name": name})]
+    finally:
+        engine.dispose()
 
 
 def study_names(storage: Any) -> list[str]:

@@ -81,6 +81,9 @@ class TrainConfig:
     loss_threshold: float = 0.0
     label_shuffle: float = 0.0
     precision: str = "fp32"
+    loss_reduction: str = "mean"  # mean | sum over the minibatch (R3's numbers fit "sum")
+    loss_threshold_on: str = "epoch"  # epoch (its mean loss) | minibatch (R1: any one batch)
+    restore_best: bool = False  # with patience: end on the best validation epoch's weights
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> TrainConfig:
@@ -113,11 +116,17 @@ class Result:
     diverged: bool = False
     stopped: str = "completed"  # completed | diverged | patience | loss_threshold | pruned
     wall_time: float = 0.0
+    cpu_time: float = 0.0  # process CPU seconds, all threads (time.process_time)
+    restored_epoch: int | None = None  # restore_best: the epoch whose weights were tested
     initial_state: dict | None = None
     final_state: dict | None = None
 
     def last(self, key: str) -> Any:
-        return getattr(self.history[-1], key) if self.history else None
+        """``key`` of the epoch whose weights the run ended with (the restored one, if any)."""
+        if not self.history:
+            return None
+        epoch = self.restored_epoch or len(self.history)
+        return getattr(self.history[epoch - 1], key)
 
     def summary(self) -> dict[str, Any]:
         """The per-trial record stored with the trial (JSON-ready)."""
@@ -135,6 +144,8 @@ class Result:
             "diverged": self.diverged,
             "stopped": self.stopped,
             "wall_time": self.wall_time,
+            "cpu_time": self.cpu_time,
+            "restored_epoch": self.restored_epoch,
             "history": [asdict(h) for h in self.history],
         }
 
@@ -252,12 +263,13 @@ def train_model(
     """Train from ``seed`` and evaluate; ``on_epoch`` returning True stops training (pruning).
 
     A non-finite training loss ends training early and is recorded as ``diverged``: the run
-    still counts, with whatever accuracy the broken weights reach (often chance level).
+    still counts, with whatever accuracy the broken weights reach (often chance level). With
+    ``restore_best`` and patience the run ends on its best validation epoch's weights
+    (``restored_epoch``); its summary's train/val numbers are that epoch's.
     """
     import torch
-    import torch.nn.functional as F
 
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     device = data.train_x.device
     torch.manual_seed(seed)
     model = build_model(model_cfg, data.shape, data.n_classes).to(device)
@@ -276,34 +288,46 @@ def train_model(
     x, y = data.train_x, shuffled_labels(data.train_y, train_cfg.label_shuffle, seed)
     n = len(y)
     bs = n if batch_size == "full" else min(int(batch_size), n)
-    best_val, stale_epochs = math.inf, 0
+    best = _Best(keep=train_cfg.restore_best and train_cfg.patience > 0)
+    # R1's rule: stop the moment one minibatch's loss is below the threshold. Reading the loss
+    # syncs with the device at every step, so only this option pays for it.
+    batch_threshold = train_cfg.loss_threshold if train_cfg.loss_threshold_on == "minibatch" \
+        else 0.0
 
     for epoch in range(1, epochs + 1):
         epoch_start = time.perf_counter()
         model.train()
         loss_sum = torch.zeros((), device=device)
         correct = torch.zeros((), device=device, dtype=torch.int64)
+        seen, below_threshold = 0, False
         order = torch.randperm(n, device=device, generator=generator)
         for step, start in enumerate(range(0, n, bs)):
             idx = order[start:start + bs]
             xb, yb = to_layout(x[idx], model), y[idx]
             with _autocast(device, train_cfg.precision):
                 logits = model(xb)
-                loss = F.cross_entropy(logits.float(), yb)
+                loss = batch_loss(logits.float(), yb, train_cfg.loss_reduction)
             objective = loss
             if train_cfg.l2 > 0:
                 objective = loss + train_cfg.l2 * sum((p * p).sum() for p in model.parameters())
             optimizer.zero_grad(set_to_none=True)
             objective.backward()
             optimizer.step()
-            # Accumulate on the device: no host sync per step.
-            loss_sum += loss.detach() * len(idx)
+            # Accumulate on the device: no host sync per step. Recorded losses are per-example
+            # means whatever the reduction, so runs with either reduction compare.
+            summed = loss.detach() * (1 if train_cfg.loss_reduction == "sum" else len(idx))
+            loss_sum += summed
             correct += (logits.detach().argmax(dim=1) == yb).sum()
+            seen += len(idx)
+            if batch_threshold and summed.item() / len(idx) < batch_threshold:
+                below_threshold = True
+                break
             if step % DIVERGENCE_CHECK_EVERY == DIVERGENCE_CHECK_EVERY - 1:
                 if not torch.isfinite(loss_sum):
                     break
-        train_loss = loss_sum.item() / n
-        train_acc = 100.0 * correct.item() / n
+        # Over the examples this epoch saw: all of them unless it stopped mid-epoch.
+        train_loss = loss_sum.item() / max(seen, 1)
+        train_acc = 100.0 * correct.item() / max(seen, 1)
         val_loss, val_acc = evaluate(model, data.val_x, data.val_y, train_cfg.precision)
         stats = EpochStats(
             epoch=epoch,
@@ -316,35 +340,63 @@ def train_model(
         )
         result.history.append(stats)
         result.epochs_run = epoch
+        improved = train_cfg.patience > 0 and best.update(epoch, val_loss, model)
         if stats.train_loss is None:
             result.diverged, result.stopped = True, "diverged"
             break
         if on_epoch is not None and on_epoch(stats):
             result.stopped = "pruned"
             break
-        if train_cfg.loss_threshold and train_loss < train_cfg.loss_threshold:
+        if below_threshold or (train_cfg.loss_threshold and batch_threshold == 0.0
+                               and train_loss < train_cfg.loss_threshold):
             result.stopped = "loss_threshold"
             break
-        if train_cfg.patience:
-            if val_loss < best_val:
-                best_val, stale_epochs = val_loss, 0
-            else:
-                stale_epochs += 1
-                if stale_epochs >= train_cfg.patience:
-                    result.stopped = "patience"
-                    break
+        if train_cfg.patience and not improved and epoch - best.epoch >= train_cfg.patience:
+            result.stopped = "patience"
+            break
         if scheduler is not None:
             if train_cfg.schedule == "plateau":
                 scheduler.step(val_loss)
             else:
                 scheduler.step()
 
+    if best.state is not None and result.stopped != "pruned":
+        # R3's early stopping returns the parameters of the best validation epoch.
+        model.load_state_dict(best.state)
+        result.restored_epoch = best.epoch
     test_loss, result.test_acc = evaluate(model, data.test_x, data.test_y, train_cfg.precision)
     result.test_loss = finite_or_none(test_loss)
     if keep_weights:
         result.final_state = _state_copy(model)
     result.wall_time = time.perf_counter() - started
+    result.cpu_time = time.process_time() - cpu_started
     return result
+
+
+def batch_loss(logits: Any, y: Any, reduction: str = "mean") -> Any:
+    """Cross-entropy of one minibatch, averaged (``mean``) or summed (``sum``) over it.
+
+    Summed, the gradient is batch size x the mean's: at a fixed lr a bigger batch takes a
+    proportionally bigger step, which is what R3's batch-size-invariant tables fit.
+    """
+    import torch.nn.functional as F
+
+    return F.cross_entropy(logits, y, reduction=reduction)
+
+
+class _Best:
+    """The lowest validation loss so far, its epoch and (``keep``) a copy of its weights."""
+
+    def __init__(self, keep: bool) -> None:
+        self.keep, self.loss, self.epoch, self.state = keep, math.inf, 0, None
+
+    def update(self, epoch: int, val_loss: float, model: Any) -> bool:
+        if not val_loss < self.loss:  # NaN never improves
+            return False
+        self.loss, self.epoch = val_loss, epoch
+        if self.keep:
+            self.state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        return True
 
 
 def _state_copy(model: Any) -> dict:

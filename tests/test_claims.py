@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
+import math
 from pathlib import Path
 
 import optuna
@@ -41,12 +43,14 @@ def study_with(*claim_dicts: dict) -> spec.Study:
     return spec.validate(raw, "s.toml")
 
 
-def summary_for(tmp_path: Path, study: spec.Study) -> tables.Summary:
+def summary_for(tmp_path: Path, study: spec.Study,
+                acc: dict[str, tuple[float, ...]] | None = None, **extra: object
+                ) -> tables.Summary:
     url = f"sqlite:///{tmp_path}/c.db"
     study_obj = synthetic.create_study(store.open_storage(url, create=True), study)
     synthetic.add(study_obj, [
-        synthetic.trial(study, {LOC: loc}, synthetic.record(seed, test_acc=acc))
-        for loc, values in ACC.items() for seed, acc in enumerate(values)])
+        synthetic.trial(study, {LOC: loc}, synthetic.record(seed, test_acc=value, **extra))
+        for loc, values in (acc or ACC).items() for seed, value in enumerate(values)])
     return tables.summarize(store.load_study(store.open_storage(url, create=False), "cl"))
 
 
@@ -54,37 +58,171 @@ def welch(a: str, b: str) -> float:
     return float(stats.ttest_ind(ACC[a], ACC[b], equal_var=False).pvalue)
 
 
-def test_verdicts_on_constructed_cases(tmp_path: Path) -> None:
-    cases = [
-        (claim("best", "before_pool"), "supported", welch("before_pool", "before_conv")),
-        (claim("best", "before_conv"), "supported", welch("before_conv", "before_pool")),
-        (claim("best", "none"), "not supported", welch("none", "before_pool")),
-        (claim("better", "before_pool", "none"), "supported", welch("before_pool", "none")),
-        (claim("better", "none", "before_pool"), "not supported", welch("none", "before_pool")),
-        (claim("better", "before_pool", "before_conv"), "inconclusive",
-         welch("before_pool", "before_conv")),
-        (claim("better", "input", "none"), "inconclusive", float("nan")),
-        (claim("similar", "before_pool", "before_conv"), "supported",
-         welch("before_pool", "before_conv")),
-        (claim("similar", "none", "before_pool"), "not supported", welch("none", "before_pool")),
-        (claim("at_chance", "before_fc"), "supported", float("nan")),
-        (claim("at_chance", "none"), "not supported", float("nan")),
-        (claim("at_chance", "before_fc", tolerance=0.5, metric="val_acc"), "supported",
-         float("nan")),
-    ]
-    summary = summary_for(tmp_path, study_with(*(c for c, _, _ in cases)))
-    verdicts = claims.evaluate_all(summary)
-    for (raw, expected, p), v in zip(cases, verdicts):
-        assert v.verdict == expected, (raw, v.evidence)
-        assert v.p_value == pytest.approx(p, nan_ok=True), raw
+def one(tmp_path: Path, raw: dict, acc: dict | None = None, **extra: object) -> claims.Verdict:
+    """The verdict of a report with this one claim (no correction across claims)."""
+    summary = summary_for(tmp_path, study_with(raw), acc, **extra)
+    (verdict,) = claims.evaluate_all(summary)
+    return verdict
+
+
+BP = "dropout_location=before_pool: test_acc 91 ± 1 (n=3)"
+BC = "dropout_location=before_conv: test_acc 90 ± 2 (n=3)"
+NONE = "dropout_location=none: test_acc 82 ± 2 (n=3)"
+
+
+# Verdict rules, changed from the old engine: "best" within noise of the runner-up was
+# "supported" (now inconclusive, naming the ties); "similar" was supported by p >= 0.05 (now a
+# TOST with a margin); at_chance compared the mean alone (now the 90% CI, TOST).
+@pytest.mark.parametrize("raw, verdict, evidence", [
+    (claim("best", "before_pool"), "inconclusive",
+     f"best by mean: {BP}; tied with dropout_location=before_conv, dropout_location=input (Holm "
+     "over 4 Welch tests, adjusted p ≥ 0.05 or no test); inconclusive: ≈ 41 seeds per "
+     "configuration would detect the observed 1-point difference to "
+     "dropout_location=before_conv (80% power, α = 0.05)"),
+    (claim("best", "none"), "not supported",
+     f"{NONE}; significantly worse than dropout_location=before_pool, "
+     f"dropout_location=before_conv (best: {BP}; Holm over 4 Welch tests, adjusted p = 0.0129)"),
+    (claim("better", "before_pool", "none"), "supported",
+     f"{BP} vs {NONE}; Welch p = 0.00646 (significantly better)"),
+    (claim("better", "none", "before_pool"), "not supported",
+     f"{NONE} vs {BP}; Welch p = 0.00646 (significantly worse)"),
+    (claim("better", "before_pool", "before_conv"), "inconclusive",
+     f"{BP} vs {BC}; Welch p = 0.496 (within noise); inconclusive: ≈ 41 seeds per "
+     "configuration would detect the observed 1-point difference (80% power, α = 0.05)"),
+    (claim("better", "input", "none"), "inconclusive",
+     f"dropout_location=input: test_acc 85 (n=1) vs {NONE}; no test (n < 2); inconclusive: at "
+     "least 2 seeds per configuration are needed for a test"),
+    (claim("similar", "before_pool", "before_conv", margin=3), "inconclusive",
+     f"{BP} vs {BC}; Welch p = 0.496; difference +1 [90% CI -2.06, +4.06], margin ±3 points; "
+     "TOST p = 0.11; inconclusive: ≈ 9 seeds per configuration would show equivalence within "
+     "±3 at the observed 1-point difference (80% power, α = 0.05)"),
+    (claim("similar", "before_pool", "before_conv", margin=8), "supported",
+     f"{BP} vs {BC}; Welch p = 0.496; difference +1 [90% CI -2.06, +4.06], margin ±8 points; "
+     "TOST p = 0.00648 (equivalent within ±8)"),
+    (claim("similar", "none", "before_pool"), "not supported",
+     f"{NONE} vs {BP}; Welch p = 0.00646; difference -9 [90% CI -12.1, -5.94], margin ±1 "
+     "point; one-sided p = 0.00449 (differs by more than the margin)"),
+    (claim("similar", "before_conv", "none", margin=7), "inconclusive",
+     f"{BC} vs {NONE}; Welch p = 0.00805; difference +8 [90% CI +4.52, +11.5], margin ±7 "
+     "points; TOST p = 0.713; inconclusive: no number of seeds would show equivalence (the "
+     "observed 8-point difference exceeds the margin); ≈ 51 seeds per configuration would show it "
+     "exceeds the margin (80% power, α = 0.05)"),
+    (claim("at_chance", "before_fc"), "supported",
+     "dropout_location=before_fc: test_acc 10 ± 1 (n=3); chance 10% ± 5 points; difference +0 "
+     "[90% CI -1.69, +1.69], margin ±5 points; TOST p = 0.00654 (equivalent within ±5)"),
+    (claim("at_chance", "none"), "not supported",
+     f"{NONE}; chance 10% ± 5 points; difference +72 [90% CI +68.6, +75.4], margin ±5 points; "
+     "one-sided p < 0.001 (differs by more than the margin)"),
+    (claim("at_chance", "before_fc", tolerance=0.5, metric="val_acc"), "inconclusive",
+     "dropout_location=before_fc: val_acc 10 ± 1 (n=3); chance 10% ± 0.5 points; difference +0 "
+     "[90% CI -1.69, +1.69], margin ±0.5 points; TOST p = 0.239; inconclusive: ≈ 36 seeds "
+     "would show equivalence within ±0.5 at the observed 0-point difference (80% power, "
+     "α = 0.05)"),
+])
+def test_each_rule_on_a_constructed_table(tmp_path: Path, raw: dict, verdict: str,
+                                          evidence: str) -> None:
+    v = one(tmp_path, raw)
+    assert (v.verdict, v.evidence) == (verdict, evidence)
+
+
+def test_the_p_values_are_welchs(tmp_path: Path) -> None:
+    v = one(tmp_path, claim("better", "before_pool", "none"))
+    assert v.p_value == pytest.approx(welch("before_pool", "none"))
     assert welch("before_pool", "before_conv") > 0.05 > welch("none", "before_pool")
-    assert verdicts[1].evidence.endswith("(not the best by mean, but within noise of it)")
-    assert verdicts[2].evidence.endswith("(significantly worse)")
-    assert verdicts[6].evidence.endswith("no test (n < 2)")
-    assert verdicts[9].evidence == (
-        "dropout_location=before_fc: test_acc 10 ± 1 (n=3), 95% CI [7.52, 12.5]; chance 10% "
-        "± 5 points: mean inside")
-    assert verdicts[10].evidence.startswith("dropout_location=none: test_acc 82 ± 2 (n=3)")
+
+
+def test_a_significantly_best_configuration_is_supported(tmp_path: Path) -> None:
+    acc = {**ACC, "before_pool": (95.0, 96.0, 97.0), "input": (50.0, 51.0, 52.0)}
+    v = one(tmp_path, claim("best", "before_pool"), acc)
+    assert v.verdict == "supported"
+    assert v.evidence == (
+        "best by mean: dropout_location=before_pool: test_acc 96 ± 1 (n=3); runner-up "
+        f"{BC}; significantly better than all 4 others (Holm over 4 Welch tests, largest "
+        "adjusted p = 0.0196)")
+    raw = [float(stats.ttest_ind(acc["before_pool"], acc[k], equal_var=False).pvalue)
+           for k in ("before_conv", "none", "before_fc", "input")]
+    assert v.p_value == pytest.approx(max(min(1, (4 - i) * p)
+                                          for i, p in enumerate(sorted(raw))))
+
+
+def test_holm_across_the_claims_of_a_report(tmp_path: Path) -> None:
+    # Alone each is decided (p 0.00646, 0.0129); together Holm multiplies the smaller by 2:
+    # 0.0129 stays below 0.05; adding a third (an inconclusive claim, p 0.496) keeps both.
+    study = study_with(claim("better", "before_pool", "none"), claim("best", "none"),
+                       claim("better", "before_pool", "before_conv"))
+    verdicts = claims.evaluate_all(summary_for(tmp_path, study))
+    assert [v.verdict for v in verdicts] == ["supported", "not supported", "inconclusive"]
+    assert [round(v.p_adjusted, 4) for v in verdicts] == [0.0194, 0.0258, 0.4961]
+    assert verdicts[0].evidence.endswith("(significantly better); Holm-adjusted p = 0.0194")
+    (tmp_path / "b").mkdir()
+    # Seven copies of one claim (Welch p 0.00805): 7 x 0.00805 = 0.0563 is not below 0.05.
+    study = study_with(*[claim("better", "before_conv", "none")] * 7)
+    verdicts = claims.evaluate_all(summary_for(tmp_path / "b", study))
+    assert {v.verdict for v in verdicts} == {"inconclusive"}
+    assert verdicts[0].evidence == (
+        f"{BC} vs {NONE}; Welch p = 0.00805 (significantly better); supported alone, but not "
+        "after Holm over the report's 7 tests (adjusted p = 0.0563); inconclusive: ≈ 4 seeds "
+        "per configuration would decide it at α/7 (80% power, α = 0.00714)")
+
+
+def test_holm_on_a_hand_made_set() -> None:
+    from hpo.report import stats as st
+
+    assert st.holm([0.01, 0.04, 0.03, float("nan")]) == pytest.approx(
+        [0.03, 0.06, 0.06, float("nan")], nan_ok=True)
+    assert st.holm([0.5, 0.001]) == pytest.approx([0.5, 0.002])
+    assert st.holm([]) == []
+
+
+def test_seed_counts_match_the_textbook_power_values() -> None:
+    from hpo.report import stats as st
+
+    # Two-sided two-sample t-test, alpha 0.05, 80% power (G*Power, R's power.t.test).
+    assert st.seeds_to_detect(1.0, 1.0, 0.05) == 17
+    assert st.seeds_to_detect(0.5, 1.0, 0.05) == 64
+    assert st.seeds_to_detect(2.4, 2.4, 0.05) == 17  # d is the difference over the sd
+    assert st.seeds_to_detect(0.0, 1.0, 0.05) is None
+    assert st.power_difference(1.0, 17, 0.05) == pytest.approx(0.807, abs=0.001)
+    assert st.power_difference(1.0, 16, 0.05) < 0.8
+    assert st.seeds_for_equivalence(2.0, 1.0, 1.0, 0.05) is None  # outside the margin
+
+
+def test_not_exercised_and_not_applicable(tmp_path: Path) -> None:
+    v = one(tmp_path, claim("better", "before_pool", "none", requires_stop="loss_threshold"))
+    assert v.verdict == "not exercised"
+    assert v.evidence == ("no run of dropout_location=before_pool or dropout_location=none "
+                          "stopped for loss_threshold (6 runs stopped: completed ×6)")
+    (tmp_path / "b").mkdir()
+    v = one(tmp_path / "b", claim("better", "before_pool", "none", requires_stop="completed"))
+    assert v.verdict == "supported"
+    (tmp_path / "c").mkdir()
+    same = {**ACC, "before_conv": ACC["before_pool"]}
+    v = one(tmp_path / "c", claim("similar", "before_pool", "before_conv"), same)
+    assert v.verdict == "not exercised"
+    assert v.evidence == ("both sides are the same runs: dropout_location=before_pool and "
+                          "dropout_location=before_conv have identical test_acc and losses and "
+                          "accuracies on every seed (3 seeds)")
+    (tmp_path / "d").mkdir()
+    v = one(tmp_path / "d", claim("best", "before_pool",
+                                  applies_if={"model.pretrained": "imagenet"}))
+    assert v.verdict == "not applicable"
+    assert v.evidence == ("the claim needs model.pretrained = imagenet; this study ran "
+                          "dropout_location=before_pool with model.pretrained = none")
+    assert math.isnan(v.p_value)
+
+
+def test_time_and_epoch_metrics(tmp_path: Path) -> None:
+    # wall_time: lower is better; 5 s everywhere -> zero variance, equal means, p = 1.
+    v = one(tmp_path, claim("better", "before_pool", "none", metric="wall_time"))
+    assert v.verdict == "inconclusive"
+    assert v.evidence.startswith("dropout_location=before_pool: wall_time 5 ± 0 (n=3) vs ")
+    assert v.evidence.endswith("Welch p = 1 (within noise); inconclusive: no feasible number "
+                               "of seeds (≤ 1,000,000) would detect the observed 0 s "
+                               "difference")
+    assert claims.lower_is_better("epochs_to_target") and not claims.lower_is_better("val_acc")
+    flat = {"alpha": [0.5, 1.0, 1.5], "train_loss": [0.5, 0.1, 0.9]}
+    assert claims.sharpness(flat) == pytest.approx(0.6)
+    assert math.isnan(claims.sharpness({"alpha": [1.0], "train_loss": [0.1]}))
 
 
 def test_readme_has_a_claims_section(tmp_path: Path) -> None:
@@ -92,7 +230,7 @@ def test_readme_has_a_claims_section(tmp_path: Path) -> None:
     summary = summary_for(tmp_path, study)
     text = write.readme(summary, [], ("md",))
     assert "## Claims" in text
-    assert "| best before_pool | best | test_acc | **supported** | best by mean:" in text
+    assert "| best before_pool | best | test_acc | **inconclusive** | best by mean:" in text
     assert "| at_chance before_fc | at_chance | test_acc | **supported** |" in text
     (tmp_path / "b").mkdir()
     assert "## Claims" not in write.readme(summary_for(tmp_path / "b", study_with()), [],
@@ -104,6 +242,10 @@ def test_claims_survive_the_store_and_the_note() -> None:
                        claim("at_chance", "before_fc"))
     back = spec.from_dict(study.to_dict())
     assert back.claims == study.claims
+    rich = study_with(claim("similar", "none", "input", margin=2.5, requires_stop="patience",
+                            applies_if={"model.pretrained": "none"}))
+    assert spec.from_dict(rich.to_dict()).claims == rich.claims
+    assert rich.claims[0].margin == 2.5 and rich.claims[0].requires_stop == "patience"
     assert back.claims[1].tolerance == 5.0 and back.claims[0].metric == "val_acc"
     import tomllib
 
@@ -124,11 +266,12 @@ def test_claims_survive_the_store_and_the_note() -> None:
      "s.toml: claims[0].kind must be one of 'best', 'better', 'similar', 'at_chance', "
      "got 'worst'"),
     ({"text": "x", "kind": "best", "config": {LOC: "none"}, "why": 1},
-     "s.toml: claims[0]: unknown field 'why'; allowed: config, kind, metric, text, than, "
-     "tolerance"),
+     "s.toml: claims[0]: unknown field 'why'; allowed: applies_if, config, kind, margin, "
+     "metric, requires_stop, text, than, tolerance"),
     ({"text": "x", "kind": "best", "config": {LOC: "none"}, "metric": "acc"},
      "s.toml: claims[0].metric must be one of val_acc, val_loss, test_acc, test_loss, "
-     "train_acc, train_loss, got 'acc'"),
+     "train_acc, train_loss, wall_time, cpu_time, epoch_seconds, epochs_run, epochs_to_target, "
+     "sharpness, got 'acc'"),
     ({"text": "x", "kind": "at_chance", "config": {LOC: "none"}, "metric": "val_loss"},
      "s.toml: claims[0].metric must be an accuracy (train_acc, val_acc, test_acc) for kind "
      "'at_chance', got 'val_loss'"),
@@ -155,6 +298,31 @@ def test_claims_survive_the_store_and_the_note() -> None:
      "s.toml: claims[0]: than must differ from config, got {'model.dropout_location': "
      "'none'} twice"),
     ("best", "s.toml: claims[0] must be a table with text, kind and config, got 'best'"),
+    ({"text": "x", "kind": "best", "config": {LOC: "none"}, "margin": 1},
+     "s.toml: claims[0].margin is only for kind 'similar', got kind 'best'"),
+    ({"text": "x", "kind": "similar", "config": {LOC: "none"}, "than": {LOC: "input"},
+      "margin": 0}, "s.toml: claims[0].margin must be a number > 0, got 0"),
+    ({"text": "x", "kind": "similar", "config": {LOC: "none"}, "than": {LOC: "input"},
+      "metric": "val_loss"},
+     "s.toml: claims[0]: kind 'similar' on 'val_loss' needs margin (the largest difference in "
+     "val_loss that counts as the same)"),
+    ({"text": "x", "kind": "best", "config": {LOC: "none"}, "requires_stop": "early"},
+     "s.toml: claims[0].requires_stop must be one of 'completed', 'patience', "
+     "'loss_threshold', 'diverged', 'pruned', got 'early'"),
+    ({"text": "x", "kind": "best", "config": {LOC: "none"},
+      "applies_if": {"model.pretrain": "imagenet"}},
+     "s.toml: claims[0].applies_if: unknown key 'model.pretrain'; did you mean "
+     "'model.pretrained'? (`hpo keys` lists every key)"),
+    ({"text": "x", "kind": "best", "config": {LOC: "none"}, "applies_if": {"model.pretrained":
+                                                                             "x"}},
+     "s.toml: claims[0].applies_if.model.pretrained must be one of 'none', 'imagenet', got 'x'"),
+    ({"text": "x", "kind": "best", "config": {LOC: "none"}, "applies_if": 3},
+     "s.toml: claims[0].applies_if must be a table of key = value, got 3"),
+    ({"text": "x", "kind": "best", "config": {LOC: "none"}, "metric": "epochs_to_target"},
+     "s.toml: claims[0].metric 'epochs_to_target' needs target_acc > 0 (the validation "
+     "accuracy to reach), got target_acc = 0"),
+    ({"text": "x", "kind": "best", "config": {LOC: "none"}, "metric": "sharpness"},
+     "s.toml: claims[0].metric 'sharpness' needs analysis = 'flatness', got 'table'"),
 ])
 def test_every_bad_claim_field_is_one_line(bad: object, message: str) -> None:
     with pytest.raises(SpecError) as info:
@@ -207,7 +375,7 @@ def test_time_per_epoch_and_epochs_to_target(tmp_path: Path) -> None:
     assert t.loc["lr=0.01", "epoch_seconds_mean"] == pytest.approx(0.5)
     shown = render.display_table(summary)
     assert list(shown["epochs to 50% val"]) == ["6.5 (2 of 2)", "5 (1 of 2)"]
-    assert list(shown["time/epoch (s)"]) == ["0.5", "0.5"]
+    assert list(shown["wall time/epoch (s)"]) == ["0.5", "0.5"]
     assert tables.epochs_to_target([{"epoch": 1, "val_acc": 49.9}], 50) != 1
     assert tables.epoch_seconds([{"seconds": 1.0}, {"seconds": None}, {"seconds": 2.0}]) == 1.5
 
@@ -217,3 +385,57 @@ def test_no_target_no_column(tmp_path: Path) -> None:
     summary = summary_for(tmp_path, study)
     assert "epochs_to_target_mean" not in summary.table
     assert not any(c.startswith("epochs to") for c in render.display_table(summary).columns)
+
+
+def test_a_claim_is_judged_within_the_closest_reading(tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    from hpo.report import readings
+
+    raw = copy.deepcopy(RAW)
+    raw["space"] = {LOC: ["none", "before_pool"], "train.lr": [0.01, 0.1]}
+    study = spec.validate(raw, "s.toml")
+    url = f"sqlite:///{tmp_path}/r.db"
+    study_obj = synthetic.create_study(store.open_storage(url, create=True), study)
+    acc = {("before_pool", 0.01): (90.0, 91.0, 92.0), ("none", 0.01): (80.0, 82.0, 84.0),
+           ("before_pool", 0.1): (80.0, 81.0, 82.0), ("none", 0.1): (80.0, 82.0, 84.0)}
+    synthetic.add(study_obj, [
+        synthetic.trial(study, {LOC: loc, "train.lr": lr}, synthetic.record(seed, test_acc=a))
+        for (loc, lr), values in acc.items() for seed, a in enumerate(values)])
+    summary = tables.summarize(store.load_study(store.open_storage(url, create=False), "cl"))
+    # The claim names the dropout location only: train.lr is the reading left open.
+    summary.study = dataclasses.replace(summary.study, claims=(spec.Claim(
+        "before_pool beats none", "better", ((LOC, "before_pool"),), ((LOC, "none"),),
+        "test_acc"),))
+    monkeypatch.setattr(readings, "readings_of",
+                        lambda s: [(("train.lr", 0.01),), (("train.lr", 0.1),)])
+    monkeypatch.setattr(readings, "closest_reading", lambda s: (("train.lr", 0.01),))
+    (v,) = claims.evaluate_all(summary)
+    assert v.verdict == "supported"
+    assert v.evidence == (
+        "dropout_location=before_pool, lr=0.01: test_acc 91 ± 1 (n=3) vs dropout_location=none, "
+        "lr=0.01: test_acc 82 ± 2 (n=3); Welch p = 0.00646 (significantly better) (judged "
+        "within lr=0.01, the reading closest to the published numbers; other readings differ: "
+        "lr=0.1: inconclusive)")
+    monkeypatch.setattr(readings, "closest_reading", lambda s: None)
+    monkeypatch.setattr(readings, "readings_of", lambda s: [(("train.lr", 0.1),),
+                                                            (("train.lr", 0.01),)])
+    (v,) = claims.evaluate_all(summary)
+    assert v.verdict == "inconclusive"
+    assert v.evidence.endswith("(judged within lr=0.1, the first reading (no published numbers "
+                               "to rank); other readings differ: lr=0.01: supported)")
+
+
+def test_a_claim_may_leave_a_reading_key_open() -> None:
+    raw = copy.deepcopy(RAW)
+    raw["space"] = {LOC: ["none", "before_pool"], "train.lr": [0.01, 0.1],
+                    "model.dropout": [0.1, 0.2]}
+    raw["readings"] = ["train.lr"]
+    raw["claims"] = [claim("better", "before_pool", "none")]
+    with pytest.raises(SpecError) as info:
+        spec.validate(raw, "s.toml")
+    assert str(info.value) == (
+        "s.toml: claims[0].config must select exactly one configuration of the grid per reading "
+        "(train.lr), got 2 for {'model.dropout_location': 'before_pool'}; name more keys of "
+        "[space]")
+    del raw["space"]["model.dropout"]
+    assert spec.validate(raw, "s.toml").claims[0].config == ((LOC, "before_pool"),)

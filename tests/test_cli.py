@@ -58,13 +58,15 @@ def test_studies_lists_the_shipped_studies():
     result = hpo("studies")
     names = [line.split()[0] for line in result.stdout.splitlines()]
     assert names == [
-        "activation", "batch_norm", "batch_size_lr", "cnn_vs_mlp", "depth", "dropout_location",
-        "dropout_rate", "early_stopping", "extra_fc", "flatness", "full_batch", "kernel", "l2",
-        "label_shuffle", "learning_rate", "momentum", "optimizer", "seed_variance", "transfer",
-        "tune", "weight_decay",
+        "activation", "activation_cifar10", "batch_norm", "batch_norm_r1_cifar10",
+        "batch_norm_r2_cifar10", "batch_size_lr", "cnn_vs_mlp", "depth", "depth_cifar10",
+        "dropout_location", "dropout_rate", "early_stopping", "extra_fc", "extra_fc_cifar10",
+        "flatness", "full_batch", "kernel", "l2", "label_shuffle", "learning_rate",
+        "learning_rate_r0", "momentum", "momentum_cifar10", "optimizer", "optimizer_r1_cifar10",
+        "optimizer_r2_cifar10", "r1_final", "seed_variance", "transfer", "tune", "weight_decay",
     ]
     line = next(x for x in result.stdout.splitlines() if x.startswith("dropout_location"))
-    assert "4 configs x 3 seeds" in line and "digits" in line
+    assert "12 configs x 3 seeds" in line and "digits" in line
 
 
 @pytest.mark.parametrize(

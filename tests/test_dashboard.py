@@ -73,7 +73,8 @@ def test_artifact_folder_that_is_a_file_is_one_line(tmp_path, capsys, write_stud
 
 @pytest.mark.parametrize("name", sorted(spec.shipped_studies()))
 def test_note_study_file_reads_back_as_the_same_study(name):
-    study = spec.load(name, ["train_subset=300"])
+    varied = {p.key for p in spec.load(name).space}  # a varied key cannot be --set
+    study = spec.load(name, [] if "train_subset" in varied else ["train_subset=300"])
     text = annotate.spec_toml(study.to_dict())
     assert spec.validate(tomllib.loads(text), "note").to_dict() == study.to_dict()
 

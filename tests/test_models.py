@@ -166,3 +166,37 @@ def test_keep_freed_memory_applies_on_glibc():
     from hpo.train import keep_freed_memory
 
     assert keep_freed_memory() is (platform.libc_ver()[0] == "glibc")
+
+
+def _random_splits(n: int, shape: tuple[int, int, int]):
+    from hpo.data import Splits
+
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(n, *shape, generator=gen)
+    y = torch.randint(0, 10, (n,), generator=gen)
+    return Splits("random", x, y, x[:20], y[:20], x[:20], y[:20], 10)
+
+
+def test_r1_final_network_builds_for_cifar10_and_trains_one_step():
+    # R1 (f): 2 conv -> pool -> 5 conv -> pool -> 3 fc (the last the 10-way output), BN, ReLU.
+    from hpo import spec
+    from hpo.train import TrainConfig, train_model
+
+    config = spec.load("r1_final").config
+    cfg = ModelConfig.from_config(config)
+    model = build_model(cfg, (3, 32, 32), 10)
+    layers = [type(m).__name__ for m in model]
+    assert layers.count("Conv2d") == 7 and layers.count("Linear") == 3
+    assert layers.count("BatchNorm2d") == 7 and layers.count("BatchNorm1d") == 2
+    shape = [n[0] for n in layers if n in ("Conv2d", "MaxPool2d", "Linear")]  # C, M, L
+    assert "".join(shape) == "CCMCCCCCMLLL"
+    assert feature_shape(cfg, (3, 32, 32)) == (64, 8, 8)
+    assert count_parameters(model) == 598_330
+    train_cfg = TrainConfig.from_config(config)
+    assert (train_cfg.optimizer, train_cfg.loss_threshold, train_cfg.loss_threshold_on) == (
+        "adadelta", 0.005, "minibatch")
+    result = train_model(cfg, train_cfg, _random_splits(100, (3, 32, 32)), epochs=1,
+                         batch_size=config["batch_size"], seed=0, keep_weights=True)
+    assert result.epochs_run == 1 and result.history[0].train_loss > 0
+    before, after = result.initial_state, result.final_state
+    assert all(not torch.equal(before[k], after[k]) for k in before if k.endswith("weight"))

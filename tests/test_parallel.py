@@ -44,7 +44,7 @@ def test_three_processes_four_workers_on_one_sqlite_file(tmp_path: Path) -> None
     study = make_grid_study(tmp_path, cells=4, repeats=2)
     url = f"sqlite:///{tmp_path / 'hpo.db'}"
     common = ["run", "--study", str(study), "--storage", url, "--no-progress", "--threads", "1"]
-    _start_together([common + ["--jobs", "2"], common, common], tmp_path)
+    _start_together([common + ["--jobs", "2", "--oversubscribe"], common, common], tmp_path)
     _all_once(url, "tiny", 4, 2)
     assert set(states(url, "tiny")) == {"COMPLETE"}
 
@@ -80,7 +80,7 @@ def test_journal_sigkill_a_worker_mid_trial_and_the_other_worker_redoes_the_cell
     study = make_grid_study(tmp_path, epochs=40, subset=300, cells=3, repeats=2)
     url = f"journal:{tmp_path / 'runs.log'}"
     proc = start_hpo("run", "--study", str(study), "--storage", url, "--no-progress",
-                     "--jobs", "2", "--threads", "1", cwd=tmp_path)
+                     "--jobs", "2", "--oversubscribe", "--threads", "1", cwd=tmp_path)
     wait_for(lambda: _running(url, "tiny"), timeout=90)
     done_before = {t.number for t in trials(url, "tiny") if t.state.name == "COMPLETE"}
     victim = _workers(proc.pid)[0]
@@ -117,8 +117,8 @@ def test_sigkill_the_whole_run_then_the_next_run_redoes_the_cell(tmp_path: Path)
 def test_sigint_keeps_finished_trials_and_rerun_completes(tmp_path: Path) -> None:
     study = make_grid_study(tmp_path, epochs=40, subset=300, cells=3, repeats=2)
     url = f"sqlite:///{tmp_path / 'hpo.db'}"
-    args = ["run", "--study", str(study), "--storage", url, "--no-progress", "--jobs", "2",
-            "--threads", "1"]
+    args = ["run", "--study", str(study), "--storage", url, "--no-progress", "--threads", "1",
+            "--jobs", "2", "--oversubscribe"]
     proc = start_hpo(*args, cwd=tmp_path)
     wait_for(lambda: _running(url, "tiny"), timeout=90)
     proc.send_signal(signal.SIGINT)  # to the parent alone: it must stop its workers itself
@@ -129,7 +129,7 @@ def test_sigint_keeps_finished_trials_and_rerun_completes(tmp_path: Path) -> Non
     interrupted = {t.number: t.state.name for t in trials(url, "tiny")}
     assert "RUNNING" not in interrupted.values()  # every trial in progress was told FAIL
     assert "FAIL" in interrupted.values()
-    again = run_hpo(*args[:-4], cwd=tmp_path)  # resumed by one worker this time
+    again = run_hpo(*args[:-3], cwd=tmp_path)  # resumed by one worker this time
     assert again.returncode == 0, again.stderr
     _all_once(url, "tiny", 3, 2)
     after = {t.number: t.state.name for t in trials(url, "tiny")}
@@ -181,7 +181,7 @@ def test_parallel_workers_sample_different_configurations(tmp_path: Path) -> Non
                                                                         "n_trials = 8"))
     url = f"sqlite:///{tmp_path / 'hpo.db'}"
     done = run_hpo("run", "--study", str(path), "--storage", url, "--no-progress", "--jobs", "2",
-                   "--threads", "1", cwd=tmp_path)
+                   "--oversubscribe", "--threads", "1", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     lrs = [t.params["train.lr"] for t in trials(url, "tune")]
     assert len(lrs) == 8 and len(set(lrs)) == 8
@@ -208,7 +208,9 @@ def test_workers_started_early_stop_when_the_study_cannot_be_prepared(tmp_path: 
     common = ["run", "--study", str(study), "--storage", url, "--no-progress", "--threads", "1"]
     assert run_hpo(*common, cwd=tmp_path).returncode == 0
     started = time.monotonic()
-    done = run_hpo(*common, "--jobs", "2", "--epochs", "2", cwd=tmp_path)
+    # --repeats 2: two runs pending, so --jobs 2 does start two workers (not capped to one).
+    done = run_hpo(*common, "--jobs", "2", "--oversubscribe", "--epochs", "2", "--repeats", "2",
+                   cwd=tmp_path)
     assert done.returncode == 1
     assert done.stderr.splitlines() == [
         "hpo: error: study 'tiny' in the store was run with other settings (epochs 1 -> 2); "

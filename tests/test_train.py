@@ -138,3 +138,139 @@ def test_keep_weights_returns_initial_and_final(splits):
                          keep_weights=True)
     key = "0.weight"
     assert not torch.equal(result.initial_state[key], result.final_state[key])
+
+
+def test_cpu_time_is_the_process_time_difference_around_training(splits, monkeypatch):
+    import time
+
+    clock = iter([100.0, 103.25])
+    calls = []
+
+    def fake_process_time() -> float:
+        calls.append(1)
+        return next(clock)
+
+    monkeypatch.setattr(time, "process_time", fake_process_time)
+    summary = run(splits).summary()
+    assert len(calls) == 2
+    assert summary["cpu_time"] == 3.25
+    assert summary["wall_time"] > 0
+
+
+def test_cpu_time_is_measured(splits):
+    result = run(splits)
+    assert isinstance(result.summary()["cpu_time"], float) and result.cpu_time > 0
+
+
+def test_summed_loss_gradient_is_batch_size_times_the_mean(splits):
+    from hpo.models import build_model
+    from hpo.train import batch_loss
+
+    torch.manual_seed(0)
+    model = build_model(SMALL, splits.shape, splits.n_classes)
+    xb, yb = splits.train_x[:32], splits.train_y[:32]
+
+    def grads(reduction: str) -> list[torch.Tensor]:
+        model.zero_grad()
+        batch_loss(model(xb), yb, reduction).backward()
+        return [p.grad.clone() for p in model.parameters()]
+
+    for mean, summed in zip(grads("mean"), grads("sum"), strict=True):
+        assert torch.allclose(summed, 32 * mean, rtol=1e-5, atol=1e-6)
+
+
+def test_summed_loss_at_lr_trains_like_mean_at_batch_size_times_lr(splits):
+    # Plain SGD, 256 examples in 8 batches of 32: every step is the same step either way.
+    def final(**train):
+        return train_model(SMALL, TrainConfig(optimizer="sgd", **train), splits, epochs=2,
+                           batch_size=32, seed=0, keep_weights=True)
+
+    summed, mean = final(lr=0.001, loss_reduction="sum"), final(lr=0.032)
+    for key, value in summed.final_state.items():
+        assert torch.allclose(value, mean.final_state[key], rtol=1e-4, atol=1e-5), key
+    # The recorded loss is the per-example mean either way.
+    assert summed.history[0].train_loss == pytest.approx(mean.history[0].train_loss, rel=1e-4)
+
+
+def count_steps(monkeypatch) -> list[int]:
+    import hpo.train
+
+    steps: list[int] = []
+    make = hpo.train.make_optimizer
+
+    def counting(params, cfg):
+        optimizer = make(params, cfg)
+        step = optimizer.step
+
+        def counted(*args, **kwargs):
+            steps.append(1)
+            return step(*args, **kwargs)
+
+        optimizer.step = counted
+        return optimizer
+
+    monkeypatch.setattr(hpo.train, "make_optimizer", counting)
+    return steps
+
+
+def test_minibatch_loss_threshold_stops_after_the_first_batch_below_it(splits, monkeypatch):
+    steps = count_steps(monkeypatch)
+    result = run(splits, epochs=5, loss_threshold=10.0, loss_threshold_on="minibatch")
+    assert (result.stopped, result.epochs_run, len(steps)) == ("loss_threshold", 1, 1)
+    # Accuracy over the 32 examples it saw, not over all 256.
+    assert result.history[0].train_acc in {100.0 * k / 32 for k in range(33)}
+
+
+def test_epoch_loss_threshold_finishes_the_epoch(splits, monkeypatch):
+    steps = count_steps(monkeypatch)
+    result = run(splits, epochs=5, loss_threshold=10.0)
+    assert (result.stopped, result.epochs_run, len(steps)) == ("loss_threshold", 1, 8)
+
+
+def test_minibatch_threshold_never_reached_runs_every_epoch(splits, monkeypatch):
+    steps = count_steps(monkeypatch)
+    result = run(splits, epochs=2, loss_threshold=1e-9, loss_threshold_on="minibatch")
+    assert (result.stopped, result.epochs_run, len(steps)) == ("completed", 2, 16)
+
+
+def memorising(splits: Splits) -> Splits:
+    """32 training images with every label shuffled: validation loss rises while it memorises."""
+    return Splits("synthetic", splits.train_x[:32], splits.train_y[:32], splits.val_x,
+                  splits.val_y, splits.test_x, splits.test_y, n_classes=4)
+
+
+def test_restore_best_ends_on_the_best_validation_epoch(splits):
+    data = memorising(splits)
+
+    def train(epochs: int, **train):
+        return train_model(SMALL, TrainConfig(lr=0.05, label_shuffle=1.0, **train), data,
+                           epochs=epochs, batch_size=8, seed=0, keep_weights=True)
+
+    result = train(30, patience=2, restore_best=True)
+    val = [h.val_loss for h in result.history]
+    best = val.index(min(val)) + 1
+    assert result.stopped == "patience" and result.epochs_run == best + 2 < 30
+    assert result.restored_epoch == best
+    summary = result.summary()
+    assert summary["val_loss"] == min(val) and summary["restored_epoch"] == best
+    # The restored weights are exactly those of a run stopped after the best epoch.
+    stopped_there = train(best)
+    for key, value in stopped_there.final_state.items():
+        assert torch.equal(result.final_state[key], value), key
+    assert result.test_acc == stopped_there.test_acc
+
+
+def test_patience_without_restore_ends_on_the_last_weights(splits):
+    result = train_model(SMALL, TrainConfig(lr=0.05, label_shuffle=1.0, patience=2),
+                         memorising(splits), epochs=30, batch_size=8, seed=0)
+    assert result.stopped == "patience" and result.restored_epoch is None
+    assert result.summary()["val_loss"] == result.history[-1].val_loss
+
+
+def test_subset_takes_the_first_training_images(splits):
+    from hpo.objective import subset
+
+    small = subset(splits, 100)
+    assert torch.equal(small.train_x, splits.train_x[:100]) and len(small.train_y) == 100
+    assert small.val_x is splits.val_x and small.test_y is splits.test_y
+    assert subset(splits, 0) is splits and subset(splits, 10_000) is splits

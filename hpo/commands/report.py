@@ -55,6 +55,8 @@ def main(args: argparse.Namespace) -> int:
     formats = parse_formats(args.format)
     url = store.resolve_url(args.storage)
     storage = store.open_storage(url, create=False)
+    if getattr(args, "across_datasets", None):
+        return _across(args, storage)
     if args.all:
         names = store.study_names(storage)
         if not names:
@@ -93,4 +95,16 @@ def main(args: argparse.Namespace) -> int:
             raise HpoError(f"no study in {store.mask(url)} could be reported (see above)")
         index = write.write_index(args.out, entries)
         print(f"wrote {index}", file=sys.stderr)
+    return 0
+
+
+def _across(args: argparse.Namespace, storage: object) -> int:
+    """``--across-datasets``: claims × datasets from one store."""
+    from hpo.report import across
+
+    result = across.across_datasets(storage, across.parse_studies(args.across_datasets))
+    path = across.write(result, args.out)
+    print(result.table.reset_index().to_markdown(index=False, disable_numparse=True)
+          if not result.table.empty else "(the studies have no claims)")
+    print(f"wrote {path}", file=sys.stderr)
     return 0

@@ -18,6 +18,7 @@ SHORTCUTS = {
     "pruner": "pruner",
     "precision": "train.precision",
     "name": "name",
+    "max_repeats": "max_repeats",
 }
 
 
@@ -27,6 +28,8 @@ def overrides_from(args: argparse.Namespace) -> list[str]:
         value = getattr(args, attr, None)
         if value is not None:
             items.append(f"{key}={value!r}" if isinstance(value, str) else f"{key}={value}")
+    if getattr(args, "until_decided", False):
+        items.append("until_decided=true")
     return items
 
 
@@ -46,9 +49,10 @@ def main(args: argparse.Namespace) -> int:
         data_dir=args.data_dir,
         progress=not args.no_progress,
         command=args.command_line,
+        oversubscribe=getattr(args, "oversubscribe", False),
     )
     artifacts = annotate.artifacts_dir(opts.storage_url, args.artifacts)
-    if not args.no_artifacts and artifacts.parent.is_dir():
+    if not args.no_artifacts and (args.artifacts or artifacts.parent.is_dir()):
         annotate.artifact_store(artifacts)  # unusable folder: one error now, not one per trial
     with annotate.run_settings(args.artifacts, enabled=not args.no_artifacts):
         study_obj = runner.run(study, opts)
@@ -62,4 +66,10 @@ def main(args: argparse.Namespace) -> int:
         summary = summary.sort_values("mean", ascending=False).head(TOP_CONFIGS)
         print(f"best {TOP_CONFIGS} configurations by mean test_acc:")
     print(results.format_summary(summary, keys))
+    if study.config["until_decided"]:
+        from hpo import decide
+
+        attrs = study_obj.user_attrs
+        print(f"until decided: {len(attrs.get(decide.LOOKS_ATTR, []))} batches of seeds added; "
+              f"{attrs.get(decide.END_ATTR, 'not finished')} (`hpo report` says which and why)")
     return 0

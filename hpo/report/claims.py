@@ -1,35 +1,64 @@
 """Machine-checked verdicts on a study's ``[[claims]]``: does the measurement support the seed?
 
-Every verdict is one of SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE, with the numbers behind it. The
-tests are the report table's own: per-configuration means over seeds, Welch's t-test at
-``tables.ALPHA`` (two-sided, no correction for multiple claims).
+A verdict is SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE, NOT_EXERCISED or NOT_APPLICABLE, with the
+numbers behind it. Tests use the per-seed values of the complete runs (hpo.report.stats):
 
-- ``best``: the named configuration has the best mean ``metric`` (default: the study's).
-  Supported if it is the best row, or if it is not but Welch's test against the best row finds
-  no significant difference (it is *within noise* of the best, and the verdict says so); not
-  supported if it is significantly worse than the best row.
-- ``better``: ``config`` has a better mean than ``than`` and Welch's p < ALPHA: supported; a
-  significantly worse mean: not supported; p >= ALPHA: inconclusive.
-- ``similar``: p >= ALPHA (no significant difference): supported (absence of a detected
-  difference at this n, not proof of equality); p < ALPHA: not supported.
-- ``at_chance``: the mean accuracy (default test_acc) lies within ``tolerance`` percentage
-  points (default 5) of chance, 100 / n_classes: supported; otherwise not supported. The 95%
-  t-interval is shown beside it.
+- ``better``: supported iff Welch's two-sided test finds ``config`` significantly better than
+  ``than``; not supported iff significantly worse; else inconclusive.
+- ``best``: Welch's test of ``config`` against every other configuration, Holm-corrected over
+  those k - 1 comparisons. Supported iff it is best by mean and significantly better than every
+  other; not supported iff another configuration is significantly better; else inconclusive,
+  naming the configurations it is tied with.
+- ``similar``: TOST equivalence test with the claim's ``margin`` (default SIMILAR_MARGIN
+  accuracy points): supported iff equivalent (the 90% CI of the difference inside ±margin at
+  alpha 0.05); not supported iff the difference is significantly larger than the margin
+  (one-sided); else inconclusive.
+- ``at_chance``: the same TOST on one sample: the mean against 100 / n_classes ± ``tolerance``.
+- ``not applicable``: the study did not run in the setting the claim needs (``applies_if``);
+  ``not exercised``: the mechanism never acted (``requires_stop``: no run of the claim's
+  configurations stopped for that reason), or both sides are the same runs (identical per-seed
+  values).
 
-Any test that cannot be computed (a configuration without complete runs, fewer than 2 runs on a
-side of a Welch test, a claim that matches no or several configurations) is inconclusive.
+Several claims in one report: Holm's correction over the claims' decisive p-values; a claim
+significant alone but not after the correction is inconclusive. Every inconclusive verdict says
+how many seeds per configuration would decide it at the observed difference (80% power, the
+two-sample t-test with the pooled std; for equivalence, TOST's power). A study run with
+``until_decided`` looked at its data several times: each test then runs at alpha / looks
+(Bonferroni over the planned looks, hpo.decide.planned_looks), so adding seeds until a test
+passes cannot inflate the error rate. With ``readings``, a claim that leaves a reading key open
+is judged within the reading closest to the published numbers, and names the readings whose
+verdict differs.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from hpo.report.tables import ALPHA, Summary, _matches, format_value, short_names, welch_p
-from hpo.spec import Claim
+from hpo.report import stats
+from hpo.report.tables import (
+    ALPHA,
+    STAT_METRICS,
+    Summary,
+    _matches,
+    config_key,
+    epoch_seconds,
+    epochs_to_target,
+    format_value,
+    short_names,
+)
+from hpo.spec import SIMILAR_MARGIN, Claim
 
 SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE = "supported", "not supported", "inconclusive"
+NOT_EXERCISED, NOT_APPLICABLE = "not exercised", "not applicable"
+TESTED = (SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE)
+LOWER_IS_BETTER = ("wall_time", "cpu_time", "epoch_seconds", "epochs_run", "epochs_to_target",
+                   "sharpness")
+# sharpness: the training-set loss (labels as trained on) at alpha = 1 -/+ SHARPNESS_STEP,
+# averaged, minus the loss at theta_final (alpha = 1).
+SHARPNESS_STEP = 0.5
 
 
 @dataclass
@@ -38,7 +67,22 @@ class Verdict:
     metric: str
     verdict: str
     evidence: str  # the numbers behind the verdict, one sentence
-    p_value: float = math.nan  # the Welch p-value the verdict rests on, when there is one
+    p_value: float = math.nan  # the claim's decisive p-value (before the report's Holm)
+    p_adjusted: float = math.nan  # after Holm over the report's claims
+    configs: tuple[Any, ...] = ()  # table rows (dicts) the verdict rests on
+    # Seeds per configuration that would decide it at a given alpha (None: no number would).
+    seeds_needed: Callable[[float], int | None] | None = field(default=None, repr=False)
+
+    @property
+    def decided(self) -> bool:
+        return self.verdict != INCONCLUSIVE
+
+
+@dataclass
+class _Side:
+    row: dict
+    values: Any  # per-seed metric values, finite only, in seed order
+    seeds: list[Any]
 
 
 def claim_metric(claim: Claim, summary: Summary) -> str:
@@ -53,9 +97,122 @@ def n_classes(dataset: str) -> int:
     return DATASETS[dataset].n_classes if dataset in DATASETS else 10
 
 
+def lower_is_better(metric: str) -> bool:
+    return metric.endswith("_loss") or metric in LOWER_IS_BETTER
+
+
+def report_alpha(summary: Summary) -> float:
+    """ALPHA, divided by the planned looks when seeds were added until decided."""
+    from hpo.decide import LOOKS_ATTR, planned_looks
+
+    config = summary.study.config
+    adaptive = config.get("until_decided") or summary.attrs.get(LOOKS_ATTR)
+    return ALPHA / planned_looks(config) if adaptive else ALPHA
+
+
+# ---------------------------------------------------------------------------------------------
+# Per-seed values
+
+
+def sharpness(flatness: Any) -> float:
+    """Mean training-loss rise SHARPNESS_STEP either side of theta_final; NaN if unknown."""
+    if not isinstance(flatness, dict):
+        return math.nan
+    alphas, losses = flatness.get("alpha") or [], flatness.get("train_loss") or []
+    at = {round(a, 6): v for a, v in zip(alphas, losses)}
+    points = [at.get(round(1.0 + s, 6)) for s in (-SHARPNESS_STEP, 0.0, SHARPNESS_STEP)]
+    if any(p is None or not math.isfinite(p) for p in points):
+        return math.nan
+    return (points[0] + points[2]) / 2 - points[1]
+
+
+def _trial_value(record: dict, metric: str, target: float) -> float:
+    if metric == "epoch_seconds":
+        return epoch_seconds(record.get("history"))
+    if metric == "epochs_to_target":
+        return epochs_to_target(record.get("history"), target)
+    if metric == "sharpness":
+        return sharpness(record.get("flatness"))
+    if metric == "cpu_time":
+        value = record.get("cpu_time")
+        if _missing(value):
+            value = record.get("wall_time")  # stores made before cpu_time was recorded
+    else:
+        value = record.get(metric)
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def _runs(summary: Summary, row: dict) -> list[dict]:
+    """The complete trials of one configuration, in seed order."""
+    want = config_key([row[k] for k in summary.keys])
+    frame = summary.frame[summary.frame["state"] == "COMPLETE"]
+    records = [r for r in frame.to_dict("records")
+               if config_key([r[k] for k in summary.keys]) == want]
+    return sorted(records, key=lambda r: (r.get("seed") is None, r.get("seed") or 0))
+
+
+def _side(summary: Summary, row: dict, metric: str) -> _Side:
+    import numpy as np
+
+    target = float(summary.study.config.get("target_acc") or 0)
+    runs = _runs(summary, row)
+    pairs = [(r.get("seed"), _trial_value(r, metric, target)) for r in runs]
+    pairs = [(s, v) for s, v in pairs if math.isfinite(v)]
+    return _Side(row, np.asarray([v for _, v in pairs], dtype=float), [s for s, _ in pairs])
+
+
+# ---------------------------------------------------------------------------------------------
+# Wording
+
+
 def _label(summary: Summary, params: Any) -> str:
     names = short_names(summary.keys)
     return ", ".join(f"{names.get(k, k)}={format_value(v)}" for k, v in params)
+
+
+def _stat(side: _Side, m: str) -> str:
+    x = side.values
+    if len(x) == 0:
+        return f"{side.row['config']}: no finite {m}"
+    spread = f" ± {x.std(ddof=1):.3g}" if len(x) > 1 else ""
+    return f"{side.row['config']}: {m} {x.mean():.4g}{spread} (n={len(x)})"
+
+
+def _fmt_p(p: float, name: str = "Welch p") -> str:
+    if not math.isfinite(p):
+        return "no test (n < 2)"
+    return f"{name} = {p:.3g}" if p >= 0.001 else f"{name} < 0.001"
+
+
+def _amount(diff: float, m: str) -> str:
+    """'0.24-point difference', '1.3 s difference', 'difference of 0.012 in val_loss'."""
+    x = f"{abs(diff):.2g}"
+    if m.endswith("_acc"):
+        return f"{x}-point difference"
+    if m in ("wall_time", "cpu_time", "epoch_seconds"):
+        return f"{x} s difference"
+    if m in ("epochs_run", "epochs_to_target"):
+        return f"{x}-epoch difference"
+    return f"difference of {x} in {m}"
+
+
+def _units(m: str, amount: float) -> str:
+    return "" if not m.endswith("_acc") else " point" if amount == 1 else " points"
+
+
+def seeds_text(n: int | None, what: str, alpha: float, groups: int = 2) -> str:
+    """The power rule's sentence for an inconclusive verdict."""
+    tail = f" (80% power, α = {alpha:.3g})"
+    if n is None:
+        return f"no feasible number of seeds (≤ {stats.MAX_SEEDS:,}) would {what}"
+    return f"≈ {n:,} seeds{' per configuration' if groups == 2 else ''} would {what}{tail}"
+
+
+# ---------------------------------------------------------------------------------------------
+# The rules
 
 
 def _row(summary: Summary, params: Any) -> tuple[dict | None, str]:
@@ -68,95 +225,354 @@ def _row(summary: Summary, params: Any) -> tuple[dict | None, str]:
     return row, ""
 
 
-def _stat(row: dict, m: str) -> str:
-    mean, std = row[f"{m}_mean"], row[f"{m}_std"]
-    if not math.isfinite(mean):
-        return f"{row['config']}: no finite {m}"
-    spread = f" ± {std:.3g}" if math.isfinite(std) else ""
-    return f"{row['config']}: {m} {mean:.4g}{spread} (n={int(row['n'])})"
+def _sides_and_rows(claim: Claim, summary: Summary, reading: Any) -> tuple[list[dict], str]:
+    rows = []
+    for params in (claim.config, claim.than):
+        if not params:
+            continue
+        row, why = _row(summary, tuple(params) + tuple(reading))
+        if row is None:
+            return [], why
+        rows.append(row)
+    return rows, ""
 
 
-def _p(a: dict, b: dict, m: str) -> float:
-    return float(welch_p(a[f"{m}_mean"], a[f"{m}_std"], a["n"],
-                         b[f"{m}_mean"], b[f"{m}_std"], b["n"]))
+def evaluate(claim: Claim, summary: Summary, alpha: float | None = None,
+             reading: Sequence[tuple[str, Any]] = ()) -> Verdict:
+    """One claim's verdict on its own (no correction for the report's other claims)."""
+    verdict = _evaluate(claim, summary, alpha, reading)
+    if verdict.metric == "cpu_time":
+        runs = [r for row in verdict.configs for r in _runs(summary, row)]
+        missing = sum(1 for r in runs if _missing(r.get("cpu_time")))
+        if missing:
+            verdict = replace(verdict, evidence=f"{verdict.evidence} (wall time stands in for "
+                              f"CPU time on {missing} of {len(runs)} runs stored without it)")
+    return verdict
 
 
-def _fmt_p(p: float) -> str:
-    return "no test (n < 2)" if not math.isfinite(p) else (
-        f"Welch p = {p:.3g}" if p >= 0.001 else "Welch p < 0.001")
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
 
 
-def _better(a: float, b: float, m: str) -> bool:
-    return a < b if m.endswith("_loss") else a > b
-
-
-def evaluate(claim: Claim, summary: Summary) -> Verdict:
+def _evaluate(claim: Claim, summary: Summary, alpha: float | None,
+              reading: Sequence[tuple[str, Any]]) -> Verdict:
+    alpha = report_alpha(summary) if alpha is None else alpha
     m = claim_metric(claim, summary)
-    row, why = _row(summary, claim.config)
-    if row is None:
+    rows, why = _sides_and_rows(claim, summary, reading)
+    if not rows:
         return Verdict(claim, m, INCONCLUSIVE, why)
+    outside = _not_applicable(claim, summary, rows)
+    if outside:
+        return Verdict(claim, m, NOT_APPLICABLE, outside, configs=tuple(rows))
+    idle = _not_exercised(claim, summary, rows, m)
+    if idle:
+        return Verdict(claim, m, NOT_EXERCISED, idle, configs=tuple(rows))
+    side = _side(summary, rows[0], m)
+    if len(side.values) == 0:
+        return Verdict(claim, m, INCONCLUSIVE, _stat(side, m), configs=tuple(rows))
     if claim.kind == "at_chance":
-        return _at_chance(claim, summary, row, m)
-    if not math.isfinite(row[f"{m}_mean"]):
-        return Verdict(claim, m, INCONCLUSIVE, _stat(row, m))
+        return _at_chance(claim, summary, side, m, alpha)
     if claim.kind == "best":
-        return _best(claim, summary, row, m)
-    other, why = _row(summary, claim.than)
-    if other is None or not math.isfinite(other[f"{m}_mean"]):
-        return Verdict(claim, m, INCONCLUSIVE, why or _stat(other, m))
-    p = _p(row, other, m)
-    evidence = f"{_stat(row, m)} vs {_stat(other, m)}; {_fmt_p(p)}"
-    if not math.isfinite(p):
-        return Verdict(claim, m, INCONCLUSIVE, evidence, p)
-    significant = p < ALPHA
+        return _best(claim, summary, side, m, alpha, reading)
+    other = _side(summary, rows[1], m)
+    if len(other.values) == 0:
+        return Verdict(claim, m, INCONCLUSIVE, _stat(other, m), configs=tuple(rows))
     if claim.kind == "similar":
-        verdict = NOT_SUPPORTED if significant else SUPPORTED
-        note = "significant difference" if significant else "no significant difference"
-        return Verdict(claim, m, verdict, f"{evidence} ({note})", p)
-    if not significant:
-        return Verdict(claim, m, INCONCLUSIVE, f"{evidence} (within noise)", p)
-    wins = _better(row[f"{m}_mean"], other[f"{m}_mean"], m)
-    return Verdict(claim, m, SUPPORTED if wins else NOT_SUPPORTED,
-                   f"{evidence} (significantly {'better' if wins else 'worse'})", p)
+        return _similar(claim, side, other, m, alpha)
+    return _better(claim, side, other, m, alpha)
 
 
-def _best(claim: Claim, summary: Summary, row: dict, m: str) -> Verdict:
+def _not_applicable(claim: Claim, summary: Summary, rows: list[dict]) -> str:
+    study = summary.study
+    for row in rows:
+        resolved = study.resolve({k: row[k] for k in summary.keys if row[k] is not None})
+        for key, want in claim.applies_if:
+            have = resolved.get(key)
+            if have != want:
+                return (f"the claim needs {key} = {format_value(want)}; this study ran "
+                        f"{row['config']} with {key} = {format_value(have)}")
+    return ""
+
+
+def _not_exercised(claim: Claim, summary: Summary, rows: list[dict], m: str) -> str:
+    if claim.requires_stop is not None:
+        runs = [r for row in rows for r in _runs(summary, row)]
+        reasons = [r.get("stopped") for r in runs]
+        if runs and claim.requires_stop not in reasons:
+            counts = {s: reasons.count(s) for s in dict.fromkeys(reasons)}
+            seen = ", ".join(f"{s} ×{n}" for s, n in counts.items())
+            return (f"no run of {' or '.join(r['config'] for r in rows)} stopped for "
+                    f"{claim.requires_stop} ({len(runs)} runs stopped: {seen})")
+    if len(rows) == 2 and _same_runs(summary, rows, m):
+        seeds = len(_side(summary, rows[0], m).values)
+        return (f"both sides are the same runs: {rows[0]['config']} and {rows[1]['config']} "
+                f"have identical {m} and losses and accuracies on every seed ({seeds} seeds)")
+    return ""
+
+
+def _same_runs(summary: Summary, rows: list[dict], m: str) -> bool:
+    """Both sides recorded the same values on every seed: the claim's metric and every
+    summary metric (a knob that changed nothing, e.g. a stop rule that never fired)."""
+    sides = [[_side(summary, row, metric) for row in rows] for metric in (m, *STAT_METRICS)]
+    a, b = sides[0]
+    if not len(a.values) or a.seeds != b.seeds:
+        return False
+    return all(x.seeds == y.seeds and list(x.values) == list(y.values) for x, y in sides)
+
+
+def _gain(diff: float, m: str) -> float:
+    """A difference a - b, signed so that > 0 means a is better."""
+    return -diff if lower_is_better(m) else diff
+
+
+def _better(claim: Claim, a: _Side, b: _Side, m: str, alpha: float) -> Verdict:
+    d = stats.welch_diff(a.values, b.values)
+    p = stats.p_two_sided(d) if d is not None else math.nan
+    evidence = f"{_stat(a, m)} vs {_stat(b, m)}; {_fmt_p(p)}"
+    rows = (a.row, b.row)
+    if d is None:
+        return Verdict(claim, m, INCONCLUSIVE, f"{evidence}; inconclusive: at least 2 seeds per "
+                       "configuration are needed for a test", p, configs=rows,
+                       seeds_needed=lambda _alpha: 2)
+    sd = stats.pooled_std(a.values, b.values)
+
+    def needed(level: float) -> int | None:
+        return stats.seeds_to_detect(d.diff, sd, level)
+
+    if p < alpha:
+        wins = _gain(d.diff, m) > 0
+        return Verdict(claim, m, SUPPORTED if wins else NOT_SUPPORTED,
+                       f"{evidence} (significantly {'better' if wins else 'worse'})", p,
+                       configs=rows, seeds_needed=needed)
+    return Verdict(claim, m, INCONCLUSIVE, f"{evidence} (within noise); inconclusive: "
+                   + seeds_text(needed(alpha), f"detect the observed {_amount(d.diff, m)}",
+                                alpha), p, configs=rows, seeds_needed=needed)
+
+
+def _best(claim: Claim, summary: Summary, a: _Side, m: str, alpha: float,
+          reading: Sequence[tuple[str, Any]]) -> Verdict:
     rows = [r for r in summary.table.to_dict("records")
-            if r["n"] > 0 and math.isfinite(r[f"{m}_mean"])]
-    rows.sort(key=lambda r: r[f"{m}_mean"], reverse=not m.endswith("_loss"))
-    best = rows[0]
-    if best["config"] == row["config"]:
-        if len(rows) == 1:
-            return Verdict(claim, m, SUPPORTED, f"{_stat(row, m)}; the only configuration")
-        p = _p(row, rows[1], m)
-        tail = ("" if not math.isfinite(p) else
-                " (significantly better)" if p < ALPHA else " (runner-up within noise)")
-        return Verdict(claim, m, SUPPORTED, f"best by mean: {_stat(row, m)}; runner-up "
-                       f"{_stat(rows[1], m)}; {_fmt_p(p)}{tail}", p)
-    p = _p(row, best, m)
-    evidence = f"{_stat(row, m)}; best is {_stat(best, m)}; {_fmt_p(p)}"
-    if not math.isfinite(p):
-        return Verdict(claim, m, INCONCLUSIVE, evidence, p)
-    if p < ALPHA:
-        return Verdict(claim, m, NOT_SUPPORTED, f"{evidence} (significantly worse)", p)
-    return Verdict(claim, m, SUPPORTED, f"{evidence} (not the best by mean, but within noise "
-                   "of it)", p)
+            if r["n"] > 0 and r["config"] != a.row["config"] and _matches(tuple(reading), r)]
+    others = [s for s in (_side(summary, r, m) for r in rows) if len(s.values)]
+    if not others:
+        return Verdict(claim, m, SUPPORTED, f"{_stat(a, m)}; the only configuration",
+                       configs=(a.row,))
+    diffs = [stats.welch_diff(a.values, o.values) for o in others]
+    raw = [stats.p_two_sided(d) if d is not None else math.nan for d in diffs]
+    adjusted = stats.holm(raw)
+    gain = [_gain(a.values.mean() - o.values.mean(), m) for o in others]
+    holm = f"Holm over {len(others)} Welch tests"
+    beaten = [i for i, o in enumerate(others) if gain[i] < 0 and adjusted[i] < alpha]
+    def needed_for(j: int) -> Callable[[float], int | None]:
+        sd = stats.pooled_std(a.values, others[j].values)
+        return lambda level: stats.seeds_to_detect(diffs[j].diff, sd, level)
+
+    if beaten:
+        i = min(beaten, key=lambda j: adjusted[j])
+        names = ", ".join(others[j].row["config"] for j in beaten)
+        return Verdict(claim, m, NOT_SUPPORTED,
+                       f"{_stat(a, m)}; significantly worse than {names} (best: "
+                       f"{_stat(_best_side(others, m), m)}; {holm}, adjusted "
+                       f"{_fmt_p(adjusted[i], 'p')})", adjusted[i],
+                       configs=(a.row, *(others[j].row for j in beaten)),
+                       seeds_needed=needed_for(i))
+    runner_up = _best_side(others, m)
+    if all(g > 0 for g in gain) and all(p < alpha for p in adjusted):
+        p = max(adjusted)
+        j = max(range(len(others)), key=lambda i: adjusted[i])
+        return Verdict(claim, m, SUPPORTED,
+                       f"best by mean: {_stat(a, m)}; runner-up {_stat(runner_up, m)}; "
+                       f"significantly better than all {len(others)} others ({holm}, largest "
+                       f"adjusted {_fmt_p(p, 'p')})", p, configs=(a.row, runner_up.row),
+                       seeds_needed=needed_for(j))
+    tied = [i for i in range(len(others)) if not adjusted[i] < alpha]
+    ties = [others[i] for i in tied]
+    lead = (f"best by mean: {_stat(a, m)}" if all(g > 0 for g in gain)
+            else f"{_stat(a, m)}; best by mean: {_stat(_best_side(others, m), m)}")
+    finite = [adjusted[i] for i in tied if math.isfinite(adjusted[i])]
+    p = max(finite) if finite else math.nan
+    evidence = (f"{lead}; tied with {', '.join(o.row['config'] for o in ties)} ({holm}, "
+                f"adjusted p ≥ {alpha:.3g} or no test)")
+    testable = [i for i in tied if diffs[i] is not None]
+    if not testable:
+        return Verdict(claim, m, INCONCLUSIVE, f"{evidence}; inconclusive: at least 2 seeds per "
+                       "configuration are needed for a test", p, configs=(a.row, *(o.row for o in
+                                                                                   ties)),
+                       seeds_needed=lambda _alpha: 2)
+    # The closest tie decides how many seeds are needed: it is the last one Holm rejects.
+    j = min(testable, key=lambda i: abs(diffs[i].diff))
+    needed = needed_for(j)
+    what = f"detect the observed {_amount(diffs[j].diff, m)} to {others[j].row['config']}"
+    return Verdict(claim, m, INCONCLUSIVE, f"{evidence}; inconclusive: "
+                   + seeds_text(needed(alpha), what, alpha), p,
+                   configs=(a.row, *(o.row for o in ties)), seeds_needed=needed)
 
 
-def _at_chance(claim: Claim, summary: Summary, row: dict, m: str) -> Verdict:
+def _best_side(sides: list[_Side], m: str) -> _Side:
+    pick = min if lower_is_better(m) else max
+    return pick(sides, key=lambda s: s.values.mean())
+
+
+def _equivalence(claim: Claim, d: Any, margin: float, m: str, alpha: float, sd: float,
+                 groups: int, evidence: str, rows: tuple[dict, ...]) -> Verdict:
+    """TOST decision shared by ``similar`` (two samples) and ``at_chance`` (one sample)."""
+    p_eq, p_out = stats.p_equivalent(d, margin), stats.p_beyond(d, margin)
+    low, high = stats.ci(d, 1 - 2 * alpha)
+    level = f"{100 * (1 - 2 * alpha):.3g}%"
+    evidence += (f"; difference {d.diff:+.3g} [{level} CI {low:+.3g}, {high:+.3g}], margin "
+                 f"±{margin:g}{_units(m, margin)}")
+    inside = abs(d.diff) < margin
+
+    def needed(level: float) -> int | None:
+        if inside:
+            return stats.seeds_for_equivalence(d.diff, sd, margin, level, groups)
+        return stats.seeds_to_exceed(d.diff, sd, margin, level, groups)
+
+    if p_eq < alpha:
+        return Verdict(claim, m, SUPPORTED, f"{evidence}; {_fmt_p(p_eq, 'TOST p')} "
+                       f"(equivalent within ±{margin:g})", p_eq, configs=rows,
+                       seeds_needed=needed)
+    if p_out < alpha:
+        return Verdict(claim, m, NOT_SUPPORTED, f"{evidence}; {_fmt_p(p_out, 'one-sided p')} "
+                       f"(differs by more than the margin)", p_out, configs=rows,
+                       seeds_needed=needed)
+    amount = _amount(d.diff, m)
+    if inside:
+        what = seeds_text(needed(alpha), f"show equivalence within ±{margin:g} at the observed "
+                          f"{amount}", alpha, groups)
+    elif abs(d.diff) == margin:
+        what = "no number of seeds would decide a difference exactly at the margin"
+    else:
+        what = (f"no number of seeds would show equivalence (the observed {amount} exceeds "
+                f"the margin); " + seeds_text(needed(alpha), "show it exceeds the margin",
+                                              alpha, groups))
+    p = p_eq if inside else p_out
+    return Verdict(claim, m, INCONCLUSIVE, f"{evidence}; {_fmt_p(p_eq, 'TOST p')}; "
+                   f"inconclusive: {what}", p, configs=rows, seeds_needed=needed)
+
+
+def _margin(claim: Claim) -> float:
+    return claim.margin if claim.margin is not None else SIMILAR_MARGIN
+
+
+def _similar(claim: Claim, a: _Side, b: _Side, m: str, alpha: float) -> Verdict:
+    d = stats.welch_diff(a.values, b.values)
+    evidence = f"{_stat(a, m)} vs {_stat(b, m)}"
+    rows = (a.row, b.row)
+    if d is None:
+        return Verdict(claim, m, INCONCLUSIVE, f"{evidence}; no test (n < 2); inconclusive: at "
+                       "least 2 seeds per configuration are needed for a test", configs=rows,
+                       seeds_needed=lambda _alpha: 2)
+    evidence += f"; {_fmt_p(stats.p_two_sided(d))}"
+    return _equivalence(claim, d, _margin(claim), m, alpha,
+                        stats.pooled_std(a.values, b.values), 2, evidence, rows)
+
+
+def _at_chance(claim: Claim, summary: Summary, a: _Side, m: str, alpha: float) -> Verdict:
     chance = 100.0 / n_classes(summary.study.config["dataset"])
-    mean, low, high = row[f"{m}_mean"], row[f"{m}_ci_low"], row[f"{m}_ci_high"]
-    if not math.isfinite(mean):
-        return Verdict(claim, m, INCONCLUSIVE, _stat(row, m))
-    ci = f", 95% CI [{low:.3g}, {high:.3g}]" if math.isfinite(low) else ""
-    inside = abs(mean - chance) <= claim.tolerance
-    evidence = (f"{_stat(row, m)}{ci}; chance {chance:.3g}% ± {claim.tolerance:g} points: mean "
-                f"{'inside' if inside else 'outside'}")
-    return Verdict(claim, m, SUPPORTED if inside else NOT_SUPPORTED, evidence)
+    evidence = f"{_stat(a, m)}; chance {chance:.3g}% ± {claim.tolerance:g} points"
+    d = stats.one_sample_diff(a.values, chance)
+    if d is None:
+        return Verdict(claim, m, INCONCLUSIVE, f"{evidence}; no test (n < 2); inconclusive: at "
+                       "least 2 seeds are needed for a test", configs=(a.row,),
+                       seeds_needed=lambda _alpha: 2)
+    sd = float(a.values.std(ddof=1))
+    return _equivalence(claim, d, claim.tolerance, m, alpha, sd, 1, evidence, (a.row,))
 
 
-def evaluate_all(summary: Summary) -> list[Verdict]:
-    return [evaluate(c, summary) for c in summary.study.claims]
+# ---------------------------------------------------------------------------------------------
+# Readings and the report's claims together
+
+
+def _judged_reading(claim: Claim, summary: Summary) -> tuple[Any, list[Any], str]:
+    """(reading to judge in, the other readings, why that one); () when readings do not
+    apply (no readings, or the claim names every reading key)."""
+    from hpo.report import readings as readings_mod
+
+    all_readings = readings_mod.readings_of(summary)
+    named = {k for k, _ in claim.config} | {k for k, _ in claim.than}
+    if not all_readings or all(k in named for k, _ in all_readings[0]):
+        return (), [], ""
+    closest = readings_mod.closest_reading(summary)
+    if closest is not None:
+        chosen, why = tuple(closest), "the reading closest to the published numbers"
+    else:
+        chosen, why = tuple(all_readings[0]), "the first reading (no published numbers to rank)"
+    chosen = tuple((k, v) for k, v in chosen if k not in named)
+    others = [tuple((k, v) for k, v in r if k not in named) for r in all_readings]
+    return chosen, [r for r in dict.fromkeys(others) if r != chosen], why
+
+
+def _evaluate_in_readings(claim: Claim, summary: Summary, alpha: float) -> Verdict:
+    chosen, others, why = _judged_reading(claim, summary)
+    if not chosen:
+        return evaluate(claim, summary, alpha)
+    verdict = evaluate(claim, summary, alpha, chosen)
+    differ = []
+    for reading in others:
+        v = evaluate(claim, summary, alpha, reading)
+        if v.verdict != verdict.verdict:
+            differ.append(f"{_label(summary, reading)}: {v.verdict}")
+    note = f"judged within {_label(summary, chosen)}, {why}"
+    if differ:
+        note += "; other readings differ: " + "; ".join(differ)
+    return replace(verdict, evidence=f"{verdict.evidence} ({note})")
+
+
+def evaluate_all(summary: Summary, alpha: float | None = None) -> list[Verdict]:
+    """Every claim's verdict, with Holm's correction over the claims' decisive p-values."""
+    alpha = report_alpha(summary) if alpha is None else alpha
+    verdicts = [_evaluate_in_readings(c, summary, alpha) for c in summary.study.claims]
+    return holm_over_claims(verdicts, alpha)
+
+
+def holm_over_claims(verdicts: list[Verdict], alpha: float) -> list[Verdict]:
+    """A decided test that does not survive Holm over the report's tests becomes inconclusive."""
+    raw = [v.p_value if v.verdict in TESTED else math.nan for v in verdicts]
+    adjusted = stats.holm(raw)
+    m = sum(1 for p in raw if math.isfinite(p))
+    out = []
+    for v, p_adj in zip(verdicts, adjusted):
+        v = replace(v, p_adjusted=p_adj)
+        if m > 1 and math.isfinite(p_adj):
+            if v.verdict in (SUPPORTED, NOT_SUPPORTED) and not p_adj < alpha:
+                n = v.seeds_needed(alpha / m) if v.seeds_needed else None
+                tail = "" if v.seeds_needed is None else ": " + seeds_text(
+                    n, f"decide it at α/{m}", alpha / m)
+                v = replace(v, verdict=INCONCLUSIVE, evidence=(
+                    f"{v.evidence}; {v.verdict} alone, but not after Holm over the report's "
+                    f"{m} tests (adjusted p = {p_adj:.3g}); inconclusive{tail}"))
+            else:
+                v = replace(v, evidence=f"{v.evidence}; Holm-adjusted p = {p_adj:.3g}")
+        out.append(v)
+    return out
+
+
+def claims_intro(summary: Summary) -> str:
+    """The Claims section's first paragraph: the rules, the corrections, the power rule."""
+    alpha = report_alpha(summary)
+    looks = ""
+    if alpha != ALPHA:
+        looks = (f" Seeds were added until the claims were decided, so every test runs at "
+                 f"α = {ALPHA:g} / {round(ALPHA / alpha)} planned looks = {alpha:.3g} "
+                 "(Bonferroni over the looks).")
+    return (
+        "What the seed reports claimed, checked against these measurements. `better`: "
+        "supported iff Welch's two-sided t-test finds it significantly better, not supported "
+        "iff significantly worse. `best`: supported iff best by mean and significantly better "
+        "than every other configuration (Welch, Holm-corrected over those comparisons), not "
+        "supported iff another is significantly better; an inconclusive `best` names its ties. "
+        "`similar`: TOST equivalence within ±margin (default "
+        f"{SIMILAR_MARGIN:g} accuracy point; supported iff the (1 − 2α) confidence interval of "
+        "the difference, 90% at α = 0.05, lies inside it; not supported iff the difference is "
+        "significantly larger than the margin, one-sided). `at_chance`: the same on "
+        "the mean against chance ± tolerance. `not exercised`: the mechanism never acted (a stop "
+        "rule that fired in no run, or both sides the same runs); `not applicable`: the study "
+        f"did not run in the setting the claim needs. Tests at α = {ALPHA:g}, then Holm over "
+        "the report's claims (a claim significant alone but not after it is inconclusive). "
+        "Every inconclusive verdict says how many seeds per configuration would decide it at "
+        "the observed difference (80% power, two-sample t-test with the pooled std)." + looks
+    )
 
 
 def claims_markdown(verdicts: list[Verdict]) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from hpo.report.tables import ALPHA, STATE_COLUMNS, Summary, pivot, short_names
+from hpo.report.tables import ALPHA, STATE_COLUMNS, Summary, pivot, short_names, time_basis
 
 # The per-configuration columns of the main table: metric and header.
 SHOWN_METRICS = {
@@ -20,6 +20,7 @@ PIVOT_METRICS = {
     "val_acc": "validation accuracy (%)",
     "test_acc": "test accuracy (%)",
     "wall_time": "wall time per run (s)",
+    "cpu_time": "CPU time per run (s)",
 }
 DASH = "–"
 
@@ -33,7 +34,7 @@ def fmt_num(x: Any, metric: str) -> str:
         return DASH
     if metric.endswith("_loss"):
         return f"{x:.3f}" if abs(x) >= 0.01 or x == 0 else f"{x:.2e}"
-    if metric == "wall_time":
+    if metric in ("wall_time", "cpu_time"):
         return f"{x:.2f}" if x < 100 else f"{x:.0f}"
     return f"{x:.2f}"
 
@@ -93,9 +94,12 @@ def display_table(summary: Summary, limit: int | None = None) -> Any:
     out["n"] = [_fmt_n(r) for r in records]
     for metric, header in metrics.items():
         out[header] = [fmt_stat(r, metric) for r in records]
-    out["time/run (s)"] = [fmt_num(x, "wall_time") for x in table["wall_time_mean"]]
-    out["time/epoch (s)"] = [f"{x:.3g}" if _finite(x) else DASH
-                             for x in table["epoch_seconds_mean"]]
+    basis = time_basis(summary)
+    per_run, per_epoch = (("cpu_time_mean", "cpu_epoch_seconds_mean") if basis.metric == "cpu_time"
+                          else ("wall_time_mean", "epoch_seconds_mean"))
+    out[f"{basis.label}/run (s)"] = [fmt_num(x, "wall_time") for x in table[per_run]]
+    out[f"{basis.label}/epoch (s)"] = [f"{x:.3g}" if _finite(x) else DASH
+                                       for x in table[per_epoch]]
     target = float(summary.study.config.get("target_acc") or 0)
     if target > 0 and "epochs_to_target_mean" in table:
         out[f"epochs to {target:g}% val"] = [
@@ -147,8 +151,8 @@ def terminal_table(summary: Summary, limit: int | None = None) -> str:
 def pivot_display(summary: Summary, metric: str) -> Any:
     """A two-way grid's ``metric`` as mean ± std strings, rows the first key."""
     table = summary.table.copy()
-    if metric == "wall_time":
-        table["cell"] = [fmt_num(x, "wall_time") for x in table["wall_time_mean"]]
+    if metric in ("wall_time", "cpu_time"):
+        table["cell"] = [fmt_num(x, metric) for x in table[f"{metric}_mean"]]
     else:
         table["cell"] = [fmt_stat(r, metric, ci=False) for r in table.to_dict("records")]
     names = short_names(summary.keys)
@@ -160,7 +164,7 @@ def pivot_display(summary: Summary, metric: str) -> Any:
 
 
 def pivot_numeric(summary: Summary, metric: str) -> Any:
-    column = "wall_time_mean" if metric == "wall_time" else f"{metric}_mean"
+    column = f"{metric}_mean"
     return pivot(summary.table, summary.keys, column).astype(float)
 
 

@@ -140,6 +140,8 @@ def config_table(frame: Any, study: Study, metric: str | None = None) -> Any:
     the study asks for), ``pruned``/``failed``/``running``/``waiting`` counts, for every metric
     of STAT_METRICS ``<m>_mean``, ``<m>_std``, ``<m>_ci_low``, ``<m>_ci_high`` (t-based 95%
     interval, over the runs where that metric is finite), ``wall_time_mean`` (s),
+    ``cpu_time_mean`` (s of process CPU time, all threads; NaN for stores without it),
+    ``cpu_epoch_seconds_mean`` (mean over runs of cpu_time / epochs run),
     ``epoch_seconds_mean`` (mean over runs of a run's mean seconds per epoch), ``n_params``,
     ``epochs_run_mean``, ``diverged`` (count), when the study sets ``target_acc``
     ``epochs_to_target_mean`` (over the runs that reached it) and ``reached_target`` (runs),
@@ -155,12 +157,15 @@ def config_table(frame: Any, study: Study, metric: str | None = None) -> Any:
                          if keys else "")
     done = frame[frame["state"] == "COMPLETE"]
 
+    if "cpu_time" not in done:  # a frame from hpo.results.trials_frame alone
+        done = done.assign(cpu_time=math.nan)
     numeric = {m: pd.to_numeric(done[m], errors="coerce") for m in
-               (*STAT_METRICS, "wall_time", "n_params", "epochs_run")}
+               (*STAT_METRICS, "wall_time", "cpu_time", "n_params", "epochs_run")}
     values = pd.DataFrame(numeric, index=done.index)
     values = values.where(np.isfinite(values))
     values["diverged"] = done["diverged"].fillna(False).astype(bool)
     values["epoch_seconds"] = [epoch_seconds(h) for h in done["history"]]
+    values["cpu_epoch_seconds"] = values["cpu_time"] / values["epochs_run"]
     target = float(study.config.get("target_acc") or 0)
     if target > 0:
         values["epochs_to_target"] = [epochs_to_target(h, target) for h in done["history"]]
@@ -171,6 +176,8 @@ def config_table(frame: Any, study: Study, metric: str | None = None) -> Any:
         col = grouped[m]
         agg[f"{m}_mean"], agg[f"{m}_std"], agg[f"_{m}_count"] = col.mean(), col.std(), col.count()
     agg["wall_time_mean"] = grouped["wall_time"].mean()
+    agg["cpu_time_mean"] = grouped["cpu_time"].mean()
+    agg["cpu_epoch_seconds_mean"] = grouped["cpu_epoch_seconds"].mean()
     agg["n_params"] = grouped["n_params"].max()
     agg["epochs_run_mean"] = grouped["epochs_run"].mean()
     agg["diverged"] = grouped["diverged"].sum().astype(int)
@@ -259,7 +266,8 @@ def _row_order(frame: Any, study: Study, keys: list[str], agg: Any) -> list[str]
 def _order_columns(table: Any, keys: list[str]) -> Any:
     head = ["config", *keys, "n", "n_asked"]
     stats_cols = [f"{m}_{s}" for m in STAT_METRICS for s in ("mean", "std", "ci_low", "ci_high")]
-    tail = ["wall_time_mean", "epoch_seconds_mean", "n_params", "epochs_run_mean", "diverged",
+    tail = ["wall_time_mean", "epoch_seconds_mean", "cpu_time_mean", "cpu_epoch_seconds_mean",
+            "n_params", "epochs_run_mean", "diverged",
             *(STATE_COLUMNS[s] for s in STATES[1:])]
     if "epochs_to_target_mean" in table:
         tail += ["epochs_to_target_mean", "reached_target"]
@@ -297,19 +305,92 @@ def summarize(study_obj: Any, metric: str | None = None) -> Summary:
 
     study = results.study_spec(study_obj)
     metric = metric or study.config["metric"]
-    frame = results.trials_frame(study_obj, study, results.fetch_trials(study_obj))
+    trials = results.fetch_trials(study_obj)
+    frame = results.trials_frame(study_obj, study, trials)
     if frame.empty:
         rename = "" if study.name == study_obj.study_name else f" --name {study_obj.study_name}"
         raise HpoError(
             f"study {study_obj.study_name!r} has no trials yet; run "
             f"`hpo run --study {study.name}{rename}` first"
         )
+    # CPU time is read here, not in trials_frame, so the export's columns stay as they were.
+    cpu = {t.number: t.user_attrs.get("cpu_time") for t in trials}
+    frame = frame.assign(cpu_time=frame["number"].map(cpu))
     table = config_table(frame, study, metric)
     return Summary(
         name=study_obj.study_name, study=study, frame=frame, table=table,
         keys=[p.key for p in study.space], metric=metric, counts=state_counts(frame),
         attrs=dict(study_obj.user_attrs),
     )
+
+
+@dataclass(frozen=True)
+class TimeBasis:
+    """Which time a report's time columns and time heat map show, and why."""
+
+    metric: str  # "wall_time" or "cpu_time"
+    side_by_side: bool  # workers ran trials at the same time
+    note: str  # one sentence for the report
+
+    @property
+    def label(self) -> str:
+        return "CPU time" if self.metric == "cpu_time" else "wall time"
+
+
+def _jobs(command: str) -> int:
+    """``--jobs N`` of a stored ``hpo run`` command (1 when absent or unreadable)."""
+    import shlex
+
+    try:
+        words = shlex.split(command or "")
+    except ValueError:
+        return 1
+    for i, word in enumerate(words):
+        value = (words[i + 1] if word == "--jobs" and i + 1 < len(words) else
+                 word.split("=", 1)[1] if word.startswith("--jobs=") else None)
+        if value is not None:
+            try:
+                return int(value)
+            except ValueError:
+                return 1
+    return 1
+
+
+def overlapping(frame: Any) -> bool:
+    """Whether any two complete trials ran at the same time (start before another's end)."""
+    done = frame[frame["state"] == "COMPLETE"].dropna(
+        subset=["datetime_start", "datetime_complete"])
+    latest_end = None
+    for start, end in sorted(zip(done["datetime_start"], done["datetime_complete"])):
+        if latest_end is not None and start < latest_end:
+            return True
+        latest_end = end if latest_end is None else max(latest_end, end)
+    return False
+
+
+def time_basis(summary: Summary) -> TimeBasis:
+    """CPU time when workers ran side by side (wall time then counts the wait for shared
+    cores) and every complete run recorded it; wall time otherwise, saying why."""
+    import pandas as pd
+
+    done = summary.frame[summary.frame["state"] == "COMPLETE"]
+    timed = done.dropna(subset=["datetime_start", "datetime_complete"])
+    # The trials' own times say whether they overlapped (any number of machines); the stored
+    # command's --jobs is only a hint (hpo caps it at the usable cores) for stores without them.
+    side = (overlapping(summary.frame) if len(timed) >= 2
+            else _jobs(summary.attrs.get("hpo.command", "")) > 1)
+    cpu = pd.to_numeric(done["cpu_time"], errors="coerce") if "cpu_time" in done else None
+    has_cpu = cpu is not None and len(done) > 0 and bool(cpu.notna().all())
+    if side and has_cpu:
+        return TimeBasis("cpu_time", True, (
+            "Workers ran side by side, so time is CPU time (process CPU seconds of a trial, all "
+            "its threads): wall time would include waiting for cores the workers shared."))
+    if side:
+        return TimeBasis("wall_time", True, (
+            "Workers ran side by side, but this store's trials have no CPU time (`cpu_time`, "
+            "recorded by newer hpo), so time is wall time and includes waiting for cores the "
+            "workers shared."))
+    return TimeBasis("wall_time", False, "Time is wall time; one trial ran at a time.")
 
 
 def pivot(table: Any, keys: Sequence[str], column: str) -> Any:
@@ -345,13 +426,14 @@ def _matches(params: Sequence[tuple[str, Any]], row: Any) -> bool:
     return True
 
 
-def reference_table(summary: Summary) -> Any | None:
-    """The study's published table beside the measured means: one row per (published row,
-    matching configuration); a published row naming a subset of the keys matches every
-    configuration that agrees on those keys. ``difference`` is measured minus published."""
+def reference_table(summary: Summary, ref: Any = None) -> Any | None:
+    """A published table (``ref``, default the study's first) beside the measured means: one
+    row per (published row, matching configuration); a published row naming a subset of the
+    keys matches every configuration that agrees on those keys. ``difference`` is measured
+    minus published."""
     import pandas as pd
 
-    ref = summary.study.reference
+    ref = ref if ref is not None else summary.study.reference
     if ref is None:
         return None
     m = ref.metric

@@ -8,8 +8,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hpo.report import claims, figures, render
-from hpo.report.tables import ALPHA, Summary, is_two_way_grid, reference_table, short_names
+from hpo.report import claims, figures, readings, render
+from hpo.report.tables import (
+    ALPHA,
+    Summary,
+    is_two_way_grid,
+    reference_table,
+    short_names,
+    time_basis,
+)
 
 FORMATS = ("md", "csv", "tex")
 README_LIMIT = 30  # rows of a tuning study's table shown in README.md (all are in table.csv)
@@ -29,7 +36,10 @@ def _figure_specs(summary: Summary) -> list[tuple[str, str, Any]]:
         return specs
     specs.append((
         "learning_curves",
-        "Learning curves: mean over seeds (line) ± one standard deviation (band).",
+        "Learning curves: mean over seeds (thick line) and every seed (thin lines, same "
+        "colour and dash; no band, which seeds that disagree would stretch over the panel). "
+        "Each configuration has its own dash and marker, and lines drawn later are narrower, "
+        "so coinciding curves stay visible. A configuration with one run has no thin lines.",
         lambda: figures.plot_curves(figures.curves_data(summary), name),
     ))
     ref = summary.study.reference
@@ -45,25 +55,33 @@ def _figure_specs(summary: Summary) -> list[tuple[str, str, Any]]:
             "flatness",
             "Loss and error along θ(α) = (1−α)·θ₀ + α·θ_final (θ₀ the initial, θ_final the "
             "final weights of each run; batch-norm running statistics interpolated alike): "
-            "validation (solid, mean ± std over seeds) and training set with the labels the "
-            "run was trained on (dashed, mean). Loss on a log scale.",
+            "validation (solid: mean over seeds thick, every seed thin) and training set with "
+            "the labels the run was trained on (dashed, mean). Loss on a log scale.",
             lambda: figures.plot_flatness(figures.flatness_data(summary), name),
         ))
     if is_two_way_grid(summary):
         specs.append((
             "heatmap",
-            "Two-parameter grid: mean test accuracy and mean wall time per run.",
+            "Two-parameter grid: mean test accuracy and mean "
+            f"{time_basis(summary).label} per run. {time_basis(summary).note} "
+            "Outlined (black) cells are the best cell and those within noise of it (Welch's "
+            f"t-test against the best cell, p ≥ {ALPHA:g}, as in the tables; cells with one run "
+            "are not tested and not outlined). The accuracy colour scale spans at least "
+            f"{figures.MIN_SPAN_POINTS:g} points or {figures.MIN_SPAN_STDS:g} times the largest "
+            "seed standard deviation below the best cell, so a spread within noise stays "
+            "near one colour.",
             lambda: figures.plot_heatmaps(figures.heatmap_data(summary), name),
         ))
     if not summary.study.is_grid:
+        # Computed now, not when drawn: the caption says whether the two estimators agree.
+        importance = figures.importance_data(summary)
         specs.append((
             "importance",
             "Hyperparameter importance of the objective's per-configuration mean: fANOVA "
             f"(random-forest variance decomposition, {figures.FANOVA_TREES} trees of depth <= "
             f"{figures.FANOVA_DEPTH}) and PED-ANOVA (Optuna 5's default: how the top 10% of "
-            "configurations differ from all).",
-            lambda: figures.plot_importance(figures.importance_data(summary), name,
-                                            summary.study.config["metric"]),
+            "configurations differ from all). " + figures.importance_text(importance),
+            lambda: figures.plot_importance(importance, name, summary.study.config["metric"]),
         ))
         specs.append((
             "optimization_history",
@@ -250,21 +268,26 @@ def readme(summary: Summary, drawn: Sequence[tuple[str, str]], formats: Sequence
                       render.pivot_display(summary, metric).to_markdown(disable_numparse=True), ""]
 
     if summary.study.claims:
-        lines += ["## Claims", "",
-                  "What the seed reports claimed, checked against these measurements "
-                  f"(Welch's t-test at α = {ALPHA:g}, two-sided, no correction for multiple "
-                  "claims; see hpo/report/claims.py for each kind's rule):", "",
-                  claims.claims_markdown(claims.evaluate_all(summary)), ""]
+        from hpo.decide import seeds_line
 
-    ref = reference_table(summary)
-    if ref is not None:
-        source = summary.study.reference
-        lines += ["## Published result", "", f"Source: {source.source}."
-                  + (f" {source.note}" if source.note else ""), "",
-                  render.reference_display(ref, source.metric).to_markdown(
-                      index=False, disable_numparse=True), "",
-                  "A published single run outside the measured 95% interval is not by itself "
+        lines += ["## Claims", "", claims.claims_intro(summary), "",
+                  claims.claims_markdown(claims.evaluate_all(summary)), ""]
+        if seeds_line(summary):
+            lines += [seeds_line(summary), ""]
+
+    published = readings.references(summary)
+    if published:
+        lines += ["## Published result", ""]
+        for source in published:  # every reference table, the single [reference] first
+            ref = reference_table(summary, source)
+            lines += [f"Source: {source.source}." + (f" {source.note}" if source.note else ""),
+                      "", render.reference_display(ref, source.metric).to_markdown(
+                          index=False, disable_numparse=True), ""]
+        lines += ["A published single run outside the measured 95% interval is not by itself "
                   "a contradiction: dataset, epochs and network may differ (see Setup).", ""]
+        distances = readings.readings_markdown(summary)
+        if distances:
+            lines += ["## Readings", "", distances, ""]
 
     if drawn:
         lines += ["## Figures", ""]
@@ -279,7 +302,8 @@ def _how_to_read(summary: Summary) -> str:
         "(seeds), then the 95% confidence interval of the mean [t-based, n − 1 degrees of "
         "freedom, clipped to 0–100% for accuracies and ≥ 0 for losses; none when n = 1]. "
         "Losses are the last epoch's, accuracies are percentages, "
-        "time is wall time per run. The **bold** row has the best mean "
+        f"time is {time_basis(summary).label} per run and per epoch. "
+        f"{time_basis(summary).note} The **bold** row has the best mean "
         f"{summary.metric}; the last column is a two-sided Welch's t-test (unequal "
         f"variances) of {summary.metric} against that row: p < {ALPHA:g} is marked "
         "significant, otherwise the difference is within seed-to-seed noise. No correction "

@@ -1,0 +1,165 @@
+"""Seeds until decided: add seeds only where a claim is still inconclusive.
+
+After a grid study's ``repeats`` seeds, the claims are evaluated on what is stored. Every
+configuration an inconclusive claim rests on gets ``repeats`` more seeds (one *batch*), up to
+``max_repeats``; then the claims are evaluated again, until every claim is decided or no
+configuration it involves can get more seeds.
+
+Exactly-once, resume, ``--jobs N`` and many machines hold because the decision is data in the
+store: the per-configuration seed counts live in the study's user attribute TARGETS_ATTR, and
+the runner's reconcile queues every (configuration, seed) below its target as a WAITING trial,
+as it queues the first ``repeats``. A look is taken only under the store-wide lock and only
+when no trial of the study is waiting or running, so two workers cannot both raise a target
+for the same data, and a killed worker's batch is completed by the next run (its stale trial
+is failed and queued again as usual).
+
+Repeated looks at growing data inflate a test's error rate if each look uses alpha: every test
+of such a study runs at alpha / planned_looks (Bonferroni over the looks the cap allows).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from hpo import space as space_mod
+from hpo import store
+from hpo.spec import Study
+
+TARGETS_ATTR = "hpo.target_repeats"  # {cell key: seeds wanted}, only where above repeats
+LOOKS_ATTR = "hpo.looks"  # one entry per look: what was undecided, which seeds were added
+END_ATTR = "hpo.until_decided_end"  # why the seeds stopped
+
+
+def batch_size(config: Mapping[str, Any]) -> int:
+    return int(config["repeats"])
+
+
+def planned_looks(config: Mapping[str, Any]) -> int:
+    """Looks at the data the cap allows: after repeats, then after each batch."""
+    extra = max(0, int(config["max_repeats"]) - int(config["repeats"]))
+    return 1 + math.ceil(extra / batch_size(config))
+
+
+def targets(study_obj: Any) -> dict[str, int]:
+    return dict(study_obj.user_attrs.get(TARGETS_ATTR) or {})
+
+
+def cell_seeds(study: Study, wanted: Mapping[str, int], cell: Mapping[str, Any]) -> list[int]:
+    """The seeds one grid cell should have: repeats, or its until-decided target if higher."""
+    n = max(int(study.config["repeats"]), int(wanted.get(space_mod.cell_key(cell), 0)))
+    return [study.config["seed"] + r for r in range(n)]
+
+
+def _cell_of(study: Study, keys: list[str], row: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The grid cell a report table row stands for."""
+    from hpo.report.tables import _matches
+
+    for cell in study.cells():
+        inactive = [k for k in keys if k not in cell]
+        if _matches(tuple(cell.items()), row) and all(row.get(k) is None for k in inactive):
+            return cell
+    return None
+
+
+def _pending(study_obj: Any) -> int:
+    from optuna.trial import TrialState
+
+    return len(study_obj.get_trials(deepcopy=False,
+                                    states=(TrialState.WAITING, TrialState.RUNNING)))
+
+
+def add_seeds(study_obj: Any, study: Study, url: str) -> int:
+    """Take one look (under the store lock); returns trials now waiting or running.
+
+    0 means the study is finished: every claim decided, or the cap reached where it is not.
+    """
+    from hpo import runner
+
+    with store.exclusive(url, study_obj._storage):
+        pending = _pending(study_obj)
+        if pending:
+            return pending  # another worker's batch (or a run in progress): finish it first
+        queued = runner.reconcile(study_obj, study)  # failed trials of the last batch
+        if queued:
+            return queued
+        raised, look = next_targets(study_obj, study)
+        if not raised:
+            study_obj.set_user_attr(END_ATTR, look["end"])
+            return 0
+        wanted = targets(study_obj)
+        wanted.update(raised)
+        study_obj.set_user_attr(TARGETS_ATTR, wanted)
+        study_obj.set_user_attr(LOOKS_ATTR, [*study_obj.user_attrs.get(LOOKS_ATTR, []), look])
+        return runner.reconcile(study_obj, study)
+
+
+def next_targets(study_obj: Any, study: Study) -> tuple[dict[str, int], dict[str, Any]]:
+    """Evaluate the claims on the stored trials; the raised targets and a record of the look."""
+    from hpo.report import claims, tables
+
+    summary = tables.summarize(study_obj)
+    verdicts = claims.evaluate_all(summary)
+    cap = int(study.config["max_repeats"])
+    wanted = targets(study_obj)
+    raised: dict[str, int] = {}
+    why: dict[str, list[int]] = {}
+    undecided = []
+    for i, v in enumerate(verdicts):
+        if v.decided:
+            continue
+        undecided.append(i + 1)
+        for row in v.configs:
+            cell = _cell_of(study, summary.keys, row)
+            if cell is None:
+                continue
+            key = space_mod.cell_key(cell)
+            now = max(int(study.config["repeats"]), wanted.get(key, 0), int(row["n"]))
+            if now >= cap:
+                continue
+            raised[key] = min(cap, now + batch_size(study.config))
+            why.setdefault(row["config"], []).append(i + 1)
+    labels = {space_mod.cell_key(c): lbl for c, lbl in _labels(study, summary)}
+    look = {"undecided": undecided,
+            "seeds": {labels.get(k, k): n for k, n in raised.items()},
+            "claims": why}
+    if not undecided:
+        look["end"] = f"all {len(verdicts)} claims decided"
+    elif not raised:
+        look["end"] = (f"claims {', '.join(map(str, undecided))} still inconclusive at the cap "
+                       f"of {cap} seeds per configuration (max_repeats)")
+    return raised, look
+
+
+def _labels(study: Study, summary: Any) -> list[tuple[dict[str, Any], str]]:
+    out = []
+    for row in summary.table.to_dict("records"):
+        cell = _cell_of(study, summary.keys, row)
+        if cell is not None:
+            out.append((cell, row["config"]))
+    return out
+
+
+def seeds_line(summary: Any) -> str:
+    """The report's line on how many seeds each configuration got and why ("" if none added)."""
+    attrs = summary.attrs
+    looks = attrs.get(LOOKS_ATTR) or []
+    if not looks and not summary.study.config.get("until_decided"):
+        return ""
+    config = summary.study.config
+    got = [f"{r['config']} {int(r['n'])}" for r in summary.table.to_dict("records")]
+    causes: dict[str, set[int]] = {}
+    for look in looks:
+        for label, claim_numbers in look.get("claims", {}).items():
+            causes.setdefault(label, set()).update(claim_numbers)
+    why = "; ".join(f"{label}: claims {', '.join(map(str, sorted(n)))}"
+                    for label, n in causes.items())
+    end = attrs.get(END_ATTR)
+    return (f"Seeds until decided (batches of {batch_size(config)}, at most "
+            f"{config['max_repeats']} per configuration, {len(looks)} batch"
+            f"{'es' if len(looks) != 1 else ''} added): complete seeds per configuration "
+            f"{', '.join(got)}. "
+            + (f"Seeds were added for the undecided claims ({why}). " if why else
+               "No claim needed more seeds. ")
+            + (f"Stopped: {end}." if end else "Not finished: re-run the same command."))

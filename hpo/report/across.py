@@ -1,0 +1,140 @@
+"""Claims × datasets: the verdict of every claim of some studies on every dataset they ran on.
+
+One store holds the same study run on several datasets under different names (``hpo run
+--study learning_rate --dataset mnist --name learning_rate_mnist``). A stored study counts as a
+run of study file ``S`` when its name is ``S`` or ``S_<dataset>`` / ``S-<dataset>`` (its dataset
+as stored), or when the command that ran it names ``--study S`` (any ``--name``). Verdicts are
+hpo.report.claims.evaluate_all's, per stored study, as its own report gives them.
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hpo.errors import HpoError
+
+NOT_RUN = "–"
+
+
+@dataclass
+class Across:
+    studies: list[str]  # study files asked for, in the order given
+    datasets: list[str]  # columns
+    table: Any  # rows: "study: claim", columns: datasets, cells: verdict (NOT_RUN if not run)
+    sources: dict[tuple[str, str], list[str]] = field(default_factory=dict)  # (study, dataset) ->
+    # stored studies behind that column, with their setup
+
+
+def parse_studies(text: str) -> list[str]:
+    names = [s.strip() for s in text.split(",") if s.strip()]
+    if not names:
+        raise HpoError(f"--across-datasets needs a comma-separated list of study names, got "
+                       f"{text!r}")
+    return list(dict.fromkeys(names))
+
+
+def _command_study(command: str) -> str | None:
+    """The study file a stored ``hpo run`` command named (its stem: a path or a name)."""
+    try:
+        words = shlex.split(command or "")
+    except ValueError:
+        return None
+    for i, word in enumerate(words):
+        if word == "--study" and i + 1 < len(words):
+            return Path(words[i + 1]).stem
+        if word.startswith("--study="):
+            return Path(word.split("=", 1)[1]).stem
+    return None
+
+
+def study_of(name: str, attrs: dict[str, Any], wanted: Sequence[str]) -> str | None:
+    """Which of the ``wanted`` study files a stored study is a run of (None: none)."""
+    dataset = attrs.get("hpo.dataset", "")
+    for base in wanted:
+        if name == base or name in (f"{base}_{dataset}", f"{base}-{dataset}"):
+            return base
+    base = _command_study(attrs.get("hpo.command", ""))
+    return base if base in wanted else None
+
+
+def _dataset_order(datasets: set[str]) -> list[str]:
+    from hpo.data import DATASETS
+
+    known = [d for d in DATASETS if d in datasets]
+    return known + sorted(datasets - set(known))
+
+
+def across_datasets(storage: Any, studies: Sequence[str]) -> Across:
+    """Evaluate every stored run of ``studies`` and lay the verdicts out claim × dataset."""
+    import optuna
+    import pandas as pd
+
+    from hpo import store
+    from hpo.report import claims, tables
+
+    found: dict[tuple[str, str], list[str]] = {}
+    for summary in optuna.get_all_study_summaries(storage=storage):
+        attrs = dict(summary.user_attrs)
+        base = study_of(summary.study_name, attrs, studies)
+        if base is not None:
+            found.setdefault((base, attrs.get("hpo.dataset", "?")), []).append(
+                summary.study_name)
+    missing = [s for s in studies if not any(b == s for b, _ in found)]
+    if missing:
+        raise HpoError(
+            f"no stored run of {', '.join(missing)} in this store; run e.g. `hpo run --study "
+            f"{missing[0]} --dataset mnist --name {missing[0]}_mnist` first")
+    datasets = _dataset_order({d for _, d in found})
+    cells: dict[str, dict[str, str]] = {}
+    sources: dict[tuple[str, str], list[str]] = {}
+    for base in studies:
+        for dataset in datasets:
+            for name in sorted(found.get((base, dataset), [])):
+                study_obj = store.load_study(storage, name)
+                try:
+                    summary = tables.summarize(study_obj)
+                except HpoError:
+                    continue  # no trials yet: the cell stays "not run"
+                config = summary.study.config
+                column = dataset if len(found[(base, dataset)]) == 1 else f"{dataset} ({name})"
+                if column not in datasets:
+                    datasets.insert(datasets.index(dataset), column)
+                sources.setdefault((base, column), []).append(
+                    f"`{name}`: {config['epochs']} epoch{'s' if config['epochs'] != 1 else ''}"
+                    f" × {config['repeats']} seeds, "
+                    f"{summary.counts['COMPLETE']} complete trials")
+                for verdict in claims.evaluate_all(summary):
+                    cells.setdefault(f"{base}: {verdict.claim.text}", {})[column] = \
+                        verdict.verdict
+    columns = [d for d in datasets if any(k[1] == d for k in sources)]
+    table = pd.DataFrame.from_dict(cells, orient="index").reindex(columns=columns)
+    table = table.fillna(NOT_RUN)
+    table.index.name = "claim"
+    return Across(studies=list(studies), datasets=columns, table=table, sources=sources)
+
+
+def markdown(result: Across) -> str:
+    """The table and where each column's numbers come from."""
+    text = result.table.reset_index().to_markdown(index=False, disable_numparse=True) \
+        if not result.table.empty else "(the studies have no claims)"
+    lines = [
+        "# Claims across datasets", "",
+        "Each cell is the verdict `hpo report` gives that claim on that dataset (the rule is "
+        "in each study's own report, Claims section); " + NOT_RUN + " means the study has no "
+        "run on that dataset in this store.", "", text, "", "Runs behind each cell:", "",
+    ]
+    for (base, column), names in result.sources.items():
+        lines.append(f"- {base} on {column}: " + "; ".join(names))
+    return "\n".join(lines) + "\n"
+
+
+def write(result: Across, root: str | Path) -> Path:
+    folder = Path(root) / "across_datasets"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "README.md"
+    path.write_text(markdown(result), encoding="utf-8")
+    return path

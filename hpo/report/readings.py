@@ -1,0 +1,180 @@
+"""Readings: how far each plausible reading of a seed lands from the seed's published numbers.
+
+A study's ``readings`` key names [space] dimensions whose values are plausible readings of what
+the seed left open (e.g. ``["train.optimizer"]``); one *reading* is one combination of their
+values. Per reading, every published row of every reference table (``study.references``, the
+single ``[reference]`` first) is matched to the configurations of that reading that agree on the
+keys the row names, and the measured mean of the table's metric is compared with the published
+value. The distance of a reading is the mean absolute difference over those comparisons, with a
+95% t-interval over the comparisons' absolute differences (n − 1 degrees of freedom; none with
+fewer than 2 comparisons). Differences are pooled as the tables print them: an accuracy point
+weighs as much as one unit of loss, so accuracy tables dominate a pooled distance; the
+per-metric distances are kept beside it.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from hpo.report.tables import CONFIDENCE, Summary, _matches, format_value, short_names
+
+Reading = tuple[tuple[str, Any], ...]
+COLUMNS = ["reading", "pairs", "rows", "mean_abs_diff", "ci_low", "ci_high", "closest"]
+
+
+def reading_keys(summary: Summary) -> list[str]:
+    """The study's ``readings`` that are varied in this study (stores made before the key
+    existed have none)."""
+    keys = summary.study.config.get("readings", None) or []
+    return [k for k in keys if k in summary.keys]
+
+
+def references(summary: Summary) -> tuple[Any, ...]:
+    """Every reference table of the study: ``study.references`` when the spec has it, else the
+    single ``study.reference``."""
+    refs = getattr(summary.study, "references", None)
+    if refs is not None:
+        return tuple(refs)
+    ref = summary.study.reference
+    return () if ref is None else (ref,)
+
+
+def readings_of(summary: Summary) -> list[Reading]:
+    """Each reading as sorted (key, value) pairs, in table order; [] without readings."""
+    keys = reading_keys(summary)
+    if not keys:
+        return []
+    out: list[Reading] = []
+    for row in summary.table.to_dict("records"):
+        reading = tuple(sorted((k, row[k]) for k in keys))
+        if reading not in out:
+            out.append(reading)
+    return out
+
+
+def reading_label(summary: Summary, reading: Reading) -> str:
+    names = short_names(summary.keys)
+    return ", ".join(f"{names.get(k, k)}={format_value(v)}" for k, v in reading)
+
+
+def _differences(summary: Summary, reading: Reading) -> list[tuple[str, float]]:
+    """(metric, measured mean − published) for every (reference row, configuration of this
+    reading) pair where both are finite."""
+    rows = [r for r in summary.table.to_dict("records") if _matches(reading, r)]
+    out = []
+    for ref in references(summary):
+        for params, value in ref.rows:
+            for row in rows:
+                if not _matches(params, row):
+                    continue
+                mean = row.get(f"{ref.metric}_mean")
+                if mean is not None and math.isfinite(mean) and math.isfinite(value):
+                    out.append((ref.metric, float(mean) - float(value)))
+    return out
+
+
+def _t_interval(values: list[float]) -> tuple[float, float, float]:
+    from scipy import stats
+
+    n = len(values)
+    if n == 0:
+        return math.nan, math.nan, math.nan
+    mean = sum(values) / n
+    if n < 2:
+        return mean, math.nan, math.nan
+    std = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
+    half = float(stats.t.ppf(0.5 + CONFIDENCE / 2, n - 1)) * std / math.sqrt(n)
+    return mean, max(mean - half, 0.0), mean + half
+
+
+def reading_distances(summary: Summary) -> Any:
+    """One row per reading: ``reading`` (label), ``pairs`` (the Reading), ``rows`` (comparisons),
+    ``mean_abs_diff`` with ``ci_low``/``ci_high`` (95% t-interval), ``closest`` (bool), and per
+    reference metric ``rows_<metric>`` and ``mean_abs_diff_<metric>``. Empty without readings or
+    reference."""
+    import pandas as pd
+
+    readings = readings_of(summary)
+    refs = references(summary)
+    metrics = list(dict.fromkeys(ref.metric for ref in refs))
+    columns = COLUMNS + [c for m in metrics for c in (f"rows_{m}", f"mean_abs_diff_{m}")]
+    if not readings or not refs:
+        return pd.DataFrame(columns=columns)
+    records = []
+    for reading in readings:
+        diffs = _differences(summary, reading)
+        mean, low, high = _t_interval([abs(d) for _, d in diffs])
+        rec: dict[str, Any] = {"reading": reading_label(summary, reading), "pairs": reading,
+                               "rows": len(diffs), "mean_abs_diff": mean, "ci_low": low,
+                               "ci_high": high, "closest": False}
+        for m in metrics:
+            own = [abs(d) for metric, d in diffs if metric == m]
+            rec[f"rows_{m}"] = len(own)
+            rec[f"mean_abs_diff_{m}"] = sum(own) / len(own) if own else math.nan
+        records.append(rec)
+    frame = pd.DataFrame(records, columns=columns)
+    finite = frame["mean_abs_diff"].notna()
+    if finite.any():
+        frame.loc[frame.loc[finite, "mean_abs_diff"].idxmin(), "closest"] = True
+    return frame
+
+
+def closest_reading(summary: Summary) -> Reading | None:
+    """The reading with the smallest mean absolute difference to the reference rows; None
+    without readings, reference or any comparable row."""
+    frame = reading_distances(summary)
+    hit = frame[frame["closest"]]
+    return None if hit.empty else hit.iloc[0]["pairs"]
+
+
+def clearly_closest(frame: Any) -> bool:
+    """Whether the closest reading's interval lies below every other reading's interval (else
+    the data do not single it out)."""
+    best = frame[frame["closest"]]
+    if best.empty:
+        return False
+    high = best.iloc[0]["ci_high"]
+    others = frame[~frame["closest"] & frame["mean_abs_diff"].notna()]
+    if not math.isfinite(high) or others["ci_low"].isna().any():
+        return False
+    return bool((others["ci_low"] > high).all())
+
+
+def readings_markdown(summary: Summary) -> str:
+    """The report's Readings section body ("" when the study has no readings or reference)."""
+    from hpo.report.render import fmt_num
+
+    frame = reading_distances(summary)
+    if frame.empty:
+        return ""
+    metrics = [c[len("rows_"):] for c in frame.columns if c.startswith("rows_")]
+    apart = metrics if len(metrics) > 1 else []  # per-metric columns only when pooled
+    lines = ["| reading | rows compared | mean \\|difference\\| [95% CI] | "
+             + "".join(f"mean \\|difference\\| {m} (rows) | " for m in apart) + "closest |",
+             "|---|---|---|" + "---|" * len(apart) + "---|"]
+    for r in frame.to_dict("records"):
+        dist = fmt_num(r["mean_abs_diff"], "acc")
+        if math.isfinite(r["ci_low"]):
+            dist += f" [{fmt_num(r['ci_low'], 'acc')}, {fmt_num(r['ci_high'], 'acc')}]"
+        per = "".join(f"{fmt_num(r[f'mean_abs_diff_{m}'], m)} ({r[f'rows_{m}']}) | "
+                      for m in apart)
+        lines.append(f"| {r['reading']} | {r['rows']} | {dist} | {per}"
+                     f"{'**closest**' if r['closest'] else ''} |")
+    text = ("Per reading (a combination of the values the seed left open: "
+            + ", ".join(f"`{k}`" for k in reading_keys(summary))
+            + "), the mean absolute difference between the measured means and the published "
+            "values over the reference rows ("
+            + ", ".join(f"{m}" for m in metrics)
+            + "), with a 95% t-interval over the rows' absolute differences (none with fewer "
+            "than 2 rows).")
+    if len(metrics) > 1:
+        text += (" Rows of all tables are pooled as printed (an accuracy point weighs as much "
+                 "as a unit of loss); the further columns give each metric alone.")
+    best = frame[frame["closest"]]
+    if not best.empty and len(frame) > 1:
+        text += (f" Closest: **{best.iloc[0]['reading']}**"
+                 + ("; its interval lies below every other reading's." if clearly_closest(frame)
+                    else "; its interval overlaps another reading's, so the data do not single "
+                    "it out."))
+    return text + "\n\n" + "\n".join(lines)

@@ -1,0 +1,144 @@
+"""Readings: distance of each reading to the published numbers, on hand-made trials."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import math
+import types
+from pathlib import Path
+
+import optuna
+import pytest
+
+from hpo import spec, store
+from hpo.benchmarks import synthetic
+from hpo.report import readings, tables
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+T975_1 = 12.706204736174707  # t quantile 0.975 with 1 degree of freedom
+T975_2 = 4.302652729911275
+
+RAW = {
+    "name": "r4", "dataset": "digits", "epochs": 2, "repeats": 2, "sampler": "grid",
+    "model": {"channels": [4, 4], "padding": 1},
+    "space": {"train.optimizer": ["sgd", "adam"],
+              "model.dropout_location": ["none", "before_pool"]},
+    "reference": {"source": "R4", "metric": "test_acc", "rows": [
+        {"model.dropout_location": "none", "value": 90.0},
+        {"model.dropout_location": "before_pool", "value": 92.0},
+    ]},
+}
+# (optimizer, location) -> test accuracy of the two seeds
+MEASURED = {("sgd", "none"): (88.0, 88.0), ("sgd", "before_pool"): (91.0, 93.0),
+            ("adam", "none"): (95.0, 95.0), ("adam", "before_pool"): (96.0, 98.0)}
+
+
+@pytest.fixture
+def summary(tmp_path: Path) -> tables.Summary:
+    study = spec.validate(copy.deepcopy(RAW), "test")
+    url = f"sqlite:///{tmp_path}/r.db"
+    storage = store.open_storage(url, create=True)
+    study_obj = synthetic.create_study(storage, study)
+    trials = [synthetic.trial(study, {"train.optimizer": opt, "model.dropout_location": loc},
+                              synthetic.record(seed, test_acc=acc, train_loss=0.5 + seed / 10))
+              for (opt, loc), accs in MEASURED.items() for seed, acc in enumerate(accs)]
+    synthetic.add(study_obj, trials)
+    s = tables.summarize(store.load_study(storage, "r4"))
+    config = {**s.study.config, "readings": ["train.optimizer"]}
+    return dataclasses.replace(s, study=dataclasses.replace(s.study, config=config))
+
+
+def test_no_readings_key_means_no_readings(summary: tables.Summary) -> None:
+    plain = dataclasses.replace(summary, study=dataclasses.replace(
+        summary.study, config={k: v for k, v in summary.study.config.items()
+                               if k != "readings"}))
+    assert readings.readings_of(plain) == []
+    assert readings.closest_reading(plain) is None
+    assert readings.reading_distances(plain).empty
+    assert readings.readings_markdown(plain) == ""
+
+
+def test_distances_per_reading_with_t_interval(summary: tables.Summary) -> None:
+    assert readings.readings_of(summary) == [(("train.optimizer", "sgd"),),
+                                             (("train.optimizer", "adam"),)]
+    frame = readings.reading_distances(summary).set_index("reading")
+    sgd, adam = frame.loc["optimizer=sgd"], frame.loc["optimizer=adam"]
+    # sgd: |88 - 90| = 2, |92 - 92| = 0 -> mean 1, std sqrt(2), t-interval over 2 rows
+    assert sgd["rows"] == 2 and sgd["mean_abs_diff"] == pytest.approx(1.0)
+    assert sgd["ci_low"] == 0.0  # 1 - 12.7 clipped: a mean |difference| is >= 0
+    assert sgd["ci_high"] == pytest.approx(1.0 + T975_1 * math.sqrt(2) / math.sqrt(2))
+    # adam: |95 - 90| = |97 - 92| = 5
+    assert adam["mean_abs_diff"] == pytest.approx(5.0)
+    assert (adam["ci_low"], adam["ci_high"]) == pytest.approx((5.0, 5.0))
+    assert list(frame["closest"]) == [True, False]
+    assert readings.closest_reading(summary) == (("train.optimizer", "sgd"),)
+    assert not readings.clearly_closest(readings.reading_distances(summary))
+
+
+def test_markdown_names_closest_and_says_it_is_not_singled_out(
+        summary: tables.Summary) -> None:
+    text = readings.readings_markdown(summary)
+    assert "| optimizer=sgd | 2 | 1.00 [0.00, 13.71] | **closest** |" in text
+    assert "| optimizer=adam | 2 | 5.00 [5.00, 5.00] |  |" in text
+    assert ("Closest: **optimizer=sgd**; its interval overlaps another reading's, so the data "
+            "do not single it out.") in text
+
+
+def test_every_reference_table_counts(summary: tables.Summary) -> None:
+    """Several tables (R3 printed loss and accuracies per row): all rows enter the distance."""
+    loss = spec.Reference(source="R3 Table 1", metric="train_loss", note="", rows=(
+        ((("model.dropout_location", "none"), ("train.optimizer", "adam")), 0.45),))
+    study = types.SimpleNamespace(config=summary.study.config, reference=summary.study.reference,
+                                  references=(summary.study.reference, loss))
+    s = dataclasses.replace(summary, study=study)
+    frame = readings.reading_distances(s).set_index("reading")
+    # adam: 5, 5 (accuracy) and |0.55 - 0.45| = 0.1 (mean train loss of seeds 0.5, 0.6)
+    assert frame.loc["optimizer=adam", "rows"] == 3
+    assert frame.loc["optimizer=adam", "mean_abs_diff"] == pytest.approx(10.1 / 3)
+    assert frame.loc["optimizer=adam", "mean_abs_diff_train_loss"] == pytest.approx(0.1)
+    assert frame.loc["optimizer=adam", "rows_test_acc"] == 2
+    assert frame.loc["optimizer=sgd", "rows_train_loss"] == 0
+    assert math.isnan(frame.loc["optimizer=sgd", "mean_abs_diff_train_loss"])
+    half = T975_2 * math.sqrt(((5 - 10.1 / 3) ** 2 * 2 + (0.1 - 10.1 / 3) ** 2) / 2) / math.sqrt(3)
+    assert frame.loc["optimizer=adam", "ci_high"] == pytest.approx(10.1 / 3 + half)
+    assert readings.closest_reading(s) == (("train.optimizer", "sgd"),)
+
+
+def test_report_has_a_readings_section(summary: tables.Summary) -> None:
+    from hpo.report import write
+
+    text = write.readme(summary, [], ["md"])
+    section = text.split("## Readings\n\n", 1)[1]
+    assert section.startswith(
+        "Per reading (a combination of the values the seed left open: `train.optimizer`), the "
+        "mean absolute difference between the measured means and the published values over "
+        "the reference rows (test_acc), with a 95% t-interval over the rows' absolute "
+        "differences (none with fewer than 2 rows).")
+    assert "| optimizer=sgd | 2 | 1.00 [0.00, 13.71] | **closest** |" in section
+    assert text.index("## Published result") < text.index("## Readings")
+
+
+def test_readings_and_references_from_the_study_file(tmp_path: Path) -> None:
+    """The spec's own `readings` and `[[references]]`: both tables rendered, all rows counted."""
+    from hpo.report import write
+
+    raw = copy.deepcopy(RAW)
+    raw["readings"] = ["train.optimizer"]
+    raw["references"] = [{"source": "R3 Table 1", "metric": "train_loss", "rows": [
+        {"model.dropout_location": "none", "train.optimizer": "adam", "value": 0.45}]}]
+    study = spec.validate(raw, "test")
+    storage = store.open_storage(f"sqlite:///{tmp_path}/s.db", create=True)
+    study_obj = synthetic.create_study(storage, study)
+    synthetic.add(study_obj, [
+        synthetic.trial(study, {"train.optimizer": opt, "model.dropout_location": loc},
+                        synthetic.record(seed, test_acc=acc, train_loss=0.5 + seed / 10))
+        for (opt, loc), accs in MEASURED.items() for seed, acc in enumerate(accs)])
+    s = tables.summarize(study_obj)
+    frame = readings.reading_distances(s).set_index("reading")
+    assert frame.loc["optimizer=adam", "rows"] == 3
+    assert frame.loc["optimizer=adam", "mean_abs_diff"] == pytest.approx(10.1 / 3)
+    text = write.readme(s, [], ["md"])
+    assert "Source: R4." in text and "Source: R3 Table 1." in text
+    assert "| optimizer=adam | 3 | 3.37 [0.00, 10.39] | 5.00 (2) | 0.100 (1) |  |" in text

@@ -1,0 +1,249 @@
+"""Seeds until decided: which configurations get seeds, when it stops, exactly once, resume."""
+
+from __future__ import annotations
+
+import copy
+import math
+import os
+import signal
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import optuna
+import pytest
+
+from hpo import decide, runner, spec, store
+from hpo.benchmarks import synthetic
+from hpo.errors import SpecError
+from hpo.report import claims, tables
+from tests.conftest import completed_runs, run_hpo, start_hpo, trials, wait_for
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+LOC = "model.dropout_location"
+RAW: dict[str, Any] = {
+    "name": "ud", "dataset": "digits", "epochs": 2, "repeats": 2, "metric": "test_acc",
+    "until_decided": True, "max_repeats": 4,
+    "model": {"channels": [4, 4], "padding": 1, "dropout": 0.2},
+    "space": {LOC: ["none", "before_pool", "before_fc"]},
+    "claims": [
+        {"text": "before_pool beats none", "kind": "better", "config": {LOC: "before_pool"},
+         "than": {LOC: "none"}},
+        {"text": "before_fc is as good as before_pool", "kind": "similar",
+         "config": {LOC: "before_fc"}, "than": {LOC: "before_pool"}},
+    ],
+}
+# Seeds 0, 1: claim 1 is decided at once (Welch p 0.005, x 2 by Holm = 0.01 < 0.05 / 2 looks);
+# claim 2 is not (90.5 vs 90, margin 1, sd 2.8 on before_fc).
+FIRST = {"none": (80.0, 81.0), "before_pool": (90.0, 91.0), "before_fc": (88.0, 93.0)}
+# Seeds 2, 3: claim 1 stays decided, claim 2 stays inconclusive (sd 2.2 against a margin of 1).
+SECOND = {"before_pool": {2: 90.0, 3: 91.0}, "before_fc": {2: 90.0, 3: 91.0}}
+
+
+def study_of(**changes: Any) -> spec.Study:
+    raw = copy.deepcopy(RAW)
+    raw.update(changes)
+    return spec.validate(raw, "ud.toml")
+
+
+def _store(tmp_path: Path, study: spec.Study) -> tuple[str, Any]:
+    url = f"sqlite:///{tmp_path}/ud.db"
+    study_obj = synthetic.create_study(store.open_storage(url, create=True), study)
+    synthetic.add(study_obj, [
+        synthetic.trial(study, {LOC: loc}, synthetic.record(seed, test_acc=acc))
+        for loc, values in FIRST.items() for seed, acc in enumerate(values)])
+    return url, study_obj
+
+
+def _finish_waiting(study_obj: Any, acc: dict[str, dict[int, float]]) -> list[tuple[str, int]]:
+    """Run every queued trial 'synthetically': give it the record of its cell's value."""
+    ran = []
+    while (trial := runner.pop_waiting(study_obj)) is not None:
+        attrs = study_obj._storage.get_trial(trial._trial_id).user_attrs
+        cell = spec_cell(attrs["cell"])
+        record = synthetic.record(attrs["seed"], test_acc=acc[cell][attrs["seed"]])
+        for key, value in record.items():
+            trial.set_user_attr(key, value)
+        study_obj.tell(trial, record["test_acc"])
+        ran.append((cell, attrs["seed"]))
+    return sorted(ran)
+
+
+def spec_cell(cell_key: str) -> str:
+    import json
+
+    return json.loads(cell_key)[LOC]
+
+
+def test_looks_planned_and_alpha_divided() -> None:
+    assert decide.planned_looks({"repeats": 2, "max_repeats": 4}) == 2
+    assert decide.planned_looks({"repeats": 3, "max_repeats": 10}) == 4  # 3, 6, 9, 10
+    assert decide.planned_looks({"repeats": 3, "max_repeats": 3}) == 1
+
+
+def test_seeds_go_only_to_undecided_claims_and_stop_at_the_cap(tmp_path: Path) -> None:
+    study = study_of()
+    url, study_obj = _store(tmp_path, study)
+    verdicts = claims.evaluate_all(tables.summarize(study_obj))
+    assert [v.verdict for v in verdicts] == ["supported", "inconclusive"]
+
+    assert decide.add_seeds(study_obj, study, url) == 4  # seeds 2, 3 of the two configs
+    waiting = sorted((spec_cell(t.user_attrs["cell"]), t.user_attrs["seed"])
+                     for t in study_obj.get_trials(deepcopy=False) if t.state.name == "WAITING")
+    assert waiting == [("before_fc", 2), ("before_fc", 3), ("before_pool", 2),
+                       ("before_pool", 3)]
+    assert decide.targets(study_obj) == {'{"model.dropout_location": "before_fc"}': 4,
+                                         '{"model.dropout_location": "before_pool"}': 4}
+    # A second worker looking now finds the batch pending: it must not raise the targets again.
+    assert decide.add_seeds(study_obj, study, url) == 4
+    assert len(study_obj.user_attrs[decide.LOOKS_ATTR]) == 1
+
+    assert _finish_waiting(study_obj, SECOND) == waiting
+    assert decide.add_seeds(study_obj, study, url) == 0  # at the cap: finished
+    assert study_obj.user_attrs[decide.END_ATTR] == (
+        "claims 2 still inconclusive at the cap of 4 seeds per configuration (max_repeats)")
+    done = Counter(spec_cell(t.user_attrs["cell"]) for t in study_obj.get_trials()
+                   if t.state.name == "COMPLETE")
+    assert done == {"none": 2, "before_pool": 4, "before_fc": 4}
+    assert max(completed_runs(url, "ud").values()) == 1
+
+    summary = tables.summarize(study_obj)
+    assert decide.seeds_line(summary) == (
+        "Seeds until decided (batches of 2, at most 4 per configuration, 1 batch added): "
+        "complete seeds per configuration dropout_location=none 2, "
+        "dropout_location=before_pool 4, dropout_location=before_fc 4. Seeds were added for "
+        "the undecided claims (dropout_location=before_fc: claims 2; "
+        "dropout_location=before_pool: claims 2). Stopped: claims 2 still inconclusive at the "
+        "cap of 4 seeds per configuration (max_repeats).")
+    assert claims.report_alpha(summary) == pytest.approx(0.025)
+    assert "every test runs at α = 0.05 / 2 planned looks = 0.025" in claims.claims_intro(summary)
+
+
+def test_all_decided_means_no_seeds(tmp_path: Path) -> None:
+    raw_claims = RAW["claims"][:1]
+    study = study_of(claims=raw_claims)
+    url, study_obj = _store(tmp_path, study)
+    assert decide.add_seeds(study_obj, study, url) == 0
+    assert study_obj.user_attrs[decide.END_ATTR] == "all 1 claims decided"
+    assert decide.targets(study_obj) == {}
+
+
+def test_a_failed_trial_of_a_batch_is_queued_again_not_a_new_look(tmp_path: Path) -> None:
+    study = study_of()
+    url, study_obj = _store(tmp_path, study)
+    decide.add_seeds(study_obj, study, url)
+    trial = runner.pop_waiting(study_obj)
+    study_obj.tell(trial, state=optuna.trial.TrialState.FAIL)
+    assert decide.add_seeds(study_obj, study, url) == 3  # the three still waiting
+    _finish_waiting(study_obj, SECOND)
+    assert decide.add_seeds(study_obj, study, url) == 1  # the failed one, queued again
+    assert len(study_obj.user_attrs[decide.LOOKS_ATTR]) == 1
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"sampler": "tpe", "space": {"train.lr": {"type": "float", "low": 1e-4, "high": 1e-1}},
+      "claims": []},
+     "ud.toml: until_decided needs sampler = 'grid' (seeds are added to configurations of the "
+     "grid), got 'tpe'"),
+    ({"claims": []}, "ud.toml: until_decided needs [[claims]] to decide; add claims or drop "
+     "--until-decided"),
+    ({"max_repeats": 1}, "ud.toml: max_repeats must be >= repeats (2) with until_decided, got 1"),
+])
+def test_bad_until_decided_settings(changes: dict, message: str) -> None:
+    with pytest.raises(SpecError) as info:
+        study_of(**changes)
+    assert str(info.value) == message
+
+
+# ---------------------------------------------------------------------------------------------
+# The real CLI: training on the digits, two workers, a killed run.
+
+CLI_STUDY = """
+name = "ud"
+dataset = "digits"
+epochs = 1
+batch_size = 32
+repeats = 2
+max_repeats = 4
+train_subset = 150
+metric = "test_acc"
+sampler = "grid"
+
+[model]
+family = "mlp"
+fc_layers = 1
+fc_width = 16
+
+[space]
+"train.lr" = [0.001, 0.0011, 0.5]
+
+[[claims]]
+text = "lr 0.0011 is the same as 0.001 within a hundredth of a point"
+kind = "similar"
+config = { "train.lr" = 0.0011 }
+than = { "train.lr" = 0.001 }
+margin = 0.01
+"""
+# A margin of 0.01 points (test accuracy moves in steps of 0.28 points on the digits) cannot be
+# shown with 4 seeds: the claim stays inconclusive and gets every seed up to the cap; lr 0.5 is
+# in no claim and keeps its 2 seeds.
+
+
+def _check_once_and_targets(url: str) -> None:
+    runs = completed_runs(url, "ud")
+    assert max(runs.values()) == 1  # no (configuration, seed) ran twice
+    per_cell = Counter(spec_lr(cell) for cell, _ in runs)
+    assert per_cell == {0.001: 4, 0.0011: 4, 0.5: 2}
+    assert not [t for t in trials(url, "ud") if t.state.name in ("WAITING", "RUNNING")]
+
+
+def spec_lr(cell_key: str) -> float:
+    import json
+
+    return json.loads(cell_key)["train.lr"]
+
+
+@pytest.mark.slow
+def test_cli_until_decided_with_two_workers(tmp_path: Path) -> None:
+    path = tmp_path / "ud.toml"
+    path.write_text(CLI_STUDY)
+    url = f"sqlite:///{tmp_path / 'hpo.db'}"
+    done = run_hpo("run", "--study", str(path), "--storage", url, "--no-progress", "--jobs", "2",
+                   "--threads", "1", "--no-artifacts", "--until-decided", cwd=tmp_path,
+                   timeout=300)
+    assert done.returncode == 0, done.stderr
+    _check_once_and_targets(url)
+    assert ("until decided: 1 batches of seeds added; claims 1 still inconclusive at the cap of "
+            "4 seeds per configuration (max_repeats)") in done.stdout
+    again = run_hpo("run", "--study", str(path), "--storage", url, "--no-progress",
+                    "--no-artifacts", "--until-decided", cwd=tmp_path, timeout=300)
+    assert again.returncode == 0, again.stderr  # nothing more to do: nothing runs twice
+    _check_once_and_targets(url)
+
+
+@pytest.mark.slow
+def test_cli_sigkill_mid_batch_then_rerun_finishes_exactly_once(tmp_path: Path) -> None:
+    path = tmp_path / "ud.toml"
+    path.write_text(CLI_STUDY.replace("epochs = 1", "epochs = 30"))
+    url = f"sqlite:///{tmp_path / 'hpo.db'}"
+    args = ["run", "--study", str(path), "--storage", url, "--no-progress", "--threads", "1",
+            "--no-artifacts", "--until-decided"]
+    proc = start_hpo(*args, cwd=tmp_path)
+
+    def mid_batch() -> bool:  # the first look has raised the targets, a batch trial runs
+        ts = trials(url, "ud")
+        return any(t.state.name == "RUNNING" and t.user_attrs.get("seed", 0) >= 2 for t in ts)
+
+    wait_for(mid_batch, timeout=240)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.communicate()
+    started = time.monotonic()
+    again = run_hpo(*args, cwd=tmp_path, timeout=300)
+    assert again.returncode == 0, again.stderr
+    assert time.monotonic() - started > 3  # it waited out the dead trial's grace period
+    _check_once_and_targets(url)
+    states = Counter(t.state.name for t in trials(url, "ud"))
+    assert states["FAIL"] == 1 and states["COMPLETE"] == 10
+    assert math.isfinite(len(trials(url, "ud")))
