@@ -494,8 +494,11 @@ def _judged_reading(claim: Claim, summary: Summary) -> tuple[Any, list[Any], str
     if not all_readings or all(k in named for k, _ in all_readings[0]):
         return (), [], ""
     closest = readings_mod.closest_reading(summary)
+    base = tuple(sorted((k, summary.study.config.get(k)) for k, _ in all_readings[0]))
     if closest is not None:
         chosen, why = tuple(closest), "the reading closest to the published numbers"
+    elif base in all_readings:
+        chosen, why = base, "the study's base configuration (no published numbers rank readings)"
     else:
         chosen, why = tuple(all_readings[0]), "the first reading (no published numbers to rank)"
     chosen = tuple((k, v) for k, v in chosen if k not in named)

@@ -40,6 +40,13 @@ def references(summary: Summary) -> tuple[Any, ...]:
     return () if ref is None else (ref,)
 
 
+def off_seed_dataset(summary: Summary) -> str | None:
+    """The seed's dataset when this study ran on another one (its published numbers then rank
+    no reading: a digits run says nothing about which reading reproduces an MNIST table)."""
+    seed = summary.study.config.get("seed_dataset")
+    return seed if seed and seed != summary.study.config["dataset"] else None
+
+
 def readings_of(summary: Summary) -> list[Reading]:
     """Each reading as sorted (key, value) pairs, in table order; [] without readings."""
     keys = reading_keys(summary)
@@ -99,7 +106,7 @@ def reading_distances(summary: Summary) -> Any:
     refs = references(summary)
     metrics = list(dict.fromkeys(ref.metric for ref in refs))
     columns = COLUMNS + [c for m in metrics for c in (f"rows_{m}", f"mean_abs_diff_{m}")]
-    if not readings or not refs:
+    if not readings or not refs or off_seed_dataset(summary):
         return pd.DataFrame(columns=columns)
     records = []
     for reading in readings:
@@ -146,6 +153,12 @@ def readings_markdown(summary: Summary) -> str:
     from hpo.report.render import fmt_num
 
     frame = reading_distances(summary)
+    seed = off_seed_dataset(summary)
+    if seed and readings_of(summary) and references(summary):
+        return (f"The published numbers are for {seed}; this study ran on "
+                f"{summary.study.config['dataset']}, so they rank none of the readings ("
+                + ", ".join(f"`{k}`" for k in reading_keys(summary))
+                + f"). Run it with `--dataset {seed}` for that comparison.")
     if frame.empty:
         return ""
     metrics = [c[len("rows_"):] for c in frame.columns if c.startswith("rows_")]
