@@ -87,7 +87,7 @@ NONE = "dropout_location=none: test_acc 82 ± 2 (n=3)"
     (claim("better", "none", "before_pool"), "not supported",
      f"{NONE} vs {BP}; Welch p = 0.00646 (significantly worse)"),
     (claim("better", "before_pool", "before_conv"), "inconclusive",
-     f"{BP} vs {BC}; Welch p = 0.496 (within noise); inconclusive: ≈ 41 seeds per "
+     f"{BP} vs {BC}; Welch p = 0.496 (not significant); inconclusive: ≈ 41 seeds per "
      "configuration would detect the observed 1-point difference (80% power, α = 0.05)"),
     (claim("better", "input", "none"), "inconclusive",
      f"dropout_location=input: test_acc 85 (n=1) vs {NONE}; no test (n < 2); inconclusive: at "
@@ -216,7 +216,7 @@ def test_time_and_epoch_metrics(tmp_path: Path) -> None:
     v = one(tmp_path, claim("better", "before_pool", "none", metric="wall_time"))
     assert v.verdict == "inconclusive"
     assert v.evidence.startswith("dropout_location=before_pool: wall_time 5 ± 0 (n=3) vs ")
-    assert v.evidence.endswith("Welch p = 1 (within noise); inconclusive: no feasible number "
+    assert v.evidence.endswith("Welch p = 1 (not significant); inconclusive: no feasible number "
                                "of seeds (≤ 1,000,000) would detect the observed 0 s "
                                "difference")
     assert claims.lower_is_better("epochs_to_target") and not claims.lower_is_better("val_acc")
@@ -414,15 +414,16 @@ def test_a_claim_is_judged_within_the_closest_reading(tmp_path: Path,
     assert v.evidence == (
         "dropout_location=before_pool, lr=0.01: test_acc 91 ± 1 (n=3) vs dropout_location=none, "
         "lr=0.01: test_acc 82 ± 2 (n=3); Welch p = 0.00646 (significantly better) (judged "
-        "within lr=0.01, the reading closest to the published numbers; other readings differ: "
-        "lr=0.1: inconclusive)")
+        "within lr=0.01, the reading closest to the published numbers; other readings differ "
+        "(uncorrected): lr=0.1: inconclusive)")
     monkeypatch.setattr(readings, "closest_reading", lambda s: None)
     monkeypatch.setattr(readings, "readings_of", lambda s: [(("train.lr", 0.1),),
                                                             (("train.lr", 0.01),)])
     (v,) = claims.evaluate_all(summary)
     assert v.verdict == "inconclusive"
-    assert v.evidence.endswith("(judged within lr=0.1, the first reading (no published numbers "
-                               "to rank); other readings differ: lr=0.01: supported)")
+    assert v.evidence.endswith(
+        "(judged within lr=0.1, the first reading (no published numbers to rank); other "
+        "readings differ (uncorrected): lr=0.01: supported)")
 
 
 def test_a_claim_may_leave_a_reading_key_open() -> None:

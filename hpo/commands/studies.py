@@ -33,11 +33,12 @@ def main(args: argparse.Namespace) -> int:
     if args.format == "json":
         print(json.dumps(rows, indent=2))
         return 0
+    width = max((len(row["name"]) for row in rows), default=0)
     for row in rows:
         if row["configurations"] is None:
             size = f"{row['trials']} trials ({row['sampler']})"
         else:
             plural = "s" if row["configurations"] != 1 else ""
             size = f"{row['configurations']} config{plural} x {row['repeats']} seeds"
-        print(f"{row['name']:<18} {size:<22} {row['dataset']:<11} {row['question']}")
+        print(f"{row['name']:<{width}} {size:<22} {row['dataset']:<11} {row['question']}")
     return 0

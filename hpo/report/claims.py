@@ -344,7 +344,7 @@ def _better(claim: Claim, a: _Side, b: _Side, m: str, alpha: float) -> Verdict:
         return Verdict(claim, m, SUPPORTED if wins else NOT_SUPPORTED,
                        f"{evidence} (significantly {'better' if wins else 'worse'})", p,
                        configs=rows, seeds_needed=needed)
-    return Verdict(claim, m, INCONCLUSIVE, f"{evidence} (within noise); inconclusive: "
+    return Verdict(claim, m, INCONCLUSIVE, f"{evidence} (not significant); inconclusive: "
                    + seeds_text(needed(alpha), f"detect the observed {_amount(d.diff, m)}",
                                 alpha), p, configs=rows, seeds_needed=needed)
 
@@ -498,7 +498,8 @@ def _judged_reading(claim: Claim, summary: Summary) -> tuple[Any, list[Any], str
     if closest is not None:
         chosen, why = tuple(closest), "the reading closest to the published numbers"
     elif base in all_readings:
-        chosen, why = base, "the study's base configuration (no published numbers rank readings)"
+        chosen, why = base, ("the study's base configuration (the published numbers single out "
+                             "no reading)")
     else:
         chosen, why = tuple(all_readings[0]), "the first reading (no published numbers to rank)"
     chosen = tuple((k, v) for k, v in chosen if k not in named)
@@ -518,7 +519,7 @@ def _evaluate_in_readings(claim: Claim, summary: Summary, alpha: float) -> Verdi
             differ.append(f"{_label(summary, reading)}: {v.verdict}")
     note = f"judged within {_label(summary, chosen)}, {why}"
     if differ:
-        note += "; other readings differ: " + "; ".join(differ)
+        note += "; other readings differ (uncorrected): " + "; ".join(differ)
     return replace(verdict, evidence=f"{verdict.evidence} ({note})")
 
 
@@ -574,7 +575,10 @@ def claims_intro(summary: Summary) -> str:
         f"did not run in the setting the claim needs. Tests at α = {ALPHA:g}, then Holm over "
         "the report's claims (a claim significant alone but not after it is inconclusive). "
         "Every inconclusive verdict says how many seeds per configuration would decide it at "
-        "the observed difference (80% power, two-sample t-test with the pooled std)." + looks
+        "the observed difference (80% power, two-sample t-test with the pooled std, at α before "
+        "the Holm corrections and taking the observed difference and spread as true: a rough, "
+        "optimistic estimate, the rougher the fewer seeds it rests on). Verdicts named for other "
+        "readings are uncorrected." + looks
     )
 
 

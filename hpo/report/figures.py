@@ -385,8 +385,8 @@ def plot_heatmaps(data: HeatmapData, title: str) -> Any:
                     if marks.iat[i, j]:
                         ax.add_patch(Rectangle((j + 0.05, i + 0.05), 0.9, 0.9, fill=False,
                                                edgecolor="black", linewidth=2.5))
-        ax.set_title(f"mean {_unit_label(metric)}"
-                     + ("\noutlined: best and within noise of it" if marks is not None else ""))
+        outlined = "\noutlined: best and not significantly different"
+        ax.set_title(f"mean {_unit_label(metric)}" + (outlined if marks is not None else ""))
         ax.set_ylabel(names[data.keys[0]])
         ax.set_xlabel(names[data.keys[1]])
         ax.set_yticklabels([_tick(v) for v in matrix.index], rotation=0)

@@ -128,11 +128,16 @@ def reading_distances(summary: Summary) -> Any:
 
 
 def closest_reading(summary: Summary) -> Reading | None:
-    """The reading with the smallest mean absolute difference to the reference rows; None
-    without readings, reference or any comparable row."""
+    """The reading with the smallest mean absolute difference to the reference rows, when its
+    interval lies below every other reading's; None otherwise (no readings, no reference, no
+    comparable row, or no reading clearly closest)."""
     frame = reading_distances(summary)
     hit = frame[frame["closest"]]
-    return None if hit.empty else hit.iloc[0]["pairs"]
+    # Claims are judged in this reading: one that the data do not single out must not decide
+    # which setting a verdict speaks for.
+    if hit.empty or (len(frame) > 1 and not clearly_closest(frame)):
+        return None
+    return hit.iloc[0]["pairs"]
 
 
 def clearly_closest(frame: Any) -> bool:
@@ -180,7 +185,8 @@ def readings_markdown(summary: Summary) -> str:
             "values over the reference rows ("
             + ", ".join(f"{m}" for m in metrics)
             + "), with a 95% t-interval over the rows' absolute differences (none with fewer "
-            "than 2 rows).")
+            "than 2 rows; descriptive only: the rows share configurations and metrics, so they "
+            "are not independent samples).")
     if len(metrics) > 1:
         text += (" Rows of all tables are pooled as printed (an accuracy point weighs as much "
                  "as a unit of loss); the further columns give each metric alone.")
@@ -189,5 +195,5 @@ def readings_markdown(summary: Summary) -> str:
         text += (f" Closest: **{best.iloc[0]['reading']}**"
                  + ("; its interval lies below every other reading's." if clearly_closest(frame)
                     else "; its interval overlaps another reading's, so the data do not single "
-                    "it out."))
+                    "it out, and claims are judged in the study's base configuration instead."))
     return text + "\n\n" + "\n".join(lines)

@@ -67,7 +67,7 @@ def fmt_p(row: Any) -> str:
     p = row["p_value"]
     if not _finite(p):
         return "n/a (n < 2)" if row["n"] >= 1 else DASH
-    label = "significant" if p < ALPHA else "within noise"
+    label = "significant" if p < ALPHA else "not significant"
     return f"{p:.3f} ({label})" if p >= 0.001 else f"<0.001 ({label})"
 
 

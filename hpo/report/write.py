@@ -64,9 +64,10 @@ def _figure_specs(summary: Summary) -> list[tuple[str, str, Any]]:
             "heatmap",
             "Two-parameter grid: mean test accuracy and mean "
             f"{time_basis(summary).label} per run. {time_basis(summary).note} "
-            "Outlined (black) cells are the best cell and those within noise of it (Welch's "
-            f"t-test against the best cell, p ≥ {ALPHA:g}, as in the tables; cells with one run "
-            "are not tested and not outlined). The accuracy colour scale spans at least "
+            "Outlined (black) cells are the best cell by mean test accuracy and those not "
+            f"significantly different from it in test accuracy (Welch's t-test, p ≥ {ALPHA:g}; "
+            "the tables test the study's metric instead; cells with one run are not tested and "
+            "not outlined). The accuracy colour scale spans at least "
             f"{figures.MIN_SPAN_POINTS:g} points or {figures.MIN_SPAN_STDS:g} times the largest "
             "seed standard deviation below the best cell, so a spread within noise stays "
             "near one colour.",
@@ -220,12 +221,17 @@ def _best_line(summary: Summary) -> str:
     m = summary.metric
     table = summary.table
     others = table[~table["best"] & (table["n"] > 0)]
-    tied = others[~(others["p_value"] < ALPHA)]
+    tested = others[others["p_value"].notna()]
+    tied = tested[~(tested["p_value"] < ALPHA)]
     line = (f"Best by mean {m}: **{best['config']}** ({render.fmt_stat(best, m, ci=False)}, "
             f"n={int(best['n'])}).")
-    if len(others):
-        line += (f" {len(tied)} of {len(others)} other configurations are within noise of it "
-                 f"(Welch's t-test p ≥ {ALPHA:g}, or fewer than 2 runs to test).")
+    if len(tested):
+        # Not rejecting is not equality: with a few seeds a test has little power.
+        line += (f" {len(tied)} of {len(tested)} other configurations tested are not "
+                 f"significantly different from it (Welch's t-test p ≥ {ALPHA:g}; with few seeds "
+                 "that is weak evidence, not a tie).")
+    if len(tested) < len(others):
+        line += f" {len(others) - len(tested)} could not be tested (fewer than 2 runs on a side)."
     return line
 
 
