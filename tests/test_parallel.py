@@ -218,18 +218,20 @@ def test_workers_started_early_stop_when_the_study_cannot_be_prepared(tmp_path: 
     ]
     assert time.monotonic() - started < 60
     assert len(trials(url, "tiny")) == 2
-    assert _spawned_workers() == []
+    assert _spawned_workers(tmp_path) == []
 
 
-def _spawned_workers() -> list[int]:
-    """Live multiprocessing spawn children anywhere on the machine (orphans included)."""
+def _spawned_workers(cwd: Path) -> list[int]:
+    """Live multiprocessing spawn children working in ``cwd`` (orphans included; workers of
+    other runs on the machine, which work elsewhere, do not count)."""
     found = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
                 cmdline = (entry / "cmdline").read_bytes()
+                where = os.readlink(entry / "cwd")
             except OSError:
                 continue
-            if b"spawn_main" in cmdline and b"multiprocessing" in cmdline:
+            if b"spawn_main" in cmdline and b"multiprocessing" in cmdline and where == str(cwd):
                 found.append(int(entry.name))
     return found
