@@ -470,3 +470,12 @@ def test_no_artifacts_attaches_nothing(location_store: str, tmp_path: Path,
     study_obj = optuna.load_study(study_name="loc",
                                   storage=store.open_storage(url, create=False))
     assert annotate.study_artifacts(study_obj) == []
+
+
+def test_a_published_single_run_is_compared_with_a_prediction_interval() -> None:
+    from hpo.report.tables import prediction_interval
+
+    low, high = prediction_interval(90.0, 2.0, 3)
+    half = 4.302652729749464 * 2.0 * math.sqrt(1 + 1 / 3)  # t(0.975, 2) * s * sqrt(1 + 1/n)
+    assert (low, high) == pytest.approx((90.0 - half, 90.0 + half))
+    assert all(math.isnan(x) for x in prediction_interval(90.0, 2.0, 1))

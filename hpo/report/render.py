@@ -185,9 +185,12 @@ def reference_display(ref: Any, metric: str) -> Any:
                      metric) for r in ref.to_dict("records")],
         "difference (measured − published)": [
             f"{x:+.2f}" if _finite(x) else DASH for x in ref["difference"]],
-        "published inside 95% CI": [
+        "95% prediction interval of one run": [
+            f"[{fmt_num(lo, metric)}, {fmt_num(hi, metric)}]" if _finite(lo) else DASH
+            for lo, hi in zip(ref["pi_low"], ref["pi_high"])],
+        "published inside it": [
             DASH if v is None or (isinstance(v, float) and math.isnan(v)) else
-            ("yes" if v else "no") for v in ref["published_in_ci"]],
+            ("yes" if v else "no") for v in ref["published_in_pi"]],
     })
     return out
 

@@ -426,6 +426,18 @@ def _matches(params: Sequence[tuple[str, Any]], row: Any) -> bool:
     return True
 
 
+def prediction_interval(mean: float, std: float, n: int) -> tuple[float, float]:
+    """The 95% interval where one more run would fall (t-based: mean ± t·s·√(1 + 1/n)); a
+    published single run is one such run, so this, not the CI of the mean, is what it is
+    compared with. NaN with fewer than 2 runs."""
+    from scipy import stats
+
+    if n < 2 or not (math.isfinite(mean) and math.isfinite(std)):
+        return math.nan, math.nan
+    half = float(stats.t.ppf(0.5 + CONFIDENCE / 2, n - 1)) * std * math.sqrt(1 + 1 / n)
+    return mean - half, mean + half
+
+
 def reference_table(summary: Summary, ref: Any = None) -> Any | None:
     """A published table (``ref``, default the study's first) beside the measured means: one
     row per (published row, matching configuration); a published row naming a subset of the
@@ -446,12 +458,18 @@ def reference_table(summary: Summary, ref: Any = None) -> Any | None:
             rows.append({"published_config": published, "config": None, "published": value})
         for row in matched:
             mean, lo, hi = row[f"{m}_mean"], row[f"{m}_ci_low"], row[f"{m}_ci_high"]
+            pi_lo, pi_hi = prediction_interval(mean, row[f"{m}_std"], int(row["n"]))
+            if math.isfinite(pi_lo):  # clipped as the CIs are: accuracies 0-100, losses >= 0
+                pi_lo = max(pi_lo, 0.0)
+                pi_hi = min(pi_hi, 100.0) if m.endswith("_acc") else pi_hi
             rows.append({
                 "published_config": published, "config": row["config"], "published": value,
                 "n": int(row["n"]), "mean": mean, "std": row[f"{m}_std"],
                 "ci_low": lo, "ci_high": hi, "difference": mean - value,
                 "published_in_ci": bool(lo <= value <= hi) if pd.notna(lo) else None,
+                "pi_low": pi_lo, "pi_high": pi_hi,
+                "published_in_pi": bool(pi_lo <= value <= pi_hi) if math.isfinite(pi_lo) else None,
             })
     columns = ["published_config", "config", "published", "n", "mean", "std", "ci_low",
-               "ci_high", "difference", "published_in_ci"]
+               "ci_high", "difference", "published_in_ci", "pi_low", "pi_high", "published_in_pi"]
     return pd.DataFrame(rows, columns=columns)

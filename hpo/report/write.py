@@ -289,8 +289,11 @@ def readme(summary: Summary, drawn: Sequence[tuple[str, str]], formats: Sequence
             lines += [f"Source: {source.source}." + (f" {source.note}" if source.note else ""),
                       "", render.reference_display(ref, source.metric).to_markdown(
                           index=False, disable_numparse=True), ""]
-        lines += ["A published single run outside the measured 95% interval is not by itself "
-                  "a contradiction: dataset, epochs and network may differ (see Setup).", ""]
+        lines += ["The published numbers are single runs, so each is compared with the 95% "
+                  "prediction interval of one more run (mean ± t·s·√(1 + 1/n)), not with the "
+                  "interval of the mean; with 2 or 3 seeds that interval is wide and a 'yes' "
+                  "says little. A published run outside it is not by itself a contradiction: "
+                  "dataset, epochs and network may differ (see Setup).", ""]
         distances = readings.readings_markdown(summary)
         if distances:
             lines += ["## Readings", "", distances, ""]
