@@ -333,7 +333,7 @@ def test_report_command_writes_every_file(location_store: str, tmp_path: Path,
     assert "Welch's t-test" in md
     assert "10 trials: 7 complete, 1 pruned, 1 failed, 1 still running." in md
     assert ("| dropout_location=before_pool | dropout_location=before_pool | 93.17 | 3 | "
-            "90.00 ± 0.00 [90.00, 90.00] | -3.17 | no |") in flat
+            "90.00 ± 0.00 [90.00, 90.00] | -3.17 | [90.00, 90.00] | no |") in flat
     assert "![" in md and "(figures/test_accuracy.png)" in md
     assert "hpo run --study loc" in md
     assert f"hpo report --study loc --storage {location_store} --out {out}" in md
