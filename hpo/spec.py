@@ -140,6 +140,16 @@ def text(value: Any) -> str:
     return value
 
 
+def optional_choice(*options: str) -> Validator:
+    """None (unset) or one of ``options``."""
+    pick = choice(*options)
+
+    def check(value: Any) -> str | None:
+        return None if value in (None, "") else pick(value)
+
+    return check
+
+
 def optional_text(value: Any) -> str | None:
     return None if value in (None, "") else text(value)
 
@@ -211,8 +221,9 @@ KEYS: dict[str, Key] = {
     "readings": Key([], key_list, "[space] keys whose values are readings of what the seed "
                     "left open; the report says which reading lands closest to the reference",
                     False),
-    "seed_dataset": Key(None, optional_text, "the dataset the seed's published numbers come "
-                        "from; on another dataset the report ranks no reading by them", False),
+    "seed_dataset": Key(None, optional_choice(*DATASETS), "the dataset the seed's published "
+                        "numbers come from; on another dataset the report ranks no reading by "
+                        "them", False),
     "target_acc": Key(0.0, real(ge=0, le=100), "report: epochs to reach this validation "
                       "accuracy (%), per configuration (0: not shown)", False),
     # Data

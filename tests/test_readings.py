@@ -148,3 +148,25 @@ def test_readings_and_references_from_the_study_file(tmp_path: Path) -> None:
     text = write.readme(s, [], ["md"])
     assert "Source: R4." in text and "Source: R3 Table 1." in text
     assert "| optimizer=adam | 3 | 3.37 [0.00, 10.39] | 5.00 (2) | 0.100 (1) |  |" in text
+
+
+def test_published_numbers_rank_no_reading_off_the_seeds_dataset(
+        summary: tables.Summary) -> None:
+    # The fixture ran on digits; numbers published for MNIST say nothing about its readings.
+    config = {**summary.study.config, "seed_dataset": "mnist"}
+    off = dataclasses.replace(summary, study=dataclasses.replace(summary.study, config=config))
+    assert readings.off_seed_dataset(off) == "mnist"
+    assert readings.reading_distances(off).empty
+    assert readings.closest_reading(off) is None
+    assert readings.readings_markdown(off) == (
+        "The published numbers are for mnist; this study ran on digits, so they rank none of the "
+        "readings (`train.optimizer`). Run it with `--dataset mnist` for that comparison.")
+
+
+def test_seed_dataset_must_be_a_known_dataset() -> None:
+    raw = {**copy.deepcopy(RAW), "seed_dataset": "mnsit"}
+    with pytest.raises(spec.SpecError) as err:
+        spec.validate(raw, "test")
+    assert str(err.value) == (
+        "test: seed_dataset must be one of 'digits', 'mnist', 'fashion_mnist', 'kmnist', "
+        "'cifar10', 'imagefolder', got 'mnsit'")
