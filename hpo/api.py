@@ -48,10 +48,10 @@ def run(study: str | spec.Study, *, storage: str | None = None, jobs: int = 1,
 def results(storage: str, name: str) -> Any:
     """One row per trial of the stored study ``name`` (a pandas DataFrame): number, state, the
     varied keys, seed and the trial record (losses, accuracies, times, epochs, history)."""
-    from hpo import results as results_mod
+    from hpo import records
 
     study_obj = store.load_study(store.open_storage(storage, create=False), name)
-    return results_mod.trials_frame(study_obj)
+    return records.trials_frame(study_obj)
 
 
 def report(storage: str, name: str, out: str | Path = "reports") -> Path:
@@ -60,7 +60,7 @@ def report(storage: str, name: str, out: str | Path = "reports") -> Path:
     import matplotlib
 
     matplotlib.use("Agg")  # files only, never a window
-    from hpo.report import tables, write
+    from hpo.reporting import tables, write
 
     study_obj = store.load_study(store.open_storage(storage, create=False), name)
     summary = tables.summarize(study_obj)

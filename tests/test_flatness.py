@@ -12,7 +12,7 @@ import torch
 from hpo import annotate, cli, data, flatness, spec, store
 from hpo.benchmarks import synthetic
 from hpo.models import ModelConfig, build_model
-from hpo.report import figures, tables, write
+from hpo.reporting import figures, tables, write
 from hpo.train import TrainConfig, evaluate, train_model
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)

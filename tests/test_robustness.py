@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from hpo import cli, results, runner, spec, store
+from hpo import cli, records, runner, spec, store
 from hpo.errors import StoreError
 
 from .conftest import (
@@ -324,10 +324,10 @@ def test_a_duplicate_run_is_counted_once_and_named(store_copy: Path, capsys) -> 
                "and ignoring trial 1 (same configuration and seed as trial 0)")
     study_obj = optuna.load_study(study_name="tiny", storage=store.open_storage(url))
     first_acc = study_obj.trials[0].user_attrs["test_acc"]
-    for trials_list in (None, results.fetch_trials(study_obj)):
-        frame = results.trials_frame(study_obj, trials=trials_list)
+    for trials_list in (None, records.fetch_trials(study_obj)):
+        frame = records.trials_frame(study_obj, trials=trials_list)
         assert frame["number"].tolist() == [0]
-        summary = results.config_summary(frame, results.varied_keys(results.study_spec(
+        summary = records.config_summary(frame, records.varied_keys(records.study_spec(
             study_obj)))
         assert summary["n"].tolist() == [1]
         assert summary["mean"].tolist() == [first_acc]

@@ -15,7 +15,7 @@ TERMINAL_LIMIT = 20  # rows of a tuning study printed on the terminal (all are i
 
 
 def parse_formats(text: str) -> list[str]:
-    from hpo.report.write import FORMATS
+    from hpo.reporting.write import FORMATS
 
     formats = [f.strip().lower() for f in text.split(",") if f.strip()]
     bad = [f for f in formats if f not in FORMATS]
@@ -50,7 +50,7 @@ def main(args: argparse.Namespace) -> int:
     import matplotlib
 
     matplotlib.use("Agg")  # files only, never a window
-    from hpo.report import render, tables, write
+    from hpo.reporting import render, tables, write
 
     formats = parse_formats(args.format)
     url = store.resolve_url(args.storage)
@@ -100,7 +100,7 @@ def main(args: argparse.Namespace) -> int:
 
 def _across(args: argparse.Namespace, storage: object) -> int:
     """``--across-datasets``: claims × datasets from one store."""
-    from hpo.report import across
+    from hpo.reporting import across
 
     result = across.across_datasets(storage, across.parse_studies(args.across_datasets))
     path = across.write(result, args.out)

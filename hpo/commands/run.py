@@ -34,7 +34,7 @@ def overrides_from(args: argparse.Namespace) -> list[str]:
 
 
 def main(args: argparse.Namespace) -> int:
-    from hpo import annotate, results, runner
+    from hpo import annotate, records, runner
 
     if args.jobs < 1:
         raise HpoError(f"--jobs must be >= 1, got {args.jobs}")
@@ -56,16 +56,16 @@ def main(args: argparse.Namespace) -> int:
         annotate.artifact_store(artifacts)  # unusable folder: one error now, not one per trial
     with annotate.run_settings(args.artifacts, enabled=not args.no_artifacts):
         study_obj = runner.run(study, opts)
-    frame = results.trials_frame(study_obj, study)
-    keys = results.varied_keys(study)
-    summary = results.config_summary(frame, keys)
+    frame = records.trials_frame(study_obj, study)
+    keys = records.varied_keys(study)
+    summary = records.config_summary(frame, keys)
     print(f"study {study.name!r} in {store.mask(opts.storage_url)}: "
           f"{(frame['state'] == 'COMPLETE').sum()} complete trials")
     if not study.is_grid and len(summary) > TOP_CONFIGS:
         # A tuning study has one row per sampled configuration: show the best ones.
         summary = summary.sort_values("mean", ascending=False).head(TOP_CONFIGS)
         print(f"best {TOP_CONFIGS} configurations by mean test_acc:")
-    print(results.format_summary(summary, keys))
+    print(records.format_summary(summary, keys))
     if study.config["until_decided"]:
         from hpo import decide
 

@@ -30,7 +30,7 @@ class Summary:
 
     name: str
     study: Study
-    frame: Any  # one row per trial, every state (hpo.results.trials_frame)
+    frame: Any  # one row per trial, every state (hpo.records.trials_frame)
     table: Any  # one row per configuration, numeric (see config_table)
     keys: list[str]  # varied keys, in space order
     metric: str  # the ranking metric (default: the study's metric)
@@ -157,7 +157,7 @@ def config_table(frame: Any, study: Study, metric: str | None = None) -> Any:
                          if keys else "")
     done = frame[frame["state"] == "COMPLETE"]
 
-    if "cpu_time" not in done:  # a frame from hpo.results.trials_frame alone
+    if "cpu_time" not in done:  # a frame from hpo.records.trials_frame alone
         done = done.assign(cpu_time=math.nan)
     numeric = {m: pd.to_numeric(done[m], errors="coerce") for m in
                (*STAT_METRICS, "wall_time", "cpu_time", "n_params", "epochs_run")}
@@ -301,12 +301,12 @@ def _tuning_order(table: Any, metric: str) -> Any:
 
 def summarize(study_obj: Any, metric: str | None = None) -> Summary:
     """Load a stored study's trials and build its per-configuration table."""
-    from hpo import results
+    from hpo import records
 
-    study = results.study_spec(study_obj)
+    study = records.study_spec(study_obj)
     metric = metric or study.config["metric"]
-    trials = results.fetch_trials(study_obj)
-    frame = results.trials_frame(study_obj, study, trials)
+    trials = records.fetch_trials(study_obj)
+    frame = records.trials_frame(study_obj, study, trials)
     if frame.empty:
         rename = "" if study.name == study_obj.study_name else f" --name {study_obj.study_name}"
         raise HpoError(

@@ -1,7 +1,7 @@
 """Machine-checked verdicts on a study's ``[[claims]]``: does the measurement support the seed?
 
 A verdict is SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE, NOT_EXERCISED or NOT_APPLICABLE, with the
-numbers behind it. Tests use the per-seed values of the complete runs (hpo.report.stats):
+numbers behind it. Tests use the per-seed values of the complete runs (hpo.reporting.stats):
 
 - ``better``: supported iff Welch's two-sided test finds ``config`` significantly better than
   ``than``; not supported iff significantly worse; else inconclusive.
@@ -37,8 +37,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from hpo.report import stats
-from hpo.report.tables import (
+from hpo.reporting import stats
+from hpo.reporting.tables import (
     ALPHA,
     STAT_METRICS,
     Summary,
@@ -487,7 +487,7 @@ def _at_chance(claim: Claim, summary: Summary, a: _Side, m: str, alpha: float) -
 def _judged_reading(claim: Claim, summary: Summary) -> tuple[Any, list[Any], str]:
     """(reading to judge in, the other readings, why that one); () when readings do not
     apply (no readings, or the claim names every reading key)."""
-    from hpo.report import readings as readings_mod
+    from hpo.reporting import readings as readings_mod
 
     all_readings = readings_mod.readings_of(summary)
     named = {k for k, _ in claim.config} | {k for k, _ in claim.than}

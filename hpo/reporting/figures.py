@@ -8,8 +8,8 @@ import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
-from hpo.report.render import fmt_num, pivot_numeric
-from hpo.report.tables import Summary, config_key, short_names
+from hpo.reporting.render import fmt_num, pivot_numeric
+from hpo.reporting.tables import Summary, config_key, short_names
 
 CURVE_METRICS = ("train_loss", "val_loss", "train_acc", "val_acc")
 LABELS = {
@@ -204,7 +204,7 @@ def accuracy_data(summary: Summary, metric: str = "test_acc",
                   limit: int = MAX_BARS) -> AccuracyData:
     import pandas as pd
 
-    from hpo.report.tables import reference_table
+    from hpo.reporting.tables import reference_table
 
     configs, total = shown_configs(summary, limit)
     table = summary.table[summary.table["config"].isin(configs)]
@@ -308,7 +308,7 @@ def heatmap_data(summary: Summary, metrics: tuple[str, ...] = ("test_acc", "time
     within noise of the best, and each map's colour range."""
     import numpy as np
 
-    from hpo.report.tables import time_basis
+    from hpo.reporting.tables import time_basis
 
     basis = time_basis(summary).metric
     metrics = tuple(basis if m == "time" else m for m in metrics)
@@ -329,7 +329,7 @@ def _within_noise(summary: Summary, metric: str) -> tuple[Any, float]:
     and the largest std of a cell."""
     import numpy as np
 
-    from hpo.report.tables import ALPHA, pivot, welch_p
+    from hpo.reporting.tables import ALPHA, pivot, welch_p
 
     table = summary.table
     mean = table[f"{metric}_mean"].to_numpy(dtype=float)
