@@ -18,15 +18,14 @@ import json
 import os
 import sys
 import tempfile
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
 from hpo import store
 from hpo.errors import HpoError
 
-ARTIFACTS_ENV = "HPO_ARTIFACTS"
-NO_ARTIFACTS_ENV = "HPO_NO_ARTIFACTS"  # set by `hpo run --no-artifacts` for its workers
+ARTIFACTS_ENV = "HPO_ARTIFACTS"  # read, never written: runs pass the folder in RunOptions
 RDB_ARTIFACTS = "hpo/artifacts"  # under $XDG_DATA_HOME (~/.local/share)
 NOTE_HASH_ATTR = "hpo:note_sha256"
 REPORT_PREFIX = "report_"
@@ -70,28 +69,6 @@ def artifact_store(directory: Path, *, create: bool = True) -> Any:
             raise HpoError(f"cannot create artifact folder {directory}: {exc.strerror}; "
                            "pass --artifacts DIR or --no-artifacts") from None
     return FileSystemArtifactStore(directory)
-
-
-@contextlib.contextmanager
-def run_settings(directory: str | None, enabled: bool) -> Iterator[None]:
-    """Pass ``hpo run``'s artifact options to its workers (spawned processes read the env)."""
-    saved = {k: os.environ.get(k) for k in (ARTIFACTS_ENV, NO_ARTIFACTS_ENV)}
-    if directory:
-        os.environ[ARTIFACTS_ENV] = directory
-    if not enabled:
-        os.environ[NO_ARTIFACTS_ENV] = "1"
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-
-
-def _enabled() -> bool:
-    return os.environ.get(NO_ARTIFACTS_ENV, "") in ("", "0")
 
 
 _warned: set[str] = set()
@@ -315,13 +292,14 @@ def trial_title(study_name: str, number: int, attrs: Mapping[str, Any]) -> str:
     return f"{study_name} · trial {number} · {label} · seed {attrs.get('seed', '?')}"
 
 
-def save_trial_curve(trial: Any, url: str) -> str | None:
-    """Runner hook: upload ``trial``'s learning curve (PNG) as an artifact; returns its id.
+def save_trial_curve(trial: Any, folder: Path | None) -> str | None:
+    """Runner hook: upload ``trial``'s learning curve (PNG) as an artifact in ``folder`` (None:
+    artifacts are off); returns its id.
 
     Must run before the trial is told. Never raises an Exception: a trial's result matters more
     than its picture, so a failure prints one warning line instead.
     """
-    if not _enabled():
+    if folder is None:
         return None
     try:
         attrs = trial.user_attrs
@@ -333,7 +311,7 @@ def save_trial_curve(trial: Any, url: str) -> str | None:
         with tempfile.TemporaryDirectory(prefix="hpo-curve-") as tmp:
             path = Path(tmp) / f"learning_curve_trial_{trial.number}.png"
             fig.savefig(path)
-            return _upload(artifact_store(artifacts_dir(url)), path, trial)
+            return _upload(artifact_store(folder), path, trial)
     except Exception as exc:  # noqa: BLE001 - see the docstring
         _warn(f"learning curves not saved (first failure: trial "
               f"{getattr(trial, 'number', '?')}): {type(exc).__name__}: {exc}", key="curve")
@@ -343,18 +321,18 @@ def save_trial_curve(trial: Any, url: str) -> str | None:
 WEIGHT_FILES = ("theta_0", "theta_final")  # artifact file names: <name>_trial_<number>.pt
 
 
-def save_trial_weights(trial: Any, url: str, initial: Mapping[str, Any] | None,
+def save_trial_weights(trial: Any, folder: Path | None, initial: Mapping[str, Any] | None,
                        final: Mapping[str, Any] | None) -> list[str]:
     """Runner hook (analysis = "flatness"): upload the initial and final state dicts of
     ``trial`` as artifacts (``torch.save``); returns their ids. Like the learning curve: before
     tell, skipped by --no-artifacts, and a failure is one warning line, never a failed trial.
     """
-    if not _enabled() or initial is None or final is None:
+    if folder is None or initial is None or final is None:
         return []
     try:
         import torch
 
-        artifacts = artifact_store(artifacts_dir(url))
+        artifacts = artifact_store(folder)
         ids = []
         with tempfile.TemporaryDirectory(prefix="hpo-weights-") as tmp:
             for name, state in zip(WEIGHT_FILES, (initial, final)):

@@ -32,7 +32,7 @@ def run(study: str | spec.Study, *, storage: str | None = None, jobs: int = 1,
     ``storage`` defaults as the CLI's (``$HPO_STORAGE``, else ``sqlite:///hpo.db``);
     ``artifacts`` stores a learning-curve figure per trial for the dashboard (off by default:
     a notebook has its own figures)."""
-    from hpo import annotate, runner
+    from hpo import runner
 
     if isinstance(study, spec.Study):
         study = _with_overrides(study, overrides)
@@ -40,9 +40,9 @@ def run(study: str | spec.Study, *, storage: str | None = None, jobs: int = 1,
         study = load_study_file(study, overrides)
     opts = runner.RunOptions(storage_url=store.resolve_url(storage), device=device, jobs=jobs,
                              data_dir=data_dir, progress=False,
-                             command=f"hpo.run({study.source!r}, jobs={jobs})")
-    with annotate.run_settings(None, enabled=artifacts):
-        return runner.run(study, opts)
+                             command=f"hpo.run({study.source!r}, jobs={jobs})",
+                             save_artifacts=artifacts)
+    return runner.run(study, opts)
 
 
 def results(storage: str, name: str) -> Any:

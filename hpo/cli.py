@@ -13,6 +13,8 @@ import sys
 from collections.abc import Sequence
 
 from hpo import __version__
+from hpo.errors import one_line, os_error_line
+from hpo.process import quiet_libraries
 
 BENCH_MODES = ("training", "pruning")
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -201,7 +203,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from hpo.errors import HpoError
 
     try:
-        _quiet_libraries(args.verbose)
+        quiet_libraries(args.verbose)
         module = importlib.import_module(f"hpo.commands.{args.command}")
         return module.main(args)
     except HpoError as exc:
@@ -235,54 +237,5 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 # What to do about the OSErrors a user can cause, by errno name.
-OS_ERROR_HINTS = {
-    "ENOSPC": "the disk is full; free space, then re-run the same command",
-    "EDQUOT": "the disk quota is used up; free space, then re-run the same command",
-    "EROFS": "the file system is read-only; choose a path on a writable one",
-    "EACCES": "permission denied; choose a path you may write, or change its permissions",
-    "EPERM": "not permitted; choose a path you may write",
-    "EISDIR": "it is a folder; give a file path",
-    "ENOTDIR": "a part of the path is a file, not a folder; fix the path",
-    "ENOENT": "it does not exist; create its folder or fix the path",
-    "EEXIST": "it already exists; remove it or choose another path",
-}
-
-
-def one_line(text: str) -> str:
-    """``text`` with line breaks and other control characters escaped (``\\r``, ``\\n``):
-    a message quoting what the user typed stays on one line."""
-    import unicodedata
-
-    return "".join(ch.encode("unicode_escape").decode("ascii")
-                   if unicodedata.category(ch) in ("Cc", "Zl", "Zp") else ch for ch in text)
-
-
-def os_error_line(exc: OSError) -> str:
-    """``path: what the system said; what to do`` for an OSError (never a traceback)."""
-    import errno
-
-    from hpo.store import mask
-
-    name = errno.errorcode.get(exc.errno or 0, "")
-    what = exc.strerror or type(exc).__name__
-    where = f"{mask(str(exc.filename))}: " if exc.filename is not None else ""
-    hint = OS_ERROR_HINTS.get(name)
-    return f"{where}{what}" + (f" ({hint})" if hint else "")
-
-
-def _quiet_libraries(verbose: bool) -> None:
-    import logging
-    import warnings
-
-    if verbose:
-        return
-    # Optuna flags heartbeats, metric names and more as experimental on every call: noise here.
-    warnings.filterwarnings("ignore", message=r"(?s).*experimental")
-    import optuna  # its import resets its logger, so quiet it afterwards
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    logging.getLogger("optuna").setLevel(logging.WARNING)
-
-
 if __name__ == "__main__":
     sys.exit(main())

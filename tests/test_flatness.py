@@ -113,7 +113,7 @@ def test_weights_round_trip_with_weights_only(tmp_path: Path) -> None:
     trial = study_obj.ask()
     initial = {"a": torch.arange(6.0).reshape(2, 3), "n": torch.tensor(3)}
     final = {"a": torch.ones(2, 3), "n": torch.tensor(9)}
-    ids = annotate.save_trial_weights(trial, url, initial, final)
+    ids = annotate.save_trial_weights(trial, annotate.artifacts_dir(url), initial, final)
     assert len(ids) == 2
     study_obj.tell(trial, 1.0)
     got0, got1 = annotate.load_trial_weights(study_obj.trials[0], annotate.artifacts_dir(url))
@@ -125,9 +125,8 @@ def test_no_artifacts_saves_no_weights(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path}/w.db"
     study_obj = optuna.create_study(storage=url, study_name="w")
     trial = study_obj.ask()
-    with annotate.run_settings(None, enabled=False):
-        assert annotate.save_trial_weights(trial, url, {"a": torch.ones(1)},
-                                           {"a": torch.ones(1)}) == []
+    assert annotate.save_trial_weights(trial, None, {"a": torch.ones(1)},
+                                       {"a": torch.ones(1)}) == []
     assert not annotate.artifacts_dir(url).exists()
 
 

@@ -75,8 +75,8 @@ def machine(monkeypatch: pytest.MonkeyPatch):
     """A machine of 2 usable cores and ``available`` MB of memory."""
 
     def make(available: float | None = 10_000.0) -> None:
-        monkeypatch.setattr(runner, "usable_cores", lambda: 2)
-        monkeypatch.setattr(runner, "available_mb", lambda: available)
+        monkeypatch.setattr(runner.plan, "usable_cores", lambda: 2)
+        monkeypatch.setattr(runner.plan, "available_mb", lambda: available)
 
     return make
 
@@ -118,7 +118,7 @@ def test_jobs_within_every_limit_are_kept_without_a_word(machine, capsys) -> Non
 def test_pending_runs_reads_the_store(tmp_path: Path) -> None:
     study = spec.load(str(make_grid_study(tmp_path, cells=3, repeats=2)))
     assert runner.pending_runs(study, set()) == 6
-    cell = runner.space_mod.cell_key(study.cells()[0])
+    cell = runner.queue.space_mod.cell_key(study.cells()[0])
     assert runner.pending_runs(study, {(cell, 0), (cell, 1), ("other", 0)}) == 4
     assert store.finished_runs(f"sqlite:///{tmp_path / 'none.db'}", "tiny") == (set(), None)
     assert not (tmp_path / "none.db").exists()

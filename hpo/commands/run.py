@@ -50,12 +50,13 @@ def main(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
         command=args.command_line,
         oversubscribe=getattr(args, "oversubscribe", False),
+        artifacts=args.artifacts,
+        save_artifacts=not args.no_artifacts,
     )
     artifacts = annotate.artifacts_dir(opts.storage_url, args.artifacts)
     if not args.no_artifacts and (args.artifacts or artifacts.parent.is_dir()):
         annotate.artifact_store(artifacts)  # unusable folder: one error now, not one per trial
-    with annotate.run_settings(args.artifacts, enabled=not args.no_artifacts):
-        study_obj = runner.run(study, opts)
+    study_obj = runner.run(study, opts)
     frame = records.trials_frame(study_obj, study)
     keys = records.varied_keys(study)
     summary = records.config_summary(frame, keys)
