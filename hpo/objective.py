@@ -10,10 +10,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from hpo import space as space_mod
-from hpo.data import Splits
-from hpo.models import ModelConfig
+from hpo.nn.data import Splits
+from hpo.nn.models import ModelConfig
+from hpo.nn.train import EpochStats, Result, TrainConfig, peak_rss_mb, train_model
 from hpo.spec import Study, check_config
-from hpo.train import EpochStats, Result, TrainConfig, peak_rss_mb, train_model
 
 # Per-trial user attributes written by every trial (the report reads exactly these).
 RECORD_KEYS = (
@@ -132,7 +132,7 @@ def subset(data: Splits, n: int) -> Splits:
 
     For ``train_subset`` as a [space] dimension (R3's training-set size is a reading): the
     worker loaded the study's training split once, and the first n of it are the images
-    ``hpo.data.load(train_subset=n)`` picks; only the normalisation differs (the loaded
+    ``hpo.nn.data.load(train_subset=n)`` picks; only the normalisation differs (the loaded
     split's statistics). Keep the study's own ``train_subset`` at 0 so every size is there.
     """
     if not n or n >= len(data.train_y):
@@ -143,8 +143,8 @@ def subset(data: Splits, n: int) -> Splits:
 def flatness_record(model_cfg: ModelConfig, train_cfg: TrainConfig, data: Splits,
                     result: Result) -> dict[str, Any]:
     """The loss along theta_0 -> theta_final, evaluated in the worker (data already loaded)."""
-    from hpo.flatness import flatness_curve
-    from hpo.train import shuffled_labels
+    from hpo.nn.flatness import flatness_curve
+    from hpo.nn.train import shuffled_labels
 
     train_y = shuffled_labels(data.train_y, train_cfg.label_shuffle, result.seed)
     return flatness_curve(model_cfg, data, result.initial_state, result.final_state,

@@ -9,11 +9,12 @@ import optuna
 import pytest
 import torch
 
-from hpo import annotate, cli, data, flatness, spec, store
+from hpo import annotate, cli, spec, store
 from hpo.benchmarks import synthetic
-from hpo.models import ModelConfig, build_model
+from hpo.nn import data, flatness
+from hpo.nn.models import ModelConfig, build_model
+from hpo.nn.train import TrainConfig, evaluate, train_model
 from hpo.reporting import figures, tables, write
-from hpo.train import TrainConfig, evaluate, train_model
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 

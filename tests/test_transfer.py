@@ -8,11 +8,12 @@ import numpy as np
 import pytest
 import torch
 
-from hpo import data, models, spec
+from hpo import spec
 from hpo.cli import main
 from hpo.errors import DataError, SpecError
-from hpo.models import ModelConfig, WeightsError, build_model, count_parameters
-from hpo.train import TrainConfig, train_model
+from hpo.nn import data, models
+from hpo.nn.models import ModelConfig, WeightsError, build_model, count_parameters
+from hpo.nn.train import TrainConfig, train_model
 
 CLASSES = {"ants": (200, 60, 40), "bees": (40, 80, 210)}  # class-separable base colours
 

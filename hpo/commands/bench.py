@@ -26,8 +26,8 @@ def main(args: argparse.Namespace) -> int:
 
 
 def _training(args: argparse.Namespace, command: str) -> int:
-    from hpo import data
     from hpo.benchmarks import training
+    from hpo.nn import data
 
     args.epochs = args.epochs or 2
     args.repeats = args.repeats or 3
@@ -53,8 +53,8 @@ def _training(args: argparse.Namespace, command: str) -> int:
 
 
 def _pruning(args: argparse.Namespace, command: str) -> int:
-    from hpo import data
     from hpo.benchmarks import pruning
+    from hpo.nn import data
 
     study_file = args.study or "tune"
     overrides = overrides_from(args)

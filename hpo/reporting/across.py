@@ -62,7 +62,7 @@ def study_of(name: str, attrs: dict[str, Any], wanted: Sequence[str]) -> str | N
 
 
 def _dataset_order(datasets: set[str]) -> list[str]:
-    from hpo.data import DATASETS
+    from hpo.nn.shapes import DATASETS
 
     known = [d for d in DATASETS if d in datasets]
     return known + sorted(datasets - set(known))

@@ -92,7 +92,7 @@ def claim_metric(claim: Claim, summary: Summary) -> str:
 
 
 def n_classes(dataset: str) -> int:
-    from hpo.data import DATASETS
+    from hpo.nn.shapes import DATASETS
 
     return DATASETS[dataset].n_classes if dataset in DATASETS else 10
 

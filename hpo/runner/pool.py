@@ -90,7 +90,7 @@ def _wait_for_go(go: Any) -> str | None:
 
 def ensure_weights(study: Study) -> None:
     """Pretrained weights every configuration of a grid (or a tuning study's base) needs."""
-    from hpo import models
+    from hpo.nn import models
 
     configs = [study.resolve(c) for c in study.cells()] if study.is_grid else [study.config]
     for config in configs:
@@ -99,7 +99,7 @@ def ensure_weights(study: Study) -> None:
 
 def run(study: Study, opts: RunOptions) -> Any:
     """Run ``study`` to completion in ``opts.jobs`` workers; returns the Optuna study."""
-    from hpo import data as data_mod
+    from hpo.nn import data as data_mod
 
     # Before the store is opened: a missing dataset must not leave a new store behind.
     data_mod.ensure_available(study.config["dataset"], opts.data_dir or study.config["data_dir"])

@@ -40,7 +40,7 @@ def _stop_signals() -> Iterator[None]:
 
 
 def load_splits(study: Study, device: str, data_dir: str | None) -> Any:
-    from hpo import data as data_mod
+    from hpo.nn import data as data_mod
 
     return data_mod.load(
         study.config["dataset"], data_dir=data_dir or study.config["data_dir"], device=device,
@@ -52,7 +52,7 @@ def load_splits(study: Study, device: str, data_dir: str | None) -> Any:
 def _set_up_process(threads: int, device: str) -> None:
     import torch
 
-    from hpo.train import keep_freed_memory
+    from hpo.nn.train import keep_freed_memory
 
     torch.set_num_threads(threads)
     if device == "cpu":

@@ -9,6 +9,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from hpo.errors import SpecError
+from hpo.nn.shapes import ModelConfig, ShapeError, feature_shape, input_shape
 from hpo.spec.keys import KEYS, SECTIONS, SPACE_TYPES, _unknown_key
 from hpo.spec.model import (
     CHANCE_TOLERANCE,
@@ -381,10 +382,6 @@ def _validate_combinations(study: Study) -> None:
 
 def check_config(config: Mapping[str, Any], source: str) -> None:
     """Cross-key rules of one resolved configuration (raises SpecError)."""
-    # Imported here: spec validation must work without importing torch at module load.
-    from hpo.data import input_shape
-    from hpo.models import ModelConfig, ShapeError, feature_shape
-
     model = ModelConfig.from_config(config)
     if model.family == "mlp" and model.dropout_location in CNN_ONLY_LOCATIONS:
         raise SpecError(
