@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import sys
-import threading
-import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -21,7 +18,6 @@ RECORD_KEYS = (
     "test_acc", "epochs_run", "diverged", "stopped", "wall_time", "history",
     "n_trainable", "peak_rss_mb", "cpu_time", "restored_epoch",
 )
-HEARTBEAT_ATTR = "hpo:heartbeat"
 # analysis = "flatness": {"alpha", "val_loss", "val_err", "train_loss", "train_err"} (lists).
 FLATNESS_ATTR = "flatness"
 # Which per-epoch number is reported to Optuna (pruning, live curves) for each study metric.
@@ -40,51 +36,6 @@ def objective_value(study: Study, summary: Mapping[str, Any]) -> float:
 def epoch_value(study: Study, stats: EpochStats) -> float:
     value = getattr(stats, EPOCH_METRIC[study.config["metric"]])
     return float("inf") if value is None else float(value)
-
-
-class Heartbeat:
-    """Records a heartbeat for one trial from a daemon thread, so that a dead worker's trial can
-    be told apart from a slow one (see ``runner.reclaim_stale``).
-
-    hpo drives trials itself instead of through ``Study.optimize``, so it beats for itself. RDB
-    storages with heartbeats get Optuna's own; storages without (the journal file) get hpo's,
-    the time of the last beat in the system attribute ``HEARTBEAT_ATTR``.
-    """
-
-    def __init__(self, storage: Any, trial_id: int, interval: float) -> None:
-        self._storage, self._trial_id, self._interval = storage, trial_id, interval
-        self._native = bool(getattr(storage, "heartbeat_interval", None))
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def __enter__(self) -> Heartbeat:
-        self.beat()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-        return self
-
-    def beat(self) -> None:
-        if self._native:
-            self._storage.record_heartbeat(self._trial_id)
-        else:
-            self._storage.set_trial_system_attr(self._trial_id, HEARTBEAT_ATTR, time.time())
-
-    def _run(self) -> None:
-        import optuna
-
-        while not self._stop.wait(self._interval):
-            try:
-                self.beat()
-            except optuna.exceptions.UpdateFinishedTrialError:
-                return  # another worker failed this trial as stale; the worker finds out at tell
-            except Exception as exc:  # a database hiccup must not stop the beating for good
-                print(f"hpo: warning: heartbeat of trial {self._trial_id} failed: "
-                      f"{type(exc).__name__}; retrying", file=sys.stderr)
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
 
 
 def run_trial(trial: Any, study: Study, data: Splits) -> Result:

@@ -198,7 +198,7 @@ def reclaim_stale(study_obj: Any) -> None:
     import optuna
     from optuna.trial import TrialState
 
-    from hpo.objective import HEARTBEAT_ATTR
+    from hpo.runner.liveness import HEARTBEAT_ATTR
 
     storage = study_obj._storage
     if getattr(storage, "heartbeat_interval", None):

@@ -131,7 +131,8 @@ def _run_one(study_obj: Any, study: Study, url: str, trial: Any, splits: Any,
     import optuna
     from optuna.trial import TrialState
 
-    from hpo.objective import Heartbeat, run_trial
+    from hpo.objective import run_trial
+    from hpo.runner.liveness import Heartbeat
 
     try:
         with Heartbeat(study_obj._storage, trial._trial_id, store.HEARTBEAT_INTERVAL_S):
