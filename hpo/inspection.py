@@ -12,8 +12,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-STATES = ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING")
-SHOW_METRICS = ("val_acc", "test_acc", "test_loss")
+from hpo.schema import SHOW_METRICS, STATES  # noqa: F401  (inspection.SHOW_METRICS)
 
 
 def metric_name(study_obj: Any) -> str:

@@ -10,16 +10,9 @@ from hpo import space as space_mod
 from hpo.nn.data import Splits
 from hpo.nn.models import ModelConfig
 from hpo.nn.train import EpochStats, Result, TrainConfig, peak_rss_mb, train_model
+from hpo.schema import FLATNESS_ATTR, RECORD_KEYS  # noqa: F401
 from hpo.spec import Study, check_config
 
-# Per-trial user attributes written by every trial (the report reads exactly these).
-RECORD_KEYS = (
-    "seed", "n_params", "train_loss", "train_acc", "val_loss", "val_acc", "test_loss",
-    "test_acc", "epochs_run", "diverged", "stopped", "wall_time", "history",
-    "n_trainable", "peak_rss_mb", "cpu_time", "restored_epoch",
-)
-# analysis = "flatness": {"alpha", "val_loss", "val_err", "train_loss", "train_err"} (lists).
-FLATNESS_ATTR = "flatness"
 # Which per-epoch number is reported to Optuna (pruning, live curves) for each study metric.
 EPOCH_METRIC = {
     "val_acc": "val_acc", "test_acc": "val_acc", "train_acc": "train_acc",

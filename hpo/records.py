@@ -7,17 +7,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from hpo.errors import StoreError
+from hpo.schema import DONE_STATES, FRAME_METRICS, SPEC_ATTR, config_label, ranked
 from hpo.spec import Study, from_dict
 
-METRICS = (
-    "train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc",
-    "wall_time", "n_params", "epochs_run", "diverged", "stopped",
-)
+METRICS = FRAME_METRICS  # the record's columns of a trials frame
 
 
 def study_spec(study_obj: Any) -> Study:
     """The study file a stored study was run with (hpo stores it with the study)."""
-    data = study_obj.user_attrs.get("hpo.spec")
+    data = study_obj.user_attrs.get(SPEC_ATTR)
     if data is None:
         raise StoreError(
             f"study {study_obj.study_name!r} was not created by hpo (no hpo.spec attribute); "
@@ -109,7 +107,7 @@ def unique_runs(trials: list[Any], study_name: str = "") -> list[Any]:
     first: dict[tuple[Any, Any], Any] = {}
     for t in trials:
         attrs = t.user_attrs
-        if t.state.name not in ("COMPLETE", "PRUNED") or not {"cell", "seed"} <= attrs.keys():
+        if t.state.name not in DONE_STATES or not {"cell", "seed"} <= attrs.keys():
             continue
         key = (attrs["cell"], attrs["seed"])
         if key not in first or _finished_order(t) < _finished_order(first[key]):
@@ -117,7 +115,7 @@ def unique_runs(trials: list[Any], study_name: str = "") -> list[Any]:
     dropped = {}
     for t in trials:
         attrs = t.user_attrs
-        if t.state.name in ("COMPLETE", "PRUNED") and "cell" in attrs and "seed" in attrs:
+        if t.state.name in DONE_STATES and "cell" in attrs and "seed" in attrs:
             kept = first[(attrs["cell"], attrs["seed"])]
             if kept is not t:
                 dropped[t.number] = kept.number
@@ -204,20 +202,17 @@ def config_summary(frame: Any, keys: list[str], metric: str = "test_acc") -> Any
     return grouped.agg(n="count", mean="mean", std="std").reset_index()
 
 
-def _short(value: Any) -> str:
-    if isinstance(value, float):
-        if value != value:  # NaN: the parameter was inactive (conditional space)
-            return "-"
-        return str(int(value)) if value.is_integer() and abs(value) >= 1 else f"{value:.3g}"
-    return str(value)
+def rank_summary(summary: Any, metric: str) -> Any:
+    """``config_summary``'s rows best first by mean ``metric``: the rule `hpo report` ranks
+    by (schema.ranked)."""
+    return ranked(summary, "mean", metric)
 
 
 def format_summary(summary: Any, keys: list[str], metric: str = "test_acc") -> str:
     """Plain text, one configuration a line: what `hpo run` prints when it ends."""
     lines = []
     for _, row in summary.iterrows():
-        label = ", ".join(f"{k.split('.')[-1]}={_short(row[k])}" for k in keys)
-        label = label or "base configuration"
+        label = config_label(keys, [row[k] for k in keys])
         # One run has no spread: "± 0.00" would claim a measured zero.
         spread = f" ± {row['std']:5.2f}" if row["n"] >= 2 else " " * 8
         lines.append(f"{label:<48} {metric} {row['mean']:6.2f}{spread}  (n={int(row['n'])})")

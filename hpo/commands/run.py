@@ -59,14 +59,15 @@ def main(args: argparse.Namespace) -> int:
     study_obj = runner.run(study, opts)
     frame = records.trials_frame(study_obj, study)
     keys = records.varied_keys(study)
-    summary = records.config_summary(frame, keys)
+    metric = study.config["metric"]  # what `hpo report` ranks by: the same winner
+    summary = records.config_summary(frame, keys, metric)
     print(f"study {study.name!r} in {store.mask(opts.storage_url)}: "
           f"{(frame['state'] == 'COMPLETE').sum()} complete trials")
     if not study.is_grid and len(summary) > TOP_CONFIGS:
         # A tuning study has one row per sampled configuration: show the best ones.
-        summary = summary.sort_values("mean", ascending=False).head(TOP_CONFIGS)
-        print(f"best {TOP_CONFIGS} configurations by mean test_acc:")
-    print(records.format_summary(summary, keys))
+        summary = records.rank_summary(summary, metric).head(TOP_CONFIGS)
+        print(f"best {TOP_CONFIGS} configurations by mean {metric}:")
+    print(records.format_summary(summary, keys, metric))
     if study.config["until_decided"]:
         from hpo import decide
 

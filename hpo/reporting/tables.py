@@ -13,13 +13,21 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hpo.errors import HpoError
+from hpo.schema import (  # noqa: F401  (re-exported: the report's modules read them here)
+    STAT_METRICS,
+    STATE_COLUMNS,
+    STATES,
+    best_position,
+    config_key,
+    config_label,
+    format_value,
+    lower_is_better,
+    ranked,
+    short_names,
+)
+from hpo.schema import norm as _norm
 from hpo.spec import Study
 
-# Metrics summarised per configuration (mean, std, 95% CI). Accuracies are percentages.
-STAT_METRICS = ("train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc")
-STATES = ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING")
-STATE_COLUMNS = {"COMPLETE": "n", "PRUNED": "pruned", "FAIL": "failed", "RUNNING": "running",
-                 "WAITING": "waiting"}
 CONFIDENCE = 0.95
 ALPHA = 0.05  # a p-value below this marks a difference from the best row as significant
 
@@ -39,52 +47,12 @@ class Summary:
 
     @property
     def maximize(self) -> bool:
-        return not self.metric.endswith("_loss")
+        return not lower_is_better(self.metric)
 
     @property
     def best(self) -> Any | None:
         rows = self.table[self.table["best"]]
         return None if rows.empty else rows.iloc[0]
-
-
-def short_names(keys: Sequence[str]) -> dict[str, str]:
-    """Column names for varied keys: the last dotted part unless two keys share it."""
-    last = [k.rsplit(".", 1)[-1] for k in keys]
-    return {k: (s if last.count(s) == 1 else k) for k, s in zip(keys, last)}
-
-
-def _norm(value: Any) -> Any:
-    """One spelling per value, so trial columns (NaN, 100.0) and grid cells (None, 100) agree."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return None
-    if isinstance(value, bool) or isinstance(value, str):
-        return value
-    if isinstance(value, (int, float)) or hasattr(value, "dtype"):
-        try:
-            return float(value)
-        except (TypeError, ValueError):
-            return value
-    if isinstance(value, list):
-        return str(value)  # trials_frame stringifies list values the same way
-    return value
-
-
-def config_key(values: Sequence[Any]) -> str:
-    return "|".join(repr(_norm(v)) for v in values)
-
-
-def format_value(value: Any) -> str:
-    value = _norm(value)
-    if isinstance(value, float):
-        return f"{value:g}"
-    return str(value)
-
-
-def config_label(keys: Sequence[str], values: Sequence[Any]) -> str:
-    """``dropout_location=before_pool, lr=0.001``; inactive (conditional) keys are left out."""
-    names = short_names(keys)
-    parts = [f"{names[k]}={format_value(v)}" for k, v in zip(keys, values) if _norm(v) is not None]
-    return ", ".join(parts) or "base configuration"
 
 
 def mean_std_ci(values: Sequence[float], confidence: float = CONFIDENCE) -> tuple[float, ...]:
@@ -280,10 +248,9 @@ def _mark_best(table: Any, metric: str) -> Any:
     mean = table[f"{metric}_mean"].to_numpy(dtype=float)
     table["p_value"] = np.nan
     table["best"] = False
-    if not np.isfinite(mean).any():
+    best = best_position(mean, metric)
+    if best is None:
         return table
-    masked = np.where(np.isfinite(mean), mean, -np.inf if not metric.endswith("_loss") else np.inf)
-    best = int(np.argmin(masked) if metric.endswith("_loss") else np.argmax(masked))
     std = table[f"{metric}_std"].to_numpy(dtype=float)
     n = table["n"].to_numpy(dtype=float)
     table["p_value"] = welch_p(mean, std, n, mean[best], std[best], n[best])
@@ -293,10 +260,7 @@ def _mark_best(table: Any, metric: str) -> Any:
 
 
 def _tuning_order(table: Any, metric: str) -> Any:
-    return table.sort_values(
-        [f"{metric}_mean"], ascending=metric.endswith("_loss"), kind="stable",
-        na_position="last",
-    )
+    return ranked(table, f"{metric}_mean", metric)
 
 
 def summarize(study_obj: Any, metric: str | None = None) -> Summary:

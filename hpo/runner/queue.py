@@ -9,10 +9,8 @@ from typing import Any
 
 from hpo import space as space_mod
 from hpo import store
+from hpo.schema import DONE_STATES, PENDING_STATES
 from hpo.spec import Study
-
-DONE_STATES = ("COMPLETE", "PRUNED")
-PENDING_STATES = ("RUNNING", "WAITING")
 
 
 def _state_name(trial: Any) -> str:

@@ -6,6 +6,8 @@ import math
 from collections.abc import Callable
 from typing import Any
 
+from hpo.schema import METRICS  # noqa: F401  (a study metric: the record schema's names)
+
 DATASETS = ("digits", "mnist", "fashion_mnist", "kmnist", "cifar10", "imagefolder")
 FAMILIES = ("cnn", "mlp", "alexnet", "efficientnet_lite0")
 PRETRAINED = ("none", "imagenet")
@@ -40,7 +42,6 @@ THRESHOLD_ON = ("epoch", "minibatch")
 SAMPLERS = ("grid", "tpe", "random", "gp", "cmaes")
 PRUNERS = ("none", "median", "percentile", "hyperband")
 ANALYSES = ("table", "flatness")
-METRICS = ("val_acc", "val_loss", "test_acc", "test_loss", "train_acc", "train_loss")
 
 
 class RuleError(ValueError):
