@@ -7,9 +7,40 @@ import sys
 from pathlib import Path
 
 from hpo import spec
-from hpo.commands.run import overrides_from
+from hpo.commands import overrides_from
 from hpo.errors import HpoError
-from hpo.runner import cap_jobs, pick_device, usable_cores
+
+HELP = "time hpo's trial path against the seeds' way (DataLoader) on the same trials"
+MODES = ("training", "pruning")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """This command's arguments (hpo.cli builds the parser from every command's)."""
+    p.add_argument("mode", nargs="?", default="training", choices=MODES,
+                   help="training: hpo vs the seeds' way (default); pruning: pruners compared "
+                   "on a tuning study")
+    p.add_argument("--study", metavar="NAME|FILE",
+                   help="study to time (default: dropout_location; pruning: tune)")
+    p.add_argument("--dataset", help="dataset (default: the study's)")
+    p.add_argument("--data-dir", help="folder with torchvision datasets")
+    p.add_argument("--epochs", type=int, help="epochs per trial (training default: 2)")
+    p.add_argument("--repeats", type=int, help="seeds per config (training default: 3)")
+    p.add_argument("--n-trials", type=int, help="trials per search (pruning)")
+    p.add_argument("--sampler-seeds", default="0,1,2",
+                   help="comma-separated sampler seeds, one search each (pruning; default 0,1,2)")
+    p.add_argument("--precision", help="fp32 or bf16 for hpo's path")
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"),
+                   help="where both ways train (default: auto, a GPU when one is visible)")
+    p.add_argument("--jobs", type=int, default=0,
+                   help="training: hpo workers (default: one per core, one on a GPU); "
+                   "pruning: searches run side by side (default: 1); capped by the runs, "
+                   "the usable cores and the memory available")
+    p.add_argument("--oversubscribe", action="store_true",
+                   help="allow more --jobs than usable cores")
+    p.add_argument("--threads", type=int, default=0,
+                   help="torch threads per hpo worker (default: cores // jobs)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides")
+    p.add_argument("--out", default="reports/bench", help="folder for the JSON + Markdown result")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -28,6 +59,7 @@ def main(args: argparse.Namespace) -> int:
 def _training(args: argparse.Namespace, command: str) -> int:
     from hpo.benchmarks import training
     from hpo.nn import data
+    from hpo.runner import cap_jobs, pick_device, usable_cores
 
     args.epochs = args.epochs or 2
     args.repeats = args.repeats or 3
@@ -55,6 +87,7 @@ def _training(args: argparse.Namespace, command: str) -> int:
 def _pruning(args: argparse.Namespace, command: str) -> int:
     from hpo.benchmarks import pruning
     from hpo.nn import data
+    from hpo.runner import cap_jobs, pick_device, usable_cores
 
     study_file = args.study or "tune"
     overrides = overrides_from(args)

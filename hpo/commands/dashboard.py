@@ -9,7 +9,20 @@ import signal
 import sys
 
 from hpo import annotate, store
+from hpo.commands import add_artifacts, add_storage
 from hpo.errors import HpoError
+
+HELP = "serve optuna-dashboard for a store on http://127.0.0.1:8080"
+DESCRIPTION = HELP + "; Ctrl-C stops it"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """This command's arguments (hpo.cli builds the parser from every command's)."""
+    add_storage(p)
+    add_artifacts(p)
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (default: 127.0.0.1, this machine only)")
+    p.add_argument("--port", type=int, default=8080, help="port (default: 8080)")
 
 
 def is_loopback(host: str) -> bool:

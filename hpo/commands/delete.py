@@ -6,7 +6,18 @@ import argparse
 import sys
 
 from hpo import annotate, store
+from hpo.commands import add_artifacts, add_storage
 from hpo.errors import HpoError
+
+HELP = "delete a study (and its artifacts) from a store; asks first"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """This command's arguments (hpo.cli builds the parser from every command's)."""
+    p.add_argument("name", metavar="STUDY", help="study name (see `hpo list`)")
+    add_storage(p)
+    add_artifacts(p)
+    p.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
 
 
 def confirm(question: str) -> bool:

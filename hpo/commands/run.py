@@ -5,33 +5,49 @@ from __future__ import annotations
 import argparse
 
 from hpo import spec, store
+from hpo.commands import add_artifacts, add_storage, overrides_from
 from hpo.errors import HpoError
 
+HELP = "run a study (resumes where it stopped)"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """This command's arguments (hpo.cli builds the parser from every command's)."""
+    p.add_argument("--study", required=True, metavar="NAME|FILE",
+                   help="a shipped study name (see `hpo studies`) or a path to a .toml file")
+    add_storage(p)
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
+                   help="override a study-file key, e.g. --set model.activation=tanh (repeatable)")
+    p.add_argument("--name", help="store the study under this name (default: the study's name)")
+    p.add_argument("--dataset", help="shortcut for --set dataset=NAME")
+    p.add_argument("--data-dir", help="folder with torchvision datasets (default: $HPO_DATA_DIR "
+                   "or ./data)")
+    p.add_argument("--epochs", type=int, help="shortcut for --set epochs=N")
+    p.add_argument("--repeats", type=int, help="shortcut for --set repeats=N (seeds per config)")
+    p.add_argument("--until-decided", action="store_true",
+                   help="after the repeats, add seeds (REPEATS at a time) to the configurations "
+                   "of inconclusive claims until every claim is decided "
+                   "(--set until_decided=true)")
+    p.add_argument("--max-repeats", type=int, metavar="N",
+                   help="with --until-decided: at most N seeds per configuration (default 10)")
+    p.add_argument("--n-trials", type=int, help="shortcut for --set n_trials=N (tuning studies)")
+    p.add_argument("--pruner", help="shortcut for --set pruner=none|median|percentile|hyperband")
+    p.add_argument("--precision", help="shortcut for --set train.precision=fp32|bf16")
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"),
+                   help="training device (default: auto)")
+    p.add_argument("--jobs", type=int, default=1,
+                   help="worker processes (default: 1); capped by the runs pending, the usable "
+                   "cores and the memory available")
+    p.add_argument("--oversubscribe", action="store_true",
+                   help="allow more --jobs than usable cores")
+    p.add_argument("--threads", type=int, default=0,
+                   help="torch threads per worker (default: cores // jobs)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    add_artifacts(p)
+    p.add_argument("--no-artifacts", action="store_true",
+                   help="do not store a learning-curve figure per trial")
+
 TOP_CONFIGS = 10
-
-# Command-line shortcuts and the study-file key each one sets.
-SHORTCUTS = {
-    "dataset": "dataset",
-    "epochs": "epochs",
-    "repeats": "repeats",
-    "n_trials": "n_trials",
-    "pruner": "pruner",
-    "precision": "train.precision",
-    "name": "name",
-    "max_repeats": "max_repeats",
-}
-
-
-def overrides_from(args: argparse.Namespace) -> list[str]:
-    items = list(getattr(args, "overrides", []))
-    for attr, key in SHORTCUTS.items():
-        value = getattr(args, attr, None)
-        if value is not None:
-            items.append(f"{key}={value!r}" if isinstance(value, str) else f"{key}={value}")
-    if getattr(args, "until_decided", False):
-        items.append("until_decided=true")
-    return items
-
 
 def main(args: argparse.Namespace) -> int:
     from hpo import annotate, records, runner
