@@ -58,9 +58,14 @@ STAT_METRICS = ("train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "
 SHOW_METRICS = ("val_acc", "test_acc", "test_loss")
 
 
+# What else a claim may compare where less is better (seconds, epochs, sharpness).
+LOWER_IS_BETTER = ("wall_time", "cpu_time", "epoch_seconds", "epochs_run", "epochs_to_target",
+                   "sharpness")
+
+
 def lower_is_better(metric: str) -> bool:
-    """Losses are minimised; accuracies (and every other ranking metric here) maximised."""
-    return metric.endswith("_loss")
+    """Losses, times, epochs and sharpness are better low; accuracies high."""
+    return metric.endswith("_loss") or metric in LOWER_IS_BETTER
 
 
 # ---------------------------------------------------------------------------------------------
