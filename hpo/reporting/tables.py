@@ -115,44 +115,14 @@ def config_table(frame: Any, study: Study, metric: str | None = None) -> Any:
     ``epochs_to_target_mean`` (over the runs that reached it) and ``reached_target`` (runs),
     ``p_value`` (Welch's t-test of ``metric`` against the best row) and ``best``.
     """
-    import numpy as np
     import pandas as pd
-    from scipy import stats
 
     metric = metric or study.config["metric"]
     keys = [p.key for p in study.space]
     frame = frame.assign(_key=[config_key(v) for v in frame[keys].itertuples(index=False)]
                          if keys else "")
-    done = frame[frame["state"] == "COMPLETE"]
-
-    if "cpu_time" not in done:  # a frame from hpo.records.trials_frame alone
-        done = done.assign(cpu_time=math.nan)
-    numeric = {m: pd.to_numeric(done[m], errors="coerce") for m in
-               (*STAT_METRICS, "wall_time", "cpu_time", "n_params", "epochs_run")}
-    values = pd.DataFrame(numeric, index=done.index)
-    values = values.where(np.isfinite(values))
-    values["diverged"] = done["diverged"].fillna(False).astype(bool)
-    values["epoch_seconds"] = [epoch_seconds(h) for h in done["history"]]
-    values["cpu_epoch_seconds"] = values["cpu_time"] / values["epochs_run"]
     target = float(study.config.get("target_acc") or 0)
-    if target > 0:
-        values["epochs_to_target"] = [epochs_to_target(h, target) for h in done["history"]]
-    values["_key"] = done["_key"]
-    grouped = values.groupby("_key", sort=False)
-    agg = pd.DataFrame({"n": grouped.size()})
-    for m in STAT_METRICS:
-        col = grouped[m]
-        agg[f"{m}_mean"], agg[f"{m}_std"], agg[f"_{m}_count"] = col.mean(), col.std(), col.count()
-    agg["wall_time_mean"] = grouped["wall_time"].mean()
-    agg["cpu_time_mean"] = grouped["cpu_time"].mean()
-    agg["cpu_epoch_seconds_mean"] = grouped["cpu_epoch_seconds"].mean()
-    agg["n_params"] = grouped["n_params"].max()
-    agg["epochs_run_mean"] = grouped["epochs_run"].mean()
-    agg["diverged"] = grouped["diverged"].sum().astype(int)
-    agg["epoch_seconds_mean"] = grouped["epoch_seconds"].mean()
-    if target > 0:
-        agg["epochs_to_target_mean"] = grouped["epochs_to_target"].mean()
-        agg["reached_target"] = grouped["epochs_to_target"].count()
+    agg = _aggregate(_run_values(frame[frame["state"] == "COMPLETE"], target), target)
 
     states = frame.groupby(["_key", "state"], sort=False).size().unstack(fill_value=0)
     order = _row_order(frame, study, keys, agg)
@@ -175,6 +145,60 @@ def config_table(frame: Any, study: Study, metric: str | None = None) -> Any:
     table["diverged"] = table["diverged"].fillna(0).astype(int)
     if target > 0:
         table["reached_target"] = table["reached_target"].fillna(0).astype(int)
+    table = _order_columns(_add_intervals(table), keys)
+    table = _mark_best(table, metric)
+    if not study.is_grid:
+        table = _tuning_order(table, metric)
+    return table.reset_index(drop=True)
+
+
+def _run_values(done: Any, target: float) -> Any:
+    """One row per complete run (indexed as ``done``): its numbers, non-finite ones NaN."""
+    import numpy as np
+    import pandas as pd
+
+    if "cpu_time" not in done:  # a frame from hpo.records.trials_frame alone
+        done = done.assign(cpu_time=math.nan)
+    numeric = {m: pd.to_numeric(done[m], errors="coerce") for m in
+               (*STAT_METRICS, "wall_time", "cpu_time", "n_params", "epochs_run")}
+    values = pd.DataFrame(numeric, index=done.index)
+    values = values.where(np.isfinite(values))
+    values["diverged"] = done["diverged"].fillna(False).astype(bool)
+    values["epoch_seconds"] = [epoch_seconds(h) for h in done["history"]]
+    values["cpu_epoch_seconds"] = values["cpu_time"] / values["epochs_run"]
+    if target > 0:
+        values["epochs_to_target"] = [epochs_to_target(h, target) for h in done["history"]]
+    values["_key"] = done["_key"]
+    return values
+
+
+def _aggregate(values: Any, target: float) -> Any:
+    """One row per configuration (``_key``): counts, means and stds of the runs' numbers."""
+    import pandas as pd
+
+    grouped = values.groupby("_key", sort=False)
+    agg = pd.DataFrame({"n": grouped.size()})
+    for m in STAT_METRICS:
+        col = grouped[m]
+        agg[f"{m}_mean"], agg[f"{m}_std"], agg[f"_{m}_count"] = col.mean(), col.std(), col.count()
+    agg["wall_time_mean"] = grouped["wall_time"].mean()
+    agg["cpu_time_mean"] = grouped["cpu_time"].mean()
+    agg["cpu_epoch_seconds_mean"] = grouped["cpu_epoch_seconds"].mean()
+    agg["n_params"] = grouped["n_params"].max()
+    agg["epochs_run_mean"] = grouped["epochs_run"].mean()
+    agg["diverged"] = grouped["diverged"].sum().astype(int)
+    agg["epoch_seconds_mean"] = grouped["epoch_seconds"].mean()
+    if target > 0:
+        agg["epochs_to_target_mean"] = grouped["epochs_to_target"].mean()
+        agg["reached_target"] = grouped["epochs_to_target"].count()
+    return agg
+
+
+def _add_intervals(table: Any) -> Any:
+    """``<m>_ci_low``/``<m>_ci_high`` for every STAT_METRICS ``m`` (t-based, CONFIDENCE),
+    from the ``_<m>_count`` columns, which it removes."""
+    import numpy as np
+    from scipy import stats
 
     for m in STAT_METRICS:
         count = table.pop(f"_{m}_count").fillna(0).to_numpy()
@@ -188,11 +212,7 @@ def config_table(frame: Any, study: Study, metric: str | None = None) -> Any:
         low, high = (0.0, 100.0) if m.endswith("_acc") else (0.0, np.inf)
         table[f"{m}_ci_low"] = np.clip(mean - half, low, high)
         table[f"{m}_ci_high"] = np.clip(mean + half, low, high)
-    table = _order_columns(table, keys)
-    table = _mark_best(table, metric)
-    if not study.is_grid:
-        table = _tuning_order(table, metric)
-    return table.reset_index(drop=True)
+    return table
 
 
 def epoch_seconds(history: Any) -> float:
