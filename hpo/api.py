@@ -72,7 +72,7 @@ def _with_overrides(study: spec.Study, overrides: dict[str, Any]) -> spec.Study:
     """``study`` (already loaded, its own overrides kept) with more overrides, re-validated."""
     if not overrides:
         return study
-    from hpo.annotate import spec_toml
+    from hpo.spec.dump import spec_toml
 
     raw = spec.tomllib.loads(spec_toml(study.to_dict()))  # the study file it stands for
     for key, value in overrides.items():

@@ -2,7 +2,7 @@
 names, how a configuration is labelled and which one ranks first.
 
 Results (``hpo.records``), the report (``hpo.reporting``), ``hpo show``/``list``/``export``
-(``hpo.inspection``) and the dashboard code (``hpo.annotate``) read these names here; the
+(``hpo.inspection``) and the dashboard code (``hpo.dashboard``) read these names here; the
 stored format itself (Optuna user attributes) is unchanged by them. Pure Python: no pandas,
 no torch, no Optuna.
 """

@@ -249,9 +249,9 @@ def test_claims_survive_the_store_and_the_note() -> None:
     assert back.claims[1].tolerance == 5.0 and back.claims[0].metric == "val_acc"
     import tomllib
 
-    from hpo import annotate
+    from hpo import dashboard
 
-    raw = tomllib.loads(annotate.spec_toml(study.to_dict()))
+    raw = tomllib.loads(dashboard.spec_toml(study.to_dict()))
     assert raw["claims"][0]["than"] == {LOC: "none"}
     # Claims are read-off settings: they do not change what a trial computes.
     assert "claims" not in study.identity()

@@ -445,7 +445,7 @@ def test_report_figures_are_attached_to_the_study_once(location_store: str, tmp_
                                                        capsys: pytest.CaptureFixture[str]) -> None:
     import optuna
 
-    from hpo import annotate, store
+    from hpo import artifacts, store
 
     args = ["report", "--study", "loc", "--storage", location_store, "--out",
             str(tmp_path / "r"), "--artifacts", str(tmp_path / "art")]
@@ -453,7 +453,7 @@ def test_report_figures_are_attached_to_the_study_once(location_store: str, tmp_
     assert cli.main(args) == 0  # a second report replaces, never piles up
     study_obj = optuna.load_study(study_name="loc",
                                   storage=store.open_storage(location_store, create=False))
-    names = sorted(m["filename"] for m in annotate.study_artifacts(study_obj))
+    names = sorted(m["filename"] for m in artifacts.study_artifacts(study_obj))
     assert names == ["report_learning_curves.png", "report_test_accuracy.png"]
     assert len(list((tmp_path / "art").rglob("*"))) >= 2
 
@@ -462,14 +462,14 @@ def test_no_artifacts_attaches_nothing(location_store: str, tmp_path: Path,
                                        capsys: pytest.CaptureFixture[str]) -> None:
     import optuna
 
-    from hpo import annotate, store
+    from hpo import artifacts, store
 
     url = location_store
     assert cli.main(["report", "--study", "loc", "--storage", url, "--out",
                      str(tmp_path / "r"), "--no-artifacts"]) == 0
     study_obj = optuna.load_study(study_name="loc",
                                   storage=store.open_storage(url, create=False))
-    assert annotate.study_artifacts(study_obj) == []
+    assert artifacts.study_artifacts(study_obj) == []
 
 
 def test_a_published_single_run_is_compared_with_a_prediction_interval() -> None:

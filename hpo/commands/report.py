@@ -67,12 +67,12 @@ def report_command(args: argparse.Namespace, name: str) -> str:
 
 def _attach_figures(study_obj: object, written: object, url: str, artifacts: str | None) -> None:
     """Attach the report's figures to the study, so optuna-dashboard shows them too."""
-    from hpo import annotate
+    from hpo.artifacts import artifact_store, artifacts_dir, upload_report_figures
 
     figures = [p for p in written.files if p.suffix == ".png"]
     if figures:
-        folder = annotate.artifacts_dir(url, artifacts)
-        annotate.upload_report_figures(study_obj, figures, annotate.artifact_store(folder))
+        folder = artifacts_dir(url, artifacts)
+        upload_report_figures(study_obj, figures, artifact_store(folder))
 
 
 def main(args: argparse.Namespace) -> int:

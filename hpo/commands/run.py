@@ -50,7 +50,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 TOP_CONFIGS = 10
 
 def main(args: argparse.Namespace) -> int:
-    from hpo import annotate, records, runner
+    from hpo import records, runner
+    from hpo.artifacts import artifact_store, artifacts_dir
 
     if args.jobs < 1:
         raise HpoError(f"--jobs must be >= 1, got {args.jobs}")
@@ -69,9 +70,9 @@ def main(args: argparse.Namespace) -> int:
         artifacts=args.artifacts,
         save_artifacts=not args.no_artifacts,
     )
-    artifacts = annotate.artifacts_dir(opts.storage_url, args.artifacts)
+    artifacts = artifacts_dir(opts.storage_url, args.artifacts)
     if not args.no_artifacts and (args.artifacts or artifacts.parent.is_dir()):
-        annotate.artifact_store(artifacts)  # unusable folder: one error now, not one per trial
+        artifact_store(artifacts)  # unusable folder: one error now, not one per trial
     study_obj = runner.run(study, opts)
     frame = records.trials_frame(study_obj, study)
     keys = records.varied_keys(study)

@@ -9,7 +9,7 @@ import sys
 import warnings
 from typing import Any
 
-from hpo import __version__, annotate, store
+from hpo import __version__, dashboard, store
 from hpo.errors import SpecError
 from hpo.runner.plan import RunOptions
 from hpo.runner.queue import reconcile
@@ -93,7 +93,7 @@ def prepare_study(study: Study, storage: Any, opts: RunOptions, device: str) -> 
             study_obj.set_user_attr("hpo.spec", study.to_dict())
             if opts.command:
                 study_obj.set_user_attr("hpo.command", store.mask(opts.command))
-        annotate.update_study_note(study_obj)
+        dashboard.update_study_note(study_obj)
         reconcile(study_obj, study)
     return study_obj
 

@@ -30,7 +30,7 @@ class RunOptions:
     command: str = ""
     oversubscribe: bool = False  # allow more workers than usable cores
     # Figures (learning curves, flatness weights) for the dashboard: the folder (None: as
-    # annotate.artifacts_dir says for the store), or none at all with save_artifacts False.
+    # artifacts.artifacts_dir says for the store), or none at all with save_artifacts False.
     artifacts: str | None = None
     save_artifacts: bool = True
 
@@ -38,9 +38,9 @@ class RunOptions:
         """Where the workers store artifacts; None: they store none (``--no-artifacts``)."""
         if not self.save_artifacts:
             return None
-        from hpo import annotate
+        from hpo import artifacts
 
-        return annotate.artifacts_dir(self.storage_url, self.artifacts)
+        return artifacts.artifacts_dir(self.storage_url, self.artifacts)
 
 
 def pick_device(requested: str) -> str:

@@ -11,7 +11,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from hpo import annotate, store
+from hpo import store
+from hpo.artifacts import artifacts_dir, save_trial_curve, save_trial_weights
 from hpo.runner.create import make_pruner, make_sampler
 from hpo.runner.queue import DONE_STATES, _is_original, next_trial, reconcile, running_elsewhere
 from hpo.spec import Study
@@ -73,7 +74,7 @@ def work(
     """One worker: run trials until the study has nothing left; returns trials run.
 
     ``artifacts``: the folder for the dashboard's figures; "store": the store's
-    (``annotate.artifacts_dir``); None: no figures.
+    (``artifacts_dir``); None: no figures.
 
     With nothing to start while other workers still run trials, it waits: if one of them
     dies, its trial turns stale after the grace period and this worker runs the cell again.
@@ -81,7 +82,7 @@ def work(
     """
     _set_up_process(threads, device)
     if artifacts == "store":
-        artifacts = annotate.artifacts_dir(url)
+        artifacts = artifacts_dir(url)
     retry = store.Retry(url)  # a database restarting as the worker starts is waited for
     storage = retry.call(store.open_storage, url, heartbeat=True)
     study_obj = retry.call(store.load_study, storage, study.name)
@@ -137,9 +138,9 @@ def _run_one(study_obj: Any, study: Study, url: str, trial: Any, splits: Any,
     try:
         with Heartbeat(study_obj._storage, trial._trial_id, store.HEARTBEAT_INTERVAL_S):
             result = run_trial(trial, study, splits)
-            annotate.save_trial_curve(trial, artifacts)  # before tell: attrs are frozen after
+            save_trial_curve(trial, artifacts)  # before tell: attrs are frozen after
             if result.initial_state is not None:  # analysis = "flatness"
-                annotate.save_trial_weights(trial, artifacts, result.initial_state,
+                save_trial_weights(trial, artifacts, result.initial_state,
                                             result.final_state)
                 result.initial_state = result.final_state = None  # free them before the next
     except BaseException:

@@ -14,6 +14,7 @@ The package reads in that order: ``rules`` (allowed values, validators) → ``ke
 from __future__ import annotations
 
 from hpo.errors import SpecError  # noqa: F401  (spec.SpecError)
+from hpo.spec.dump import spec_toml  # noqa: F401
 from hpo.spec.keys import (  # noqa: F401
     KEYS,
     SECTIONS,
