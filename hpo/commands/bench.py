@@ -67,7 +67,7 @@ def _training(args: argparse.Namespace, command: str) -> int:
     if not study.is_grid:
         raise HpoError(f"hpo bench training needs a grid study; {study.name!r} uses "
                        f"sampler {study.config['sampler']!r}")
-    data.ensure_available(study.config["dataset"], args.data_dir)
+    data.ensure_available(study.config["dataset"], study.data_folder(args.data_dir))
     device = pick_device(args.device)
     # On the CPU one worker per core; on a GPU one worker drives it (more would share it).
     jobs = args.jobs or (usable_cores() if device == "cpu" else 1)
@@ -77,7 +77,7 @@ def _training(args: argparse.Namespace, command: str) -> int:
           f"{len(study.cells())} configs x {study.config['repeats']} seeds x "
           f"{study.config['epochs']} epochs, both ways (this trains the study twice)...",
           file=sys.stderr)
-    result = training.run_bench(study, args.data_dir, jobs, device)
+    result = training.run_bench(study, study.data_folder(args.data_dir), jobs, device)
     json_path, md_path = training.write(result, Path(args.out), command)
     print(training.to_markdown(result, command), end="")
     print(f"wrote {json_path} and {md_path}", file=sys.stderr)
@@ -99,7 +99,7 @@ def _pruning(args: argparse.Namespace, command: str) -> int:
     except ValueError:
         raise HpoError(f"--sampler-seeds must be integers separated by commas, got "
                        f"{args.sampler_seeds!r}") from None
-    data.ensure_available(study.config["dataset"], args.data_dir)
+    data.ensure_available(study.config["dataset"], study.data_folder(args.data_dir))
     device = pick_device(args.device)
     parallel = cap_jobs(args.jobs or 1, len(seeds) * len(pruning.PRUNERS),
                         oversubscribe=getattr(args, "oversubscribe", False), peak_mb=None)
@@ -108,7 +108,7 @@ def _pruning(args: argparse.Namespace, command: str) -> int:
     print(f"bench pruning: {study.name} ({device}), {study.config['n_trials']} trials x "
           f"{len(pruning.PRUNERS)} pruners x {len(seeds)} sampler seeds, {parallel} search"
           f"{'es' if parallel > 1 else ''} at a time...", file=sys.stderr)
-    results = pruning.run_bench(study_file, seeds, overrides, args.data_dir,
+    results = pruning.run_bench(study_file, seeds, overrides, study.data_folder(args.data_dir),
                                 threads=threads, device=device, parallel=parallel)
     stem = f"pruning_{study.name}_{study.config['dataset']}"  # one result per study and data
     json_path, md_path = pruning.write(results, Path(args.out), command, stem)

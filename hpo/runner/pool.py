@@ -102,7 +102,7 @@ def run(study: Study, opts: RunOptions) -> Any:
     from hpo.nn import data as data_mod
 
     # Before the store is opened: a missing dataset must not leave a new store behind.
-    data_mod.ensure_available(study.config["dataset"], opts.data_dir or study.config["data_dir"])
+    data_mod.ensure_available(study.config["dataset"], study.data_folder(opts.data_dir))
     if opts.jobs > 1:
         store.check_url(opts.storage_url)  # a bad store must not start workers to stop again
         opts = dataclasses.replace(opts, jobs=plan_jobs(study, opts))

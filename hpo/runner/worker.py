@@ -44,7 +44,7 @@ def load_splits(study: Study, device: str, data_dir: str | None) -> Any:
     from hpo.nn import data as data_mod
 
     return data_mod.load(
-        study.config["dataset"], data_dir=data_dir or study.config["data_dir"], device=device,
+        study.config["dataset"], data_dir=study.data_folder(data_dir), device=device,
         val_fraction=study.config["val_fraction"], train_subset=study.config["train_subset"],
         image_size=study.config["image_size"],
     )

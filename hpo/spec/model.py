@@ -124,6 +124,12 @@ class Study:
     def direction(self) -> str:
         return "minimize" if self.config["metric"].endswith("_loss") else "maximize"
 
+    def data_folder(self, explicit: str | None = None) -> str | None:
+        """Where the dataset is read: ``explicit`` (``--data-dir``), else the study's
+        ``data_dir``; None leaves nn.data its default ($HPO_DATA_DIR, else ./data). The one
+        place that order lives (`hpo run`, its workers and `hpo bench`)."""
+        return explicit or self.config["data_dir"]
+
     def seeds(self) -> list[int]:
         return [self.config["seed"] + r for r in range(self.config["repeats"])]
 
