@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from hpo import store
-from hpo.schema import CELL_ATTR, COMMAND_ATTR, SEED_ATTR, SPEC_ATTR
+from hpo.schema import CELL_ATTR, COMMAND_ATTR, SEED_ATTR, SPEC_ATTR, trial_label
 from hpo.spec.dump import spec_toml
 
 NOTE_HASH_ATTR = "hpo:note_sha256"
@@ -159,7 +159,7 @@ def plot_curve(data: CurveData, title: str) -> Any:
 def trial_title(study_name: str, number: int, attrs: Mapping[str, Any]) -> str:
     try:
         cell = json.loads(attrs.get(CELL_ATTR) or "{}")  # the cell key: JSON of the configuration
-        label = ", ".join(f"{k.split('.')[-1]}={v}" for k, v in cell.items()) or "base"
+        label = trial_label(cell)
     except (TypeError, ValueError, AttributeError):
         label = str(attrs.get(CELL_ATTR))
     return f"{study_name} · trial {number} · {label} · seed {attrs.get(SEED_ATTR, '?')}"

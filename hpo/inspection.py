@@ -12,7 +12,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from hpo.schema import SHOW_METRICS, STATES  # noqa: F401  (inspection.SHOW_METRICS)
+from hpo.schema import SHOW_METRICS, STATES, trial_label  # noqa: F401  (inspection.SHOW_METRICS)
 
 
 def metric_name(study_obj: Any) -> str:
@@ -106,8 +106,7 @@ def _iso(stamp: dt.datetime | None) -> str | None:
     return stamp.isoformat(sep=" ", timespec="seconds") if stamp else None
 
 
-def configuration_label(params: Mapping[str, Any]) -> str:
-    return ", ".join(f"{k.split('.')[-1]}={v}" for k, v in params.items()) or "base"
+configuration_label = trial_label  # the schema's label of one trial
 
 
 # ---------------------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ no torch, no Optuna.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 # ---------------------------------------------------------------------------------------------
@@ -125,6 +125,12 @@ def format_value(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:g}"
     return str(value)
+
+
+def trial_label(params: Mapping[str, Any]) -> str:
+    """One trial's configuration as `hpo show` and the dashboard's figure titles write it:
+    ``dropout_location=before_pool, lr=0.001`` (values as stored), ``base`` for none."""
+    return ", ".join(f"{k.split('.')[-1]}={v}" for k, v in params.items()) or "base"
 
 
 def config_label(keys: Sequence[str], values: Sequence[Any]) -> str:
