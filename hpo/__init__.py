@@ -1,10 +1,9 @@
 """hpo: reproducible Optuna studies of what hyperparameters do to small CNNs and MLPs.
 
-The Python API lives in ``hpo.api`` (``run``, ``results``, ``report``, ``load_study_file``);
-``hpo.run`` and ``hpo.load_study_file`` are also here, imported on first use so that
-``hpo --help`` stays instant. (``hpo.results`` and ``hpo.report`` name the internal module and
-package of the same names, so their API functions are reached as ``hpo.api.results`` and
-``hpo.api.report`` until those are renamed.)
+The Python API (``hpo.run``, ``hpo.results``, ``hpo.report``, ``hpo.load_study_file``) is
+defined in ``hpo.api`` and reached here, imported on first use so that ``hpo --help`` stays
+instant. No module of the package carries those names (the trial records are ``hpo.records``,
+the report package ``hpo.reporting``), so the attributes are always the functions.
 """
 
 from __future__ import annotations
@@ -12,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 __version__ = "0.1.0"
-__all__ = ["load_study_file", "run"]
+__all__ = ["load_study_file", "report", "results", "run"]
 
 
 def __getattr__(name: str) -> Any:

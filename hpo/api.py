@@ -32,7 +32,7 @@ def run(study: str | spec.Study, *, storage: str | None = None, jobs: int = 1,
     ``storage`` defaults as the CLI's (``$HPO_STORAGE``, else ``sqlite:///hpo.db``);
     ``artifacts`` stores a learning-curve figure per trial for the dashboard (off by default:
     a notebook has its own figures)."""
-    from hpo import annotate, runner
+    from hpo import runner
 
     if isinstance(study, spec.Study):
         study = _with_overrides(study, overrides)
@@ -40,18 +40,18 @@ def run(study: str | spec.Study, *, storage: str | None = None, jobs: int = 1,
         study = load_study_file(study, overrides)
     opts = runner.RunOptions(storage_url=store.resolve_url(storage), device=device, jobs=jobs,
                              data_dir=data_dir, progress=False,
-                             command=f"hpo.run({study.source!r}, jobs={jobs})")
-    with annotate.run_settings(None, enabled=artifacts):
-        return runner.run(study, opts)
+                             command=f"hpo.run({study.source!r}, jobs={jobs})",
+                             save_artifacts=artifacts)
+    return runner.run(study, opts)
 
 
 def results(storage: str, name: str) -> Any:
     """One row per trial of the stored study ``name`` (a pandas DataFrame): number, state, the
     varied keys, seed and the trial record (losses, accuracies, times, epochs, history)."""
-    from hpo import results as results_mod
+    from hpo import records
 
     study_obj = store.load_study(store.open_storage(storage, create=False), name)
-    return results_mod.trials_frame(study_obj)
+    return records.trials_frame(study_obj)
 
 
 def report(storage: str, name: str, out: str | Path = "reports") -> Path:
@@ -60,7 +60,7 @@ def report(storage: str, name: str, out: str | Path = "reports") -> Path:
     import matplotlib
 
     matplotlib.use("Agg")  # files only, never a window
-    from hpo.report import tables, write
+    from hpo.reporting import tables, write
 
     study_obj = store.load_study(store.open_storage(storage, create=False), name)
     summary = tables.summarize(study_obj)
@@ -72,7 +72,7 @@ def _with_overrides(study: spec.Study, overrides: dict[str, Any]) -> spec.Study:
     """``study`` (already loaded, its own overrides kept) with more overrides, re-validated."""
     if not overrides:
         return study
-    from hpo.annotate import spec_toml
+    from hpo.spec.dump import spec_toml
 
     raw = spec.tomllib.loads(spec_toml(study.to_dict()))  # the study file it stands for
     for key, value in overrides.items():

@@ -54,7 +54,7 @@ def cell_seeds(study: Study, wanted: Mapping[str, int], cell: Mapping[str, Any])
 
 def _cell_of(study: Study, keys: list[str], row: Mapping[str, Any]) -> dict[str, Any] | None:
     """The grid cell a report table row stands for."""
-    from hpo.report.tables import _matches
+    from hpo.reporting.tables import _matches
 
     for cell in study.cells():
         inactive = [k for k in keys if k not in cell]
@@ -97,7 +97,7 @@ def add_seeds(study_obj: Any, study: Study, url: str) -> int:
 
 def next_targets(study_obj: Any, study: Study) -> tuple[dict[str, int], dict[str, Any]]:
     """Evaluate the claims on the stored trials; the raised targets and a record of the look."""
-    from hpo.report import claims, tables
+    from hpo.reporting import claims, tables
 
     summary = tables.summarize(study_obj)
     verdicts = claims.evaluate_all(summary)

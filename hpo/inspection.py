@@ -12,8 +12,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-STATES = ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING")
-SHOW_METRICS = ("val_acc", "test_acc", "test_loss")
+from hpo.schema import SHOW_METRICS, STATES, trial_label  # noqa: F401  (inspection.SHOW_METRICS)
 
 
 def metric_name(study_obj: Any) -> str:
@@ -62,7 +61,7 @@ def _decoder(study_obj: Any) -> Any:
     if "hpo.spec" not in study_obj.user_attrs:
         return lambda params: dict(params)
     from hpo import space as space_mod
-    from hpo.results import study_spec
+    from hpo.records import study_spec
 
     by_key = {p.key: p for p in study_spec(study_obj).space}
     return lambda params: {
@@ -98,7 +97,7 @@ def trial_rows(study_obj: Any) -> list[dict[str, Any]]:
 
 def _unique_trials(study_obj: Any) -> list[Any]:
     """Every trial, each (configuration, seed) finished once (see results.unique_runs)."""
-    from hpo.results import unique_runs
+    from hpo.records import unique_runs
 
     return unique_runs(study_obj.get_trials(deepcopy=False), study_obj.study_name)
 
@@ -107,8 +106,7 @@ def _iso(stamp: dt.datetime | None) -> str | None:
     return stamp.isoformat(sep=" ", timespec="seconds") if stamp else None
 
 
-def configuration_label(params: Mapping[str, Any]) -> str:
-    return ", ".join(f"{k.split('.')[-1]}={v}" for k, v in params.items()) or "base"
+configuration_label = trial_label  # the schema's label of one trial
 
 
 # ---------------------------------------------------------------------------------------------
@@ -143,7 +141,7 @@ def export_json(study_obj: Any, storage_label: str) -> dict[str, Any]:
 def export_frame(study_obj: Any) -> Any:
     """One row per trial for CSV (per-epoch history and flatness curve: the JSON export)."""
     if "hpo.spec" in study_obj.user_attrs:
-        from hpo.results import trials_frame
+        from hpo.records import trials_frame
 
         frame = trials_frame(study_obj).drop(columns=["history", "flatness"])
         for col in ("seed", "n_params", "epochs_run"):  # queued trials' gaps made them floats

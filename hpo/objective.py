@@ -3,27 +3,16 @@
 from __future__ import annotations
 
 import dataclasses
-import sys
-import threading
-import time
 from collections.abc import Mapping
 from typing import Any
 
 from hpo import space as space_mod
-from hpo.data import Splits
-from hpo.models import ModelConfig
+from hpo.nn.data import Splits
+from hpo.nn.models import ModelConfig
+from hpo.nn.train import EpochStats, Result, TrainConfig, peak_rss_mb, train_model
+from hpo.schema import FLATNESS_ATTR, RECORD_KEYS  # noqa: F401
 from hpo.spec import Study, check_config
-from hpo.train import EpochStats, Result, TrainConfig, peak_rss_mb, train_model
 
-# Per-trial user attributes written by every trial (the report reads exactly these).
-RECORD_KEYS = (
-    "seed", "n_params", "train_loss", "train_acc", "val_loss", "val_acc", "test_loss",
-    "test_acc", "epochs_run", "diverged", "stopped", "wall_time", "history",
-    "n_trainable", "peak_rss_mb", "cpu_time", "restored_epoch",
-)
-HEARTBEAT_ATTR = "hpo:heartbeat"
-# analysis = "flatness": {"alpha", "val_loss", "val_err", "train_loss", "train_err"} (lists).
-FLATNESS_ATTR = "flatness"
 # Which per-epoch number is reported to Optuna (pruning, live curves) for each study metric.
 EPOCH_METRIC = {
     "val_acc": "val_acc", "test_acc": "val_acc", "train_acc": "train_acc",
@@ -40,51 +29,6 @@ def objective_value(study: Study, summary: Mapping[str, Any]) -> float:
 def epoch_value(study: Study, stats: EpochStats) -> float:
     value = getattr(stats, EPOCH_METRIC[study.config["metric"]])
     return float("inf") if value is None else float(value)
-
-
-class Heartbeat:
-    """Records a heartbeat for one trial from a daemon thread, so that a dead worker's trial can
-    be told apart from a slow one (see ``runner.reclaim_stale``).
-
-    hpo drives trials itself instead of through ``Study.optimize``, so it beats for itself. RDB
-    storages with heartbeats get Optuna's own; storages without (the journal file) get hpo's,
-    the time of the last beat in the system attribute ``HEARTBEAT_ATTR``.
-    """
-
-    def __init__(self, storage: Any, trial_id: int, interval: float) -> None:
-        self._storage, self._trial_id, self._interval = storage, trial_id, interval
-        self._native = bool(getattr(storage, "heartbeat_interval", None))
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def __enter__(self) -> Heartbeat:
-        self.beat()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-        return self
-
-    def beat(self) -> None:
-        if self._native:
-            self._storage.record_heartbeat(self._trial_id)
-        else:
-            self._storage.set_trial_system_attr(self._trial_id, HEARTBEAT_ATTR, time.time())
-
-    def _run(self) -> None:
-        import optuna
-
-        while not self._stop.wait(self._interval):
-            try:
-                self.beat()
-            except optuna.exceptions.UpdateFinishedTrialError:
-                return  # another worker failed this trial as stale; the worker finds out at tell
-            except Exception as exc:  # a database hiccup must not stop the beating for good
-                print(f"hpo: warning: heartbeat of trial {self._trial_id} failed: "
-                      f"{type(exc).__name__}; retrying", file=sys.stderr)
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
 
 
 def run_trial(trial: Any, study: Study, data: Splits) -> Result:
@@ -132,7 +76,7 @@ def subset(data: Splits, n: int) -> Splits:
 
     For ``train_subset`` as a [space] dimension (R3's training-set size is a reading): the
     worker loaded the study's training split once, and the first n of it are the images
-    ``hpo.data.load(train_subset=n)`` picks; only the normalisation differs (the loaded
+    ``hpo.nn.data.load(train_subset=n)`` picks; only the normalisation differs (the loaded
     split's statistics). Keep the study's own ``train_subset`` at 0 so every size is there.
     """
     if not n or n >= len(data.train_y):
@@ -143,8 +87,8 @@ def subset(data: Splits, n: int) -> Splits:
 def flatness_record(model_cfg: ModelConfig, train_cfg: TrainConfig, data: Splits,
                     result: Result) -> dict[str, Any]:
     """The loss along theta_0 -> theta_final, evaluated in the worker (data already loaded)."""
-    from hpo.flatness import flatness_curve
-    from hpo.train import shuffled_labels
+    from hpo.nn.flatness import flatness_curve
+    from hpo.nn.train import shuffled_labels
 
     train_y = shuffled_labels(data.train_y, train_cfg.label_shuffle, result.seed)
     return flatness_curve(model_cfg, data, result.initial_state, result.final_state,

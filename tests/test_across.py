@@ -10,7 +10,7 @@ import pytest
 
 from hpo import cli, spec, store
 from hpo.benchmarks import synthetic
-from hpo.report import across
+from hpo.reporting import across
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 

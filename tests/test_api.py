@@ -7,7 +7,6 @@ from pathlib import Path
 import pytest
 
 import hpo
-from hpo import api
 from hpo.errors import HpoError
 
 
@@ -20,11 +19,11 @@ def test_run_results_report_round_trip(tmp_path: Path) -> None:
     done = hpo.run(study, storage=url, **{"space.model.dropout_location": locations,
                                           "space.train.optimizer": ["sgd"]})
     assert [t.state.name for t in done.trials] == ["COMPLETE"] * 3
-    frame = api.results(url, "dropout_location")
+    frame = hpo.results(url, "dropout_location")
     assert list(frame["model.dropout_location"]) == locations
     assert set(frame["seed"]) == {0}
     assert frame["test_acc"].between(0, 100).all()
-    folder = api.report(url, "dropout_location", out=tmp_path / "reports")
+    folder = hpo.report(url, "dropout_location", out=tmp_path / "reports")
     assert folder == tmp_path / "reports" / "dropout_location"
     assert (folder / "README.md").read_text().startswith("# dropout_location\n")
 
@@ -39,3 +38,11 @@ def test_bad_override_is_the_clis_one_line_error() -> None:
 def test_unknown_attribute() -> None:
     with pytest.raises(AttributeError, match="module 'hpo' has no attribute 'nope'"):
         hpo.nope  # noqa: B018
+
+
+def test_api_functions_are_top_level_attributes() -> None:
+    from hpo import api, records, reporting  # noqa: F401  (importing them must not shadow)
+
+    for name in ("run", "results", "report", "load_study_file"):
+        assert getattr(hpo, name) is getattr(api, name)
+        assert callable(getattr(hpo, name))

@@ -78,7 +78,7 @@ def test_searches_side_by_side_are_the_searches_run_alone(write_study):
 
 
 def _peak_in_child() -> float:
-    from hpo.train import peak_rss_mb
+    from hpo.nn.train import peak_rss_mb
 
     return peak_rss_mb()
 
@@ -87,7 +87,7 @@ def test_peak_memory_is_the_workers_own_not_its_parents():
     import concurrent.futures
     import multiprocessing
 
-    from hpo.train import peak_rss_mb
+    from hpo.nn.train import peak_rss_mb
 
     ballast = bytearray(400 * 1024 * 1024)  # 400 MB, touched: resident in this process
     ballast[::4096] = b"x" * len(ballast[::4096])

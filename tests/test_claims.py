@@ -14,7 +14,7 @@ from scipy import stats
 from hpo import spec, store
 from hpo.benchmarks import synthetic
 from hpo.errors import SpecError
-from hpo.report import claims, render, tables, write
+from hpo.reporting import claims, render, tables, write
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -166,7 +166,7 @@ def test_holm_across_the_claims_of_a_report(tmp_path: Path) -> None:
 
 
 def test_holm_on_a_hand_made_set() -> None:
-    from hpo.report import stats as st
+    from hpo.reporting import stats as st
 
     assert st.holm([0.01, 0.04, 0.03, float("nan")]) == pytest.approx(
         [0.03, 0.06, 0.06, float("nan")], nan_ok=True)
@@ -175,7 +175,7 @@ def test_holm_on_a_hand_made_set() -> None:
 
 
 def test_seed_counts_match_the_textbook_power_values() -> None:
-    from hpo.report import stats as st
+    from hpo.reporting import stats as st
 
     # Two-sided two-sample t-test, alpha 0.05, 80% power (G*Power, R's power.t.test).
     assert st.seeds_to_detect(1.0, 1.0, 0.05) == 17
@@ -249,9 +249,9 @@ def test_claims_survive_the_store_and_the_note() -> None:
     assert back.claims[1].tolerance == 5.0 and back.claims[0].metric == "val_acc"
     import tomllib
 
-    from hpo import annotate
+    from hpo import dashboard
 
-    raw = tomllib.loads(annotate.spec_toml(study.to_dict()))
+    raw = tomllib.loads(dashboard.spec_toml(study.to_dict()))
     assert raw["claims"][0]["than"] == {LOC: "none"}
     # Claims are read-off settings: they do not change what a trial computes.
     assert "claims" not in study.identity()
@@ -389,7 +389,7 @@ def test_no_target_no_column(tmp_path: Path) -> None:
 
 def test_a_claim_is_judged_within_the_closest_reading(tmp_path: Path,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
-    from hpo.report import readings
+    from hpo.reporting import readings
 
     raw = copy.deepcopy(RAW)
     raw["space"] = {LOC: ["none", "before_pool"], "train.lr": [0.01, 0.1]}

@@ -17,7 +17,7 @@ import optuna
 import pytest
 from optuna_dashboard import get_note, save_note
 
-from hpo import annotate, spec
+from hpo import artifacts, dashboard, spec
 from hpo.cli import main
 from hpo.spec import tomllib
 from tests.conftest import TINY_STUDY
@@ -47,14 +47,14 @@ def ran(tmp_path_factory) -> tuple[str, Path]:
 def test_artifacts_dir_rule(monkeypatch, tmp_path):
     monkeypatch.delenv("HPO_ARTIFACTS", raising=False)
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
-    assert annotate.artifacts_dir("sqlite:///runs/hpo.db") == Path("runs/hpo-artifacts")
-    assert annotate.artifacts_dir("sqlite:////abs/x.sqlite3") == Path("/abs/x-artifacts")
-    assert annotate.artifacts_dir("journal:runs.log") == Path("runs-artifacts")
-    assert annotate.artifacts_dir("postgresql://u:pw@h/db") == tmp_path / "xdg/hpo/artifacts"
-    assert annotate.artifacts_dir("sqlite:///hpo.db", "mine") == Path("mine")
+    assert artifacts.artifacts_dir("sqlite:///runs/hpo.db") == Path("runs/hpo-artifacts")
+    assert artifacts.artifacts_dir("sqlite:////abs/x.sqlite3") == Path("/abs/x-artifacts")
+    assert artifacts.artifacts_dir("journal:runs.log") == Path("runs-artifacts")
+    assert artifacts.artifacts_dir("postgresql://u:pw@h/db") == tmp_path / "xdg/hpo/artifacts"
+    assert artifacts.artifacts_dir("sqlite:///hpo.db", "mine") == Path("mine")
     monkeypatch.setenv("HPO_ARTIFACTS", "from-env")
-    assert annotate.artifacts_dir("sqlite:///hpo.db") == Path("from-env")
-    assert annotate.artifacts_dir("sqlite:///hpo.db", "mine") == Path("mine")
+    assert artifacts.artifacts_dir("sqlite:///hpo.db") == Path("from-env")
+    assert artifacts.artifacts_dir("sqlite:///hpo.db", "mine") == Path("mine")
 
 
 def test_artifact_folder_that_is_a_file_is_one_line(tmp_path, capsys, write_study):
@@ -75,7 +75,7 @@ def test_artifact_folder_that_is_a_file_is_one_line(tmp_path, capsys, write_stud
 def test_note_study_file_reads_back_as_the_same_study(name):
     varied = {p.key for p in spec.load(name).space}  # a varied key cannot be --set
     study = spec.load(name, [] if "train_subset" in varied else ["train_subset=300"])
-    text = annotate.spec_toml(study.to_dict())
+    text = dashboard.spec_toml(study.to_dict())
     assert spec.validate(tomllib.loads(text), "note").to_dict() == study.to_dict()
 
 
@@ -92,7 +92,7 @@ def test_run_writes_note_and_one_learning_curve_per_trial(ran):
     for trial in study_obj.trials:
         assert trial.state.name == "COMPLETE"
         assert sorted(trial.intermediate_values) == [1, 2]  # the live learning curve
-        metas = annotate._metas(trial.system_attrs)
+        metas = artifacts._metas(trial.system_attrs)
         assert [m["filename"] for m in metas] == [f"learning_curve_trial_{trial.number}.png"]
         assert metas[0]["mimetype"] == "image/png"
         ids.append(metas[0]["artifact_id"])
@@ -107,16 +107,16 @@ def test_note_masks_passwords_and_keeps_edits(tmp_path, write_study):
     s = optuna.create_study(study_name="tiny", storage=url)
     s.set_user_attr("hpo.spec", study.to_dict())
     s.set_user_attr("hpo.command", "hpo run --study tiny --storage postgresql://me:pw42@h/db")
-    assert annotate.update_study_note(s) is True
+    assert dashboard.update_study_note(s) is True
     note = get_note(s)
     assert "postgresql://me:***@h/db" in note and "pw42" not in note
-    assert annotate.update_study_note(s) is False  # unchanged: no new version
+    assert dashboard.update_study_note(s) is False  # unchanged: no new version
     s.set_user_attr("hpo.spec", spec.load(str(write_study()), ["repeats=5"]).to_dict())
-    assert annotate.update_study_note(s) is True  # the spec grew: hpo's own note follows
+    assert dashboard.update_study_note(s) is True  # the spec grew: hpo's own note follows
     assert "repeats = 5" in get_note(s)
     save_note(s, "my own words")
     s.set_user_attr("hpo.spec", study.to_dict())
-    assert annotate.update_study_note(s) is False  # never over someone's edit
+    assert dashboard.update_study_note(s) is False  # never over someone's edit
     assert get_note(s) == "my own words"
 
 
@@ -127,10 +127,10 @@ def test_note_is_written_without_importing_the_dashboard_app(tmp_path, write_stu
     spec_dict = spec.load(str(write_study())).to_dict()
     code = (
         "import sys, optuna\n"
-        "from hpo import annotate\n"
+        "from hpo import dashboard\n"
         f"s = optuna.create_study(study_name='n', storage={url!r})\n"
         f"s.set_user_attr('hpo.spec', {spec_dict!r})\n"
-        "assert annotate.update_study_note(s) is True\n"
+        "assert dashboard.update_study_note(s) is True\n"
         "print(sorted(m for m in sys.modules if m.startswith('optuna_dashboard')),"
         " 'optuna.importance' in sys.modules)\n"
     )
@@ -141,14 +141,14 @@ def test_note_is_written_without_importing_the_dashboard_app(tmp_path, write_stu
 
 
 def test_curve_data_drops_non_finite_values():
-    data = annotate.curve_data([
+    data = dashboard.curve_data([
         {"epoch": 1, "train_loss": 2.0, "val_loss": 1.5, "train_acc": 10.0, "val_acc": 11.0},
         {"epoch": 2, "train_loss": float("nan"), "val_loss": float("inf"), "train_acc": None,
          "val_acc": 12.5},
     ])
-    assert data == annotate.CurveData([1, 2], [2.0, None], [1.5, None], [10.0, None],
+    assert data == dashboard.CurveData([1, 2], [2.0, None], [1.5, None], [10.0, None],
                                       [11.0, 12.5])
-    fig = annotate.plot_curve(data, "t")
+    fig = dashboard.plot_curve(data, "t")
     assert [ax.get_ylabel() for ax in fig.axes] == ["loss", "accuracy (%)"]
 
 
@@ -161,7 +161,7 @@ def test_no_artifacts_stores_no_figures(tmp_path, write_study, capsys):
     assert main(["run", "--study", str(write_study()), "--storage", url, "--repeats", "1",
                  "--no-progress", "--no-artifacts"]) == 0
     study_obj = optuna.load_study(study_name="tiny", storage=url)
-    assert all(not annotate._metas(t.system_attrs) for t in study_obj.trials)
+    assert all(not artifacts._metas(t.system_attrs) for t in study_obj.trials)
     assert not (tmp_path / "s-artifacts").exists()
     assert get_note(study_obj)  # the note is not an artifact: always written
     assert "HPO_NO_ARTIFACTS" not in os.environ  # restored after the run
@@ -172,8 +172,8 @@ def test_failing_figure_warns_once_and_trials_complete(tmp_path, write_study, ca
     def broken(*args, **kwargs):
         raise RuntimeError("no fonts")
 
-    monkeypatch.setattr(annotate, "plot_curve", broken)
-    monkeypatch.setattr(annotate, "_warned", set())
+    monkeypatch.setattr(dashboard, "plot_curve", broken)
+    monkeypatch.setattr(artifacts, "_warned", set())
     url = f"sqlite:///{tmp_path / 's.db'}"
     assert main(["run", "--study", str(write_study()), "--storage", url, "--no-progress"]) == 0
     err = capsys.readouterr().err
@@ -186,21 +186,21 @@ def test_failing_figure_warns_once_and_trials_complete(tmp_path, write_study, ca
 
 def test_upload_report_figures_replaces_same_name(tmp_path):
     s = optuna.create_study(storage=f"sqlite:///{tmp_path / 's.db'}", study_name="r")
-    store = annotate.artifact_store(tmp_path / "art")
+    store = artifacts.artifact_store(tmp_path / "art")
     fig1, fig2 = tmp_path / "means.png", tmp_path / "curves.png"
     fig1.write_bytes(PNG_MAGIC + b"1")
     fig2.write_bytes(PNG_MAGIC + b"2")
-    first = annotate.upload_report_figures(s, [fig1, fig2], store)
-    assert sorted(m["filename"] for m in annotate.study_artifacts(s)) == [
+    first = artifacts.upload_report_figures(s, [fig1, fig2], store)
+    assert sorted(m["filename"] for m in artifacts.study_artifacts(s)) == [
         "report_curves.png", "report_means.png"]
     fig1.write_bytes(PNG_MAGIC + b"new")
-    again = annotate.upload_report_figures(s, [fig1], store)
-    metas = {m["filename"]: m["artifact_id"] for m in annotate.study_artifacts(s)}
+    again = artifacts.upload_report_figures(s, [fig1], store)
+    metas = {m["filename"]: m["artifact_id"] for m in artifacts.study_artifacts(s)}
     assert metas == {"report_means.png": again[0], "report_curves.png": first[1]}
     assert sorted(p.name for p in (tmp_path / "art").iterdir()) == sorted([again[0], first[1]])
     assert (tmp_path / "art" / again[0]).read_bytes() == PNG_MAGIC + b"new"
-    with pytest.raises(annotate.HpoError, match=r"^report figure .*gone.png does not exist"):
-        annotate.upload_report_figures(s, [tmp_path / "gone.png"], store)
+    with pytest.raises(artifacts.HpoError, match=r"^report figure .*gone.png does not exist"):
+        artifacts.upload_report_figures(s, [tmp_path / "gone.png"], store)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from hpo import data
 from hpo.errors import DataError
+from hpo.nn import data
 
 
 def write_idx(path, array: np.ndarray) -> None:

@@ -13,9 +13,9 @@ import optuna
 import pandas as pd
 import pytest
 
-from hpo import results, spec, store
+from hpo import records, spec, store
 from hpo.benchmarks import synthetic
-from hpo.report import figures, render, tables
+from hpo.reporting import figures, render, tables
 
 matplotlib.use("Agg")
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -202,7 +202,7 @@ def test_importance_bootstrap_intervals(tmp_path: Path) -> None:
 def test_hpo_run_summary_shows_one_run_without_plus_minus() -> None:
     frame = pd.DataFrame({"state": ["COMPLETE"] * 3, "train.lr": [0.1, 0.01, 0.01],
                           "test_acc": [90.0, 80.0, 84.0]})
-    text = results.format_summary(results.config_summary(frame, ["train.lr"]), ["train.lr"])
+    text = records.format_summary(records.config_summary(frame, ["train.lr"]), ["train.lr"])
     assert text.splitlines() == [
         f"{'lr=0.1':<48} test_acc  90.00          (n=1)",
         f"{'lr=0.01':<48} test_acc  82.00 ±  2.83  (n=2)",

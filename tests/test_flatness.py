@@ -9,11 +9,12 @@ import optuna
 import pytest
 import torch
 
-from hpo import annotate, cli, data, flatness, spec, store
+from hpo import artifacts, cli, spec, store
 from hpo.benchmarks import synthetic
-from hpo.models import ModelConfig, build_model
-from hpo.report import figures, tables, write
-from hpo.train import TrainConfig, evaluate, train_model
+from hpo.nn import data, flatness
+from hpo.nn.models import ModelConfig, build_model
+from hpo.nn.train import TrainConfig, evaluate, train_model
+from hpo.reporting import figures, tables, write
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -95,7 +96,7 @@ def test_a_real_run_records_the_curve_and_saves_both_weights(flat_store: tuple[s
         # alpha = 1 is the final network: the last epoch's validation numbers.
         assert curve["val_loss"][15] == pytest.approx(t.user_attrs["val_loss"], rel=1e-6)
         assert curve["val_err"][15] == pytest.approx(100 - t.user_attrs["val_acc"])
-        theta0, theta1 = annotate.load_trial_weights(t, annotate.artifacts_dir(url))
+        theta0, theta1 = artifacts.load_trial_weights(t, artifacts.artifacts_dir(url))
         assert set(theta0) == set(theta1) and any(k.endswith("running_var") for k in theta0)
         model_cfg = ModelConfig.from_config(spec.load(str(folder / "flat.toml")).config)
         model = build_model(model_cfg, splits.shape, splits.n_classes)
@@ -113,10 +114,10 @@ def test_weights_round_trip_with_weights_only(tmp_path: Path) -> None:
     trial = study_obj.ask()
     initial = {"a": torch.arange(6.0).reshape(2, 3), "n": torch.tensor(3)}
     final = {"a": torch.ones(2, 3), "n": torch.tensor(9)}
-    ids = annotate.save_trial_weights(trial, url, initial, final)
+    ids = artifacts.save_trial_weights(trial, artifacts.artifacts_dir(url), initial, final)
     assert len(ids) == 2
     study_obj.tell(trial, 1.0)
-    got0, got1 = annotate.load_trial_weights(study_obj.trials[0], annotate.artifacts_dir(url))
+    got0, got1 = artifacts.load_trial_weights(study_obj.trials[0], artifacts.artifacts_dir(url))
     assert torch.equal(got0["a"], initial["a"]) and got0["n"].item() == 3
     assert torch.equal(got1["a"], final["a"]) and got1["n"].item() == 9
 
@@ -125,10 +126,9 @@ def test_no_artifacts_saves_no_weights(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path}/w.db"
     study_obj = optuna.create_study(storage=url, study_name="w")
     trial = study_obj.ask()
-    with annotate.run_settings(None, enabled=False):
-        assert annotate.save_trial_weights(trial, url, {"a": torch.ones(1)},
-                                           {"a": torch.ones(1)}) == []
-    assert not annotate.artifacts_dir(url).exists()
+    assert artifacts.save_trial_weights(trial, None, {"a": torch.ones(1)},
+                                       {"a": torch.ones(1)}) == []
+    assert not artifacts.artifacts_dir(url).exists()
 
 
 def test_flatness_data_averages_seeds(tmp_path: Path) -> None:

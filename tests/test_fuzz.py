@@ -209,13 +209,14 @@ def check_one(body: str, sets: list[str], invalid: bool) -> str:
 
 @contextlib.contextmanager
 def patched() -> Any:
-    saved = runner.work, runner.ensure_weights
-    runner.work = _stop_before_training
-    runner.ensure_weights = lambda study: None  # never download pretrained weights here
+    pool = runner.pool  # where run() looks both up
+    saved = pool.work, pool.ensure_weights
+    pool.work = _stop_before_training
+    pool.ensure_weights = lambda study: None  # never download pretrained weights here
     try:
         yield
     finally:
-        runner.work, runner.ensure_weights = saved
+        pool.work, pool.ensure_weights = saved
 
 
 FAST = settings(max_examples=40, deadline=None, derandomize=True,

@@ -190,14 +190,14 @@ def test_export_json_has_history_and_masks_passwords(url, capsys, tmp_path):
 
 
 def test_delete_with_yes_removes_study_and_its_artifact_files(url, tmp_path, capsys):
-    from hpo import annotate
+    from hpo.artifacts import artifact_store, upload_report_figures
 
     study_obj = optuna.load_study(study_name="tiny", storage=url)
-    artifacts = annotate.artifact_store(tmp_path / "store-artifacts")
+    artifacts = artifact_store(tmp_path / "store-artifacts")
     figure = tmp_path / "fig.png"
     figure.write_bytes(b"png")
-    annotate.upload_report_figures(study_obj, [figure], artifacts)
-    kept = annotate.upload_report_figures(optuna.load_study(study_name="other", storage=url),
+    upload_report_figures(study_obj, [figure], artifacts)
+    kept = upload_report_figures(optuna.load_study(study_name="other", storage=url),
                                           [figure], artifacts)
     code, out, err = run(capsys, "delete", "tiny", "--storage", url, "--yes")
     assert (code, out) == (0, "")

@@ -4,8 +4,8 @@ import pytest
 import torch
 from torch import nn
 
-from hpo.layers import FastDropout
-from hpo.models import ModelConfig, ShapeError, build_model, count_parameters, feature_shape
+from hpo.nn.layers import FastDropout
+from hpo.nn.models import ModelConfig, ShapeError, build_model, count_parameters, feature_shape
 from hpo.spec import DROPOUT_LOCATIONS
 
 R0_CNN = ModelConfig(family="cnn", conv_layers=2, channels=(16, 4), kernel_size=3, padding=1,
@@ -163,13 +163,13 @@ def test_fast_dropout_keeps_a_channels_last_layout():
 def test_keep_freed_memory_applies_on_glibc():
     import platform
 
-    from hpo.train import keep_freed_memory
+    from hpo.nn.train import keep_freed_memory
 
     assert keep_freed_memory() is (platform.libc_ver()[0] == "glibc")
 
 
 def _random_splits(n: int, shape: tuple[int, int, int]):
-    from hpo.data import Splits
+    from hpo.nn.data import Splits
 
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(n, *shape, generator=gen)
@@ -180,7 +180,7 @@ def _random_splits(n: int, shape: tuple[int, int, int]):
 def test_r1_final_network_builds_for_cifar10_and_trains_one_step():
     # R1 (f): 2 conv -> pool -> 5 conv -> pool -> 3 fc (the last the 10-way output), BN, ReLU.
     from hpo import spec
-    from hpo.train import TrainConfig, train_model
+    from hpo.nn.train import TrainConfig, train_model
 
     config = spec.load("r1_final").config
     cfg = ModelConfig.from_config(config)

@@ -13,7 +13,7 @@ import pytest
 
 from hpo import spec, store
 from hpo.benchmarks import synthetic
-from hpo.report import readings, tables
+from hpo.reporting import readings, tables
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -112,7 +112,7 @@ def test_every_reference_table_counts(summary: tables.Summary) -> None:
 
 
 def test_report_has_a_readings_section(summary: tables.Summary) -> None:
-    from hpo.report import write
+    from hpo.reporting import write
 
     text = write.readme(summary, [], ["md"])
     section = text.split("## Readings\n\n", 1)[1]
@@ -128,7 +128,7 @@ def test_report_has_a_readings_section(summary: tables.Summary) -> None:
 
 def test_readings_and_references_from_the_study_file(tmp_path: Path) -> None:
     """The spec's own `readings` and `[[references]]`: both tables rendered, all rows counted."""
-    from hpo.report import write
+    from hpo.reporting import write
 
     raw = copy.deepcopy(RAW)
     raw["readings"] = ["train.optimizer"]

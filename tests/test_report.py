@@ -13,7 +13,7 @@ from scipy import stats
 
 from hpo import cli, spec, store
 from hpo.benchmarks import synthetic
-from hpo.report import figures, render, tables, write
+from hpo.reporting import figures, render, tables, write
 
 matplotlib.use("Agg")
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -413,17 +413,17 @@ def test_missing_store_and_bad_format_are_one_line(tmp_path: Path,
 
 def test_fast_sql_reader_gives_the_same_frame_as_optuna(location_store: str,
                                                         tuning_store: str) -> None:
-    from hpo import results
+    from hpo import records
 
     for url, name in ((location_store, "loc"), (tuning_store, "tune")):
         study_obj = store.load_study(store.open_storage(url, create=False), name)
-        fast = results.fetch_trials(study_obj)
-        assert isinstance(fast[0], results.TrialRow)  # the SQL path, not the fallback
-        study = results.study_spec(study_obj)
-        slow = results.trials_frame(study_obj, study, study_obj.get_trials(deepcopy=False))
+        fast = records.fetch_trials(study_obj)
+        assert isinstance(fast[0], records.TrialRow)  # the SQL path, not the fallback
+        study = records.study_spec(study_obj)
+        slow = records.trials_frame(study_obj, study, study_obj.get_trials(deepcopy=False))
         import pandas as pd
 
-        pd.testing.assert_frame_equal(results.trials_frame(study_obj, study, fast), slow)
+        pd.testing.assert_frame_equal(records.trials_frame(study_obj, study, fast), slow)
 
 
 def test_intervals_are_clipped_to_the_metric_range(url: str) -> None:
@@ -445,7 +445,7 @@ def test_report_figures_are_attached_to_the_study_once(location_store: str, tmp_
                                                        capsys: pytest.CaptureFixture[str]) -> None:
     import optuna
 
-    from hpo import annotate, store
+    from hpo import artifacts, store
 
     args = ["report", "--study", "loc", "--storage", location_store, "--out",
             str(tmp_path / "r"), "--artifacts", str(tmp_path / "art")]
@@ -453,7 +453,7 @@ def test_report_figures_are_attached_to_the_study_once(location_store: str, tmp_
     assert cli.main(args) == 0  # a second report replaces, never piles up
     study_obj = optuna.load_study(study_name="loc",
                                   storage=store.open_storage(location_store, create=False))
-    names = sorted(m["filename"] for m in annotate.study_artifacts(study_obj))
+    names = sorted(m["filename"] for m in artifacts.study_artifacts(study_obj))
     assert names == ["report_learning_curves.png", "report_test_accuracy.png"]
     assert len(list((tmp_path / "art").rglob("*"))) >= 2
 
@@ -462,18 +462,18 @@ def test_no_artifacts_attaches_nothing(location_store: str, tmp_path: Path,
                                        capsys: pytest.CaptureFixture[str]) -> None:
     import optuna
 
-    from hpo import annotate, store
+    from hpo import artifacts, store
 
     url = location_store
     assert cli.main(["report", "--study", "loc", "--storage", url, "--out",
                      str(tmp_path / "r"), "--no-artifacts"]) == 0
     study_obj = optuna.load_study(study_name="loc",
                                   storage=store.open_storage(url, create=False))
-    assert annotate.study_artifacts(study_obj) == []
+    assert artifacts.study_artifacts(study_obj) == []
 
 
 def test_a_published_single_run_is_compared_with_a_prediction_interval() -> None:
-    from hpo.report.tables import prediction_interval
+    from hpo.reporting.tables import prediction_interval
 
     low, high = prediction_interval(90.0, 2.0, 3)
     half = 4.302652729749464 * 2.0 * math.sqrt(1 + 1 / 3)  # t(0.975, 2) * s * sqrt(1 + 1/n)

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from hpo import cli, results, runner, spec, store
+from hpo import cli, records, runner, spec, store
 from hpo.errors import StoreError
 
 from .conftest import (
@@ -75,8 +75,8 @@ def machine(monkeypatch: pytest.MonkeyPatch):
     """A machine of 2 usable cores and ``available`` MB of memory."""
 
     def make(available: float | None = 10_000.0) -> None:
-        monkeypatch.setattr(runner, "usable_cores", lambda: 2)
-        monkeypatch.setattr(runner, "available_mb", lambda: available)
+        monkeypatch.setattr(runner.plan, "usable_cores", lambda: 2)
+        monkeypatch.setattr(runner.plan, "available_mb", lambda: available)
 
     return make
 
@@ -118,7 +118,7 @@ def test_jobs_within_every_limit_are_kept_without_a_word(machine, capsys) -> Non
 def test_pending_runs_reads_the_store(tmp_path: Path) -> None:
     study = spec.load(str(make_grid_study(tmp_path, cells=3, repeats=2)))
     assert runner.pending_runs(study, set()) == 6
-    cell = runner.space_mod.cell_key(study.cells()[0])
+    cell = runner.queue.space_mod.cell_key(study.cells()[0])
     assert runner.pending_runs(study, {(cell, 0), (cell, 1), ("other", 0)}) == 4
     assert store.finished_runs(f"sqlite:///{tmp_path / 'none.db'}", "tiny") == (set(), None)
     assert not (tmp_path / "none.db").exists()
@@ -324,10 +324,10 @@ def test_a_duplicate_run_is_counted_once_and_named(store_copy: Path, capsys) -> 
                "and ignoring trial 1 (same configuration and seed as trial 0)")
     study_obj = optuna.load_study(study_name="tiny", storage=store.open_storage(url))
     first_acc = study_obj.trials[0].user_attrs["test_acc"]
-    for trials_list in (None, results.fetch_trials(study_obj)):
-        frame = results.trials_frame(study_obj, trials=trials_list)
+    for trials_list in (None, records.fetch_trials(study_obj)):
+        frame = records.trials_frame(study_obj, trials=trials_list)
         assert frame["number"].tolist() == [0]
-        summary = results.config_summary(frame, results.varied_keys(results.study_spec(
+        summary = records.config_summary(frame, records.varied_keys(records.study_spec(
             study_obj)))
         assert summary["n"].tolist() == [1]
         assert summary["mean"].tolist() == [first_acc]

@@ -3,7 +3,7 @@ from __future__ import annotations
 import optuna
 import pytest
 
-from hpo import results, runner, spec, store
+from hpo import records, runner, spec, store
 from hpo.errors import SpecError
 
 from .conftest import TINY_STUDY
@@ -90,7 +90,7 @@ def test_divergence_is_recorded_as_complete(write_study, storage_url):
     assert trial.state.name == "COMPLETE"
     assert trial.user_attrs["diverged"] is True
     assert trial.user_attrs["stopped"] == "diverged"
-    frame = results.trials_frame(study_obj)
+    frame = records.trials_frame(study_obj)
     assert frame.loc[0, "diverged"] == True  # noqa: E712 (numpy bool)
 
 

@@ -5,10 +5,10 @@ import math
 import pytest
 import torch
 
-from hpo.data import Splits
-from hpo.models import ModelConfig
+from hpo.nn.data import Splits
+from hpo.nn.models import ModelConfig
+from hpo.nn.train import TrainConfig, shuffled_labels, train_model
 from hpo.spec import ACTIVATIONS, BATCH_NORMS, DROPOUT_LOCATIONS, OPTIMIZERS, SCHEDULES
-from hpo.train import TrainConfig, shuffled_labels, train_model
 
 SMALL = ModelConfig(channels=(4, 4), fc_layers=1, fc_width=8)
 
@@ -163,8 +163,8 @@ def test_cpu_time_is_measured(splits):
 
 
 def test_summed_loss_gradient_is_batch_size_times_the_mean(splits):
-    from hpo.models import build_model
-    from hpo.train import batch_loss
+    from hpo.nn.models import build_model
+    from hpo.nn.train import batch_loss
 
     torch.manual_seed(0)
     model = build_model(SMALL, splits.shape, splits.n_classes)
@@ -193,10 +193,10 @@ def test_summed_loss_at_lr_trains_like_mean_at_batch_size_times_lr(splits):
 
 
 def count_steps(monkeypatch) -> list[int]:
-    import hpo.train
+    import hpo.nn.train
 
     steps: list[int] = []
-    make = hpo.train.make_optimizer
+    make = hpo.nn.train.make_optimizer
 
     def counting(params, cfg):
         optimizer = make(params, cfg)
@@ -209,7 +209,7 @@ def count_steps(monkeypatch) -> list[int]:
         optimizer.step = counted
         return optimizer
 
-    monkeypatch.setattr(hpo.train, "make_optimizer", counting)
+    monkeypatch.setattr(hpo.nn.train, "make_optimizer", counting)
     return steps
 
 

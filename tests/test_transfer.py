@@ -8,11 +8,12 @@ import numpy as np
 import pytest
 import torch
 
-from hpo import data, models, spec
+from hpo import spec
 from hpo.cli import main
 from hpo.errors import DataError, SpecError
-from hpo.models import ModelConfig, WeightsError, build_model, count_parameters
-from hpo.train import TrainConfig, train_model
+from hpo.nn import data, models
+from hpo.nn.models import ModelConfig, WeightsError, build_model, count_parameters
+from hpo.nn.train import TrainConfig, train_model
 
 CLASSES = {"ants": (200, 60, 40), "bees": (40, 80, 210)}  # class-separable base colours
 
@@ -247,7 +248,7 @@ def test_run_without_weights_stops_before_the_store(no_weights, image_root, tmp_
 
 
 def test_a_store_from_before_the_new_keys_still_resumes():
-    from hpo.runner import _identity_diff
+    from hpo.runner.create import _identity_diff
 
     current = spec.load("momentum").identity()
     old = {k: v for k, v in current["config"].items()

@@ -17,7 +17,7 @@ import pytest
 from hpo import decide, runner, spec, store
 from hpo.benchmarks import synthetic
 from hpo.errors import SpecError
-from hpo.report import claims, tables
+from hpo.reporting import claims, tables
 from tests.conftest import completed_runs, run_hpo, start_hpo, trials, wait_for
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)

@@ -81,11 +81,11 @@ def run_bench(study_file: str, sampler_seeds: list[int], overrides: list[str],
     import concurrent.futures
     import multiprocessing
 
-    from hpo.cli import _quiet_libraries
+    from hpo.process import quiet_libraries
 
     context = multiprocessing.get_context("spawn")
     with concurrent.futures.ProcessPoolExecutor(
-            max_workers=parallel, mp_context=context, initializer=_quiet_libraries,
+            max_workers=parallel, mp_context=context, initializer=quiet_libraries,
             initargs=(False,)) as pool:
         return list(pool.map(run_search, *zip(*runs)))
 

@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from hpo import spec
-from hpo.data import SPLIT_SEED, default_data_dir
-from hpo.train import peak_rss_mb
+from hpo.nn.data import SPLIT_SEED, default_data_dir
+from hpo.nn.train import peak_rss_mb
 
 
 @dataclass
@@ -98,7 +98,7 @@ def _seeds_datasets(name: str, data_dir: Path) -> tuple[Any, Any]:
     from torchvision import transforms
 
     if name == "digits":
-        from hpo.data import _digits
+        from hpo.nn.data import _digits
 
         train_x, train_y, test_x, test_y = _digits()
         # Digits are 0..16: scale to 0..255 so ToTensor's /255 gives 0..1 as for MNIST.
@@ -138,8 +138,8 @@ def run_seeds_way(study: spec.Study, data_dir: Path, device: str = "cpu") -> Way
     import torch.nn.functional as F
     from torch.utils.data import DataLoader, random_split
 
-    from hpo.models import ModelConfig, build_model
-    from hpo.train import TrainConfig, make_optimizer
+    from hpo.nn.models import ModelConfig, build_model
+    from hpo.nn.train import TrainConfig, make_optimizer
 
     started = time.perf_counter()
     config = study.config
@@ -212,7 +212,7 @@ def run_hpo_way(study: spec.Study, data_dir: Path, jobs: int, device: str = "cpu
 
 
 def _train_size(study: spec.Study, data_dir: Path) -> int:
-    from hpo import data
+    from hpo.nn import data
 
     splits = data.load(study.config["dataset"], data_dir=data_dir,
                        val_fraction=study.config["val_fraction"],

@@ -34,7 +34,7 @@ def measure(study: str, run_args: list[str], folder: Path, tag: str) -> dict[str
     import optuna
 
     from hpo import store
-    from hpo.report import claims, tables
+    from hpo.reporting import claims, tables
 
     url = f"sqlite:///{folder / f'{study}_{tag}.db'}"
     cmd = [sys.executable, "-m", "hpo", "run", "--study", study, "--storage", url,

@@ -7,9 +7,40 @@ import sys
 from pathlib import Path
 
 from hpo import spec
-from hpo.commands.run import overrides_from
+from hpo.commands import overrides_from
 from hpo.errors import HpoError
-from hpo.runner import cap_jobs, pick_device, usable_cores
+
+HELP = "time hpo's trial path against the seeds' way (DataLoader) on the same trials"
+MODES = ("training", "pruning")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """This command's arguments (hpo.cli builds the parser from every command's)."""
+    p.add_argument("mode", nargs="?", default="training", choices=MODES,
+                   help="training: hpo vs the seeds' way (default); pruning: pruners compared "
+                   "on a tuning study")
+    p.add_argument("--study", metavar="NAME|FILE",
+                   help="study to time (default: dropout_location; pruning: tune)")
+    p.add_argument("--dataset", help="dataset (default: the study's)")
+    p.add_argument("--data-dir", help="folder with torchvision datasets")
+    p.add_argument("--epochs", type=int, help="epochs per trial (training default: 2)")
+    p.add_argument("--repeats", type=int, help="seeds per config (training default: 3)")
+    p.add_argument("--n-trials", type=int, help="trials per search (pruning)")
+    p.add_argument("--sampler-seeds", default="0,1,2",
+                   help="comma-separated sampler seeds, one search each (pruning; default 0,1,2)")
+    p.add_argument("--precision", help="fp32 or bf16 for hpo's path")
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"),
+                   help="where both ways train (default: auto, a GPU when one is visible)")
+    p.add_argument("--jobs", type=int, default=0,
+                   help="training: hpo workers (default: one per core, one on a GPU); "
+                   "pruning: searches run side by side (default: 1); capped by the runs, "
+                   "the usable cores and the memory available")
+    p.add_argument("--oversubscribe", action="store_true",
+                   help="allow more --jobs than usable cores")
+    p.add_argument("--threads", type=int, default=0,
+                   help="torch threads per hpo worker (default: cores // jobs)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides")
+    p.add_argument("--out", default="reports/bench", help="folder for the JSON + Markdown result")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -26,8 +57,9 @@ def main(args: argparse.Namespace) -> int:
 
 
 def _training(args: argparse.Namespace, command: str) -> int:
-    from hpo import data
     from hpo.benchmarks import training
+    from hpo.nn import data
+    from hpo.runner import cap_jobs, pick_device, usable_cores
 
     args.epochs = args.epochs or 2
     args.repeats = args.repeats or 3
@@ -35,7 +67,7 @@ def _training(args: argparse.Namespace, command: str) -> int:
     if not study.is_grid:
         raise HpoError(f"hpo bench training needs a grid study; {study.name!r} uses "
                        f"sampler {study.config['sampler']!r}")
-    data.ensure_available(study.config["dataset"], args.data_dir)
+    data.ensure_available(study.config["dataset"], study.data_folder(args.data_dir))
     device = pick_device(args.device)
     # On the CPU one worker per core; on a GPU one worker drives it (more would share it).
     jobs = args.jobs or (usable_cores() if device == "cpu" else 1)
@@ -45,7 +77,7 @@ def _training(args: argparse.Namespace, command: str) -> int:
           f"{len(study.cells())} configs x {study.config['repeats']} seeds x "
           f"{study.config['epochs']} epochs, both ways (this trains the study twice)...",
           file=sys.stderr)
-    result = training.run_bench(study, args.data_dir, jobs, device)
+    result = training.run_bench(study, study.data_folder(args.data_dir), jobs, device)
     json_path, md_path = training.write(result, Path(args.out), command)
     print(training.to_markdown(result, command), end="")
     print(f"wrote {json_path} and {md_path}", file=sys.stderr)
@@ -53,8 +85,9 @@ def _training(args: argparse.Namespace, command: str) -> int:
 
 
 def _pruning(args: argparse.Namespace, command: str) -> int:
-    from hpo import data
     from hpo.benchmarks import pruning
+    from hpo.nn import data
+    from hpo.runner import cap_jobs, pick_device, usable_cores
 
     study_file = args.study or "tune"
     overrides = overrides_from(args)
@@ -66,7 +99,7 @@ def _pruning(args: argparse.Namespace, command: str) -> int:
     except ValueError:
         raise HpoError(f"--sampler-seeds must be integers separated by commas, got "
                        f"{args.sampler_seeds!r}") from None
-    data.ensure_available(study.config["dataset"], args.data_dir)
+    data.ensure_available(study.config["dataset"], study.data_folder(args.data_dir))
     device = pick_device(args.device)
     parallel = cap_jobs(args.jobs or 1, len(seeds) * len(pruning.PRUNERS),
                         oversubscribe=getattr(args, "oversubscribe", False), peak_mb=None)
@@ -75,7 +108,7 @@ def _pruning(args: argparse.Namespace, command: str) -> int:
     print(f"bench pruning: {study.name} ({device}), {study.config['n_trials']} trials x "
           f"{len(pruning.PRUNERS)} pruners x {len(seeds)} sampler seeds, {parallel} search"
           f"{'es' if parallel > 1 else ''} at a time...", file=sys.stderr)
-    results = pruning.run_bench(study_file, seeds, overrides, args.data_dir,
+    results = pruning.run_bench(study_file, seeds, overrides, study.data_folder(args.data_dir),
                                 threads=threads, device=device, parallel=parallel)
     stem = f"pruning_{study.name}_{study.config['dataset']}"  # one result per study and data
     json_path, md_path = pruning.write(results, Path(args.out), command, stem)

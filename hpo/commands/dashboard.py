@@ -8,8 +8,22 @@ import ipaddress
 import signal
 import sys
 
-from hpo import annotate, store
+from hpo import store
+from hpo.artifacts import artifact_store, artifacts_dir
+from hpo.commands import add_artifacts, add_storage
 from hpo.errors import HpoError
+
+HELP = "serve optuna-dashboard for a store on http://127.0.0.1:8080"
+DESCRIPTION = HELP + "; Ctrl-C stops it"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """This command's arguments (hpo.cli builds the parser from every command's)."""
+    add_storage(p)
+    add_artifacts(p)
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (default: 127.0.0.1, this machine only)")
+    p.add_argument("--port", type=int, default=8080, help="port (default: 8080)")
 
 
 def is_loopback(host: str) -> bool:
@@ -26,8 +40,8 @@ def main(args: argparse.Namespace) -> int:
         raise HpoError(f"--port must be between 1 and 65535, got {args.port}")
     url = store.resolve_url(args.storage)
     storage = store.open_storage(url, create=False)
-    directory = annotate.artifacts_dir(url, args.artifacts)
-    artifacts = annotate.artifact_store(directory)
+    directory = artifacts_dir(url, args.artifacts)
+    artifacts = artifact_store(directory)
     if not is_loopback(args.host):
         print(f"hpo: warning: --host {args.host} makes the dashboard reachable from other "
               "machines; it has no login, and anyone who reaches it can edit and delete studies",

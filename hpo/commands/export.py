@@ -7,7 +7,20 @@ import sys
 from pathlib import Path
 
 from hpo import inspection, store
+from hpo.commands import add_storage
 from hpo.errors import HpoError
+
+HELP = "write a stored study's trials as CSV or JSON to stdout (or --output FILE)"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """This command's arguments (hpo.cli builds the parser from every command's)."""
+    p.add_argument("name", metavar="STUDY", help="study name (see `hpo list`)")
+    add_storage(p)
+    p.add_argument("--format", choices=("csv", "json"), default="csv",
+                   help="csv: one row per trial; json: the study's settings and every trial "
+                   "with its per-epoch history (default: csv)")
+    p.add_argument("--output", "-o", metavar="FILE", help="write here instead of stdout")
 
 
 def render(study_obj: object, fmt: str, url: str) -> str:

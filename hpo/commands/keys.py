@@ -5,7 +5,15 @@ from __future__ import annotations
 import argparse
 import json
 
+from hpo.commands import add_format
 from hpo.spec import KEYS
+
+HELP = "list every study-file key with its default and meaning"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """This command's arguments (hpo.cli builds the parser from every command's)."""
+    add_format(p, "text", "json")
 
 
 def main(args: argparse.Namespace) -> int:

@@ -6,6 +6,15 @@ import argparse
 import sys
 
 from hpo import inspection, store
+from hpo.commands import add_format, add_storage
+
+HELP = "list the studies in a store: trials by state, best value, last activity"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """This command's arguments (hpo.cli builds the parser from every command's)."""
+    add_storage(p)
+    add_format(p, "text", "json")
 
 
 def main(args: argparse.Namespace) -> int:

@@ -9,13 +9,42 @@ import sys
 import time
 
 from hpo import store
+from hpo.commands import add_storage
 from hpo.errors import HpoError
+from hpo.schema import METRICS
+
+HELP = "write tables, figures and README of a stored study to reports/<study>/"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """This command's arguments (hpo.cli builds the parser from every command's)."""
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--study", metavar="NAME", help="the study's name in the store")
+    which.add_argument("--all", action="store_true",
+                       help="every study in the store, plus an index (OUT/README.md)")
+    which.add_argument("--across-datasets", metavar="LIST",
+                       help="comma-separated study names: one table of their claims' verdicts "
+                       "per dataset they ran on in the store (OUT/across_datasets/README.md)")
+    add_storage(p)
+    p.add_argument("--out", default="reports", metavar="DIR",
+                   help="reports root; a study goes to DIR/<study>/ (default: reports)")
+    p.add_argument("--format", default="md,csv,tex", metavar="LIST",
+                   help="table formats to write, comma-separated from md, csv, tex "
+                   "(default: md,csv,tex)")
+    p.add_argument("--metric", choices=METRICS,
+                   help="rank configurations and test against the best by this metric "
+                   "(default: the study's own metric)")
+    p.add_argument("--artifacts", metavar="DIR",
+                   help="artifact folder the figures are attached to the study in (default: "
+                   "beside the store, as for hpo run)")
+    p.add_argument("--no-artifacts", action="store_true",
+                   help="do not attach the figures to the study for optuna-dashboard")
 
 TERMINAL_LIMIT = 20  # rows of a tuning study printed on the terminal (all are in the files)
 
 
 def parse_formats(text: str) -> list[str]:
-    from hpo.report.write import FORMATS
+    from hpo.reporting.write import FORMATS
 
     formats = [f.strip().lower() for f in text.split(",") if f.strip()]
     bad = [f for f in formats if f not in FORMATS]
@@ -38,19 +67,19 @@ def report_command(args: argparse.Namespace, name: str) -> str:
 
 def _attach_figures(study_obj: object, written: object, url: str, artifacts: str | None) -> None:
     """Attach the report's figures to the study, so optuna-dashboard shows them too."""
-    from hpo import annotate
+    from hpo.artifacts import artifact_store, artifacts_dir, upload_report_figures
 
     figures = [p for p in written.files if p.suffix == ".png"]
     if figures:
-        folder = annotate.artifacts_dir(url, artifacts)
-        annotate.upload_report_figures(study_obj, figures, annotate.artifact_store(folder))
+        folder = artifacts_dir(url, artifacts)
+        upload_report_figures(study_obj, figures, artifact_store(folder))
 
 
 def main(args: argparse.Namespace) -> int:
     import matplotlib
 
     matplotlib.use("Agg")  # files only, never a window
-    from hpo.report import render, tables, write
+    from hpo.reporting import render, tables, write
 
     formats = parse_formats(args.format)
     url = store.resolve_url(args.storage)
@@ -100,7 +129,7 @@ def main(args: argparse.Namespace) -> int:
 
 def _across(args: argparse.Namespace, storage: object) -> int:
     """``--across-datasets``: claims × datasets from one store."""
-    from hpo.report import across
+    from hpo.reporting import across
 
     result = across.across_datasets(storage, across.parse_studies(args.across_datasets))
     path = across.write(result, args.out)

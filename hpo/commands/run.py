@@ -5,36 +5,53 @@ from __future__ import annotations
 import argparse
 
 from hpo import spec, store
+from hpo.commands import add_artifacts, add_storage, overrides_from
 from hpo.errors import HpoError
+
+HELP = "run a study (resumes where it stopped)"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """This command's arguments (hpo.cli builds the parser from every command's)."""
+    p.add_argument("--study", required=True, metavar="NAME|FILE",
+                   help="a shipped study name (see `hpo studies`) or a path to a .toml file")
+    add_storage(p)
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
+                   help="override a study-file key, e.g. --set model.activation=tanh (repeatable)")
+    p.add_argument("--name", help="store the study under this name (default: the study's name)")
+    p.add_argument("--dataset", help="shortcut for --set dataset=NAME")
+    p.add_argument("--data-dir", help="folder with torchvision datasets (default: $HPO_DATA_DIR "
+                   "or ./data)")
+    p.add_argument("--epochs", type=int, help="shortcut for --set epochs=N")
+    p.add_argument("--repeats", type=int, help="shortcut for --set repeats=N (seeds per config)")
+    p.add_argument("--until-decided", action="store_true",
+                   help="after the repeats, add seeds (REPEATS at a time) to the configurations "
+                   "of inconclusive claims until every claim is decided "
+                   "(--set until_decided=true)")
+    p.add_argument("--max-repeats", type=int, metavar="N",
+                   help="with --until-decided: at most N seeds per configuration (default 10)")
+    p.add_argument("--n-trials", type=int, help="shortcut for --set n_trials=N (tuning studies)")
+    p.add_argument("--pruner", help="shortcut for --set pruner=none|median|percentile|hyperband")
+    p.add_argument("--precision", help="shortcut for --set train.precision=fp32|bf16")
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"),
+                   help="training device (default: auto)")
+    p.add_argument("--jobs", type=int, default=1,
+                   help="worker processes (default: 1); capped by the runs pending, the usable "
+                   "cores and the memory available")
+    p.add_argument("--oversubscribe", action="store_true",
+                   help="allow more --jobs than usable cores")
+    p.add_argument("--threads", type=int, default=0,
+                   help="torch threads per worker (default: cores // jobs)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    add_artifacts(p)
+    p.add_argument("--no-artifacts", action="store_true",
+                   help="do not store a learning-curve figure per trial")
 
 TOP_CONFIGS = 10
 
-# Command-line shortcuts and the study-file key each one sets.
-SHORTCUTS = {
-    "dataset": "dataset",
-    "epochs": "epochs",
-    "repeats": "repeats",
-    "n_trials": "n_trials",
-    "pruner": "pruner",
-    "precision": "train.precision",
-    "name": "name",
-    "max_repeats": "max_repeats",
-}
-
-
-def overrides_from(args: argparse.Namespace) -> list[str]:
-    items = list(getattr(args, "overrides", []))
-    for attr, key in SHORTCUTS.items():
-        value = getattr(args, attr, None)
-        if value is not None:
-            items.append(f"{key}={value!r}" if isinstance(value, str) else f"{key}={value}")
-    if getattr(args, "until_decided", False):
-        items.append("until_decided=true")
-    return items
-
-
 def main(args: argparse.Namespace) -> int:
-    from hpo import annotate, results, runner
+    from hpo import records, runner
+    from hpo.artifacts import artifact_store, artifacts_dir
 
     if args.jobs < 1:
         raise HpoError(f"--jobs must be >= 1, got {args.jobs}")
@@ -50,22 +67,24 @@ def main(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
         command=args.command_line,
         oversubscribe=getattr(args, "oversubscribe", False),
+        artifacts=args.artifacts,
+        save_artifacts=not args.no_artifacts,
     )
-    artifacts = annotate.artifacts_dir(opts.storage_url, args.artifacts)
+    artifacts = artifacts_dir(opts.storage_url, args.artifacts)
     if not args.no_artifacts and (args.artifacts or artifacts.parent.is_dir()):
-        annotate.artifact_store(artifacts)  # unusable folder: one error now, not one per trial
-    with annotate.run_settings(args.artifacts, enabled=not args.no_artifacts):
-        study_obj = runner.run(study, opts)
-    frame = results.trials_frame(study_obj, study)
-    keys = results.varied_keys(study)
-    summary = results.config_summary(frame, keys)
+        artifact_store(artifacts)  # unusable folder: one error now, not one per trial
+    study_obj = runner.run(study, opts)
+    frame = records.trials_frame(study_obj, study)
+    keys = records.varied_keys(study)
+    metric = study.config["metric"]  # what `hpo report` ranks by: the same winner
+    summary = records.config_summary(frame, keys, metric)
     print(f"study {study.name!r} in {store.mask(opts.storage_url)}: "
           f"{(frame['state'] == 'COMPLETE').sum()} complete trials")
     if not study.is_grid and len(summary) > TOP_CONFIGS:
         # A tuning study has one row per sampled configuration: show the best ones.
-        summary = summary.sort_values("mean", ascending=False).head(TOP_CONFIGS)
-        print(f"best {TOP_CONFIGS} configurations by mean test_acc:")
-    print(results.format_summary(summary, keys))
+        summary = records.rank_summary(summary, metric).head(TOP_CONFIGS)
+        print(f"best {TOP_CONFIGS} configurations by mean {metric}:")
+    print(records.format_summary(summary, keys, metric))
     if study.config["until_decided"]:
         from hpo import decide
 

@@ -5,6 +5,16 @@ from __future__ import annotations
 import argparse
 
 from hpo import inspection, store
+from hpo.commands import add_format, add_storage
+
+HELP = "show one line per trial of a stored study: configuration, seed, state, metrics"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """This command's arguments (hpo.cli builds the parser from every command's)."""
+    p.add_argument("name", metavar="STUDY", help="study name (see `hpo list`)")
+    add_storage(p)
+    add_format(p, "text", "json")
 
 
 def main(args: argparse.Namespace) -> int:

@@ -6,6 +6,14 @@ import argparse
 import json
 
 from hpo import spec
+from hpo.commands import add_format
+
+HELP = "list the shipped studies: name, question, dataset, size"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """This command's arguments (hpo.cli builds the parser from every command's)."""
+    add_format(p, "text", "json")
 
 
 def describe(name: str) -> dict:

@@ -10,12 +10,19 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from hpo.errors import DataError
+from hpo.nn.shapes import (  # noqa: F401  (the dataset table lives there, torch-free)
+    _CIFAR_BATCHES,
+    _MNIST_FILES,
+    DATASETS,
+    DEFAULT_IMAGE_SIZE,
+    DatasetInfo,
+    input_shape,
+)
 
 SPLIT_SEED = 20_240_601  # fixed: every trial of every study sees the same train/val split
 DIGITS_TEST_FRACTION = 0.2
@@ -23,51 +30,9 @@ DIGITS_TEST_FRACTION = 0.2
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".ppm", ".tif", ".tiff", ".webp")
-DEFAULT_IMAGE_SIZE = 224
-
-
-@dataclass(frozen=True)
-class DatasetInfo:
-    shape: tuple[int, int, int]
-    n_classes: int
-    # For torchvision datasets: class name, folder under --data-dir, files that must be there.
-    torchvision_class: str | None = None
-    folder: str = ""
-    files: tuple[str, ...] = ()
-
-
-_MNIST_FILES = (
-    "train-images-idx3-ubyte",
-    "train-labels-idx1-ubyte",
-    "t10k-images-idx3-ubyte",
-    "t10k-labels-idx1-ubyte",
-)
-# CIFAR-10 in the order hpo concatenates them: five training batches, then the test batch.
-_CIFAR_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6)) + ("test_batch",)
 CIFAR_RECORD = 1 + 3 * 32 * 32  # binary release: one label byte, then the R, G, B planes
 CIFAR_PY_FOLDER = "cifar-10-batches-py"  # torchvision's download (pickled dicts)
 CIFAR_SCRIPT = "python ../shared/data/get_cifar10.py"  # rebuilds the binary release offline
-
-DATASETS: dict[str, DatasetInfo] = {
-    "digits": DatasetInfo((1, 8, 8), 10),
-    "mnist": DatasetInfo((1, 28, 28), 10, "MNIST", "MNIST/raw", _MNIST_FILES),
-    "fashion_mnist": DatasetInfo((1, 28, 28), 10, "FashionMNIST", "FashionMNIST/raw",
-                                 _MNIST_FILES),
-    "kmnist": DatasetInfo((1, 28, 28), 10, "KMNIST", "KMNIST/raw", _MNIST_FILES),
-    # Read from either release (see _cifar10): the binary one is what hpo names when missing.
-    "cifar10": DatasetInfo((3, 32, 32), 10, "CIFAR10", "cifar-10-batches-bin",
-                           tuple(f"{b}.bin" for b in _CIFAR_BATCHES)),
-    # ROOT/train/<class>/*.jpg, ROOT/val/<class>/*.jpg; size and classes come from the files.
-    "imagefolder": DatasetInfo((3, DEFAULT_IMAGE_SIZE, DEFAULT_IMAGE_SIZE), 0),
-}
-
-
-def input_shape(name: str, config: Mapping[str, Any] | None = None) -> tuple[int, int, int]:
-    """(C, H, W) of a dataset's images; ``imagefolder`` reads ``image_size`` from ``config``."""
-    if name == "imagefolder":
-        size = (config or {}).get("image_size", DEFAULT_IMAGE_SIZE)
-        return 3, size, size
-    return DATASETS[name].shape
 
 
 def default_data_dir() -> Path:

@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from hpo.data import Splits
-from hpo.models import ModelConfig, build_model
+from hpo.nn.data import Splits
+from hpo.nn.models import ModelConfig, build_model
 
 # 21 points, step 0.1: alpha = 0 and alpha = 1 are among them, written exactly.
 ALPHAS = tuple(round(-0.5 + 0.1 * i, 10) for i in range(21))
@@ -58,7 +58,7 @@ def flatness_curve(
     """
     import torch
 
-    from hpo.train import evaluate, finite_or_none
+    from hpo.nn.train import evaluate, finite_or_none
 
     device = data.train_x.device
     model = build_model(model_cfg, data.shape, data.n_classes).to(device)

@@ -13,13 +13,21 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hpo.errors import HpoError
+from hpo.schema import (  # noqa: F401  (re-exported: the report's modules read them here)
+    STAT_METRICS,
+    STATE_COLUMNS,
+    STATES,
+    best_position,
+    config_key,
+    config_label,
+    format_value,
+    lower_is_better,
+    ranked,
+    short_names,
+)
+from hpo.schema import norm as _norm
 from hpo.spec import Study
 
-# Metrics summarised per configuration (mean, std, 95% CI). Accuracies are percentages.
-STAT_METRICS = ("train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc")
-STATES = ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING")
-STATE_COLUMNS = {"COMPLETE": "n", "PRUNED": "pruned", "FAIL": "failed", "RUNNING": "running",
-                 "WAITING": "waiting"}
 CONFIDENCE = 0.95
 ALPHA = 0.05  # a p-value below this marks a difference from the best row as significant
 
@@ -30,7 +38,7 @@ class Summary:
 
     name: str
     study: Study
-    frame: Any  # one row per trial, every state (hpo.results.trials_frame)
+    frame: Any  # one row per trial, every state (hpo.records.trials_frame)
     table: Any  # one row per configuration, numeric (see config_table)
     keys: list[str]  # varied keys, in space order
     metric: str  # the ranking metric (default: the study's metric)
@@ -39,52 +47,12 @@ class Summary:
 
     @property
     def maximize(self) -> bool:
-        return not self.metric.endswith("_loss")
+        return not lower_is_better(self.metric)
 
     @property
     def best(self) -> Any | None:
         rows = self.table[self.table["best"]]
         return None if rows.empty else rows.iloc[0]
-
-
-def short_names(keys: Sequence[str]) -> dict[str, str]:
-    """Column names for varied keys: the last dotted part unless two keys share it."""
-    last = [k.rsplit(".", 1)[-1] for k in keys]
-    return {k: (s if last.count(s) == 1 else k) for k, s in zip(keys, last)}
-
-
-def _norm(value: Any) -> Any:
-    """One spelling per value, so trial columns (NaN, 100.0) and grid cells (None, 100) agree."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return None
-    if isinstance(value, bool) or isinstance(value, str):
-        return value
-    if isinstance(value, (int, float)) or hasattr(value, "dtype"):
-        try:
-            return float(value)
-        except (TypeError, ValueError):
-            return value
-    if isinstance(value, list):
-        return str(value)  # trials_frame stringifies list values the same way
-    return value
-
-
-def config_key(values: Sequence[Any]) -> str:
-    return "|".join(repr(_norm(v)) for v in values)
-
-
-def format_value(value: Any) -> str:
-    value = _norm(value)
-    if isinstance(value, float):
-        return f"{value:g}"
-    return str(value)
-
-
-def config_label(keys: Sequence[str], values: Sequence[Any]) -> str:
-    """``dropout_location=before_pool, lr=0.001``; inactive (conditional) keys are left out."""
-    names = short_names(keys)
-    parts = [f"{names[k]}={format_value(v)}" for k, v in zip(keys, values) if _norm(v) is not None]
-    return ", ".join(parts) or "base configuration"
 
 
 def mean_std_ci(values: Sequence[float], confidence: float = CONFIDENCE) -> tuple[float, ...]:
@@ -147,44 +115,14 @@ def config_table(frame: Any, study: Study, metric: str | None = None) -> Any:
     ``epochs_to_target_mean`` (over the runs that reached it) and ``reached_target`` (runs),
     ``p_value`` (Welch's t-test of ``metric`` against the best row) and ``best``.
     """
-    import numpy as np
     import pandas as pd
-    from scipy import stats
 
     metric = metric or study.config["metric"]
     keys = [p.key for p in study.space]
     frame = frame.assign(_key=[config_key(v) for v in frame[keys].itertuples(index=False)]
                          if keys else "")
-    done = frame[frame["state"] == "COMPLETE"]
-
-    if "cpu_time" not in done:  # a frame from hpo.results.trials_frame alone
-        done = done.assign(cpu_time=math.nan)
-    numeric = {m: pd.to_numeric(done[m], errors="coerce") for m in
-               (*STAT_METRICS, "wall_time", "cpu_time", "n_params", "epochs_run")}
-    values = pd.DataFrame(numeric, index=done.index)
-    values = values.where(np.isfinite(values))
-    values["diverged"] = done["diverged"].fillna(False).astype(bool)
-    values["epoch_seconds"] = [epoch_seconds(h) for h in done["history"]]
-    values["cpu_epoch_seconds"] = values["cpu_time"] / values["epochs_run"]
     target = float(study.config.get("target_acc") or 0)
-    if target > 0:
-        values["epochs_to_target"] = [epochs_to_target(h, target) for h in done["history"]]
-    values["_key"] = done["_key"]
-    grouped = values.groupby("_key", sort=False)
-    agg = pd.DataFrame({"n": grouped.size()})
-    for m in STAT_METRICS:
-        col = grouped[m]
-        agg[f"{m}_mean"], agg[f"{m}_std"], agg[f"_{m}_count"] = col.mean(), col.std(), col.count()
-    agg["wall_time_mean"] = grouped["wall_time"].mean()
-    agg["cpu_time_mean"] = grouped["cpu_time"].mean()
-    agg["cpu_epoch_seconds_mean"] = grouped["cpu_epoch_seconds"].mean()
-    agg["n_params"] = grouped["n_params"].max()
-    agg["epochs_run_mean"] = grouped["epochs_run"].mean()
-    agg["diverged"] = grouped["diverged"].sum().astype(int)
-    agg["epoch_seconds_mean"] = grouped["epoch_seconds"].mean()
-    if target > 0:
-        agg["epochs_to_target_mean"] = grouped["epochs_to_target"].mean()
-        agg["reached_target"] = grouped["epochs_to_target"].count()
+    agg = _aggregate(_run_values(frame[frame["state"] == "COMPLETE"], target), target)
 
     states = frame.groupby(["_key", "state"], sort=False).size().unstack(fill_value=0)
     order = _row_order(frame, study, keys, agg)
@@ -207,6 +145,60 @@ def config_table(frame: Any, study: Study, metric: str | None = None) -> Any:
     table["diverged"] = table["diverged"].fillna(0).astype(int)
     if target > 0:
         table["reached_target"] = table["reached_target"].fillna(0).astype(int)
+    table = _order_columns(_add_intervals(table), keys)
+    table = _mark_best(table, metric)
+    if not study.is_grid:
+        table = _tuning_order(table, metric)
+    return table.reset_index(drop=True)
+
+
+def _run_values(done: Any, target: float) -> Any:
+    """One row per complete run (indexed as ``done``): its numbers, non-finite ones NaN."""
+    import numpy as np
+    import pandas as pd
+
+    if "cpu_time" not in done:  # a frame from hpo.records.trials_frame alone
+        done = done.assign(cpu_time=math.nan)
+    numeric = {m: pd.to_numeric(done[m], errors="coerce") for m in
+               (*STAT_METRICS, "wall_time", "cpu_time", "n_params", "epochs_run")}
+    values = pd.DataFrame(numeric, index=done.index)
+    values = values.where(np.isfinite(values))
+    values["diverged"] = done["diverged"].fillna(False).astype(bool)
+    values["epoch_seconds"] = [epoch_seconds(h) for h in done["history"]]
+    values["cpu_epoch_seconds"] = values["cpu_time"] / values["epochs_run"]
+    if target > 0:
+        values["epochs_to_target"] = [epochs_to_target(h, target) for h in done["history"]]
+    values["_key"] = done["_key"]
+    return values
+
+
+def _aggregate(values: Any, target: float) -> Any:
+    """One row per configuration (``_key``): counts, means and stds of the runs' numbers."""
+    import pandas as pd
+
+    grouped = values.groupby("_key", sort=False)
+    agg = pd.DataFrame({"n": grouped.size()})
+    for m in STAT_METRICS:
+        col = grouped[m]
+        agg[f"{m}_mean"], agg[f"{m}_std"], agg[f"_{m}_count"] = col.mean(), col.std(), col.count()
+    agg["wall_time_mean"] = grouped["wall_time"].mean()
+    agg["cpu_time_mean"] = grouped["cpu_time"].mean()
+    agg["cpu_epoch_seconds_mean"] = grouped["cpu_epoch_seconds"].mean()
+    agg["n_params"] = grouped["n_params"].max()
+    agg["epochs_run_mean"] = grouped["epochs_run"].mean()
+    agg["diverged"] = grouped["diverged"].sum().astype(int)
+    agg["epoch_seconds_mean"] = grouped["epoch_seconds"].mean()
+    if target > 0:
+        agg["epochs_to_target_mean"] = grouped["epochs_to_target"].mean()
+        agg["reached_target"] = grouped["epochs_to_target"].count()
+    return agg
+
+
+def _add_intervals(table: Any) -> Any:
+    """``<m>_ci_low``/``<m>_ci_high`` for every STAT_METRICS ``m`` (t-based, CONFIDENCE),
+    from the ``_<m>_count`` columns, which it removes."""
+    import numpy as np
+    from scipy import stats
 
     for m in STAT_METRICS:
         count = table.pop(f"_{m}_count").fillna(0).to_numpy()
@@ -220,11 +212,7 @@ def config_table(frame: Any, study: Study, metric: str | None = None) -> Any:
         low, high = (0.0, 100.0) if m.endswith("_acc") else (0.0, np.inf)
         table[f"{m}_ci_low"] = np.clip(mean - half, low, high)
         table[f"{m}_ci_high"] = np.clip(mean + half, low, high)
-    table = _order_columns(table, keys)
-    table = _mark_best(table, metric)
-    if not study.is_grid:
-        table = _tuning_order(table, metric)
-    return table.reset_index(drop=True)
+    return table
 
 
 def epoch_seconds(history: Any) -> float:
@@ -280,10 +268,9 @@ def _mark_best(table: Any, metric: str) -> Any:
     mean = table[f"{metric}_mean"].to_numpy(dtype=float)
     table["p_value"] = np.nan
     table["best"] = False
-    if not np.isfinite(mean).any():
+    best = best_position(mean, metric)
+    if best is None:
         return table
-    masked = np.where(np.isfinite(mean), mean, -np.inf if not metric.endswith("_loss") else np.inf)
-    best = int(np.argmin(masked) if metric.endswith("_loss") else np.argmax(masked))
     std = table[f"{metric}_std"].to_numpy(dtype=float)
     n = table["n"].to_numpy(dtype=float)
     table["p_value"] = welch_p(mean, std, n, mean[best], std[best], n[best])
@@ -293,20 +280,17 @@ def _mark_best(table: Any, metric: str) -> Any:
 
 
 def _tuning_order(table: Any, metric: str) -> Any:
-    return table.sort_values(
-        [f"{metric}_mean"], ascending=metric.endswith("_loss"), kind="stable",
-        na_position="last",
-    )
+    return ranked(table, f"{metric}_mean", metric)
 
 
 def summarize(study_obj: Any, metric: str | None = None) -> Summary:
     """Load a stored study's trials and build its per-configuration table."""
-    from hpo import results
+    from hpo import records
 
-    study = results.study_spec(study_obj)
+    study = records.study_spec(study_obj)
     metric = metric or study.config["metric"]
-    trials = results.fetch_trials(study_obj)
-    frame = results.trials_frame(study_obj, study, trials)
+    trials = records.fetch_trials(study_obj)
+    frame = records.trials_frame(study_obj, study, trials)
     if frame.empty:
         rename = "" if study.name == study_obj.study_name else f" --name {study_obj.study_name}"
         raise HpoError(

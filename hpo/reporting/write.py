@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hpo.report import claims, figures, readings, render
-from hpo.report.tables import (
+from hpo.reporting import claims, figures, readings, render
+from hpo.reporting.tables import (
     ALPHA,
     Summary,
     is_two_way_grid,

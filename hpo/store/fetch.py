@@ -1,4 +1,5 @@
-"""Trials of a stored study as a pandas DataFrame: the one source of every table and figure."""
+"""Every trial of a stored study, fast: plain SQL on Optuna's tables where the store is a
+database (the fast path), Optuna's own reader otherwise; each (configuration, seed) once."""
 
 from __future__ import annotations
 
@@ -6,60 +7,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from hpo.errors import StoreError
-from hpo.spec import Study, from_dict
-
-METRICS = (
-    "train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc",
-    "wall_time", "n_params", "epochs_run", "diverged", "stopped",
-)
-
-
-def study_spec(study_obj: Any) -> Study:
-    """The study file a stored study was run with (hpo stores it with the study)."""
-    data = study_obj.user_attrs.get("hpo.spec")
-    if data is None:
-        raise StoreError(
-            f"study {study_obj.study_name!r} was not created by hpo (no hpo.spec attribute); "
-            "hpo can only report studies it ran"
-        )
-    return from_dict(data, f"study {study_obj.study_name!r}")
-
-
-def trials_frame(study_obj: Any, study: Study | None = None, trials: list[Any] | None = None
-                 ) -> Any:
-    """One row per trial, every state: number, state, the varied keys, seed and the record.
-
-    ``trials`` (FrozenTrials already fetched) saves a second read of a large store.
-    """
-    import pandas as pd
-
-    from hpo import space as space_mod
-
-    study = study or study_spec(study_obj)
-    by_key = {p.key: p for p in study.space}
-    rows = []
-    fetched = trials if trials is not None else study_obj.get_trials(deepcopy=False)
-    for t in unique_runs(fetched, study.name):
-        params = t.params or t.system_attrs.get("fixed_params", {})
-        row: dict[str, Any] = {"number": t.number, "state": t.state.name}
-        for key in by_key:
-            value = params.get(key)
-            row[key] = space_mod.decode(by_key[key], value) if value is not None else None
-            if isinstance(row[key], list):
-                row[key] = str(row[key])  # hashable, for grouping
-        row["seed"] = t.user_attrs.get("seed")
-        for metric in METRICS:
-            row[metric] = t.user_attrs.get(metric)
-        row["history"] = t.user_attrs.get("history", [])
-        row["flatness"] = t.user_attrs.get("flatness")
-        row["value"] = t.value if t.values else None
-        row["datetime_start"] = t.datetime_start
-        row["datetime_complete"] = t.datetime_complete
-        rows.append(row)
-    columns = ["number", "state", *by_key, "seed", *METRICS, "history", "flatness", "value",
-               "datetime_start", "datetime_complete"]
-    return pd.DataFrame(rows, columns=columns)
+from hpo.schema import DONE_STATES
 
 
 @dataclass
@@ -109,7 +57,7 @@ def unique_runs(trials: list[Any], study_name: str = "") -> list[Any]:
     first: dict[tuple[Any, Any], Any] = {}
     for t in trials:
         attrs = t.user_attrs
-        if t.state.name not in ("COMPLETE", "PRUNED") or not {"cell", "seed"} <= attrs.keys():
+        if t.state.name not in DONE_STATES or not {"cell", "seed"} <= attrs.keys():
             continue
         key = (attrs["cell"], attrs["seed"])
         if key not in first or _finished_order(t) < _finished_order(first[key]):
@@ -117,7 +65,7 @@ def unique_runs(trials: list[Any], study_name: str = "") -> list[Any]:
     dropped = {}
     for t in trials:
         attrs = t.user_attrs
-        if t.state.name in ("COMPLETE", "PRUNED") and "cell" in attrs and "seed" in attrs:
+        if t.state.name in DONE_STATES and "cell" in attrs and "seed" in attrs:
             kept = first[(attrs["cell"], attrs["seed"])]
             if kept is not t:
                 dropped[t.number] = kept.number
@@ -188,37 +136,3 @@ def _sql_trials(engine: Any, study_id: int) -> list[TrialRow]:
     for trial_id, by_objective in per_trial.items():
         rows[trial_id].values = [by_objective[k] for k in sorted(by_objective)]
     return list(rows.values())
-
-
-def varied_keys(study: Study) -> list[str]:
-    return [p.key for p in study.space]
-
-
-def config_summary(frame: Any, keys: list[str], metric: str = "test_acc") -> Any:
-    """Completed trials grouped by configuration: n, mean and std of ``metric``."""
-    done = frame[frame["state"] == "COMPLETE"]
-    if not keys:
-        done = done.assign(configuration="base")
-        keys = ["configuration"]
-    grouped = done.groupby(keys, dropna=False, sort=False)[metric]
-    return grouped.agg(n="count", mean="mean", std="std").reset_index()
-
-
-def _short(value: Any) -> str:
-    if isinstance(value, float):
-        if value != value:  # NaN: the parameter was inactive (conditional space)
-            return "-"
-        return str(int(value)) if value.is_integer() and abs(value) >= 1 else f"{value:.3g}"
-    return str(value)
-
-
-def format_summary(summary: Any, keys: list[str], metric: str = "test_acc") -> str:
-    """Plain text, one configuration a line: what `hpo run` prints when it ends."""
-    lines = []
-    for _, row in summary.iterrows():
-        label = ", ".join(f"{k.split('.')[-1]}={_short(row[k])}" for k in keys)
-        label = label or "base configuration"
-        # One run has no spread: "± 0.00" would claim a measured zero.
-        spread = f" ± {row['std']:5.2f}" if row["n"] >= 2 else " " * 8
-        lines.append(f"{label:<48} {metric} {row['mean']:6.2f}{spread}  (n={int(row['n'])})")
-    return "\n".join(lines)

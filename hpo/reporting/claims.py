@@ -1,7 +1,7 @@
 """Machine-checked verdicts on a study's ``[[claims]]``: does the measurement support the seed?
 
 A verdict is SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE, NOT_EXERCISED or NOT_APPLICABLE, with the
-numbers behind it. Tests use the per-seed values of the complete runs (hpo.report.stats):
+numbers behind it. Tests use the per-seed values of the complete runs (hpo.reporting.stats):
 
 - ``better``: supported iff Welch's two-sided test finds ``config`` significantly better than
   ``than``; not supported iff significantly worse; else inconclusive.
@@ -37,28 +37,39 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from hpo.report import stats
-from hpo.report.tables import (
+from hpo.reporting import stats
+from hpo.reporting.claim_sides import (  # noqa: F401  (claims.sharpness, claims.lower_is_better)
+    LOWER_IS_BETTER,
+    SHARPNESS_STEP,
+    _amount,
+    _fmt_p,
+    _label,
+    _missing,
+    _runs,
+    _Side,
+    _side,
+    _stat,
+    _trial_value,
+    _units,
+    claim_metric,
+    lower_is_better,
+    n_classes,
+    report_alpha,
+    seeds_text,
+    sharpness,
+)
+from hpo.reporting.tables import (
     ALPHA,
     STAT_METRICS,
     Summary,
     _matches,
-    config_key,
-    epoch_seconds,
-    epochs_to_target,
     format_value,
-    short_names,
 )
 from hpo.spec import SIMILAR_MARGIN, Claim
 
 SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE = "supported", "not supported", "inconclusive"
 NOT_EXERCISED, NOT_APPLICABLE = "not exercised", "not applicable"
 TESTED = (SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE)
-LOWER_IS_BETTER = ("wall_time", "cpu_time", "epoch_seconds", "epochs_run", "epochs_to_target",
-                   "sharpness")
-# sharpness: the training-set loss (labels as trained on) at alpha = 1 -/+ SHARPNESS_STEP,
-# averaged, minus the loss at theta_final (alpha = 1).
-SHARPNESS_STEP = 0.5
 
 
 @dataclass
@@ -77,138 +88,6 @@ class Verdict:
     def decided(self) -> bool:
         return self.verdict != INCONCLUSIVE
 
-
-@dataclass
-class _Side:
-    row: dict
-    values: Any  # per-seed metric values, finite only, in seed order
-    seeds: list[Any]
-
-
-def claim_metric(claim: Claim, summary: Summary) -> str:
-    if claim.metric is not None:
-        return claim.metric
-    return "test_acc" if claim.kind == "at_chance" else summary.study.config["metric"]
-
-
-def n_classes(dataset: str) -> int:
-    from hpo.data import DATASETS
-
-    return DATASETS[dataset].n_classes if dataset in DATASETS else 10
-
-
-def lower_is_better(metric: str) -> bool:
-    return metric.endswith("_loss") or metric in LOWER_IS_BETTER
-
-
-def report_alpha(summary: Summary) -> float:
-    """ALPHA, divided by the planned looks when seeds were added until decided."""
-    from hpo.decide import LOOKS_ATTR, planned_looks
-
-    config = summary.study.config
-    adaptive = config.get("until_decided") or summary.attrs.get(LOOKS_ATTR)
-    return ALPHA / planned_looks(config) if adaptive else ALPHA
-
-
-# ---------------------------------------------------------------------------------------------
-# Per-seed values
-
-
-def sharpness(flatness: Any) -> float:
-    """Mean training-loss rise SHARPNESS_STEP either side of theta_final; NaN if unknown."""
-    if not isinstance(flatness, dict):
-        return math.nan
-    alphas, losses = flatness.get("alpha") or [], flatness.get("train_loss") or []
-    at = {round(a, 6): v for a, v in zip(alphas, losses)}
-    points = [at.get(round(1.0 + s, 6)) for s in (-SHARPNESS_STEP, 0.0, SHARPNESS_STEP)]
-    if any(p is None or not math.isfinite(p) for p in points):
-        return math.nan
-    return (points[0] + points[2]) / 2 - points[1]
-
-
-def _trial_value(record: dict, metric: str, target: float) -> float:
-    if metric == "epoch_seconds":
-        return epoch_seconds(record.get("history"))
-    if metric == "epochs_to_target":
-        return epochs_to_target(record.get("history"), target)
-    if metric == "sharpness":
-        return sharpness(record.get("flatness"))
-    if metric == "cpu_time":
-        value = record.get("cpu_time")
-        if _missing(value):
-            value = record.get("wall_time")  # stores made before cpu_time was recorded
-    else:
-        value = record.get(metric)
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return math.nan
-
-
-def _runs(summary: Summary, row: dict) -> list[dict]:
-    """The complete trials of one configuration, in seed order."""
-    want = config_key([row[k] for k in summary.keys])
-    frame = summary.frame[summary.frame["state"] == "COMPLETE"]
-    records = [r for r in frame.to_dict("records")
-               if config_key([r[k] for k in summary.keys]) == want]
-    return sorted(records, key=lambda r: (r.get("seed") is None, r.get("seed") or 0))
-
-
-def _side(summary: Summary, row: dict, metric: str) -> _Side:
-    import numpy as np
-
-    target = float(summary.study.config.get("target_acc") or 0)
-    runs = _runs(summary, row)
-    pairs = [(r.get("seed"), _trial_value(r, metric, target)) for r in runs]
-    pairs = [(s, v) for s, v in pairs if math.isfinite(v)]
-    return _Side(row, np.asarray([v for _, v in pairs], dtype=float), [s for s, _ in pairs])
-
-
-# ---------------------------------------------------------------------------------------------
-# Wording
-
-
-def _label(summary: Summary, params: Any) -> str:
-    names = short_names(summary.keys)
-    return ", ".join(f"{names.get(k, k)}={format_value(v)}" for k, v in params)
-
-
-def _stat(side: _Side, m: str) -> str:
-    x = side.values
-    if len(x) == 0:
-        return f"{side.row['config']}: no finite {m}"
-    spread = f" ± {x.std(ddof=1):.3g}" if len(x) > 1 else ""
-    return f"{side.row['config']}: {m} {x.mean():.4g}{spread} (n={len(x)})"
-
-
-def _fmt_p(p: float, name: str = "Welch p") -> str:
-    if not math.isfinite(p):
-        return "no test (n < 2)"
-    return f"{name} = {p:.3g}" if p >= 0.001 else f"{name} < 0.001"
-
-
-def _amount(diff: float, m: str) -> str:
-    """'0.24-point difference', '1.3 s difference', 'difference of 0.012 in val_loss'."""
-    x = f"{abs(diff):.2g}"
-    if m.endswith("_acc"):
-        return f"{x}-point difference"
-    if m in ("wall_time", "cpu_time", "epoch_seconds"):
-        return f"{x} s difference"
-    if m in ("epochs_run", "epochs_to_target"):
-        return f"{x}-epoch difference"
-    return f"difference of {x} in {m}"
-
-
-def _units(m: str, amount: float) -> str:
-    return "" if not m.endswith("_acc") else " point" if amount == 1 else " points"
-
-
-def seeds_text(n: int | None, what: str, alpha: float, groups: int = 2) -> str:
-    """The power rule's sentence for an inconclusive verdict."""
-    tail = f" (80% power, α = {alpha:.3g})"
-    if n is None:
-        return f"no feasible number of seeds (≤ {stats.MAX_SEEDS:,}) would {what}"
-    return f"≈ {n:,} seeds{' per configuration' if groups == 2 else ''} would {what}{tail}"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -248,10 +127,6 @@ def evaluate(claim: Claim, summary: Summary, alpha: float | None = None,
             verdict = replace(verdict, evidence=f"{verdict.evidence} (wall time stands in for "
                               f"CPU time on {missing} of {len(runs)} runs stored without it)")
     return verdict
-
-
-def _missing(value: Any) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value))
 
 
 def _evaluate(claim: Claim, summary: Summary, alpha: float | None,
@@ -487,7 +362,7 @@ def _at_chance(claim: Claim, summary: Summary, a: _Side, m: str, alpha: float) -
 def _judged_reading(claim: Claim, summary: Summary) -> tuple[Any, list[Any], str]:
     """(reading to judge in, the other readings, why that one); () when readings do not
     apply (no readings, or the claim names every reading key)."""
-    from hpo.report import readings as readings_mod
+    from hpo.reporting import readings as readings_mod
 
     all_readings = readings_mod.readings_of(summary)
     named = {k for k, _ in claim.config} | {k for k, _ in claim.than}

@@ -4,7 +4,7 @@ One store holds the same study run on several datasets under different names (``
 --study learning_rate --dataset mnist --name learning_rate_mnist``). A stored study counts as a
 run of study file ``S`` when its name is ``S`` or ``S_<dataset>`` / ``S-<dataset>`` (its dataset
 as stored), or when the command that ran it names ``--study S`` (any ``--name``). Verdicts are
-hpo.report.claims.evaluate_all's, per stored study, as its own report gives them.
+hpo.reporting.claims.evaluate_all's, per stored study, as its own report gives them.
 """
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ def study_of(name: str, attrs: dict[str, Any], wanted: Sequence[str]) -> str | N
 
 
 def _dataset_order(datasets: set[str]) -> list[str]:
-    from hpo.data import DATASETS
+    from hpo.nn.shapes import DATASETS
 
     known = [d for d in DATASETS if d in datasets]
     return known + sorted(datasets - set(known))
@@ -74,7 +74,7 @@ def across_datasets(storage: Any, studies: Sequence[str]) -> Across:
     import pandas as pd
 
     from hpo import store
-    from hpo.report import claims, tables
+    from hpo.reporting import claims, tables
 
     found: dict[tuple[str, str], list[str]] = {}
     for summary in optuna.get_all_study_summaries(storage=storage):

@@ -1,0 +1,158 @@
+"""A claim's sides: the per-seed values of the configurations it compares, the metric it is
+judged on, and the words its evidence is written in."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from hpo.reporting import stats
+from hpo.reporting.tables import (
+    ALPHA,
+    Summary,
+    config_key,
+    epoch_seconds,
+    epochs_to_target,
+    format_value,
+    short_names,
+)
+from hpo.schema import LOWER_IS_BETTER, lower_is_better  # noqa: F401
+from hpo.spec import Claim
+
+# sharpness: the training-set loss (labels as trained on) at alpha = 1 -/+ SHARPNESS_STEP,
+# averaged, minus the loss at theta_final (alpha = 1).
+SHARPNESS_STEP = 0.5
+
+
+@dataclass
+class _Side:
+    row: dict
+    values: Any  # per-seed metric values, finite only, in seed order
+    seeds: list[Any]
+
+
+def claim_metric(claim: Claim, summary: Summary) -> str:
+    if claim.metric is not None:
+        return claim.metric
+    return "test_acc" if claim.kind == "at_chance" else summary.study.config["metric"]
+
+
+def n_classes(dataset: str) -> int:
+    from hpo.nn.shapes import DATASETS
+
+    return DATASETS[dataset].n_classes if dataset in DATASETS else 10
+
+
+def report_alpha(summary: Summary) -> float:
+    """ALPHA, divided by the planned looks when seeds were added until decided."""
+    from hpo.decide import LOOKS_ATTR, planned_looks
+
+    config = summary.study.config
+    adaptive = config.get("until_decided") or summary.attrs.get(LOOKS_ATTR)
+    return ALPHA / planned_looks(config) if adaptive else ALPHA
+
+
+# ---------------------------------------------------------------------------------------------
+# Per-seed values
+
+
+def sharpness(flatness: Any) -> float:
+    """Mean training-loss rise SHARPNESS_STEP either side of theta_final; NaN if unknown."""
+    if not isinstance(flatness, dict):
+        return math.nan
+    alphas, losses = flatness.get("alpha") or [], flatness.get("train_loss") or []
+    at = {round(a, 6): v for a, v in zip(alphas, losses)}
+    points = [at.get(round(1.0 + s, 6)) for s in (-SHARPNESS_STEP, 0.0, SHARPNESS_STEP)]
+    if any(p is None or not math.isfinite(p) for p in points):
+        return math.nan
+    return (points[0] + points[2]) / 2 - points[1]
+
+
+def _trial_value(record: dict, metric: str, target: float) -> float:
+    if metric == "epoch_seconds":
+        return epoch_seconds(record.get("history"))
+    if metric == "epochs_to_target":
+        return epochs_to_target(record.get("history"), target)
+    if metric == "sharpness":
+        return sharpness(record.get("flatness"))
+    if metric == "cpu_time":
+        value = record.get("cpu_time")
+        if _missing(value):
+            value = record.get("wall_time")  # stores made before cpu_time was recorded
+    else:
+        value = record.get(metric)
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def _runs(summary: Summary, row: dict) -> list[dict]:
+    """The complete trials of one configuration, in seed order."""
+    want = config_key([row[k] for k in summary.keys])
+    frame = summary.frame[summary.frame["state"] == "COMPLETE"]
+    records = [r for r in frame.to_dict("records")
+               if config_key([r[k] for k in summary.keys]) == want]
+    return sorted(records, key=lambda r: (r.get("seed") is None, r.get("seed") or 0))
+
+
+def _side(summary: Summary, row: dict, metric: str) -> _Side:
+    import numpy as np
+
+    target = float(summary.study.config.get("target_acc") or 0)
+    runs = _runs(summary, row)
+    pairs = [(r.get("seed"), _trial_value(r, metric, target)) for r in runs]
+    pairs = [(s, v) for s, v in pairs if math.isfinite(v)]
+    return _Side(row, np.asarray([v for _, v in pairs], dtype=float), [s for s, _ in pairs])
+
+
+# ---------------------------------------------------------------------------------------------
+# Wording
+
+
+def _label(summary: Summary, params: Any) -> str:
+    names = short_names(summary.keys)
+    return ", ".join(f"{names.get(k, k)}={format_value(v)}" for k, v in params)
+
+
+def _stat(side: _Side, m: str) -> str:
+    x = side.values
+    if len(x) == 0:
+        return f"{side.row['config']}: no finite {m}"
+    spread = f" ± {x.std(ddof=1):.3g}" if len(x) > 1 else ""
+    return f"{side.row['config']}: {m} {x.mean():.4g}{spread} (n={len(x)})"
+
+
+def _fmt_p(p: float, name: str = "Welch p") -> str:
+    if not math.isfinite(p):
+        return "no test (n < 2)"
+    return f"{name} = {p:.3g}" if p >= 0.001 else f"{name} < 0.001"
+
+
+def _amount(diff: float, m: str) -> str:
+    """'0.24-point difference', '1.3 s difference', 'difference of 0.012 in val_loss'."""
+    x = f"{abs(diff):.2g}"
+    if m.endswith("_acc"):
+        return f"{x}-point difference"
+    if m in ("wall_time", "cpu_time", "epoch_seconds"):
+        return f"{x} s difference"
+    if m in ("epochs_run", "epochs_to_target"):
+        return f"{x}-epoch difference"
+    return f"difference of {x} in {m}"
+
+
+def _units(m: str, amount: float) -> str:
+    return "" if not m.endswith("_acc") else " point" if amount == 1 else " points"
+
+
+def seeds_text(n: int | None, what: str, alpha: float, groups: int = 2) -> str:
+    """The power rule's sentence for an inconclusive verdict."""
+    tail = f" (80% power, α = {alpha:.3g})"
+    if n is None:
+        return f"no feasible number of seeds (≤ {stats.MAX_SEEDS:,}) would {what}"
+    return f"≈ {n:,} seeds{' per configuration' if groups == 2 else ''} would {what}{tail}"
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))

@@ -1,0 +1,75 @@
+"""Figures of a report. Each is computed as plain data first (``*_data`` -> DataFrame or
+dataclass, tested for its numbers) and drawn second (``plot_*`` -> matplotlib Figure).
+
+``common`` (labels, which configurations are drawn, save) → ``curves`` (learning curves) →
+``accuracy`` (per configuration) → ``heatmaps`` (two-parameter grids) → ``importance``
+(parameter importance and optimisation history, tuning studies) → ``flatness``.
+"""
+
+from __future__ import annotations
+
+from hpo.reporting.figures.accuracy import (  # noqa: F401
+    AccuracyData,
+    _strip_key,
+    accuracy_data,
+    plot_accuracy,
+)
+from hpo.reporting.figures.common import (  # noqa: F401
+    CURVE_METRICS,
+    DPI,
+    LABELS,
+    MAX_BARS,
+    MAX_CURVES,
+    _complete_with_labels,
+    _palette,
+    _tick,
+    _unit_label,
+    save,
+    shown_configs,
+)
+from hpo.reporting.figures.curves import (  # noqa: F401
+    DASHES,
+    MARKERS,
+    NARROWEST,
+    WIDEST,
+    CurvesData,
+    LineStyle,
+    curves_data,
+    line_styles,
+    plot_curves,
+)
+from hpo.reporting.figures.flatness import (  # noqa: F401
+    FLATNESS_METRICS,
+    FlatnessData,
+    flatness_data,
+    plot_flatness,
+)
+from hpo.reporting.figures.heatmaps import (  # noqa: F401
+    MIN_SPAN_POINTS,
+    MIN_SPAN_STDS,
+    HeatmapData,
+    _colour_range,
+    _within_noise,
+    heatmap_data,
+    plot_heatmaps,
+)
+from hpo.reporting.figures.importance import (  # noqa: F401
+    AGREEMENT_RHO,
+    BOOTSTRAP,
+    BOOTSTRAP_SEED,
+    EVALUATORS,
+    FANOVA_BOOTSTRAP_MAX,
+    FANOVA_DEPTH,
+    FANOVA_TREES,
+    ImportanceData,
+    _evaluators,
+    _importances,
+    history_data,
+    importance_agreement,
+    importance_data,
+    importance_study,
+    importance_text,
+    importance_trials,
+    plot_history,
+    plot_importance,
+)

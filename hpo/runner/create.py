@@ -1,0 +1,147 @@
+"""Creating a study in the store once (or checking the stored one matches), its sampler and
+pruner, and the metadata stored with it."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import warnings
+from typing import Any
+
+from hpo import __version__, dashboard, store
+from hpo.errors import SpecError
+from hpo.runner.plan import RunOptions
+from hpo.runner.queue import reconcile
+from hpo.spec import KEYS, Study
+
+
+def study_metadata(study: Study, device: str, command: str) -> dict[str, Any]:
+    import optuna
+    import torch
+
+    return {
+        "hpo.spec": study.to_dict(),
+        "hpo.identity": study.identity(),
+        "hpo.versions": {
+            "hpo": __version__, "torch": torch.__version__, "optuna": optuna.__version__,
+            "python": sys.version.split()[0],
+        },
+        "hpo.git_commit": _git_commit(),
+        "hpo.dataset": study.config["dataset"],
+        "hpo.device": device,
+        "hpo.command": store.mask(command),
+    }
+
+
+def _git_commit() -> str | None:
+    import subprocess
+
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
+            cwd=os.path.dirname(os.path.abspath(__file__)),
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def _identity_diff(stored: dict[str, Any], current: dict[str, Any]) -> list[str]:
+    def value(cfg: dict[str, Any], key: str) -> Any:
+        # A key added to hpo after the study was stored ran with what is now its default.
+        return cfg.get(key, KEYS[key].default if key in KEYS else None)
+
+    diffs = []
+    old_cfg, new_cfg = stored.get("config", {}), current["config"]
+    for key in sorted(set(old_cfg) | set(new_cfg)):
+        if key in KEYS and not KEYS[key].identity:
+            continue  # stored by an hpo that still counted it
+        if value(old_cfg, key) != value(new_cfg, key):
+            diffs.append(f"{key} {value(old_cfg, key)!r} -> {value(new_cfg, key)!r}")
+    if stored.get("space") != current["space"]:
+        diffs.append("the search space")
+    return diffs
+
+
+def prepare_study(study: Study, storage: Any, opts: RunOptions, device: str) -> Any:
+    """Create the Optuna study once (or check the stored one matches) and queue missing cells."""
+    import optuna
+
+    with store.exclusive(opts.storage_url, storage):
+        study_obj = optuna.create_study(
+            study_name=study.name, storage=storage, direction=study.direction,
+            sampler=make_sampler(study), pruner=make_pruner(study), load_if_exists=True,
+        )
+        stored_identity = study_obj.user_attrs.get("hpo.identity")
+        if stored_identity is None:
+            for key, value in study_metadata(study, device, opts.command).items():
+                study_obj.set_user_attr(key, value)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                study_obj.set_metric_names([study.config["metric"]])
+        else:
+            diffs = _identity_diff(stored_identity, json.loads(json.dumps(study.identity())))
+            if diffs:
+                raise SpecError(
+                    f"study {study.name!r} in the store was run with other settings "
+                    f"({'; '.join(diffs[:4])}); run it under a new name with --name NEW, or "
+                    f"`hpo delete {study.name}` first"
+                )
+            # Repeats and n_trials may grow between runs: keep the stored spec current, and
+            # the command that ran it last (the report's "Reproduce" shows it).
+            study_obj.set_user_attr("hpo.spec", study.to_dict())
+            if opts.command:
+                study_obj.set_user_attr("hpo.command", store.mask(opts.command))
+        dashboard.update_study_note(study_obj)
+        reconcile(study_obj, study)
+    return study_obj
+
+
+def make_sampler(study: Study, worker: int = 0) -> Any:
+    """The study's sampler; worker i of a ``--jobs N`` run seeds it with sampler_seed + i.
+
+    With one seed for all, every worker drew the same random start-up trials: with --jobs 2
+    the first ten TPE trials came in identical pairs. Worker 0 keeps the study's own seed, so
+    a --jobs 1 run is unchanged and reproducible.
+    """
+    import optuna
+
+    seed = study.config["sampler_seed"] + worker
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        match study.config["sampler"]:
+            case "tpe":
+                return optuna.samplers.TPESampler(seed=seed)
+            case "random" | "grid":  # grid cells arrive as enqueued fixed parameters
+                return optuna.samplers.RandomSampler(seed=seed)
+            case "gp":
+                return optuna.samplers.GPSampler(seed=seed)
+            case "cmaes":
+                return optuna.samplers.CmaEsSampler(seed=seed)
+    raise SpecError(f"unknown sampler {study.config['sampler']!r}")
+
+
+def make_pruner(study: Study) -> Any:
+    import optuna
+
+    match study.config["pruner"]:
+        case "none":
+            return optuna.pruners.NopPruner()
+        case "median":
+            # Steps are epochs, numbered from 1; Optuna prunes from step == n_warmup_steps on.
+            return optuna.pruners.MedianPruner(
+                n_startup_trials=study.config["pruner_startup_trials"],
+                n_warmup_steps=study.config["pruner_min_epochs"],
+            )
+        case "percentile":
+            # Optuna's percentile is the share kept: 25.0 keeps the top quarter.
+            return optuna.pruners.PercentilePruner(
+                percentile=study.config["pruner_keep_percent"],
+                n_startup_trials=study.config["pruner_startup_trials"],
+                n_warmup_steps=study.config["pruner_min_epochs"],
+            )
+        case "hyperband":
+            return optuna.pruners.HyperbandPruner(min_resource=1,
+                                                  max_resource=study.config["epochs"])
+    raise SpecError(f"unknown pruner {study.config['pruner']!r}")

@@ -1,0 +1,129 @@
+"""Options of a run and the machine it runs on: the device, and how many workers to start."""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from hpo import space as space_mod
+from hpo import store
+from hpo.errors import HpoError
+from hpo.spec import Study
+
+# Memory one worker is assumed to need before any trial of the study has recorded its
+# peak_rss_mb: torch, Optuna and the embedded digits in one process, with room to spare.
+DEFAULT_WORKER_MB = 1000
+# Share of MemAvailable that workers may plan to take: the page cache and the parent need some.
+MEMORY_SHARE = 0.8
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    storage_url: str
+    device: str = "auto"
+    jobs: int = 1
+    threads: int = 0  # torch threads per worker; 0: cores // jobs
+    data_dir: str | None = None
+    progress: bool = True
+    command: str = ""
+    oversubscribe: bool = False  # allow more workers than usable cores
+    # Figures (learning curves, flatness weights) for the dashboard: the folder (None: as
+    # artifacts.artifacts_dir says for the store), or none at all with save_artifacts False.
+    artifacts: str | None = None
+    save_artifacts: bool = True
+
+    def artifacts_folder(self) -> Path | None:
+        """Where the workers store artifacts; None: they store none (``--no-artifacts``)."""
+        if not self.save_artifacts:
+            return None
+        from hpo import artifacts
+
+        return artifacts.artifacts_dir(self.storage_url, self.artifacts)
+
+
+def pick_device(requested: str) -> str:
+    import torch
+
+    if requested == "auto":
+        if torch.cuda.is_available():
+            return "cuda"
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return "mps"
+        return "cpu"
+    if requested == "cuda" and not torch.cuda.is_available():
+        raise HpoError("--device cuda: no CUDA device is visible; use --device cpu or auto")
+    if requested == "mps" and not torch.backends.mps.is_available():
+        raise HpoError("--device mps: Apple's MPS backend is not available; use --device cpu")
+    return requested
+
+
+def usable_cores() -> int:
+    """Cores this process may run on: SLURM and taskset restrict the set, cpu_count does not."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def threads_per_worker(jobs: int, threads: int) -> int:
+    """Torch threads per worker, so that workers x threads <= cores unless --threads says."""
+    return threads if threads > 0 else max(1, usable_cores() // jobs)
+
+
+def available_mb() -> float | None:
+    """MemAvailable of /proc/meminfo in MB (None where there is no such file)."""
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
+
+
+def cap_jobs(requested: int, pending: int, *, oversubscribe: bool, peak_mb: float | None,
+             flag: str = "--jobs") -> int:
+    """Workers worth starting: at most one per pending run, per usable core (unless
+    ``oversubscribe``) and per share of the available memory. One line on stderr when fewer
+    than ``requested``: a typo such as --jobs 1000 costs a line, not the machine."""
+    if requested <= 1:
+        return requested
+    limits = [(max(1, pending), f"{pending} run{'s' if pending != 1 else ''} pending")]
+    if not oversubscribe:
+        cores = usable_cores()
+        limits.append((cores, f"{cores} usable core{'s' if cores != 1 else ''} "
+                              "(--oversubscribe allows more)"))
+    avail = available_mb()
+    if avail is not None:
+        each = peak_mb if peak_mb else DEFAULT_WORKER_MB
+        fit = int(avail * MEMORY_SHARE // each)  # 0: still one worker, as --jobs 1 would
+        source = "the study's largest peak_rss_mb" if peak_mb else "estimated"
+        limits.append((max(1, fit), f"memory for {fit} ({each:,.0f} MB each, {source}; "
+                            f"{avail:,.0f} MB available)"))
+    jobs = min(requested, *(n for n, _ in limits))
+    if jobs < requested:
+        print(f"hpo: {flag} {requested}: starting {jobs} worker{'s' if jobs != 1 else ''}: "
+              + ", ".join(reason for _, reason in limits), file=sys.stderr)
+    return jobs
+
+
+def pending_runs(study: Study, finished: set[tuple[str, int]]) -> int:
+    """(configuration, seed) runs a study still needs, given the ones already finished."""
+    if study.is_grid:
+        wanted = {(space_mod.cell_key(c), s) for c in study.cells() for s in study.seeds()}
+        return len(wanted - finished)
+    n_seeds = len(study.seeds())
+    budget = max(study.config["n_trials"] // n_seeds * n_seeds, n_seeds)
+    return max(0, budget - len(finished))
+
+
+def plan_jobs(study: Study, opts: RunOptions) -> int:
+    """``opts.jobs`` capped by what the store says is pending and by cores and memory."""
+    if opts.jobs <= 1:
+        return opts.jobs
+    finished, peak = store.finished_runs(opts.storage_url, study.name)
+    return cap_jobs(opts.jobs, pending_runs(study, finished), oversubscribe=opts.oversubscribe,
+                    peak_mb=peak)

@@ -1,0 +1,226 @@
+"""``hpo run``: one worker in this process, or ``--jobs N`` spawned worker processes that warm
+up while the study is prepared, then run until the study has nothing left."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import multiprocessing
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from hpo import store
+from hpo.errors import HpoError
+from hpo.runner.create import prepare_study
+from hpo.runner.plan import RunOptions, pick_device, plan_jobs, threads_per_worker
+from hpo.runner.queue import DONE_STATES, _state_name, remaining
+from hpo.runner.worker import _set_up_process, _stop_signals, load_splits, work
+from hpo.spec import Study, from_dict
+
+# The parent's go signal to its workers (a shared int): the device to use, or CANCEL.
+PENDING, CANCEL = 0, -1
+DEVICE_CODES = {"cpu": 1, "cuda": 2, "mps": 3}
+
+
+def _worker_process(spec_dict: dict, source: str, url: str, requested_device: str,
+                    threads: int, data_dir: str | None, go: Any, worker: int,
+                    artifacts: Path | None) -> None:
+    from hpo.process import quiet_libraries
+
+    quiet_libraries(verbose=False)
+    study = from_dict(spec_dict, source)
+    try:
+        with _stop_signals():
+            _warm_up(study, requested_device, threads, data_dir)
+            device = _wait_for_go(go)
+            if device is None:
+                return  # the parent stopped before the study was ready, and says why
+            work(study, url, device=device, threads=threads, data_dir=data_dir, worker=worker,
+                 artifacts=artifacts)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except HpoError as exc:
+        from hpo.errors import one_line
+
+        print(f"hpo: error: {one_line(str(exc))}", file=sys.stderr)
+        sys.exit(1)
+    except OSError as exc:  # a path or a full disk, as `hpo` itself reports them
+        from hpo.errors import one_line, os_error_line
+
+        print(f"hpo: error: {one_line(os_error_line(exc))}", file=sys.stderr)
+        sys.exit(1)
+    except Exception as exc:  # a bug: one line, as `hpo` itself says it (no traceback)
+        first = (str(exc).strip().splitlines() or [""])[0]
+        print(f"hpo: internal error: {type(exc).__name__}: {store.mask(first)}",
+              file=sys.stderr)
+        sys.exit(1)
+
+
+def _warm_up(study: Study, requested_device: str, threads: int, data_dir: str | None) -> None:
+    """Import torch and Optuna and read the dataset while the parent prepares the study.
+
+    These ~3 s per worker used to follow the parent's own ~3 s of imports and study set-up;
+    now they overlap it. The dataset is read ahead only when this machine resolves the
+    device to the CPU (the parent resolves it the same way): on a GPU it would leave a
+    second, host-side copy in the cache. Errors are left for the parent and for work().
+    """
+    import optuna  # noqa: F401
+
+    from hpo import objective  # noqa: F401
+
+    with contextlib.suppress(HpoError):
+        if pick_device(requested_device) == "cpu":
+            _set_up_process(threads, "cpu")
+            load_splits(study, "cpu", data_dir)
+
+
+def _wait_for_go(go: Any) -> str | None:
+    parent = multiprocessing.parent_process()
+    while go.value == PENDING:
+        if parent is not None and not parent.is_alive():
+            return None  # the parent was killed before it could tell
+        time.sleep(0.05)
+    codes = {code: name for name, code in DEVICE_CODES.items()}
+    return codes.get(go.value)
+
+
+def ensure_weights(study: Study) -> None:
+    """Pretrained weights every configuration of a grid (or a tuning study's base) needs."""
+    from hpo.nn import models
+
+    configs = [study.resolve(c) for c in study.cells()] if study.is_grid else [study.config]
+    for config in configs:
+        models.ensure_weights(models.ModelConfig.from_config(config))
+
+
+def run(study: Study, opts: RunOptions) -> Any:
+    """Run ``study`` to completion in ``opts.jobs`` workers; returns the Optuna study."""
+    from hpo.nn import data as data_mod
+
+    # Before the store is opened: a missing dataset must not leave a new store behind.
+    data_mod.ensure_available(study.config["dataset"], study.data_folder(opts.data_dir))
+    if opts.jobs > 1:
+        store.check_url(opts.storage_url)  # a bad store must not start workers to stop again
+        opts = dataclasses.replace(opts, jobs=plan_jobs(study, opts))
+    threads = threads_per_worker(opts.jobs, opts.threads)
+    workers = _Workers(study, opts, threads) if opts.jobs > 1 else None
+    # With workers waiting, a SIGTERM must not kill this process before it tells them.
+    with _stop_signals() if workers is not None else contextlib.nullcontext():
+        try:
+            device = pick_device(opts.device)
+            ensure_weights(study)
+            storage = store.open_storage(opts.storage_url, heartbeat=True)  # bad: fails fast
+            study_obj = prepare_study(study, storage, opts, device)
+        except BaseException:
+            if workers is not None:
+                workers.cancel()
+            raise
+    bar = _progress(remaining(study_obj, study), study.name, opts.progress)
+    try:
+        if workers is None:
+            work(study, opts.storage_url, device=device, threads=threads,
+                 data_dir=opts.data_dir, on_trial=lambda frozen: _advance(bar, frozen),
+                 artifacts=opts.artifacts_folder())
+        else:
+            workers.go(device, study_obj, bar)
+    finally:
+        bar.close()
+    return study_obj
+
+
+class _Workers:
+    """``--jobs N`` worker processes, started before the study is prepared (see _warm_up)."""
+
+    def __init__(self, study: Study, opts: RunOptions, threads: int) -> None:
+        ctx = multiprocessing.get_context("spawn")
+        self.signal = ctx.Value("i", PENDING)
+        self.procs = [
+            ctx.Process(target=_worker_process,
+                        args=(study.to_dict(), study.source, opts.storage_url, opts.device,
+                              threads, opts.data_dir, self.signal, worker,
+                              opts.artifacts_folder()))
+            for worker in range(opts.jobs)
+        ]
+        with _stop_signals():
+            for proc in self.procs:
+                proc.start()
+
+    def cancel(self) -> None:
+        """Call the workers off (still warming up or waiting): they exit without a word."""
+        self.signal.value = CANCEL
+        _stop_workers(self.procs, wait_s=10.0)
+
+    def go(self, device: str, study_obj: Any, bar: Any) -> None:
+        from multiprocessing.connection import wait
+
+        self.signal.value = DEVICE_CODES[device]
+        # Idle until the workers finish: import what the closing summary needs meanwhile.
+        import pandas  # noqa: F401
+
+        finished = _finished_count(study_obj)
+        try:
+            with _stop_signals():
+                while any(p.is_alive() for p in self.procs):
+                    wait([p.sentinel for p in self.procs if p.is_alive()], timeout=1.0)
+                    try:
+                        now = _finished_count(study_obj)
+                    except Exception as exc:  # noqa: BLE001 - the workers retry the store
+                        if not store.transient(exc):
+                            raise
+                        continue  # the bar waits for the store; the workers say why
+                    _grow(bar, now - finished)
+                    finished = now
+        except KeyboardInterrupt:
+            _stop_workers(self.procs)
+            raise
+        failed = [p.exitcode for p in self.procs if p.exitcode not in (0, None)]
+        if failed:
+            raise HpoError(f"{len(failed)} of {len(self.procs)} workers failed (exit codes "
+                           f"{failed}); see the messages above, then re-run the same command "
+                           "to resume")
+
+
+def _stop_workers(procs: list[Any], wait_s: float = 30.0) -> None:
+    """Ask every worker to stop (each fails its trial in progress), then wait for them.
+
+    A terminal's Ctrl-C reaches the workers already; a SIGINT or SIGTERM sent to this process
+    alone does not, hence the forwarding (workers ignore the second signal)."""
+    for proc in procs:
+        if proc.is_alive() and proc.pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(proc.pid, signal.SIGTERM)
+    deadline = time.monotonic() + wait_s
+    for proc in procs:
+        proc.join(max(0.0, deadline - time.monotonic()))
+        if proc.is_alive():
+            proc.kill()  # its trial turns stale and is run again after the grace period
+            proc.join()
+
+
+def _finished_count(study_obj: Any) -> int:
+    return sum(1 for t in study_obj.get_trials(deepcopy=False) if _state_name(t) in DONE_STATES)
+
+
+def _progress(total: int, name: str, enabled: bool) -> Any:
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=name, unit="trial", file=sys.stderr, disable=not enabled,
+                dynamic_ncols=True)
+
+
+def _advance(bar: Any, frozen: Any) -> None:
+    acc = frozen.user_attrs.get("test_acc")
+    if acc is not None:
+        bar.set_postfix_str(f"last test acc {acc:.1f}%")
+    _grow(bar, 1)
+
+
+def _grow(bar: Any, done: int) -> None:
+    """Advance the bar; seeds until decided add trials as it goes, so the total may grow."""
+    if bar.total is not None and bar.n + done > bar.total:
+        bar.total = bar.n + done
+    bar.update(done)

@@ -1,0 +1,183 @@
+"""One worker: pop trials, train them, tell their results; signals fail the trial in hand."""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from hpo import store
+from hpo.artifacts import artifacts_dir, save_trial_curve, save_trial_weights
+from hpo.runner.create import make_pruner, make_sampler
+from hpo.runner.queue import DONE_STATES, _is_original, next_trial, reconcile, running_elsewhere
+from hpo.spec import Study
+
+
+def _interrupt_once(signum: int, _frame: Any) -> None:
+    """SIGINT/SIGTERM: stop once. A second signal (the terminal's Ctrl-C reaches every worker
+    and the parent forwards it too; SLURM and Kubernetes send SIGTERM to all) is ignored, so
+    it cannot cut short the telling of FAIL for the trial in progress."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def _stop_signals() -> Iterator[None]:
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = {sig: signal.signal(sig, _interrupt_once) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+
+
+def load_splits(study: Study, device: str, data_dir: str | None) -> Any:
+    from hpo.nn import data as data_mod
+
+    return data_mod.load(
+        study.config["dataset"], data_dir=study.data_folder(data_dir), device=device,
+        val_fraction=study.config["val_fraction"], train_subset=study.config["train_subset"],
+        image_size=study.config["image_size"],
+    )
+
+
+def _set_up_process(threads: int, device: str) -> None:
+    import torch
+
+    from hpo.nn.train import keep_freed_memory
+
+    torch.set_num_threads(threads)
+    if device == "cpu":
+        keep_freed_memory()
+
+
+def work(
+    study: Study,
+    url: str,
+    *,
+    device: str,
+    threads: int,
+    data_dir: str | None,
+    on_trial: Callable[[Any], None] | None = None,
+    worker: int = 0,
+    artifacts: Path | None | str = "store",
+) -> int:
+    """One worker: run trials until the study has nothing left; returns trials run.
+
+    ``artifacts``: the folder for the dashboard's figures; "store": the store's
+    (``artifacts_dir``); None: no figures.
+
+    With nothing to start while other workers still run trials, it waits: if one of them
+    dies, its trial turns stale after the grace period and this worker runs the cell again.
+    So when any worker returns, the whole study is done.
+    """
+    _set_up_process(threads, device)
+    if artifacts == "store":
+        artifacts = artifacts_dir(url)
+    retry = store.Retry(url)  # a database restarting as the worker starts is waited for
+    storage = retry.call(store.open_storage, url, heartbeat=True)
+    study_obj = retry.call(store.load_study, storage, study.name)
+    study_obj.sampler = make_sampler(study, worker)
+    study_obj.pruner = make_pruner(study)
+    splits = load_splits(study, device, data_dir)  # cached: free if the warm-up read it
+    # An idle worker keeps `hpo run` waiting: it looks again twice a second (one cheap query).
+    poll = max(0.2, min(0.5, store.HEARTBEAT_INTERVAL_S / 2))
+    ran = 0
+    with _stop_signals():
+        while True:
+            try:
+                trial = next_trial(study_obj, study, url)
+                if trial is None:
+                    if running_elsewhere(study_obj) == 0:
+                        if study.config["until_decided"] and _seeds_added(study_obj, study, url):
+                            continue
+                        return ran
+                    retry.succeeded()
+                    time.sleep(poll)
+                    continue
+                retry.succeeded()
+                frozen = _run_one(study_obj, study, url, trial, splits, retry, artifacts)
+            except Exception as exc:  # noqa: BLE001 - a store that went away: wait, carry on
+                retry.failed(exc)  # re-raises what retrying cannot cure
+                continue
+            if frozen is None:
+                continue
+            ran += 1
+            if on_trial is not None:
+                on_trial(frozen)
+
+
+def _seeds_added(study_obj: Any, study: Study, url: str) -> bool:
+    """Seeds until decided: look at the claims; True if there are trials to run again."""
+    from hpo import decide
+
+    return decide.add_seeds(study_obj, study, url) > 0
+
+
+def _run_one(study_obj: Any, study: Study, url: str, trial: Any, splits: Any,
+             retry: store.Retry | None = None, artifacts: Path | None = None) -> Any | None:
+    """Run one popped trial and tell its state; None if another worker failed it meanwhile.
+
+    The final tell is retried while the store is away (``retry``): a finished run is not lost.
+    """
+    import optuna
+    from optuna.trial import TrialState
+
+    from hpo.objective import run_trial
+    from hpo.runner.liveness import Heartbeat
+
+    try:
+        with Heartbeat(study_obj._storage, trial._trial_id, store.HEARTBEAT_INTERVAL_S):
+            result = run_trial(trial, study, splits)
+            save_trial_curve(trial, artifacts)  # before tell: attrs are frozen after
+            if result.initial_state is not None:  # analysis = "flatness"
+                save_trial_weights(trial, artifacts, result.initial_state,
+                                            result.final_state)
+                result.initial_state = result.final_state = None  # free them before the next
+    except BaseException:
+        # Ctrl-C, SIGTERM, a bug: the trial is failed, never left RUNNING, and its cell is
+        # queued again by the next reconcile. Further signals are ignored until it is told.
+        # A store that cannot take the FAIL (gone, full) leaves it RUNNING: its heartbeat
+        # stops, so the next worker or run fails it after the grace period.
+        with contextlib.suppress(Exception):
+            study_obj.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
+        raise
+    try:
+        frozen = (retry or store.Retry(url)).call(_tell_result, study_obj, study, trial, result)
+    except optuna.exceptions.UpdateFinishedTrialError:
+        print(f"hpo: warning: trial {trial.number} was failed by another worker (its heartbeat "
+              "was late by more than the grace period); its result is dropped and its cell "
+              "runs again", file=sys.stderr)
+        return None
+    if frozen.state == TrialState.COMPLETE and not study.is_grid and _is_original(frozen):
+        with store.exclusive(url, study_obj._storage):
+            reconcile(study_obj, study)
+    return frozen
+
+
+def _tell_result(study_obj: Any, study: Study, trial: Any, result: Any) -> Any:
+    """Tell the trial's outcome once; a retried tell whose first try did reach the store
+    (the connection died after the commit) finds the trial finished and returns it."""
+    import optuna
+    from optuna.trial import TrialState
+
+    from hpo.objective import objective_value
+
+    try:
+        if result.stopped == "pruned":
+            return study_obj.tell(trial, state=TrialState.PRUNED)
+        return study_obj.tell(trial, objective_value(study, result.summary()))
+    except optuna.exceptions.UpdateFinishedTrialError:
+        frozen = study_obj._storage.get_trial(trial._trial_id)
+        if frozen.state.name in DONE_STATES:  # only this worker tells its trial a result
+            return frozen
+        raise

@@ -1,0 +1,69 @@
+"""Storage URLs: resolve, check, open, lock, retry, read; and never show a password.
+
+Checks run before Optuna touches anything, so that a wrong URL or a file that is not an
+Optuna store gives one line and leaves the file exactly as it was.
+
+``url`` (resolve, mask, check) → ``connect`` (open_storage) → ``locks`` (exclusive) →
+``retry`` (a store that went away) → ``read`` (plain-SQL reads before workers start) →
+``fetch`` (every trial of a study, fast). Everything is re-exported here: ``store.open_storage``.
+"""
+
+from __future__ import annotations
+
+from hpo.store.connect import (  # noqa: F401
+    _creation_lock,
+    _rdb_storage,
+    _serialize_sqlite_transactions,
+    open_storage,
+)
+from hpo.store.fetch import (  # noqa: F401
+    TrialRow,
+    fetch_trials,
+    unique_runs,
+)
+from hpo.store.locks import (  # noqa: F401
+    _advisory_lock,
+    _file_lock,
+    exclusive,
+)
+from hpo.store.read import (  # noqa: F401
+    _select,
+    finished_runs,
+    load_study,
+    study_names,
+)
+from hpo.store.retry import (  # noqa: F401
+    Retry,
+    full_or_readonly,
+    root_message,
+    transient,
+    unusable,
+)
+from hpo.store.url import (  # noqa: F401
+    CONNECT_TIMEOUT_S,
+    DEFAULT_URL,
+    DRIVER_PACKAGES,
+    FULL_OR_READONLY,
+    GRACE_PERIOD_S,
+    HEARTBEAT_INTERVAL_S,
+    LOCK_KEY,
+    RETRY_BACKOFF_S,
+    SCHEMES,
+    SQLITE_BUSY_TIMEOUT_S,
+    SQLITE_MAGIC,
+    STORE_RETRY_S,
+    _check_store_path,
+    _first_line,
+    _hot_journal,
+    _missing_driver,
+    _writable,
+    check_journal,
+    check_sqlite,
+    check_url,
+    driver_url,
+    journal_path,
+    kind,
+    mask,
+    resolve_url,
+    sqlite_path,
+)

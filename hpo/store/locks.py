@@ -1,0 +1,73 @@
+"""The store-wide lock: study creation and re-queueing happen once at a time."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from hpo.errors import StoreError
+from hpo.store.url import LOCK_KEY, _first_line, journal_path, kind, mask, sqlite_path
+
+
+@contextlib.contextmanager
+def _file_lock(path: Path) -> Iterator[None]:
+    # os.open rather than Path.touch: locking must not change the store's mtime.
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise StoreError(f"cannot open store {path}: {exc.strerror}") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def _advisory_lock(engine: Any, url: str) -> Iterator[None]:
+    """PostgreSQL's session advisory lock. It dies with its connection: a server restart frees
+    it silently while its holder still writes, so two reconciles may then queue one cell twice.
+    Workers therefore also check every trial they pop (runner.pop_waiting): a second run of a
+    (cell, seed) is never started, whatever the lock did."""
+    try:
+        conn = engine.connect()
+        conn.exec_driver_sql(f"SELECT pg_advisory_lock({LOCK_KEY})")
+    except Exception as exc:
+        raise StoreError(f"cannot open store {mask(url)}: {mask(_first_line(exc))}") from None
+    try:
+        yield
+    finally:
+        try:
+            conn.exec_driver_sql(f"SELECT pg_advisory_unlock({LOCK_KEY})")
+            conn.commit()
+        except Exception:  # noqa: BLE001 - a dead connection: the server dropped the lock
+            pass
+        finally:
+            conn.close()  # a session lock dies with its connection, whatever happened above
+
+
+@contextlib.contextmanager
+def exclusive(url: str, storage: Any) -> Iterator[None]:
+    """Hold a store-wide lock: study creation and the re-queueing of cells happen once at a time.
+
+    SQLite and journal files take an flock on the file itself (independent of SQLite's own
+    POSIX locks); PostgreSQL a session advisory lock. Other engines run unlocked.
+    """
+    store_kind = kind(url)
+    if store_kind in ("sqlite", "journal"):
+        with _file_lock(sqlite_path(url) if store_kind == "sqlite" else journal_path(url)):
+            yield
+        return
+    engine = getattr(storage, "engine", None)
+    if engine is not None and engine.dialect.name == "postgresql":
+        with _advisory_lock(engine, url):
+            yield
+        return
+    yield
