@@ -419,11 +419,32 @@ def test_a_claim_is_judged_within_the_closest_reading(tmp_path: Path,
     monkeypatch.setattr(readings, "closest_reading", lambda s: None)
     monkeypatch.setattr(readings, "readings_of", lambda s: [(("train.lr", 0.1),),
                                                             (("train.lr", 0.01),)])
+    # No reading singled out: supported in one, inconclusive in the other -> inconclusive.
     (v,) = claims.evaluate_all(summary)
     assert v.verdict == "inconclusive"
+    assert v.evidence == (
+        "the readings the seed leaves open disagree (no published numbers single one out; "
+        "uncorrected): lr=0.1: inconclusive (p = 0.496); lr=0.01: supported (p = 0.00646); "
+        "inconclusive: ≈ 41 seeds per configuration would decide it in every reading (80% "
+        "power, α = 0.05)")
+    assert math.isnan(v.p_value)
+    # The same verdict in every reading: it stands, at the weakest reading's p-value.
+    url2 = f"sqlite:///{tmp_path}/r2.db"
+    study_obj = synthetic.create_study(store.open_storage(url2, create=True), study)
+    acc[("before_pool", 0.1)] = (89.0, 91.0, 93.0)
+    synthetic.add(study_obj, [
+        synthetic.trial(study, {LOC: loc, "train.lr": lr}, synthetic.record(seed, test_acc=a))
+        for (loc, lr), values in acc.items() for seed, a in enumerate(values)])
+    summary2 = tables.summarize(store.load_study(store.open_storage(url2, create=False), "cl"))
+    summary2.study = summary.study
+    (v,) = claims.evaluate_all(summary2)
+    assert v.verdict == "supported"
     assert v.evidence.endswith(
-        "(judged within lr=0.1, the first reading (no published numbers to rank); other "
-        "readings differ (uncorrected): lr=0.01: supported)")
+        "(the same verdict in every reading the seed leaves open, 2; shown: lr=0.01, the "
+        "weakest)")
+    assert v.p_value == pytest.approx(max(
+        claims.evaluate(v.claim, summary2, 0.05, (("train.lr", r),)).p_value
+        for r in (0.01, 0.1)))
 
 
 def test_a_claim_may_leave_a_reading_key_open() -> None:

@@ -86,8 +86,8 @@ def test_markdown_names_closest_and_says_it_is_not_singled_out(
     assert "| optimizer=sgd | 2 | 1.00 [0.00, 13.71] | **closest** |" in text
     assert "| optimizer=adam | 2 | 5.00 [5.00, 5.00] |  |" in text
     assert ("Closest: **optimizer=sgd**; its interval overlaps another reading's, so the data "
-            "do not single it out, and claims are judged in the study's base configuration "
-            "instead.") in text
+            "do not single it out: a claim's verdict then stands only where every reading "
+            "gives it (Claims).") in text
 
 
 def test_every_reference_table_counts(summary: tables.Summary) -> None:

@@ -74,7 +74,7 @@ def across_datasets(storage: Any, studies: Sequence[str]) -> Across:
     import pandas as pd
 
     from hpo import store
-    from hpo.reporting import claims, tables
+    from hpo.reporting import claims, tables, write
 
     found: dict[tuple[str, str], list[str]] = {}
     for summary in optuna.get_all_study_summaries(storage=storage):
@@ -103,10 +103,12 @@ def across_datasets(storage: Any, studies: Sequence[str]) -> Across:
                 column = dataset if len(found[(base, dataset)]) == 1 else f"{dataset} ({name})"
                 if column not in datasets:
                     datasets.insert(datasets.index(dataset), column)
+                changed = write.changed_from_shipped(summary, base)
                 sources.setdefault((base, column), []).append(
                     f"`{name}`: {config['epochs']} epoch{'s' if config['epochs'] != 1 else ''}"
                     f" × {config['repeats']} seeds, "
-                    f"{summary.counts['COMPLETE']} complete trials")
+                    f"{summary.counts['COMPLETE']} complete trials"
+                    + (f" (changed from the study file: {changed})" if changed else ""))
                 for verdict in claims.evaluate_all(summary):
                     cells.setdefault(f"{base}: {verdict.claim.text}", {})[column] = \
                         verdict.verdict

@@ -359,43 +359,72 @@ def _at_chance(claim: Claim, summary: Summary, a: _Side, m: str, alpha: float) -
 # Readings and the report's claims together
 
 
-def _judged_reading(claim: Claim, summary: Summary) -> tuple[Any, list[Any], str]:
-    """(reading to judge in, the other readings, why that one); () when readings do not
-    apply (no readings, or the claim names every reading key)."""
+def _claim_readings(claim: Claim, summary: Summary) -> tuple[Any, list[Any]]:
+    """(the reading the data single out or None, every reading); ``(None, [])`` when readings
+    do not apply (no readings, or the claim names every reading key). Readings are given
+    without the keys the claim names."""
     from hpo.reporting import readings as readings_mod
 
     all_readings = readings_mod.readings_of(summary)
     named = {k for k, _ in claim.config} | {k for k, _ in claim.than}
     if not all_readings or all(k in named for k, _ in all_readings[0]):
-        return (), [], ""
+        return None, []
+    strip = lambda r: tuple((k, v) for k, v in r if k not in named)  # noqa: E731
     closest = readings_mod.closest_reading(summary)
-    base = tuple(sorted((k, summary.study.config.get(k)) for k, _ in all_readings[0]))
-    if closest is not None:
-        chosen, why = tuple(closest), "the reading closest to the published numbers"
-    elif base in all_readings:
-        chosen, why = base, ("the study's base configuration (the published numbers single out "
-                             "no reading)")
-    else:
-        chosen, why = tuple(all_readings[0]), "the first reading (no published numbers to rank)"
-    chosen = tuple((k, v) for k, v in chosen if k not in named)
-    others = [tuple((k, v) for k, v in r if k not in named) for r in all_readings]
-    return chosen, [r for r in dict.fromkeys(others) if r != chosen], why
+    return (strip(closest) if closest is not None else None,
+            list(dict.fromkeys(strip(r) for r in all_readings)))
 
 
 def _evaluate_in_readings(claim: Claim, summary: Summary, alpha: float) -> Verdict:
-    chosen, others, why = _judged_reading(claim, summary)
-    if not chosen:
+    """Readings the seed left open: judged in the one the published numbers single out; else a
+    verdict holds only where every reading gives it (an intersection-union test: its p-value is
+    the largest of the readings'), and readings that disagree leave the claim inconclusive."""
+    closest, every = _claim_readings(claim, summary)
+    if not every:
         return evaluate(claim, summary, alpha)
-    verdict = evaluate(claim, summary, alpha, chosen)
-    differ = []
-    for reading in others:
-        v = evaluate(claim, summary, alpha, reading)
-        if v.verdict != verdict.verdict:
-            differ.append(f"{_label(summary, reading)}: {v.verdict}")
-    note = f"judged within {_label(summary, chosen)}, {why}"
-    if differ:
-        note += "; other readings differ (uncorrected): " + "; ".join(differ)
-    return replace(verdict, evidence=f"{verdict.evidence} ({note})")
+    if closest is not None:
+        verdict = evaluate(claim, summary, alpha, closest)
+        differ = [f"{_label(summary, r)}: {v.verdict}" for r in every if r != closest
+                  for v in [evaluate(claim, summary, alpha, r)] if v.verdict != verdict.verdict]
+        note = (f"judged within {_label(summary, closest)}, the reading closest to the "
+                "published numbers")
+        if differ:
+            note += "; other readings differ (uncorrected): " + "; ".join(differ)
+        return replace(verdict, evidence=f"{verdict.evidence} ({note})")
+    per = [(r, evaluate(claim, summary, alpha, r)) for r in every]
+    kinds = {v.verdict for _, v in per}
+    if len(kinds) == 1:
+        # The same verdict in every reading: show the weakest (largest p) reading's evidence.
+        reading, weakest = max(per, key=lambda rv: rv[1].p_value
+                               if math.isfinite(rv[1].p_value) else -1.0)
+        needs = [v.seeds_needed for _, v in per if v.seeds_needed is not None]
+        return replace(weakest, seeds_needed=_most_seeds(needs) if needs else None, evidence=(
+            f"{weakest.evidence} (the same verdict in every reading the seed leaves open, "
+            f"{len(per)}; shown: {_label(summary, reading)}, the weakest)"))
+    opposed = {SUPPORTED, NOT_SUPPORTED} <= kinds
+    needs = [v.seeds_needed for _, v in per if v.seeds_needed is not None
+             and v.verdict == INCONCLUSIVE]
+    listed = "; ".join(f"{_label(summary, r)}: {v.verdict}" + (
+        f" (p = {v.p_value:.3g})" if math.isfinite(v.p_value) else "") for r, v in per)
+    if opposed:
+        tail = "a closer reproduction of the seed's setting would decide it, more seeds would not"
+    elif needs:
+        tail = seeds_text(_most_seeds(needs)(alpha), "decide it in every reading", alpha)
+    else:
+        tail = "it needs every reading decided the same way"
+    return Verdict(claim, per[0][1].metric, INCONCLUSIVE,
+                   f"the readings the seed leaves open disagree (no published numbers single one "
+                   f"out; uncorrected): {listed}; inconclusive: {tail}",
+                   configs=tuple(row for _, v in per for row in v.configs),
+                   seeds_needed=None if opposed or not needs else _most_seeds(needs))
+
+
+def _most_seeds(needs: list[Callable[[float], int | None]]) -> Callable[[float], int | None]:
+    """Seeds that decide every one of several tests: the largest of their needs (None wins)."""
+    def most(alpha: float) -> int | None:
+        ns = [f(alpha) for f in needs]
+        return None if any(n is None for n in ns) else max(ns)
+    return most
 
 
 def evaluate_all(summary: Summary, alpha: float | None = None) -> list[Verdict]:
@@ -452,8 +481,11 @@ def claims_intro(summary: Summary) -> str:
         "Every inconclusive verdict says how many seeds per configuration would decide it at "
         "the observed difference (80% power, two-sample t-test with the pooled std, at α before "
         "the Holm corrections and taking the observed difference and spread as true: a rough, "
-        "optimistic estimate, the rougher the fewer seeds it rests on). Verdicts named for other "
-        "readings are uncorrected." + looks
+        "optimistic estimate, the rougher the fewer seeds it rests on). Where the seed left "
+        "something open (readings), a claim is judged in the reading the published numbers "
+        "single out; if none is singled out, a verdict stands only when every reading gives it "
+        "(p: the largest of the readings'), and readings that disagree leave it inconclusive. "
+        "Verdicts named for other readings are uncorrected." + looks
     )
 
 

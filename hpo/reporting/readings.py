@@ -195,5 +195,6 @@ def readings_markdown(summary: Summary) -> str:
         text += (f" Closest: **{best.iloc[0]['reading']}**"
                  + ("; its interval lies below every other reading's." if clearly_closest(frame)
                     else "; its interval overlaps another reading's, so the data do not single "
-                    "it out, and claims are judged in the study's base configuration instead."))
+                    "it out: a claim's verdict then stands only where every reading gives "
+                    "it (Claims)."))
     return text + "\n\n" + "\n".join(lines)

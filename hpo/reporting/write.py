@@ -189,18 +189,19 @@ def _headline(summary: Summary) -> str:
     n_cfg = int((table["n"] > 0).sum())
     text = (f"*Ran on {config['dataset']}: {config['epochs']} epochs × {config['repeats']} "
             f"seeds per configuration, {n_cfg} configurations with complete runs.*")
-    changed = _changed_from_shipped(summary)
+    changed = changed_from_shipped(summary)
     if changed:
         text += f" *Changed from the shipped study file: {changed}.*"
     return text
 
 
-def _changed_from_shipped(summary: Summary) -> str:
-    """Keys where the stored study differs from the shipped study file of the same name."""
+def changed_from_shipped(summary: Summary, file_name: str | None = None) -> str:
+    """Keys where the stored study differs from the shipped study file ``file_name`` (default:
+    the stored study's own name); "" when there is no such file."""
     from hpo import spec
     from hpo.errors import HpoError
 
-    name = summary.study.name
+    name = file_name or summary.study.name
     if name not in spec.shipped_studies():
         return ""
     try:
