@@ -7,6 +7,7 @@ import dataclasses
 import math
 from pathlib import Path
 
+import numpy as np
 import optuna
 import pytest
 from scipy import stats
@@ -15,6 +16,7 @@ from hpo import spec, store
 from hpo.benchmarks import synthetic
 from hpo.errors import SpecError
 from hpo.reporting import claims, render, tables, write
+from hpo.reporting import stats as stats_mod
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -461,3 +463,17 @@ def test_a_claim_may_leave_a_reading_key_open() -> None:
         "[space]")
     del raw["space"]["model.dropout"]
     assert spec.validate(raw, "s.toml").claims[0].config == ((LOC, "before_pool"),)
+
+
+def test_the_seeds_estimate_is_never_the_seeds_already_run(tmp_path: Path) -> None:
+    """Unequal spreads: the pooled-t power formula says 2 seeds would do, Welch's test (df ~ 1)
+    did not decide with 2; the estimate says more than the seeds that were run."""
+    study = study_with(claim("better", "before_pool", "none"))
+    summary = summary_for(tmp_path, study, {"before_pool": (98.57, 98.60),
+                                            "none": (93.9, 95.1)})
+    (v,) = claims.evaluate_all(summary)
+    assert v.verdict == "inconclusive"
+    sd = stats_mod.pooled_std(np.array([98.57, 98.60]), np.array([93.9, 95.1]))
+    assert stats_mod.seeds_to_detect(98.585 - 94.5, sd, 0.05) == 2
+    assert v.seeds_needed(0.05) == 3
+    assert "inconclusive: ≈ 3 seeds per configuration would detect the observed" in v.evidence

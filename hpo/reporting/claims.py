@@ -212,7 +212,7 @@ def _better(claim: Claim, a: _Side, b: _Side, m: str, alpha: float) -> Verdict:
     sd = stats.pooled_std(a.values, b.values)
 
     def needed(level: float) -> int | None:
-        return stats.seeds_to_detect(d.diff, sd, level)
+        return _more_than(stats.seeds_to_detect(d.diff, sd, level), a, b)
 
     if p < alpha:
         wins = _gain(d.diff, m) > 0
@@ -240,7 +240,8 @@ def _best(claim: Claim, summary: Summary, a: _Side, m: str, alpha: float,
     beaten = [i for i, o in enumerate(others) if gain[i] < 0 and adjusted[i] < alpha]
     def needed_for(j: int) -> Callable[[float], int | None]:
         sd = stats.pooled_std(a.values, others[j].values)
-        return lambda level: stats.seeds_to_detect(diffs[j].diff, sd, level)
+        return lambda level: _more_than(stats.seeds_to_detect(diffs[j].diff, sd, level),
+                                        a, others[j])
 
     if beaten:
         i = min(beaten, key=lambda j: adjusted[j])
@@ -288,6 +289,16 @@ def _best_side(sides: list[_Side], m: str) -> _Side:
     return pick(sides, key=lambda s: s.values.mean())
 
 
+def _more_than(n: int | None, *sides: Any) -> int | None:
+    """A power estimate never below the seeds already run plus one: the formula assumes the
+    pooled t-test, Welch's (the test used) has fewer degrees of freedom when the spreads
+    differ, so at small n it can promise a decision the current seeds did not give."""
+    if n is None:
+        return None
+    have = min(int(s["n"]) if isinstance(s, dict) else len(s.values) for s in sides)
+    return max(n, have + 1)
+
+
 def _equivalence(claim: Claim, d: Any, margin: float, m: str, alpha: float, sd: float,
                  groups: int, evidence: str, rows: tuple[dict, ...]) -> Verdict:
     """TOST decision shared by ``similar`` (two samples) and ``at_chance`` (one sample)."""
@@ -300,8 +311,9 @@ def _equivalence(claim: Claim, d: Any, margin: float, m: str, alpha: float, sd: 
 
     def needed(level: float) -> int | None:
         if inside:
-            return stats.seeds_for_equivalence(d.diff, sd, margin, level, groups)
-        return stats.seeds_to_exceed(d.diff, sd, margin, level, groups)
+            return _more_than(stats.seeds_for_equivalence(d.diff, sd, margin, level, groups),
+                              *rows)
+        return _more_than(stats.seeds_to_exceed(d.diff, sd, margin, level, groups), *rows)
 
     if p_eq < alpha:
         return Verdict(claim, m, SUPPORTED, f"{evidence}; {_fmt_p(p_eq, 'TOST p')} "
