@@ -19,7 +19,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from hpo.data import read_cifar10
+from hpo.nn.data import read_cifar10
 
 CLASSES = {"cat": 3, "dog": 5}  # CIFAR-10's label numbers
 PER_CLASS = {"train": 122, "val": 77}

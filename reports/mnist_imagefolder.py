@@ -17,7 +17,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from hpo.data import read_idx
+from hpo.nn.data import read_idx
 
 CLASSES = {"four": 4, "nine": 9}
 PER_CLASS = {"train": 122, "val": 77}
