@@ -20,7 +20,8 @@ from typing import Any
 from hpo.reporting.tables import CONFIDENCE, Summary, _matches, format_value, short_names
 
 Reading = tuple[tuple[str, Any], ...]
-COLUMNS = ["reading", "pairs", "rows", "mean_abs_diff", "ci_low", "ci_high", "closest"]
+COLUMNS = ["reading", "pairs", "rows", "mean_abs_diff", "ci_low", "ci_high", "closest",
+           "inside", "with_interval"]
 
 
 def reading_keys(summary: Summary) -> list[str]:
@@ -65,9 +66,12 @@ def reading_label(summary: Summary, reading: Reading) -> str:
     return ", ".join(f"{names.get(k, k)}={format_value(v)}" for k, v in reading)
 
 
-def _differences(summary: Summary, reading: Reading) -> list[tuple[str, float]]:
-    """(metric, measured mean − published) for every (reference row, configuration of this
-    reading) pair where both are finite."""
+def _differences(summary: Summary, reading: Reading) -> list[tuple[str, float, bool | None]]:
+    """(metric, measured mean − published, whether the published value lies inside the 95%
+    prediction interval of one run: None without one) for every (reference row, configuration
+    of this reading) pair where both are finite."""
+    from hpo.reporting.tables import prediction_interval
+
     rows = [r for r in summary.table.to_dict("records") if _matches(reading, r)]
     out = []
     for ref in references(summary):
@@ -77,7 +81,10 @@ def _differences(summary: Summary, reading: Reading) -> list[tuple[str, float]]:
                     continue
                 mean = row.get(f"{ref.metric}_mean")
                 if mean is not None and math.isfinite(mean) and math.isfinite(value):
-                    out.append((ref.metric, float(mean) - float(value)))
+                    low, high = prediction_interval(float(mean), float(row.get(
+                        f"{ref.metric}_std", math.nan)), int(row.get("n", 0)))
+                    inside = low <= value <= high if math.isfinite(low) else None
+                    out.append((ref.metric, float(mean) - float(value), inside))
     return out
 
 
@@ -111,12 +118,14 @@ def reading_distances(summary: Summary) -> Any:
     records = []
     for reading in readings:
         diffs = _differences(summary, reading)
-        mean, low, high = _t_interval([abs(d) for _, d in diffs])
+        mean, low, high = _t_interval([abs(d) for _, d, _ in diffs])
         rec: dict[str, Any] = {"reading": reading_label(summary, reading), "pairs": reading,
                                "rows": len(diffs), "mean_abs_diff": mean, "ci_low": low,
-                               "ci_high": high, "closest": False}
+                               "ci_high": high, "closest": False,
+                               "inside": sum(1 for *_, i in diffs if i),
+                               "with_interval": sum(1 for *_, i in diffs if i is not None)}
         for m in metrics:
-            own = [abs(d) for metric, d in diffs if metric == m]
+            own = [abs(d) for metric, d, _ in diffs if metric == m]
             rec[f"rows_{m}"] = len(own)
             rec[f"mean_abs_diff_{m}"] = sum(own) / len(own) if own else math.nan
         records.append(rec)
@@ -169,15 +178,17 @@ def readings_markdown(summary: Summary) -> str:
     metrics = [c[len("rows_"):] for c in frame.columns if c.startswith("rows_")]
     apart = metrics if len(metrics) > 1 else []  # per-metric columns only when pooled
     lines = ["| reading | rows compared | mean \\|difference\\| [95% CI] | "
-             + "".join(f"mean \\|difference\\| {m} (rows) | " for m in apart) + "closest |",
-             "|---|---|---|" + "---|" * len(apart) + "---|"]
+             + "".join(f"mean \\|difference\\| {m} (rows) | " for m in apart)
+             + "published inside the 95% prediction interval of one run | closest |",
+             "|---|---|---|" + "---|" * len(apart) + "---|---|"]
     for r in frame.to_dict("records"):
         dist = fmt_num(r["mean_abs_diff"], "acc")
         if math.isfinite(r["ci_low"]):
             dist += f" [{fmt_num(r['ci_low'], 'acc')}, {fmt_num(r['ci_high'], 'acc')}]"
         per = "".join(f"{fmt_num(r[f'mean_abs_diff_{m}'], m)} ({r[f'rows_{m}']}) | "
                       for m in apart)
-        lines.append(f"| {r['reading']} | {r['rows']} | {dist} | {per}"
+        inside = (f"{r['inside']} of {r['with_interval']}" if r["with_interval"] else "–")
+        lines.append(f"| {r['reading']} | {r['rows']} | {dist} | {per}{inside} | "
                      f"{'**closest**' if r['closest'] else ''} |")
     text = ("Per reading (a combination of the values the seed left open: "
             + ", ".join(f"`{k}`" for k in reading_keys(summary))
@@ -197,4 +208,23 @@ def readings_markdown(summary: Summary) -> str:
                     else "; its interval overlaps another reading's, so the data do not single "
                     "it out: a claim's verdict then stands only where every reading gives "
                     "it (Claims)."))
+    text += " " + _reproduces(frame)
     return text + "\n\n" + "\n".join(lines)
+
+
+def _reproduces(frame: Any) -> str:
+    """Whether any reading reproduces the published table: every published value inside the
+    reading's 95% prediction interval of one run (the table's single runs are such runs)."""
+    usable = frame[frame["with_interval"] > 0]
+    if usable.empty:
+        return ("Whether a reading reproduces the table cannot be said: no configuration has "
+                "the 2 runs a prediction interval needs.")
+    full = usable[usable["inside"] == usable["with_interval"]]
+    if not full.empty:
+        return ("Reproduces the published table (every published value inside its 95% "
+                "prediction interval of one run): " + ", ".join(
+                    f"**{r}**" for r in full["reading"]) + ".")
+    top = usable.loc[(usable["inside"] / usable["with_interval"]).idxmax()]
+    return (f"**No reading reproduces the published table**: at best {top['inside']} of "
+            f"{top['with_interval']} published values lie inside a reading's 95% prediction "
+            f"interval of one run ({top['reading']}).")
