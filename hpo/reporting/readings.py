@@ -224,6 +224,9 @@ def _reproduces(frame: Any) -> str:
         return ("Reproduces the published table (every published value inside its 95% "
                 "prediction interval of one run): " + ", ".join(
                     f"**{r}**" for r in full["reading"]) + ".")
+    if not usable["inside"].any():
+        return ("**No reading reproduces the published table**: none of its values lies inside "
+                "any reading's 95% prediction interval of one run.")
     top = usable.loc[(usable["inside"] / usable["with_interval"]).idxmax()]
     return (f"**No reading reproduces the published table**: at best {top['inside']} of "
             f"{top['with_interval']} published values lie inside a reading's 95% prediction "
