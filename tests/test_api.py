@@ -10,6 +10,7 @@ import hpo
 from hpo.errors import HpoError
 
 
+@pytest.mark.slow
 def test_run_results_report_round_trip(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'api.db'}"
     study = hpo.load_study_file("dropout_location", {"epochs": 1, "repeats": 1,

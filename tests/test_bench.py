@@ -2,10 +2,13 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from hpo import spec
 from hpo.benchmarks import training
 
 
+@pytest.mark.slow
 def test_bench_runs_the_same_trials_both_ways(write_study, tmp_path):
     study = spec.load(str(write_study()))
     result = training.run_bench(study, None, jobs=1)  # threads: 2 (cores // 1)
@@ -25,6 +28,7 @@ def test_bench_runs_the_same_trials_both_ways(write_study, tmp_path):
     assert all(w["peak_rss_mb"] > 100 for w in payload["ways"])
 
 
+@pytest.mark.slow
 def test_pruning_bench_compares_pruners_on_the_same_search(write_study, tmp_path):
     from hpo.benchmarks import pruning
 
@@ -58,6 +62,7 @@ def test_epochs_to_match_reads_the_trajectory():
                                                     "hyperband": None}}
 
 
+@pytest.mark.slow
 def test_searches_side_by_side_are_the_searches_run_alone(write_study):
     from hpo.benchmarks import pruning
 

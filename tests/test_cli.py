@@ -31,6 +31,7 @@ def test_help_is_fast_and_imports_no_torch():
     assert "run" in result.stdout and "studies" in result.stdout
 
 
+@pytest.mark.slow
 def test_installed_hpo_runs_a_study_end_to_end(write_study, tmp_path):
     path = write_study()
     result = hpo("run", "--study", str(path), "--storage", f"sqlite:///{tmp_path / 's.db'}",
@@ -47,6 +48,7 @@ def test_installed_hpo_runs_a_study_end_to_end(write_study, tmp_path):
     assert again.stdout.splitlines()[0].endswith(": 4 complete trials")
 
 
+@pytest.mark.slow
 def test_default_store_is_in_the_working_directory(write_study, tmp_path):
     path = write_study()
     result = hpo("run", "--study", str(path), "--no-progress", "--repeats", "1", cwd=tmp_path)

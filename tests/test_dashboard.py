@@ -269,6 +269,7 @@ def _wait_until_up(proc: subprocess.Popen, port: int, timeout: float = 60) -> No
     raise AssertionError("hpo dashboard did not answer within a minute")
 
 
+@pytest.mark.slow
 def test_dashboard_in_a_real_browser(ran, tmp_path):
     chromium, chromedriver = shutil.which("chromium"), shutil.which("chromedriver")
     if not (chromium and chromedriver):

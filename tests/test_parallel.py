@@ -12,6 +12,8 @@ import time
 import uuid
 from pathlib import Path
 
+import pytest
+
 from .conftest import (
     completed_runs,
     make_grid_study,
@@ -38,6 +40,7 @@ def _start_together(argsets: list[list[str]], cwd: Path) -> list:
     return outs
 
 
+@pytest.mark.slow
 def test_three_processes_four_workers_on_one_sqlite_file(tmp_path: Path) -> None:
     # Three `hpo run` started at the same moment on a store that does not exist yet (one with
     # two workers): the store and study are created once and every cell runs once.
@@ -49,6 +52,7 @@ def test_three_processes_four_workers_on_one_sqlite_file(tmp_path: Path) -> None
     assert set(states(url, "tiny")) == {"COMPLETE"}
 
 
+@pytest.mark.slow
 def test_three_processes_on_postgresql(tmp_path: Path, postgres_url: str) -> None:
     name = f"tiny_{uuid.uuid4().hex[:8]}"
     study = make_grid_study(tmp_path, name=name, cells=4, repeats=2)
@@ -73,6 +77,7 @@ def _running(url: str, name: str) -> bool:
     return counts["RUNNING"] >= 1 and counts["COMPLETE"] >= 1
 
 
+@pytest.mark.slow
 def test_journal_sigkill_a_worker_mid_trial_and_the_other_worker_redoes_the_cell(
     tmp_path: Path,
 ) -> None:
@@ -95,6 +100,7 @@ def test_journal_sigkill_a_worker_mid_trial_and_the_other_worker_redoes_the_cell
     assert list(after.values()).count("FAIL") == 1
 
 
+@pytest.mark.slow
 def test_sigkill_the_whole_run_then_the_next_run_redoes_the_cell(tmp_path: Path) -> None:
     study = make_grid_study(tmp_path, epochs=40, subset=300, cells=3, repeats=1)
     url = f"sqlite:///{tmp_path / 'hpo.db'}"
@@ -114,6 +120,7 @@ def test_sigkill_the_whole_run_then_the_next_run_redoes_the_cell(tmp_path: Path)
     assert list(after.values()).count("FAIL") == 1
 
 
+@pytest.mark.slow
 def test_sigint_keeps_finished_trials_and_rerun_completes(tmp_path: Path) -> None:
     study = make_grid_study(tmp_path, epochs=40, subset=300, cells=3, repeats=2)
     url = f"sqlite:///{tmp_path / 'hpo.db'}"
@@ -173,6 +180,7 @@ def test_tuning_n_trials_is_a_total_over_restarts_with_whole_seed_sets(tmp_path:
     assert len(by_cell) == 2 and all(len(seeds) == 2 for seeds in by_cell.values())
 
 
+@pytest.mark.slow
 def test_parallel_workers_sample_different_configurations(tmp_path: Path) -> None:
     # Each worker seeds its sampler apart (sampler_seed + worker): with one seed for all,
     # two workers drew the same random configurations, trial for trial.
@@ -200,6 +208,7 @@ def test_processes_tuning_one_study_may_each_use_their_own_sampler_seed(tmp_path
     assert len(lrs) == 4 and len(set(lrs)) == 4
 
 
+@pytest.mark.slow
 def test_workers_started_early_stop_when_the_study_cannot_be_prepared(tmp_path: Path) -> None:
     # --jobs N starts its workers before the study is prepared (they import torch meanwhile);
     # when preparing fails, they are called off: one error line, nothing run, no worker left.

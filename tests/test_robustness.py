@@ -124,6 +124,7 @@ def test_pending_runs_reads_the_store(tmp_path: Path) -> None:
     assert not (tmp_path / "none.db").exists()
 
 
+@pytest.mark.slow
 def test_huge_jobs_starts_no_more_workers_than_the_cap(tmp_path: Path) -> None:
     # The typo --jobs 100000 on a study of 2 runs: one line, at most 2 worker processes.
     study = make_grid_study(tmp_path, cells=2, repeats=1)
@@ -466,6 +467,7 @@ def _restart_while_three_workers_run(tmp_path: Path, url: str, rng: random.Rando
     return err
 
 
+@pytest.mark.slow
 def test_postgres_restart_under_three_workers(tmp_path: Path, restartable_postgres: str) -> None:
     err = _restart_while_three_workers_run(tmp_path, restartable_postgres, random.Random(16))
     password = restartable_postgres.split("@")[0].rsplit(":", 1)[1]
@@ -512,6 +514,7 @@ def _fill(folder: Path) -> Path:
     return filler
 
 
+@pytest.mark.slow
 def test_full_disk_one_line_store_intact_and_resumable(tmp_path: Path, small_fs: Path) -> None:
     study = make_grid_study(tmp_path, cells=3, repeats=2, epochs=4, subset=300)
     path = small_fs / "hpo.db"
@@ -603,6 +606,7 @@ def _sigkill_rounds(tmp_path: Path, rng: random.Random, rounds: int) -> Counter:
     return killed
 
 
+@pytest.mark.slow
 def test_sigkill_at_creation_enqueue_training_and_last_write(tmp_path: Path) -> None:
     killed = _sigkill_rounds(tmp_path, random.Random(16), rounds=4)
     assert killed["creation"] + killed["enqueue"] + killed["training"] >= 2, killed

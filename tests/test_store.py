@@ -115,6 +115,7 @@ def test_unreachable_database(tmp_path: Path, capsys: pytest.CaptureFixture) -> 
                               'server at "127.0.0.1", port 1 failed: Connection refused')
 
 
+@pytest.mark.slow
 def test_wrong_password(tmp_path: Path, capsys: pytest.CaptureFixture, postgres_url: str) -> None:
     user_host = postgres_url.split("://", 1)[1]
     user, host = user_host.split(":", 1)[0], user_host.rsplit("@", 1)[1]
@@ -148,6 +149,7 @@ def test_mask(text: str, masked: str) -> None:
     assert store.mask(text) == masked
 
 
+@pytest.mark.slow
 def test_password_never_stored_in_the_study(tmp_path: Path, postgres_url: str) -> None:
     import optuna
 
@@ -193,6 +195,7 @@ def test_a_bare_postgresql_url_uses_the_installed_driver(monkeypatch, installed,
     assert store.driver_url(url) == expected
 
 
+@pytest.mark.slow
 def test_a_bare_postgresql_url_opens_the_test_database(postgres_url):
     url = postgres_url.replace("postgresql+psycopg2://", "postgresql://", 1)
     assert cli.main(["list", "--storage", url]) == 0

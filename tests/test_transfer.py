@@ -140,6 +140,7 @@ def test_a_training_step_moves_only_the_trainable_layers(image_root, finetune):
     assert result.summary()["n_trainable"] == result.n_trainable
 
 
+@pytest.mark.slow
 def test_transfer_study_runs_end_to_end(image_root, tmp_path, capsys):
     study = write_transfer_study(tmp_path, image_root)
     db = tmp_path / "s.db"
