@@ -14,6 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+# torch and torchvision stay inside the functions here, unlike in models/train/flatness: the
+# parent of `hpo run --jobs N` calls ensure_available() before it starts its workers, and a
+# top-level torch import (~3-4 s) there would delay them; torchvision costs ~3 s more.
 from hpo.errors import DataError
 from hpo.nn.shapes import (  # noqa: F401  (the dataset table lives there, torch-free)
     _CIFAR_BATCHES,

@@ -11,8 +11,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import torch
+
 from hpo.nn.data import Splits
 from hpo.nn.models import ModelConfig, build_model
+from hpo.nn.train import evaluate, finite_or_none
 
 # 21 points, step 0.1: alpha = 0 and alpha = 1 are among them, written exactly.
 ALPHAS = tuple(round(-0.5 + 0.1 * i, 10) for i in range(21))
@@ -26,8 +29,6 @@ def interpolate(initial: Mapping[str, Any], final: Mapping[str, Any], alpha: flo
     variance extrapolated below zero (alpha outside [0, 1]) is clipped to 0. Integer buffers
     (``num_batches_tracked``) are the final ones: they do not enter the forward pass in eval.
     """
-    import torch
-
     out = {}
     for key, end in final.items():
         start = initial[key]
@@ -56,10 +57,6 @@ def flatness_curve(
     ``train_y`` is the labels the run was trained on (shuffled ones for a label-shuffle run),
     default the true labels. Non-finite losses are None.
     """
-    import torch
-
-    from hpo.nn.train import evaluate, finite_or_none
-
     device = data.train_x.device
     model = build_model(model_cfg, data.shape, data.n_classes).to(device)
     train_y = data.train_y if train_y is None else train_y

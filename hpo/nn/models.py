@@ -21,8 +21,12 @@ import functools
 from pathlib import Path
 from typing import Any
 
+import torch
+from torch import nn
+
 from hpo.errors import HpoError
 from hpo.nn.data import IMAGENET_MEAN, IMAGENET_STD
+from hpo.nn.layers import FastDropout, PretrainedNet
 from hpo.nn.shapes import (  # noqa: F401  (ModelConfig, ShapeError and feature_shape live there)
     ALEXNET_FEATURES,
     ALEXNET_MIN_SIZE,
@@ -97,8 +101,7 @@ def imagenet_weights_path(cfg: ModelConfig) -> Path:
     (``$TORCH_HOME/hub/checkpoints``, default ``~/.cache/torch/hub/checkpoints``)."""
     if cfg.weights_file:
         return Path(cfg.weights_file).expanduser()
-    import torch
-    from torchvision.models import AlexNet_Weights
+    from torchvision.models import AlexNet_Weights  # torchvision: ~3 s more (torch._dynamo)
 
     name = AlexNet_Weights.IMAGENET1K_V1.url.rsplit("/", 1)[-1]
     return Path(torch.hub.get_dir()) / "checkpoints" / name
@@ -133,8 +136,6 @@ def ensure_weights(cfg: ModelConfig, download: bool = True) -> Path | None:
     if download:
         import socket
 
-        import torch
-
         path.parent.mkdir(parents=True, exist_ok=True)
         old_timeout = socket.getdefaulttimeout()
         socket.setdefaulttimeout(30)  # a firewall that drops packets must not hang the run
@@ -155,8 +156,6 @@ def ensure_weights(cfg: ModelConfig, download: bool = True) -> Path | None:
 @functools.lru_cache(maxsize=1)
 def _state_dict(path: str) -> dict:
     # One read per process: every trial of a worker starts from the same 233 MB of weights.
-    import torch
-
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
@@ -196,10 +195,6 @@ def _lite0_net(image_size: int = 224) -> Any:
 
 def build_efficientnet(cfg: ModelConfig, input_shape: tuple[int, int, int], n_classes: int):
     """EfficientNet-Lite0 (ImageNet weights or random), its classifier replaced for n_classes."""
-    from torch import nn
-
-    from hpo.nn.layers import PretrainedNet
-
     _efficientnet_features(input_shape)
     net = _lite0_net(input_shape[1])
     if cfg.pretrained == "imagenet":
@@ -210,7 +205,6 @@ def build_efficientnet(cfg: ModelConfig, input_shape: tuple[int, int, int], n_cl
 
 def build_alexnet(cfg: ModelConfig, input_shape: tuple[int, int, int], n_classes: int):
     """torchvision's AlexNet, last layer replaced; frozen but for that layer unless finetune."""
-    from torch import nn
     from torchvision.models import alexnet
 
     _alexnet_features(input_shape)
@@ -228,15 +222,12 @@ def build_alexnet(cfg: ModelConfig, input_shape: tuple[int, int, int], n_classes
 
 def build_model(cfg: ModelConfig, input_shape: tuple[int, int, int], n_classes: int):
     """A ``torch.nn.Module`` producing logits of shape (batch, n_classes)."""
-    from torch import nn
-
     if cfg.family == "alexnet":
         return build_alexnet(cfg, input_shape, n_classes)
     if cfg.family == "efficientnet_lite0":
         return build_efficientnet(cfg, input_shape, n_classes)
     c, h, w = feature_shape(cfg, input_shape)
     activation = getattr(nn, ACTIVATION_MODULES[cfg.activation])
-    from hpo.nn.layers import FastDropout
     layers: list[nn.Module] = []
 
     def add_dropout(location: str) -> None:

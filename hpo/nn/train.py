@@ -8,6 +8,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+import torch
+import torch.nn.functional as F
+from torch import optim
+from torch.optim import lr_scheduler
+
 from hpo.nn.data import Splits
 from hpo.nn.models import ModelConfig, build_model, count_parameters
 
@@ -155,8 +160,6 @@ def finite_or_none(value: float) -> float | None:
 
 
 def make_optimizer(params: Any, cfg: TrainConfig):
-    import torch.optim as optim
-
     common = {"lr": cfg.lr, "weight_decay": cfg.weight_decay}
     match cfg.optimizer:
         case "sgd":
@@ -181,8 +184,6 @@ def make_optimizer(params: Any, cfg: TrainConfig):
 
 
 def make_scheduler(optimizer: Any, cfg: TrainConfig, epochs: int):
-    from torch.optim import lr_scheduler
-
     match cfg.schedule:
         case "none":
             return None
@@ -197,9 +198,6 @@ def make_scheduler(optimizer: Any, cfg: TrainConfig, epochs: int):
 
 def evaluate(model: Any, x: Any, y: Any, precision: str = "fp32") -> tuple[float, float]:
     """Mean cross-entropy and accuracy (%) over a whole split, in large batches."""
-    import torch
-    import torch.nn.functional as F
-
     model.eval()
     loss_sum = torch.zeros((), device=x.device)
     correct = torch.zeros((), device=x.device, dtype=torch.int64)
@@ -220,16 +218,12 @@ def channels_last(model: Any) -> bool:
 
 def to_layout(x: Any, model: Any) -> Any:
     """A 4-d batch in the model's memory format."""
-    import torch
-
     if x.dim() == 4 and channels_last(model):
         return x.contiguous(memory_format=torch.channels_last)
     return x
 
 
 def _autocast(device: Any, precision: str):
-    import torch
-
     return torch.autocast(
         device_type=device.type, dtype=torch.bfloat16, enabled=precision == "bf16"
     )
@@ -237,8 +231,6 @@ def _autocast(device: Any, precision: str):
 
 def shuffled_labels(y: Any, fraction: float, seed: int) -> Any:
     """Permute the labels of a random ``fraction`` of the examples among themselves."""
-    import torch
-
     if fraction <= 0:
         return y
     generator = torch.Generator().manual_seed(seed + 7919)
@@ -267,8 +259,6 @@ def train_model(
     ``restore_best`` and patience the run ends on its best validation epoch's weights
     (``restored_epoch``); its summary's train/val numbers are that epoch's.
     """
-    import torch
-
     started, cpu_started = time.perf_counter(), time.process_time()
     device = data.train_x.device
     torch.manual_seed(seed)
@@ -335,8 +325,6 @@ def train_model(
 
 def _placed_model(model_cfg: ModelConfig, data: Splits) -> Any:
     """The network for ``data``, on its device (channels-last convolutions on the CPU)."""
-    import torch
-
     device = data.train_x.device
     model = build_model(model_cfg, data.shape, data.n_classes).to(device)
     if device.type == "cpu" and model_cfg.family != "mlp":
@@ -352,8 +340,6 @@ def _train_epoch(model: Any, optimizer: Any, x: Any, y: Any, order: Any, bs: int
     """One pass over the minibatches of ``order``: (train loss, train accuracy, whether a
     minibatch fell below ``batch_threshold``), over the examples it saw: all of them unless it
     stopped mid-epoch (that threshold, or a non-finite loss)."""
-    import torch
-
     device = x.device
     model.train()
     loss_sum = torch.zeros((), device=device)
@@ -412,8 +398,6 @@ def batch_loss(logits: Any, y: Any, reduction: str = "mean") -> Any:
     Summed, the gradient is batch size x the mean's: at a fixed lr a bigger batch takes a
     proportionally bigger step, which is what R3's batch-size-invariant tables fit.
     """
-    import torch.nn.functional as F
-
     return F.cross_entropy(logits, y, reduction=reduction)
 
 
