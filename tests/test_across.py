@@ -99,3 +99,16 @@ def test_cli_names_a_study_without_runs(url: str, tmp_path: Path,
     assert capsys.readouterr().err == (
         "hpo: error: no stored run of dropout_rate in this store; run e.g. `hpo run --study "
         "dropout_rate --dataset mnist --name dropout_rate_mnist` first\n")
+
+
+def test_a_cell_lists_each_reading_where_readings_disagree() -> None:
+    from hpo.reporting import claims
+
+    claim = spec.Claim("a beats b", "better", (("model.dropout", 0.2),), (("model.dropout", 0.5),),
+                       "test_acc")
+    plain = claims.Verdict(claim, "test_acc", "supported", "evidence")
+    assert across.cell_text(plain) == "supported"
+    split = claims.Verdict(claim, "test_acc", "inconclusive", "evidence", by_reading=(
+        ("optimizer=sgd", "supported"), ("optimizer=adam", "inconclusive")))
+    assert across.cell_text(split) == (
+        "inconclusive (optimizer=sgd: supported; optimizer=adam: inconclusive)")

@@ -111,12 +111,20 @@ def across_datasets(storage: Any, studies: Sequence[str]) -> Across:
                     + (f" (changed from the study file: {changed})" if changed else ""))
                 for verdict in claims.evaluate_all(summary):
                     cells.setdefault(f"{base}: {verdict.claim.text}", {})[column] = \
-                        verdict.verdict
+                        cell_text(verdict)
     columns = [d for d in datasets if any(k[1] == d for k in sources)]
     table = pd.DataFrame.from_dict(cells, orient="index").reindex(columns=columns)
     table = table.fillna(NOT_RUN)
     table.index.name = "claim"
     return Across(studies=list(studies), datasets=columns, table=table, sources=sources)
+
+
+def cell_text(verdict: Any) -> str:
+    """The verdict, and where readings disagreed, each reading's own (uncorrected) in brackets,
+    so a reader sees which findings hold in which reading."""
+    if not verdict.by_reading:
+        return verdict.verdict
+    return f"{verdict.verdict} ({'; '.join(f'{r}: {v}' for r, v in verdict.by_reading)})"
 
 
 def markdown(result: Across) -> str:
@@ -127,7 +135,9 @@ def markdown(result: Across) -> str:
         "# Claims across datasets", "",
         "Each cell is the verdict `hpo report` gives that claim on that dataset (the rule is "
         "in each study's own report, Claims section); " + NOT_RUN + " means the study has no "
-        "run on that dataset in this store.", "", text, "", "Runs behind each cell:", "",
+        "run on that dataset in this store. Where the readings the seed leaves open (e.g. R4's "
+        "optimizer) disagree, the cell is inconclusive and lists each reading's own verdict "
+        "(uncorrected).", "", text, "", "Runs behind each cell:", "",
     ]
     for (base, column), names in result.sources.items():
         lines.append(f"- {base} on {column}: " + "; ".join(names))

@@ -83,6 +83,8 @@ class Verdict:
     configs: tuple[Any, ...] = ()  # table rows (dicts) the verdict rests on
     # Seeds per configuration that would decide it at a given alpha (None: no number would).
     seeds_needed: Callable[[float], int | None] | None = field(default=None, repr=False)
+    # (reading label, its own verdict) when readings that disagree made this one inconclusive.
+    by_reading: tuple[tuple[str, str], ...] = ()
 
     @property
     def decided(self) -> bool:
@@ -428,7 +430,8 @@ def _evaluate_in_readings(claim: Claim, summary: Summary, alpha: float) -> Verdi
                    f"the readings the seed leaves open disagree (no published numbers single one "
                    f"out; uncorrected): {listed}; inconclusive: {tail}",
                    configs=tuple(row for _, v in per for row in v.configs),
-                   seeds_needed=None if opposed or not needs else _most_seeds(needs))
+                   seeds_needed=None if opposed or not needs else _most_seeds(needs),
+                   by_reading=tuple((_label(summary, r), v.verdict) for r, v in per))
 
 
 def _most_seeds(needs: list[Callable[[float], int | None]]) -> Callable[[float], int | None]:
