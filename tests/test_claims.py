@@ -430,6 +430,7 @@ def test_a_claim_is_judged_within_the_closest_reading(tmp_path: Path,
         "inconclusive: ≈ 41 seeds per configuration would decide it in every reading (80% "
         "power, α = 0.05)")
     assert math.isnan(v.p_value)
+    assert v.by_reading == (("lr=0.1", "inconclusive"), ("lr=0.01", "supported"))
     # The same verdict in every reading: it stands, at the weakest reading's p-value.
     url2 = f"sqlite:///{tmp_path}/r2.db"
     study_obj = synthetic.create_study(store.open_storage(url2, create=True), study)
