@@ -287,3 +287,19 @@ def test_cifar10_imagefolder_script_writes_cat_and_dog_upscaled(tmp_path):
     splits = data.load("imagefolder", data_dir=out, val_fraction=0.2, image_size=32)
     assert splits.n_classes == 2 and splits.sizes() == {"train": 20, "val": 5, "test": 5}
     assert splits.test_y.tolist() == [0, 0, 1, 1, 1]
+
+
+def test_bench_seeds_way_reads_the_cifar10_binary_release_torchvision_cannot(tmp_path):
+    """`hpo bench` times the seeds' per-sample PIL path; its pixels come from hpo's readers."""
+    from hpo.benchmarks.training import _seeds_datasets
+
+    arrays = cifar_arrays()
+    write_cifar_bin(tmp_path, arrays)
+    train, test = _seeds_datasets("cifar10", tmp_path)
+    assert (len(train), len(test)) == (20, 4)
+    image, label = test[1]
+    x, y = arrays["test_batch"]
+    assert image.shape == (3, 32, 32) and label == int(y[1])
+    # ToTensor then Normalize(0.5, 0.5): pixel p becomes p / 255 * 2 - 1.
+    expected = torch.from_numpy(x[1]).float() / 255 * 2 - 1
+    assert torch.allclose(image, expected, atol=1e-6)

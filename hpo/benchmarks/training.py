@@ -85,34 +85,29 @@ class _SeedsDataset:
     def __getitem__(self, i: int) -> tuple[Any, int]:
         from PIL import Image
 
-        img = self.images[i]
-        pil = Image.fromarray(img.numpy(), mode="L") if img.dim() == 2 else Image.fromarray(
+        img = self.images[i]  # C x H x W, uint8
+        pil = Image.fromarray(img[0].numpy(), mode="L") if img.shape[0] == 1 else Image.fromarray(
             img.permute(1, 2, 0).numpy())
         return self.transform(pil), int(self.labels[i])
 
 
 def _seeds_datasets(name: str, data_dir: Path) -> tuple[Any, Any]:
-    """(train+val, test) datasets with per-sample transforms."""
+    """(train+val, test) datasets with per-sample transforms, as torchvision's datasets give
+    them (PIL image, ToTensor, Normalize); the pixels come from hpo's own readers, which read
+    every layout hpo accepts (CIFAR-10's binary release included, which torchvision cannot)."""
     import torch
-    import torchvision.datasets as tvd
     from torchvision import transforms
 
-    if name == "digits":
-        from hpo.nn.data import _digits
+    from hpo.nn.data import read_arrays
 
-        train_x, train_y, test_x, test_y = _digits()
-        # Digits are 0..16: scale to 0..255 so ToTensor's /255 gives 0..1 as for MNIST.
-        train_x = (train_x.squeeze(1).int() * 255 // 16).to(torch.uint8)
-        test_x = (test_x.squeeze(1).int() * 255 // 16).to(torch.uint8)
-        tf = transforms.Compose([transforms.ToTensor(), transforms.Normalize((0.5,), (0.5,))])
-        return _SeedsDataset(train_x, train_y, tf), _SeedsDataset(test_x, test_y, tf)
-    cls = {"mnist": tvd.MNIST, "fashion_mnist": tvd.FashionMNIST, "kmnist": tvd.KMNIST,
-           "cifar10": tvd.CIFAR10}[name]
-    channels = 3 if name == "cifar10" else 1
+    train_x, train_y, test_x, test_y, _ = read_arrays(name, data_dir)
+    if name == "digits":  # 0..16: scale to 0..255 so ToTensor's /255 gives 0..1 as for MNIST
+        train_x = (train_x.int() * 255 // 16).to(torch.uint8)
+        test_x = (test_x.int() * 255 // 16).to(torch.uint8)
+    channels = train_x.shape[1]
     tf = transforms.Compose([transforms.ToTensor(),
                              transforms.Normalize((0.5,) * channels, (0.5,) * channels)])
-    return (cls(str(data_dir), train=True, transform=tf),
-            cls(str(data_dir), train=False, transform=tf))
+    return _SeedsDataset(train_x, train_y, tf), _SeedsDataset(test_x, test_y, tf)
 
 
 def _loader_eval(model: Any, loader: Any, device: str) -> tuple[float, float]:

@@ -82,6 +82,22 @@ def load(
                         int(image_size))
 
 
+def read_arrays(name: str, root: Path, download: bool = False,
+                image_size: int = DEFAULT_IMAGE_SIZE) -> tuple[Any, Any, Any, Any, int]:
+    """(train_x, train_y, test_x, test_y, n_classes) as stored: NCHW uint8 images (digits:
+    0..16), int64 labels; no split, no normalisation."""
+    if name not in DATASETS:
+        raise DataError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
+    n_classes = DATASETS[name].n_classes
+    if name == "digits":
+        return (*_digits(), n_classes)
+    if name == "imagefolder":
+        return _imagefolder(root, image_size)
+    if name == "cifar10":
+        return (*read_cifar10(root, download), n_classes)
+    return (*_torchvision(name, root, download), n_classes)
+
+
 @functools.lru_cache(maxsize=4)
 def _load_cached(
     name: str, root: str, device: str, val_fraction: float, train_subset: int, download: bool,
@@ -89,17 +105,8 @@ def _load_cached(
 ) -> Splits:
     import torch
 
-    if name not in DATASETS:
-        raise DataError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
-    n_classes = DATASETS[name].n_classes
-    if name == "digits":
-        train_x, train_y, test_x, test_y = _digits()
-    elif name == "imagefolder":
-        train_x, train_y, test_x, test_y, n_classes = _imagefolder(Path(root), image_size)
-    elif name == "cifar10":
-        train_x, train_y, test_x, test_y = read_cifar10(Path(root), download)
-    else:
-        train_x, train_y, test_x, test_y = _torchvision(name, Path(root), download)
+    train_x, train_y, test_x, test_y, n_classes = read_arrays(name, Path(root), download,
+                                                              image_size)
 
     generator = torch.Generator().manual_seed(SPLIT_SEED)
     order = torch.randperm(len(train_y), generator=generator)
