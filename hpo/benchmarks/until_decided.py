@@ -2,7 +2,7 @@
 
     python -m hpo.benchmarks.until_decided [--dataset mnist|digits] [--data-dir DIR]
         [--studies learning_rate,weight_decay,dropout_location,dropout_rate,cnn_vs_mlp]
-        [--epochs 3] [--fixed 10] [--repeats 3] [--jobs 2] [--set KEY=VALUE ...]
+        [--epochs N] [--fixed 10] [--repeats 3] [--jobs 2] [--set KEY=VALUE ...]
         [--out reports/bench]
 
 For every study (default: R4's family, each with its re-encoded claims), two runs from nothing,
@@ -84,15 +84,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--dataset", default="mnist")
     parser.add_argument("--data-dir", default="../shared/data")
     parser.add_argument("--studies", default=",".join(R4_FAMILY))
-    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=None,
+                        help="epochs per trial (default: each study file's own)")
     parser.add_argument("--fixed", type=int, default=10)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--set", action="append", default=[], dest="overrides")
     parser.add_argument("--out", default="reports/bench")
     args = parser.parse_args(argv)
-    common = ["--dataset", args.dataset, "--data-dir", args.data_dir, "--epochs",
-              str(args.epochs), "--jobs", str(args.jobs)]
+    common = ["--dataset", args.dataset, "--data-dir", args.data_dir, "--jobs", str(args.jobs)]
+    if args.epochs is not None:
+        common += ["--epochs", str(args.epochs)]
     for item in args.overrides:
         common += ["--set", item]
     rows = []
