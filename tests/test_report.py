@@ -479,3 +479,14 @@ def test_a_published_single_run_is_compared_with_a_prediction_interval() -> None
     half = 4.302652729749464 * 2.0 * math.sqrt(1 + 1 / 3)  # t(0.975, 2) * s * sqrt(1 + 1/n)
     assert (low, high) == pytest.approx((90.0 - half, 90.0 + half))
     assert all(math.isnan(x) for x in prediction_interval(90.0, 2.0, 1))
+
+
+def test_setup_leaves_out_training_keys_no_run_used() -> None:
+    from hpo.reporting.write import _inert_train_keys
+
+    plain = {"train.optimizer": "sgd", "train.schedule": "none"}
+    assert _inert_train_keys(plain, set()) == {"train.momentum", "train.step_size", "train.gamma"}
+    assert _inert_train_keys(plain, {"train.optimizer"}) == {"train.step_size", "train.gamma"}
+    stepped = {"train.optimizer": "momentum", "train.schedule": "plateau"}
+    assert _inert_train_keys(stepped, set()) == {"train.step_size"}
+    assert _inert_train_keys(stepped, {"train.schedule"}) == set()

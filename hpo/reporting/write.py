@@ -121,13 +121,29 @@ def _write(path: Path, text: str) -> Path:
     return path
 
 
+def _inert_train_keys(config: dict, varied: set[str]) -> set[str]:
+    """Training keys that no run of the study used (momentum under plain SGD, a step schedule's
+    step size or factor without a schedule that steps): printing them would suggest they acted."""
+    inert = set()
+    if "train.optimizer" not in varied and config.get("train.optimizer") not in (
+            "momentum", "nesterov"):
+        inert.add("train.momentum")
+    if "train.schedule" not in varied:
+        if config.get("train.schedule") != "step":
+            inert.add("train.step_size")
+        if config.get("train.schedule") not in ("step", "plateau"):
+            inert.add("train.gamma")
+    return inert
+
+
 def _setup_lines(summary: Summary) -> list[str]:
     config = summary.study.config
     attrs = summary.attrs
     versions = attrs.get("hpo.versions", {})
     varied = set(summary.keys)
     model = {k[6:]: v for k, v in config.items() if k.startswith("model.") and k not in varied}
-    train = {k[6:]: v for k, v in config.items() if k.startswith("train.") and k not in varied}
+    train = {k[6:]: v for k, v in config.items() if k.startswith("train.") and k not in varied
+             and k not in _inert_train_keys(config, varied)}
     space = ", ".join(
         f"`{p.key}` ∈ {{{', '.join(render._fmt_key(v) for v in p.choices)}}}"
         if p.type == "categorical" else
