@@ -377,3 +377,21 @@ def test_lite0_input_is_mapped_to_the_range_its_weights_expect(lite0_file):
         data.IMAGENET_STD).view(1, 3, 1, 1)
     mapped = z * model.scale + model.shift
     assert torch.allclose(mapped.flatten(), torch.tensor([-1.0, -0.5, 1.0]), atol=1e-6)
+
+
+def test_lite0_finetuned_with_frozen_bn_keeps_its_statistics(image_root, lite0_file):
+    path, _ = lite0_file
+    config = ModelConfig(family="efficientnet_lite0", pretrained="imagenet", finetune=True,
+                         finetune_bn="frozen", weights_file=str(path))
+    model = build_model(config, (3, 32, 32), 2).train()
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert len(norms) == 49 and not any(m.training for m in norms)
+    assert model.net._fc.training and model.net._conv_stem.training
+    assert all(p.requires_grad for p in model.parameters())
+    splits = data.load("imagefolder", data_dir=image_root, image_size=32)
+    result = train_model(config, TrainConfig(optimizer="momentum", lr=1e-2), splits, epochs=1,
+                         batch_size=64, seed=0, keep_weights=True)
+    before, after = result.initial_state, result.final_state
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+    assert result.n_trainable == LITE0_PARAMS and "net._fc.weight" in changed
+    assert not {k for k in changed if "running_" in k or "num_batches" in k}

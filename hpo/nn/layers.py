@@ -87,12 +87,16 @@ class PretrainedNet(nn.Module):
     dataset to the input statistics the weights were trained with. A frozen network stays in
     eval mode whatever ``train()`` asks, so its batch-norm statistics and drop-connect stay
     those of the pretrained weights: a fixed feature extractor, as the transfer tutorial's.
+    ``freeze_bn`` keeps a fine-tuned network's batch-norm layers in inference mode (their
+    pretrained statistics; their scale and shift still train): Keras's advice for fine-tuning
+    EfficientNet, whose ported layers move their statistics only 1% per step (TF's momentum
+    0.99), so that statistics gathered in training mode lag the weights for hundreds of steps.
     """
 
     def __init__(self, net: nn.Module, head: str, finetune: bool, scale: tuple[float, ...],
-                 shift: tuple[float, ...]) -> None:
+                 shift: tuple[float, ...], freeze_bn: bool = False) -> None:
         super().__init__()
-        self.net, self.head, self.finetune = net, head, finetune
+        self.net, self.head, self.finetune, self.freeze_bn = net, head, finetune, freeze_bn
         self.register_buffer("scale", torch.tensor(scale).view(1, -1, 1, 1), persistent=False)
         self.register_buffer("shift", torch.tensor(shift).view(1, -1, 1, 1), persistent=False)
         if not finetune:
@@ -104,6 +108,10 @@ class PretrainedNet(nn.Module):
         if not self.finetune:
             self.net.eval()
             getattr(self.net, self.head).train(mode)
+        elif self.freeze_bn:
+            for module in self.net.modules():
+                if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                    module.eval()
         return self
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

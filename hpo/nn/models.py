@@ -200,7 +200,8 @@ def build_efficientnet(cfg: ModelConfig, input_shape: tuple[int, int, int], n_cl
     if cfg.pretrained == "imagenet":
         load_weights(net, lite0_weights_path(cfg), "efficientnet_lite0")
     net._fc = nn.Linear(EFFICIENTNET_FEATURES, n_classes)  # trainable: new parameters
-    return PretrainedNet(net, "_fc", cfg.finetune, LITE_SCALE, LITE_SHIFT)
+    return PretrainedNet(net, "_fc", cfg.finetune, LITE_SCALE, LITE_SHIFT,
+                         freeze_bn=cfg.finetune_bn == "frozen")
 
 
 def build_alexnet(cfg: ModelConfig, input_shape: tuple[int, int, int], n_classes: int):

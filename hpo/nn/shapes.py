@@ -92,6 +92,7 @@ class ModelConfig:
     bias: bool = True
     pretrained: str = "none"
     finetune: bool = True
+    finetune_bn: str = "train"
     weights_file: str | None = None
 
     @classmethod

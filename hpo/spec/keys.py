@@ -14,6 +14,7 @@ from hpo.spec.rules import (
     DATASETS,
     DROPOUT_LOCATIONS,
     FAMILIES,
+    FINETUNE_BN,
     LOSS_REDUCTIONS,
     METRICS,
     OPTIMIZERS,
@@ -129,6 +130,9 @@ KEYS: dict[str, Key] = {
                             "from ImageNet weights, or from random ones"),
     "model.finetune": Key(True, boolean, "alexnet, efficientnet_lite0: train every layer "
                           "(true), or only the new output layer on frozen features (false)"),
+    "model.finetune_bn": Key("train", choice(*FINETUNE_BN), "efficientnet_lite0 fine-tuned: "
+                             "batch-norm statistics update as it trains (train), or stay the "
+                             "pretrained ones, layers in inference mode (frozen)"),
     "model.weights_file": Key(None, optional_text, "alexnet, efficientnet_lite0: the ImageNet "
                               "weights file (default: torchvision's cache, $TORCH_HOME/hub/"
                               "checkpoints/alexnet-owt-7be5be79.pth; the installed "

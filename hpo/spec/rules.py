@@ -11,6 +11,7 @@ from hpo.schema import METRICS  # noqa: F401  (a study metric: the record schema
 DATASETS = ("digits", "mnist", "fashion_mnist", "kmnist", "cifar10", "imagefolder")
 FAMILIES = ("cnn", "mlp", "alexnet", "efficientnet_lite0")
 PRETRAINED = ("none", "imagenet")
+FINETUNE_BN = ("train", "frozen")
 ACTIVATIONS = ("relu", "leaky_relu", "elu", "gelu", "sigmoid", "tanh")
 POOLS = ("max", "avg", "none")
 BATCH_NORMS = ("none", "conv", "fc", "both")
