@@ -32,7 +32,7 @@ REPORT_PREFIX = "report_"
 # Where artifacts live
 
 
-def artifacts_dir(url: str, explicit: str | None = None) -> Path:
+def artifacts_dir(url: str | store.StoreURL, explicit: str | None = None) -> Path:
     """--artifacts DIR, else $HPO_ARTIFACTS, else a folder derived from the store.
 
     ``sqlite:///runs/hpo.db`` and ``journal:runs/hpo.log`` -> ``runs/hpo-artifacts``; a database
@@ -42,14 +42,10 @@ def artifacts_dir(url: str, explicit: str | None = None) -> Path:
     chosen = explicit or os.environ.get(ARTIFACTS_ENV)
     if chosen:
         return Path(chosen).expanduser()
-    match store.kind(url):
-        case "sqlite":
-            path = store.sqlite_path(url)
-        case "journal":
-            path = store.journal_path(url)
-        case _:
-            base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
-            return Path(base) / RDB_ARTIFACTS
+    path = store.parse(url).path
+    if path is None:  # a database server
+        base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
+        return Path(base) / RDB_ARTIFACTS
     return path.parent / f"{path.stem}-artifacts"
 
 

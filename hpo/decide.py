@@ -70,7 +70,7 @@ def _pending(study_obj: Any) -> int:
                                     states=(TrialState.WAITING, TrialState.RUNNING)))
 
 
-def add_seeds(study_obj: Any, study: Study, url: str) -> int:
+def add_seeds(study_obj: Any, study: Study, url: str | store.StoreURL) -> int:
     """Take one look (under the store lock); returns trials now waiting or running.
 
     0 means the study is finished: every claim decided, or the cap reached where it is not.

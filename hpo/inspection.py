@@ -60,12 +60,12 @@ def _decoder(study_obj: Any) -> Any:
     """params -> {key: value} in the study file's terms (hpo studies), else Optuna's own."""
     if "hpo.spec" not in study_obj.user_attrs:
         return lambda params: dict(params)
-    from hpo import space as space_mod
+    from hpo import listvalues
     from hpo.records import study_spec
 
     by_key = {p.key: p for p in study_spec(study_obj).space}
     return lambda params: {
-        k: space_mod.decode(by_key[k], v) if k in by_key else v for k, v in params.items()
+        k: listvalues.decode(by_key[k], v) if k in by_key else v for k, v in params.items()
     }
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from hpo import listvalues
 from hpo.errors import StoreError
 from hpo.schema import FRAME_METRICS, SPEC_ATTR, config_label, ranked
 from hpo.spec import Study, from_dict
@@ -31,8 +32,6 @@ def trials_frame(study_obj: Any, study: Study | None = None, trials: list[Any] |
     """
     import pandas as pd
 
-    from hpo import space as space_mod
-
     study = study or study_spec(study_obj)
     by_key = {p.key: p for p in study.space}
     rows = []
@@ -41,10 +40,9 @@ def trials_frame(study_obj: Any, study: Study | None = None, trials: list[Any] |
         params = t.params or t.system_attrs.get("fixed_params", {})
         row: dict[str, Any] = {"number": t.number, "state": t.state.name}
         for key in by_key:
-            value = params.get(key)
-            row[key] = space_mod.decode(by_key[key], value) if value is not None else None
-            if isinstance(row[key], list):
-                row[key] = str(row[key])  # hashable, for grouping
+            value = params.get(key)  # a list: its label, hashable, for grouping
+            row[key] = (listvalues.label(listvalues.decode(by_key[key], value))
+                        if value is not None else None)
         row["seed"] = t.user_attrs.get("seed")
         for metric in METRICS:
             row[metric] = t.user_attrs.get(metric)

@@ -13,6 +13,8 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from hpo.listvalues import label
+
 # ---------------------------------------------------------------------------------------------
 # Stored keys
 
@@ -111,9 +113,7 @@ def norm(value: Any) -> Any:
             return float(value)
         except (TypeError, ValueError):
             return value
-    if isinstance(value, list):
-        return str(value)  # trials_frame stringifies list values the same way
-    return value
+    return label(value)  # a list as trials_frame writes it
 
 
 def config_key(values: Sequence[Any]) -> str:
@@ -130,7 +130,7 @@ def format_value(value: Any) -> str:
 def trial_label(params: Mapping[str, Any]) -> str:
     """One trial's configuration as `hpo show` and the dashboard's figure titles write it:
     ``dropout_location=before_pool, lr=0.001`` (values as stored), ``base`` for none."""
-    return ", ".join(f"{k.split('.')[-1]}={v}" for k, v in params.items()) or "base"
+    return ", ".join(f"{k.split('.')[-1]}={label(v)}" for k, v in params.items()) or "base"
 
 
 def config_label(keys: Sequence[str], values: Sequence[Any]) -> str:

@@ -1,7 +1,8 @@
 """The only place that turns a study's search space into Optuna suggestions.
 
 Optuna's categorical choices must be scalars; list-valued choices (``model.channels``) travel
-through Optuna as JSON strings and are decoded here, so the rest of hpo sees real lists.
+through Optuna encoded as ``hpo.listvalues`` says and are decoded as they are suggested, so
+training sees real lists.
 """
 
 from __future__ import annotations
@@ -10,17 +11,8 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from hpo.listvalues import decode, encode
 from hpo.spec import Param
-
-
-def encode(value: Any) -> Any:
-    return json.dumps(value) if isinstance(value, (list, dict)) else value
-
-
-def decode(param: Param, value: Any) -> Any:
-    if param.type == "categorical" and any(isinstance(c, list) for c in param.choices):
-        return json.loads(value)
-    return value
 
 
 def distribution(param: Param) -> Any:
@@ -60,7 +52,3 @@ def suggest(trial: Any, space: Sequence[Param], base: Mapping[str, Any]) -> dict
 def cell_key(params: Mapping[str, Any]) -> str:
     """A canonical name for one configuration (same dict, same key, whatever the order)."""
     return json.dumps(dict(params), sort_keys=True)
-
-
-def encoded(params: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: encode(v) for k, v in params.items()}

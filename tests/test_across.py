@@ -12,6 +12,8 @@ from hpo import cli, spec, store
 from hpo.benchmarks import synthetic
 from hpo.reporting import across
 
+from .conftest import cached_store
+
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 LR = {
@@ -45,7 +47,10 @@ def _add(storage: object, raw: dict, dataset: str, name: str, command: str,
 def url(tmp_path: Path) -> str:
     """lr on digits (stored as `lr`) and on mnist (stored as `lr_on_mnist`, found through its
     command); wd on digits only (stored as `wd_digits`); an unrelated study `other`."""
-    url = f"sqlite:///{tmp_path}/a.db"
+    return cached_store(tmp_path / "a.db", "across", _build)
+
+
+def _build(url: str) -> None:
     storage = store.open_storage(url, create=True)
     good, bad = (95.0, 96.0, 97.0), (10.0, 11.0, 12.0)
     _add(storage, LR, "digits", "lr", "hpo run --study lr", {0.001: good, 0.1: bad})
@@ -54,7 +59,6 @@ def url(tmp_path: Path) -> str:
          {0.001: bad, 0.1: good})
     _add(storage, WD, "digits", "wd_digits", "synthetic", {0.0: good, 0.5: bad})
     _add(storage, WD, "mnist", "other", "synthetic", {0.0: good, 0.5: bad})
-    return url
 
 
 def test_which_stored_study_is_a_run_of_which_file() -> None:

@@ -88,6 +88,7 @@ def _peak_in_child() -> float:
     return peak_rss_mb()
 
 
+@pytest.mark.slow
 def test_peak_memory_is_the_workers_own_not_its_parents():
     import concurrent.futures
     import multiprocessing

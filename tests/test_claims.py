@@ -17,6 +17,9 @@ from hpo.benchmarks import synthetic
 from hpo.errors import SpecError
 from hpo.reporting import claims, render, tables, write
 from hpo.reporting import stats as stats_mod
+from hpo.schema import SPEC_ATTR
+
+from .conftest import cached_store
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -48,12 +51,22 @@ def study_with(*claim_dicts: dict) -> spec.Study:
 def summary_for(tmp_path: Path, study: spec.Study,
                 acc: dict[str, tuple[float, ...]] | None = None, **extra: object
                 ) -> tables.Summary:
-    url = f"sqlite:///{tmp_path}/c.db"
-    study_obj = synthetic.create_study(store.open_storage(url, create=True), study)
-    synthetic.add(study_obj, [
-        synthetic.trial(study, {LOC: loc}, synthetic.record(seed, test_acc=value, **extra))
-        for loc, values in (acc or ACC).items() for seed, value in enumerate(values)])
-    return tables.summarize(store.load_study(store.open_storage(url, create=False), "cl"))
+    """The report's summary of a store holding ``study`` and these runs. The trials do not
+    depend on the claims: one store per study-without-claims and runs is built (cached_store)
+    and the study file, with its claims, stored into this test's copy, as `hpo run` does."""
+    acc = acc or ACC
+
+    def build(url: str) -> None:
+        study_obj = synthetic.create_study(store.open_storage(url, create=True), study)
+        synthetic.add(study_obj, [
+            synthetic.trial(study, {LOC: loc}, synthetic.record(seed, test_acc=value, **extra))
+            for loc, values in acc.items() for seed, value in enumerate(values)])
+
+    key = ["claims", {**study.to_dict(), "claims": []}, acc, extra]
+    url = cached_store(tmp_path / "c.db", key, build)
+    study_obj = store.load_study(store.open_storage(url, create=False), "cl")
+    study_obj.set_user_attr(SPEC_ATTR, study.to_dict())
+    return tables.summarize(study_obj)
 
 
 def welch(a: str, b: str) -> float:

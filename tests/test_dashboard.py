@@ -40,6 +40,23 @@ def ran(tmp_path_factory) -> tuple[str, Path]:
     return url, root
 
 
+@pytest.fixture(scope="module")
+def stored(tmp_path_factory) -> tuple[str, Path]:
+    """The tiny study in a store with made-up trials (no training), as `hpo dashboard` serves
+    any hpo store: (storage URL, folder)."""
+    from hpo import store
+    from hpo.benchmarks import synthetic
+
+    root = tmp_path_factory.mktemp("stored")
+    study = spec.validate(tomllib.loads(TINY_STUDY), "tiny.toml")
+    url = f"sqlite:///{root / 'runs.db'}"
+    study_obj = synthetic.create_study(store.open_storage(url, create=True), study)
+    synthetic.add(study_obj, [synthetic.trial(study, {"model.dropout_location": loc},
+                                              synthetic.record(seed, test_acc=80.0))
+                              for loc in ("none", "before_fc") for seed in (0, 1)])
+    return url, root
+
+
 # ---------------------------------------------------------------------------------------------
 # Where artifacts live
 
@@ -79,6 +96,7 @@ def test_note_study_file_reads_back_as_the_same_study(name):
     assert spec.validate(tomllib.loads(text), "note").to_dict() == study.to_dict()
 
 
+@pytest.mark.slow
 def test_run_writes_note_and_one_learning_curve_per_trial(ran):
     url, root = ran
     study_obj = optuna.load_study(study_name="tiny", storage=url)
@@ -120,6 +138,7 @@ def test_note_masks_passwords_and_keeps_edits(tmp_path, write_study):
     assert get_note(s) == "my own words"
 
 
+@pytest.mark.slow
 def test_note_is_written_without_importing_the_dashboard_app(tmp_path, write_study):
     # The runner writes the note before workers start: the dashboard's web app (and the
     # optuna.importance it imports) must not be loaded for it.
@@ -156,6 +175,7 @@ def test_curve_data_drops_non_finite_values():
 # Optional and robust
 
 
+@pytest.mark.slow
 def test_no_artifacts_stores_no_figures(tmp_path, write_study, capsys):
     url = f"sqlite:///{tmp_path / 's.db'}"
     assert main(["run", "--study", str(write_study()), "--storage", url, "--repeats", "1",
@@ -167,6 +187,7 @@ def test_no_artifacts_stores_no_figures(tmp_path, write_study, capsys):
     assert "HPO_NO_ARTIFACTS" not in os.environ  # restored after the run
 
 
+@pytest.mark.slow
 def test_failing_figure_warns_once_and_trials_complete(tmp_path, write_study, capsys,
                                                        monkeypatch):
     def broken(*args, **kwargs):
@@ -207,8 +228,8 @@ def test_upload_report_figures_replaces_same_name(tmp_path):
 # `hpo dashboard`
 
 
-def test_dashboard_serves_loopback_with_artifacts_by_default(ran, monkeypatch, capsys):
-    url, root = ran
+def test_dashboard_serves_loopback_with_artifacts_by_default(stored, monkeypatch, capsys):
+    url, root = stored
     calls = []
     monkeypatch.setattr("optuna_dashboard.run_server",
                         lambda storage, **kw: calls.append((storage, kw)))
@@ -222,30 +243,30 @@ def test_dashboard_serves_loopback_with_artifacts_by_default(ran, monkeypatch, c
         f"{root / 'runs-artifacts'}); Ctrl-C stops it\nhpo: dashboard stopped\n")
 
 
-def test_dashboard_on_another_address_warns(ran, monkeypatch, capsys):
+def test_dashboard_on_another_address_warns(stored, monkeypatch, capsys):
     monkeypatch.setattr("optuna_dashboard.run_server", lambda storage, **kw: None)
-    assert main(["dashboard", "--storage", ran[0], "--host", "0.0.0.0", "--port", "9000"]) == 0
+    assert main(["dashboard", "--storage", stored[0], "--host", "0.0.0.0", "--port", "9000"]) == 0
     err = capsys.readouterr().err
     assert err.startswith("hpo: warning: --host 0.0.0.0 makes the dashboard reachable from "
                           "other machines; it has no login")
     assert "http://0.0.0.0:9000/dashboard/" in err
     for host in ("localhost", "127.0.0.2", "::1"):
-        main(["dashboard", "--storage", ran[0], "--host", host])
+        main(["dashboard", "--storage", stored[0], "--host", host])
         assert "warning" not in capsys.readouterr().err
 
 
-def test_dashboard_errors_are_one_line(tmp_path, ran, capsys):
+def test_dashboard_errors_are_one_line(tmp_path, stored, capsys):
     assert main(["dashboard", "--storage", f"sqlite:///{tmp_path / 'none.db'}"]) == 1
     assert capsys.readouterr().err == (
         f"hpo: error: no store at {tmp_path / 'none.db'}; run `hpo run` first or pass "
         "--storage URL\n")
-    assert main(["dashboard", "--storage", ran[0], "--port", "0"]) == 1
+    assert main(["dashboard", "--storage", stored[0], "--port", "0"]) == 1
     assert capsys.readouterr().err == "hpo: error: --port must be between 1 and 65535, got 0\n"
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        assert main(["dashboard", "--storage", ran[0], "--port", str(port)]) == 1
+        assert main(["dashboard", "--storage", stored[0], "--port", str(port)]) == 1
     assert capsys.readouterr().err.splitlines()[-1] == (
         f"hpo: error: port {port} on 127.0.0.1 is in use; pick another with --port N")
 

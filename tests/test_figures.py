@@ -17,6 +17,8 @@ from hpo import records, spec, store
 from hpo.benchmarks import synthetic
 from hpo.reporting import figures, render, tables
 
+from .conftest import cached_store
+
 matplotlib.use("Agg")
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -34,8 +36,12 @@ ACCS = {("sgd", 0.01): (80.0, 81.0, 82.0), ("sgd", 0.1): (10.0, 95.0, 96.0),
 def _store(tmp_path: Path, command: str = "hpo run --study g", cpu: bool = True,
            overlap: bool = False) -> str:
     """Trial i runs from 10 i s to 10 i + 15 s (overlap: two workers) or + 5 s."""
+    key = ["figures", command, cpu, overlap]
+    return cached_store(tmp_path / "f.db", key, lambda url: _build(url, command, cpu, overlap))
+
+
+def _build(url: str, command: str, cpu: bool, overlap: bool) -> None:
     study = spec.validate(copy.deepcopy(GRID), "test")
-    url = f"sqlite:///{tmp_path}/f.db"
     storage = store.open_storage(url, create=True)
     study_obj = synthetic.create_study(storage, study, command=command)
     trials = []
@@ -50,7 +56,6 @@ def _store(tmp_path: Path, command: str = "hpo run --study g", cpu: bool = True,
                 seconds=15 if overlap else 5)
             trials.append(trial)
     synthetic.add(study_obj, trials)
-    return url
 
 
 def _summary(url: str) -> tables.Summary:
@@ -173,6 +178,7 @@ def test_importance_agreement_text() -> None:
         "[0.80, 1.00]; too few knobs for a rank correlation).")
 
 
+@pytest.mark.slow
 def test_importance_bootstrap_intervals(tmp_path: Path) -> None:
     raw = {"name": "t", "dataset": "digits", "epochs": 2, "repeats": 1, "sampler": "tpe",
            "n_trials": 12, "model": {"channels": [4, 4], "padding": 1},

@@ -51,6 +51,7 @@ def test_interpolation_is_exact_at_the_ends_and_linear_between() -> None:
     assert flatness.ALPHAS[5] == 0.0 and flatness.ALPHAS[15] == 1.0 and len(flatness.ALPHAS) == 21
 
 
+@pytest.mark.slow
 def test_curve_at_alpha_0_and_1_is_the_initial_and_final_network() -> None:
     splits = data.load("digits", train_subset=200)
     config = spec.validate({"name": "x", "model": {"channels": [4, 4], "padding": 1,
@@ -81,6 +82,7 @@ def flat_store(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]:
     return url, folder
 
 
+@pytest.mark.slow
 def test_a_real_run_records_the_curve_and_saves_both_weights(flat_store: tuple[str, Path]
                                                              ) -> None:
     url, folder = flat_store
@@ -131,6 +133,7 @@ def test_no_artifacts_saves_no_weights(tmp_path: Path) -> None:
     assert not artifacts.artifacts_dir(url).exists()
 
 
+@pytest.mark.slow
 def test_flatness_data_averages_seeds(tmp_path: Path) -> None:
     study = spec.validate({"name": "fl", "analysis": "flatness", "repeats": 2,
                            "model": {"channels": [4, 4], "padding": 1},

@@ -19,6 +19,8 @@ from optuna.trial import FrozenTrial, TrialState
 from hpo import spec
 from hpo.cli import main
 
+from .conftest import cached_store
+
 T0 = dt.datetime(2026, 11, 22, 9, 0, 0)
 SECRET = "s3cr3t-pw"
 
@@ -76,7 +78,8 @@ def make_store(path: Path, write_study) -> str:
 
 @pytest.fixture
 def url(tmp_path, write_study) -> str:
-    return make_store(tmp_path / "store.db", write_study)
+    return cached_store(tmp_path / "store.db", "inspect",
+                        lambda url: make_store(Path(url[len("sqlite:///"):]), write_study))
 
 
 def run(capsys, *argv: str) -> tuple[int, str, str]:

@@ -177,6 +177,7 @@ def _random_splits(n: int, shape: tuple[int, int, int]):
     return Splits("random", x, y, x[:20], y[:20], x[:20], y[:20], 10)
 
 
+@pytest.mark.slow
 def test_r1_final_network_builds_for_cifar10_and_trains_one_step():
     # R1 (f): 2 conv -> pool -> 5 conv -> pool -> 3 fc (the last the 10-way output), BN, ReLU.
     from hpo import spec

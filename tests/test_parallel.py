@@ -161,6 +161,7 @@ family = "mlp"
 """
 
 
+@pytest.mark.slow
 def test_tuning_n_trials_is_a_total_over_restarts_with_whole_seed_sets(tmp_path: Path) -> None:
     from hpo import runner, spec
 
@@ -195,6 +196,7 @@ def test_parallel_workers_sample_different_configurations(tmp_path: Path) -> Non
     assert len(lrs) == 8 and len(set(lrs)) == 8
 
 
+@pytest.mark.slow
 def test_processes_tuning_one_study_may_each_use_their_own_sampler_seed(tmp_path: Path) -> None:
     from hpo import runner, spec
 

@@ -15,6 +15,8 @@ from hpo import spec, store
 from hpo.benchmarks import synthetic
 from hpo.reporting import readings, tables
 
+from .conftest import cached_store
+
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 T975_1 = 12.706204736174707  # t quantile 0.975 with 1 degree of freedom
@@ -38,14 +40,16 @@ MEASURED = {("sgd", "none"): (88.0, 88.0), ("sgd", "before_pool"): (91.0, 93.0),
 @pytest.fixture
 def summary(tmp_path: Path) -> tables.Summary:
     study = spec.validate(copy.deepcopy(RAW), "test")
-    url = f"sqlite:///{tmp_path}/r.db"
-    storage = store.open_storage(url, create=True)
-    study_obj = synthetic.create_study(storage, study)
-    trials = [synthetic.trial(study, {"train.optimizer": opt, "model.dropout_location": loc},
-                              synthetic.record(seed, test_acc=acc, train_loss=0.5 + seed / 10))
-              for (opt, loc), accs in MEASURED.items() for seed, acc in enumerate(accs)]
-    synthetic.add(study_obj, trials)
-    s = tables.summarize(store.load_study(storage, "r4"))
+
+    def build(url: str) -> None:
+        study_obj = synthetic.create_study(store.open_storage(url, create=True), study)
+        synthetic.add(study_obj, [
+            synthetic.trial(study, {"train.optimizer": opt, "model.dropout_location": loc},
+                            synthetic.record(seed, test_acc=acc, train_loss=0.5 + seed / 10))
+            for (opt, loc), accs in MEASURED.items() for seed, acc in enumerate(accs)])
+
+    url = cached_store(tmp_path / "r.db", "readings", build)
+    s = tables.summarize(store.load_study(store.open_storage(url, create=False), "r4"))
     config = {**s.study.config, "readings": ["train.optimizer"]}
     return dataclasses.replace(s, study=dataclasses.replace(s.study, config=config))
 

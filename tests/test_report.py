@@ -15,6 +15,8 @@ from hpo import cli, spec, store
 from hpo.benchmarks import synthetic
 from hpo.reporting import figures, render, tables, write
 
+from .conftest import cached_store
+
 matplotlib.use("Agg")
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -60,6 +62,10 @@ def url(tmp_path: Path) -> str:
 def location_store(url: str) -> str:
     """none: 80/82/84 (one diverged run); before_pool: 90 x3; before_conv: 85 + pruned + failed;
     plus a running trial of 'none'."""
+    return cached_store(store.parse(url).path, "report:location", _location_store)
+
+
+def _location_store(url: str) -> None:
     study = make(LOCATION)
     storage = store.open_storage(url, create=True)
     study_obj = synthetic.create_study(storage, study, command="hpo run --study loc")
@@ -78,7 +84,6 @@ def location_store(url: str) -> str:
         synthetic.trial(study, {cell: "before_conv"}, {"seed": 2}, state="FAIL"),
     ]
     synthetic.add(study_obj, trials)
-    return url
 
 
 def summary_of(url: str, name: str, metric: str | None = None) -> tables.Summary:
@@ -185,6 +190,10 @@ def test_grid_cells_not_run_yet_are_rows_with_n_zero(url: str) -> None:
 
 @pytest.fixture
 def grid_store(url: str) -> str:
+    return cached_store(store.parse(url).path, "report:grid", _grid_store)
+
+
+def _grid_store(url: str) -> None:
     study = make(GRID2)
     storage = store.open_storage(url, create=True)
     study_obj = synthetic.create_study(storage, study)
@@ -197,7 +206,6 @@ def grid_store(url: str) -> str:
                 study, {"train.optimizer": opt, "train.lr": lr},
                 synthetic.record(seed, test_acc=v, train_loss=1 - v / 100, wall_time=lr * 10)))
     synthetic.add(study_obj, trials)
-    return url
 
 
 def test_pivot_tables_of_a_two_parameter_grid(grid_store: str) -> None:
@@ -266,6 +274,10 @@ def test_accuracy_and_history_data(location_store: str) -> None:
 
 @pytest.fixture
 def tuning_store(url: str) -> str:
+    return cached_store(store.parse(url).path, "report:tuning", _tuning_store)
+
+
+def _tuning_store(url: str) -> None:
     study = make(TUNING)
     storage = store.open_storage(url, create=True)
     study_obj = synthetic.create_study(storage, study)
@@ -277,9 +289,9 @@ def tuning_store(url: str) -> str:
         trials.append(synthetic.trial(study, {"train.lr": lr, "train.optimizer": opt},
                                       synthetic.record(0, test_acc=acc)))
     synthetic.add(study_obj, trials)
-    return url
 
 
+@pytest.mark.slow
 def test_importance_data_for_tuning_studies(tuning_store: str) -> None:
     s = summary_of(tuning_store, "tune")
     data = figures.importance_data(s)
@@ -291,6 +303,7 @@ def test_importance_data_for_tuning_studies(tuning_store: str) -> None:
         assert sub["importance"].sum() == pytest.approx(1.0)
 
 
+@pytest.mark.slow
 def test_every_figure_renders_to_a_file(tmp_path: Path, grid_store: str) -> None:
     s = summary_of(grid_store, "grid2")
     drawn = {
@@ -345,6 +358,7 @@ def test_report_command_writes_every_file(location_store: str, tmp_path: Path,
     assert csv[2].startswith("dropout_location=before_pool,before_pool,3,3,0.5,0.0,")
 
 
+@pytest.mark.slow
 def test_two_parameter_grid_report_has_pivots_and_heatmap(grid_store: str,
                                                           tmp_path: Path) -> None:
     assert cli.main(["report", "--study", "grid2", "--storage", grid_store, "--out",
@@ -357,6 +371,7 @@ def test_two_parameter_grid_report_has_pivots_and_heatmap(grid_store: str,
     assert "| sgd | 61.00 ± 1.41 | 72.00 ± 2.83 |" in " ".join(md.split())
 
 
+@pytest.mark.slow
 def test_tuning_report_has_importance_and_history(tuning_store: str, tmp_path: Path) -> None:
     assert cli.main(["report", "--study", "tune", "--storage", tuning_store, "--out",
                      str(tmp_path)]) == 0
@@ -365,6 +380,7 @@ def test_tuning_report_has_importance_and_history(tuning_store: str, tmp_path: P
                      "optimization_history.png"}
 
 
+@pytest.mark.slow
 def test_all_writes_every_study_and_an_index(location_store: str, tmp_path: Path,
                                              capsys: pytest.CaptureFixture[str]) -> None:
     storage = store.open_storage(location_store, create=False)
@@ -441,6 +457,7 @@ def test_intervals_are_clipped_to_the_metric_range(url: str) -> None:
     assert shown.startswith("5.00e-03 ± 5.66e-03 [0.00e+00, ")
 
 
+@pytest.mark.slow
 def test_report_figures_are_attached_to_the_study_once(location_store: str, tmp_path: Path,
                                                        capsys: pytest.CaptureFixture[str]) -> None:
     import optuna
@@ -458,6 +475,7 @@ def test_report_figures_are_attached_to_the_study_once(location_store: str, tmp_
     assert len(list((tmp_path / "art").rglob("*"))) >= 2
 
 
+@pytest.mark.slow
 def test_no_artifacts_attaches_nothing(location_store: str, tmp_path: Path,
                                        capsys: pytest.CaptureFixture[str]) -> None:
     import optuna

@@ -344,6 +344,7 @@ def test_a_duplicate_run_is_counted_once_and_named(store_copy: Path, capsys) -> 
     assert err == warning + "\n" and len(out.splitlines()) == 2
 
 
+@pytest.mark.slow
 def test_a_duplicate_queued_run_is_never_started(tmp_path: Path) -> None:
     # A lost lock (PostgreSQL restart) can let two reconciles queue one (cell, seed) twice;
     # the worker that pops the second finds the first and fails it instead of running it.

@@ -20,6 +20,7 @@ def complete(study_obj):
     return [t for t in study_obj.get_trials() if t.state.name == "COMPLETE"]
 
 
+@pytest.mark.slow
 def test_tiny_study_runs_every_cell_and_seed(write_study, storage_url):
     study, study_obj = run_study(write_study(), storage_url)
     trials = complete(study_obj)
@@ -39,6 +40,7 @@ def test_tiny_study_runs_every_cell_and_seed(write_study, storage_url):
     assert study_obj.metric_names == ["val_acc"]
 
 
+@pytest.mark.slow
 def test_rerun_resumes_and_runs_nothing_twice(write_study, storage_url):
     path = write_study()
     run_study(path, storage_url)
@@ -51,6 +53,7 @@ def test_rerun_resumes_and_runs_nothing_twice(write_study, storage_url):
     assert study_obj.user_attrs["hpo.command"] == "hpo run --repeats 3"
 
 
+@pytest.mark.slow
 def test_seed_reproduces_the_trial(write_study, tmp_path):
     path = write_study()
     _, first = run_study(path, f"sqlite:///{tmp_path / 'a.db'}")
@@ -68,6 +71,7 @@ def test_seed_reproduces_the_trial(write_study, tmp_path):
     assert by_run(first) == by_run(second)
 
 
+@pytest.mark.slow
 def test_changed_settings_refuse_to_mix(write_study, storage_url):
     path = write_study()
     run_study(path, storage_url)
@@ -79,6 +83,7 @@ def test_changed_settings_refuse_to_mix(write_study, storage_url):
     )
 
 
+@pytest.mark.slow
 def test_divergence_is_recorded_as_complete(write_study, storage_url):
     path = write_study()
     _, study_obj = run_study(
@@ -94,6 +99,7 @@ def test_divergence_is_recorded_as_complete(write_study, storage_url):
     assert frame.loc[0, "diverged"] == True  # noqa: E712 (numpy bool)
 
 
+@pytest.mark.slow
 def test_interrupted_trial_is_failed_and_rerun(write_study, storage_url, monkeypatch):
     path = write_study()
     calls = {"n": 0}
@@ -122,6 +128,7 @@ def test_interrupted_trial_is_failed_and_rerun(write_study, storage_url, monkeyp
     assert len(runs) == 4
 
 
+@pytest.mark.slow
 def test_tuning_study_counts_n_trials_across_restarts(write_study, storage_url):
     text = TINY_STUDY.replace('sampler = "grid"', 'sampler = "random"\nn_trials = 3')
     text = text.replace("repeats = 2", "repeats = 1")
@@ -135,6 +142,7 @@ def test_tuning_study_counts_n_trials_across_restarts(write_study, storage_url):
     assert len(complete(study_obj)) == 4
 
 
+@pytest.mark.slow
 def test_tuning_repeats_run_each_sampled_config_on_every_seed(write_study, storage_url):
     text = TINY_STUDY.replace('sampler = "grid"', 'sampler = "tpe"\nn_trials = 4')
     path = write_study(text)
@@ -145,6 +153,7 @@ def test_tuning_repeats_run_each_sampled_config_on_every_seed(write_study, stora
     assert sorted(sorted(s) for s in by_cell.values()) == [[0, 1], [0, 1]]
 
 
+@pytest.mark.slow
 def test_keys_added_after_a_study_was_stored_count_as_their_default(write_study, storage_url):
     path = write_study()
     _, study_obj = run_study(path, storage_url)

@@ -28,6 +28,7 @@ def test_every_shipped_study_validates():
         assert study.config["question"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("dataset", ["digits", "mnist", "cifar10", "imagefolder"])
 def test_every_shipped_study_fits_every_input_shape(dataset):
     for name in spec.shipped_studies():

@@ -149,6 +149,60 @@ def test_mask(text: str, masked: str) -> None:
     assert store.mask(text) == masked
 
 
+@pytest.mark.parametrize(
+    ("url", "kind", "path"),
+    [
+        ("sqlite:///runs/hpo.db", "sqlite", Path("runs/hpo.db")),
+        ("sqlite:////abs/x.db?timeout=5", "sqlite", Path("/abs/x.db")),
+        ("journal:runs.log", "journal", Path("runs.log")),
+        ("journal:///abs/runs.log", "journal", Path("/abs/runs.log")),
+        ("postgresql+psycopg2://u:pw@h:5432/db", "rdb", None),
+        ("postgres://u@h/db", "rdb", None),
+        ("mysql://u:pw@h/x", "rdb", None),
+    ],
+)
+def test_parse_each_kind(url: str, kind: str, path: Path | None) -> None:
+    parsed = store.parse(url)
+    assert (parsed.url, parsed.kind, parsed.path) == (url, kind, path)
+    assert str(parsed) == url  # round trip: the string it was parsed from
+    assert store.parse(parsed) is parsed  # already parsed: passed through
+    assert store.parse(str(parsed)) == parsed
+    assert store.mask(parsed) == store.mask(url)
+
+
+def test_parse_unknown_scheme_is_the_one_line_error() -> None:
+    with pytest.raises(StoreError) as info:
+        store.parse("redis://user:hunter2@localhost/0")
+    assert str(info.value) == ("unknown storage URL 'redis://user:***@localhost/0'; use "
+                               "sqlite:///FILE, postgresql://USER:PASSWORD@HOST/DB, mysql://..., "
+                               "or journal:FILE")
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("sqlite:///", "storage 'sqlite:///' has no file; use sqlite:///FILE (e.g. "
+                       "sqlite:///hpo.db)"),
+        ("sqlite:///:memory:", "storage 'sqlite:///:memory:' has no file; use sqlite:///FILE "
+                               "(e.g. sqlite:///hpo.db)"),
+        ("journal:", "storage 'journal:' has no file; use journal:FILE (e.g. journal:runs.log)"),
+    ],
+)
+def test_parse_a_url_without_a_file(url: str, message: str) -> None:
+    with pytest.raises(StoreError) as info:
+        store.parse(url)
+    assert str(info.value) == message
+
+
+def test_parsed_url_pickles_for_the_workers() -> None:
+    import pickle
+
+    from hpo import runner
+
+    opts = runner.RunOptions(storage_url=store.parse("sqlite:///runs/hpo.db"))
+    assert pickle.loads(pickle.dumps(opts)) == opts
+
+
 @pytest.mark.slow
 def test_password_never_stored_in_the_study(tmp_path: Path, postgres_url: str) -> None:
     import optuna

@@ -124,6 +124,7 @@ def test_frozen_alexnet_trains_only_its_new_layer():
     assert tuned(torch.zeros(2, 3, 64, 64)).shape == (2, 2)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("finetune", [False, True])
 def test_a_training_step_moves_only_the_trainable_layers(image_root, finetune):
     splits = data.load("imagefolder", data_dir=image_root, image_size=64)

@@ -18,7 +18,7 @@ from hpo import decide, runner, spec, store
 from hpo.benchmarks import synthetic
 from hpo.errors import SpecError
 from hpo.reporting import claims, tables
-from tests.conftest import completed_runs, run_hpo, start_hpo, trials, wait_for
+from tests.conftest import cached_store, completed_runs, run_hpo, start_hpo, trials, wait_for
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -49,12 +49,14 @@ def study_of(**changes: Any) -> spec.Study:
 
 
 def _store(tmp_path: Path, study: spec.Study) -> tuple[str, Any]:
-    url = f"sqlite:///{tmp_path}/ud.db"
-    study_obj = synthetic.create_study(store.open_storage(url, create=True), study)
-    synthetic.add(study_obj, [
-        synthetic.trial(study, {LOC: loc}, synthetic.record(seed, test_acc=acc))
-        for loc, values in FIRST.items() for seed, acc in enumerate(values)])
-    return url, study_obj
+    def build(url: str) -> None:
+        study_obj = synthetic.create_study(store.open_storage(url, create=True), study)
+        synthetic.add(study_obj, [
+            synthetic.trial(study, {LOC: loc}, synthetic.record(seed, test_acc=acc))
+            for loc, values in FIRST.items() for seed, acc in enumerate(values)])
+
+    url = cached_store(tmp_path / "ud.db", ["until_decided", study.to_dict()], build)
+    return url, store.load_study(store.open_storage(url, create=True), study.name)
 
 
 def _finish_waiting(study_obj: Any, acc: dict[str, dict[int, float]]) -> list[tuple[str, int]]:

@@ -11,6 +11,7 @@ import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from hpo import listvalues
 from hpo import space as space_mod
 from hpo.spec import Study
 
@@ -79,7 +80,7 @@ def trial(study: Study, params: Mapping[str, Any], attrs: Mapping[str, Any],
     from optuna.trial import TrialState
 
     by_key = {p.key: p for p in study.space}
-    encoded = space_mod.encoded(params)
+    encoded = listvalues.encoded(params)
     dists = {k: space_mod.distribution(by_key[k]) for k in params}
     attrs = dict(attrs)
     attrs.setdefault("cell", space_mod.cell_key(params))

@@ -38,7 +38,7 @@ def is_loopback(host: str) -> bool:
 def main(args: argparse.Namespace) -> int:
     if not 0 < args.port < 65536:
         raise HpoError(f"--port must be between 1 and 65535, got {args.port}")
-    url = store.resolve_url(args.storage)
+    url = store.parse(store.resolve_url(args.storage))
     storage = store.open_storage(url, create=False)
     directory = artifacts_dir(url, args.artifacts)
     artifacts = artifact_store(directory)

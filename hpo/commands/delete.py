@@ -32,7 +32,7 @@ def confirm(question: str) -> bool:
 def main(args: argparse.Namespace) -> int:
     import optuna
 
-    url = store.resolve_url(args.storage)
+    url = store.parse(store.resolve_url(args.storage))
     storage = store.open_storage(url, create=False)
     study_obj = store.load_study(storage, args.name)
     trials = len(study_obj.get_trials(deepcopy=False))

@@ -23,7 +23,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--output", "-o", metavar="FILE", help="write here instead of stdout")
 
 
-def render(study_obj: object, fmt: str, url: str) -> str:
+def render(study_obj: object, fmt: str, url: str | store.StoreURL) -> str:
     if fmt == "json":
         text = inspection.dumps(inspection.export_json(study_obj, store.mask(url))) + "\n"
     else:
@@ -33,7 +33,7 @@ def render(study_obj: object, fmt: str, url: str) -> str:
 
 
 def main(args: argparse.Namespace) -> int:
-    url = store.resolve_url(args.storage)
+    url = store.parse(store.resolve_url(args.storage))
     study_obj = store.load_study(store.open_storage(url, create=False), args.name)
     text = render(study_obj, args.format, url)
     if args.output is None:

@@ -18,7 +18,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    url = store.resolve_url(args.storage)
+    url = store.parse(store.resolve_url(args.storage))
     rows = inspection.study_rows(store.open_storage(url, create=False))
     if args.format == "json":
         print(inspection.dumps(rows))

@@ -65,7 +65,8 @@ def report_command(args: argparse.Namespace, name: str) -> str:
     return " ".join(shlex.quote(p) for p in parts)
 
 
-def _attach_figures(study_obj: object, written: object, url: str, artifacts: str | None) -> None:
+def _attach_figures(study_obj: object, written: object, url: store.StoreURL,
+                    artifacts: str | None) -> None:
     """Attach the report's figures to the study, so optuna-dashboard shows them too."""
     from hpo.artifacts import artifact_store, artifacts_dir, upload_report_figures
 
@@ -82,7 +83,7 @@ def main(args: argparse.Namespace) -> int:
     from hpo.reporting import render, tables, write
 
     formats = parse_formats(args.format)
-    url = store.resolve_url(args.storage)
+    url = store.parse(store.resolve_url(args.storage))
     storage = store.open_storage(url, create=False)
     if getattr(args, "across_datasets", None):
         return _across(args, storage)

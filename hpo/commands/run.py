@@ -59,7 +59,7 @@ def main(args: argparse.Namespace) -> int:
         raise HpoError(f"--threads must be >= 0, got {args.threads}")
     study = spec.load(args.study, overrides_from(args))
     opts = runner.RunOptions(
-        storage_url=store.resolve_url(args.storage),
+        storage_url=store.parse(store.resolve_url(args.storage)),
         device=args.device,
         jobs=args.jobs,
         threads=args.threads,

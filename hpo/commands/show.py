@@ -18,7 +18,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    url = store.resolve_url(args.storage)
+    url = store.parse(store.resolve_url(args.storage))
     study_obj = store.load_study(store.open_storage(url, create=False), args.name)
     rows = inspection.trial_rows(study_obj)
     if args.format == "json":

@@ -21,7 +21,7 @@ MEMORY_SHARE = 0.8
 
 @dataclass(frozen=True)
 class RunOptions:
-    storage_url: str
+    storage_url: str | store.StoreURL  # a string is parsed once, by run()
     device: str = "auto"
     jobs: int = 1
     threads: int = 0  # torch threads per worker; 0: cores // jobs

@@ -26,7 +26,7 @@ PENDING, CANCEL = 0, -1
 DEVICE_CODES = {"cpu": 1, "cuda": 2, "mps": 3}
 
 
-def _worker_process(spec_dict: dict, source: str, url: str, requested_device: str,
+def _worker_process(spec_dict: dict, source: str, url: store.StoreURL, requested_device: str,
                     threads: int, data_dir: str | None, go: Any, worker: int,
                     artifacts: Path | None) -> None:
     from hpo.process import quiet_libraries
@@ -103,6 +103,7 @@ def run(study: Study, opts: RunOptions) -> Any:
 
     # Before the store is opened: a missing dataset must not leave a new store behind.
     data_mod.ensure_available(study.config["dataset"], study.data_folder(opts.data_dir))
+    opts = dataclasses.replace(opts, storage_url=store.parse(opts.storage_url))
     if opts.jobs > 1:
         store.check_url(opts.storage_url)  # a bad store must not start workers to stop again
         opts = dataclasses.replace(opts, jobs=plan_jobs(study, opts))

@@ -7,8 +7,8 @@ import time
 import warnings
 from typing import Any
 
+from hpo import listvalues, store
 from hpo import space as space_mod
-from hpo import store
 from hpo.schema import DONE_STATES, PENDING_STATES
 from hpo.spec import Study
 
@@ -42,7 +42,7 @@ def reconcile(study_obj: Any, study: Study) -> int:
     if study.is_grid:
         # Seeds until decided raise some cells' seed counts (stored, so every worker agrees).
         targets = decide.targets(study_obj)
-        wanted = [(space_mod.encoded(cell), space_mod.cell_key(cell), seed, None)
+        wanted = [(listvalues.encoded(cell), space_mod.cell_key(cell), seed, None)
                   for cell in study.cells() for seed in decide.cell_seeds(study, targets, cell)]
     else:
         wanted = _missing_repeats(trials, study)
@@ -77,7 +77,7 @@ def _missing_repeats(trials: list[Any], study: Study) -> list[tuple[Any, str, in
         if _is_original(trial) and _state_name(trial) == "COMPLETE":
             params = _decoded_params(study, trial)
             for seed in study.seeds()[1:]:
-                wanted.append((space_mod.encoded(params), space_mod.cell_key(params), seed,
+                wanted.append((listvalues.encoded(params), space_mod.cell_key(params), seed,
                                trial.number))
     return wanted
 
@@ -165,7 +165,7 @@ def remaining(study_obj: Any, study: Study) -> int:
     return max(0, budget - done)
 
 
-def next_trial(study_obj: Any, study: Study, url: str) -> Any | None:
+def next_trial(study_obj: Any, study: Study, url: str | store.StoreURL) -> Any | None:
     """The next trial this worker should run, or None when nothing can be started now."""
     trial = pop_waiting(study_obj)
     if trial is not None:
@@ -222,4 +222,4 @@ def running_elsewhere(study_obj: Any) -> int:
 
 def _decoded_params(study: Study, frozen: Any) -> dict[str, Any]:
     by_key = {p.key: p for p in study.space}
-    return {k: space_mod.decode(by_key[k], v) for k, v in frozen.params.items() if k in by_key}
+    return {k: listvalues.decode(by_key[k], v) for k, v in frozen.params.items() if k in by_key}

@@ -62,7 +62,7 @@ def _set_up_process(threads: int, device: str) -> None:
 
 def work(
     study: Study,
-    url: str,
+    url: str | store.StoreURL,
     *,
     device: str,
     threads: int,
@@ -81,6 +81,7 @@ def work(
     So when any worker returns, the whole study is done.
     """
     _set_up_process(threads, device)
+    url = store.parse(url)
     if artifacts == "store":
         artifacts = artifacts_dir(url)
     retry = store.Retry(url)  # a database restarting as the worker starts is waited for
@@ -116,14 +117,14 @@ def work(
                 on_trial(frozen)
 
 
-def _seeds_added(study_obj: Any, study: Study, url: str) -> bool:
+def _seeds_added(study_obj: Any, study: Study, url: store.StoreURL) -> bool:
     """Seeds until decided: look at the claims; True if there are trials to run again."""
     from hpo import decide
 
     return decide.add_seeds(study_obj, study, url) > 0
 
 
-def _run_one(study_obj: Any, study: Study, url: str, trial: Any, splits: Any,
+def _run_one(study_obj: Any, study: Study, url: store.StoreURL, trial: Any, splits: Any,
              retry: store.Retry | None = None, artifacts: Path | None = None) -> Any | None:
     """Run one popped trial and tell its state; None if another worker failed it meanwhile.
 

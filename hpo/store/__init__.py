@@ -3,7 +3,7 @@
 Checks run before Optuna touches anything, so that a wrong URL or a file that is not an
 Optuna store gives one line and leaves the file exactly as it was.
 
-``url`` (resolve, mask, check) → ``connect`` (open_storage) → ``locks`` (exclusive) →
+``url`` (resolve, parse, mask, check) → ``connect`` (open_storage) → ``locks`` (exclusive) →
 ``retry`` (a store that went away) → ``read`` (plain-SQL reads before workers start) →
 ``fetch`` (every trial of a study, fast). Everything is re-exported here: ``store.open_storage``.
 """
@@ -52,6 +52,7 @@ from hpo.store.url import (  # noqa: F401
     SQLITE_BUSY_TIMEOUT_S,
     SQLITE_MAGIC,
     STORE_RETRY_S,
+    StoreURL,
     _check_store_path,
     _first_line,
     _hot_journal,
@@ -62,8 +63,8 @@ from hpo.store.url import (  # noqa: F401
     check_url,
     driver_url,
     journal_path,
-    kind,
     mask,
+    parse,
     resolve_url,
     sqlite_path,
 )

@@ -13,27 +13,26 @@ from hpo.store.url import (
     GRACE_PERIOD_S,
     HEARTBEAT_INTERVAL_S,
     SQLITE_BUSY_TIMEOUT_S,
+    StoreURL,
     _first_line,
     _missing_driver,
     check_journal,
     check_sqlite,
     driver_url,
-    journal_path,
-    kind,
     mask,
-    sqlite_path,
+    parse,
 )
 
 
-def open_storage(url: str, *, create: bool = True, heartbeat: bool = False) -> Any:
+def open_storage(url: str | StoreURL, *, create: bool = True, heartbeat: bool = False) -> Any:
     """An Optuna storage for ``url``; ``heartbeat`` lets dead workers' trials be failed.
 
     Opening creates the tables of a new store, which two processes must not do at once (SQLite
     and PostgreSQL both fail with "already exists"), so it happens under the store-wide lock.
     """
-    store_kind = kind(url)
-    if store_kind == "journal":
-        path = journal_path(url)
+    url = parse(url)
+    path = url.path
+    if url.kind == "journal":
         check_journal(path, create=create)
         from optuna.storages.journal import JournalFileBackend, JournalStorage
 
@@ -43,11 +42,11 @@ def open_storage(url: str, *, create: bool = True, heartbeat: bool = False) -> A
             raise StoreError(f"cannot open journal store {path}: {_first_line(exc)}") from None
 
     kwargs: dict[str, Any] = {}
-    if store_kind == "sqlite" and (not sqlite_path(url).exists() or sqlite_path(url).is_dir()):
-        check_sqlite(sqlite_path(url), create=create)  # before the lock creates an empty file
-    if store_kind == "sqlite":
+    if url.kind == "sqlite" and (not path.exists() or path.is_dir()):
+        check_sqlite(path, create=create)  # before the lock creates an empty file
+    if url.kind == "sqlite":
         kwargs["engine_kwargs"] = {"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_S}}
-    elif url.startswith(("postgresql", "postgres")):
+    elif url.url.startswith(("postgresql", "postgres")):
         # An unreachable host answers nothing; without a limit libpq waits for minutes. A
         # restarted server leaves dead connections in the pool: ping before handing one out.
         kwargs["engine_kwargs"] = {"connect_args": {"connect_timeout": CONNECT_TIMEOUT_S},
@@ -55,12 +54,12 @@ def open_storage(url: str, *, create: bool = True, heartbeat: bool = False) -> A
     if heartbeat:
         kwargs.update(heartbeat_interval=HEARTBEAT_INTERVAL_S, grace_period=GRACE_PERIOD_S)
     with _creation_lock(url, kwargs.get("engine_kwargs", {})):
-        if store_kind == "sqlite":
+        if url.kind == "sqlite":
             # Under the lock: a store another process is creating right now would look like
             # "an SQLite database but not an Optuna store" half-way through.
-            check_sqlite(sqlite_path(url), create=create)
-        storage = _rdb_storage(url, kwargs)
-    if store_kind == "sqlite" and create:
+            check_sqlite(path, create=create)
+        storage = _rdb_storage(url.url, kwargs)
+    if url.kind == "sqlite" and create:
         # Only for workers (who pop trials): readers such as the dashboard, which polls every
         # few seconds, must not queue for the write lock.
         _serialize_sqlite_transactions(storage.engine)
@@ -82,10 +81,12 @@ def _rdb_storage(url: str, kwargs: dict[str, Any]) -> Any:
 
 
 @contextlib.contextmanager
-def _creation_lock(url: str, engine_kwargs: dict[str, Any]) -> Iterator[None]:
+def _creation_lock(url: str | StoreURL, engine_kwargs: dict[str, Any]) -> Iterator[None]:
     """The store-wide lock of :func:`exclusive`, taken before Optuna's storage object exists."""
-    if kind(url) == "sqlite":
-        with _file_lock(sqlite_path(url)):
+    store_url = parse(url)
+    url = store_url.url
+    if store_url.kind == "sqlite":
+        with _file_lock(store_url.path):
             yield
         return
     if not url.startswith(("postgresql", "postgres")):

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from hpo.errors import StoreError
-from hpo.store.url import LOCK_KEY, _first_line, journal_path, kind, mask, sqlite_path
+from hpo.store.url import LOCK_KEY, StoreURL, _first_line, mask, parse
 
 
 @contextlib.contextmanager
@@ -54,20 +54,20 @@ def _advisory_lock(engine: Any, url: str) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def exclusive(url: str, storage: Any) -> Iterator[None]:
+def exclusive(url: str | StoreURL, storage: Any) -> Iterator[None]:
     """Hold a store-wide lock: study creation and the re-queueing of cells happen once at a time.
 
     SQLite and journal files take an flock on the file itself (independent of SQLite's own
     POSIX locks); PostgreSQL a session advisory lock. Other engines run unlocked.
     """
-    store_kind = kind(url)
-    if store_kind in ("sqlite", "journal"):
-        with _file_lock(sqlite_path(url) if store_kind == "sqlite" else journal_path(url)):
+    url = parse(url)
+    if url.kind in ("sqlite", "journal"):
+        with _file_lock(url.path):
             yield
         return
     engine = getattr(storage, "engine", None)
     if engine is not None and engine.dialect.name == "postgresql":
-        with _advisory_lock(engine, url):
+        with _advisory_lock(engine, url.url):
             yield
         return
     yield

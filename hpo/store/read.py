@@ -7,10 +7,10 @@ import sqlite3
 from typing import Any
 
 from hpo.errors import StoreError
-from hpo.store.url import CONNECT_TIMEOUT_S, driver_url, kind, sqlite_path
+from hpo.store.url import CONNECT_TIMEOUT_S, StoreURL, driver_url, parse
 
 
-def finished_runs(url: str, name: str) -> tuple[set[tuple[str, int]], float | None]:
+def finished_runs(url: str | StoreURL, name: str) -> tuple[set[tuple[str, int]], float | None]:
     """(cell, seed) runs already finished in study ``name`` and the largest peak_rss_mb of one
     worker, read with plain SQL and without Optuna (fast, before workers start); nothing
     known (an empty set, None) for a new store, a journal file or any surprise."""
@@ -30,10 +30,10 @@ def finished_runs(url: str, name: str) -> tuple[set[tuple[str, int]], float | No
     return runs, max(peaks) if peaks else None
 
 
-def _select(url: str, sql: str, name: str) -> list[tuple[Any, ...]]:
-    store_kind = kind(url)
-    if store_kind == "sqlite":
-        path = sqlite_path(url)
+def _select(url: str | StoreURL, sql: str, name: str) -> list[tuple[Any, ...]]:
+    url = parse(url)
+    if url.kind == "sqlite":
+        path = url.path
         if not path.is_file():
             return []
         con = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
@@ -41,11 +41,11 @@ def _select(url: str, sql: str, name: str) -> list[tuple[Any, ...]]:
             return con.execute(sql.replace(":name", "?"), (name,)).fetchall()
         finally:
             con.close()
-    if store_kind != "rdb":
+    if url.kind != "rdb":
         return []
     import sqlalchemy
 
-    engine = sqlalchemy.create_engine(driver_url(url), poolclass=sqlalchemy.pool.NullPool,
+    engine = sqlalchemy.create_engine(driver_url(url.url), poolclass=sqlalchemy.pool.NullPool,
                                       connect_args={"connect_timeout": CONNECT_TIMEOUT_S})
     try:
         with engine.connect() as conn:

@@ -6,7 +6,14 @@ from __future__ import annotations
 from typing import Any
 
 from hpo.errors import StoreError
-from hpo.store.url import FULL_OR_READONLY, RETRY_BACKOFF_S, STORE_RETRY_S, _first_line, mask
+from hpo.store.url import (
+    FULL_OR_READONLY,
+    RETRY_BACKOFF_S,
+    STORE_RETRY_S,
+    StoreURL,
+    _first_line,
+    mask,
+)
 
 
 def transient(exc: BaseException) -> bool:
@@ -38,7 +45,7 @@ def root_message(exc: BaseException) -> str:
     return mask(_first_line(exc))
 
 
-def unusable(url: str, exc: BaseException) -> StoreError | None:
+def unusable(url: str | StoreURL, exc: BaseException) -> StoreError | None:
     """A one-line StoreError for a full or read-only store, else None."""
     chain: BaseException | None = exc
     while chain is not None:
@@ -58,7 +65,7 @@ class Retry:
     seconds without a success a StoreError (one line) stops the worker.
     """
 
-    def __init__(self, url: str, limit_s: float | None = None) -> None:
+    def __init__(self, url: str | StoreURL, limit_s: float | None = None) -> None:
         self.url, self.limit_s = url, STORE_RETRY_S if limit_s is None else limit_s
         self.since: float | None = None
         self.delay = RETRY_BACKOFF_S[0]

@@ -1,4 +1,5 @@
-"""Storage URLs: resolve, mask passwords, tell the kind, check files and drivers before use."""
+"""Storage URLs: resolve, parse once (kind and file), mask passwords, check files and drivers
+before use."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ import os
 import re
 import sqlite3
 import zlib
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from hpo.errors import StoreError
 
@@ -34,19 +37,36 @@ def resolve_url(url: str | None) -> str:
     return url or os.environ.get("HPO_STORAGE") or DEFAULT_URL
 
 
-def mask(text: str) -> str:
+def mask(text: str | StoreURL) -> str:
     """Hide passwords of every URL in ``text`` (``user:***@host``)."""
     # Greedy: a password may hold an unescaped "@"; the host is what follows the last one.
-    return re.sub(r"(\w[\w+.-]*://[^:/@\s]*:)(\S*)(@[^@\s]*)", r"\1***\3", text)
+    return re.sub(r"(\w[\w+.-]*://[^:/@\s]*:)(\S*)(@[^@\s]*)", r"\1***\3", str(text))
 
 
-def kind(url: str) -> str:
+@dataclass(frozen=True)
+class StoreURL:
+    """A storage URL parsed once (by :func:`parse`): each command parses its ``--storage`` and
+    passes this down. Frozen and plain, so RunOptions holding one still pickles to workers."""
+
+    url: str
+    kind: Literal["sqlite", "journal", "rdb"]
+    path: Path | None = None  # the store's file (sqlite, journal); None for a database server
+
+    def __str__(self) -> str:
+        return self.url
+
+
+def parse(url: str | StoreURL) -> StoreURL:
+    """``url`` parsed: its kind and file, or one line for an unknown scheme or a URL without a
+    file. Library functions take a string or a StoreURL; a StoreURL is returned as it is."""
+    if isinstance(url, StoreURL):
+        return url
     if url.startswith("sqlite:///"):
-        return "sqlite"
+        return StoreURL(url, "sqlite", sqlite_path(url))
     if url.startswith("journal:"):
-        return "journal"
+        return StoreURL(url, "journal", journal_path(url))
     if re.match(r"(postgresql|postgres|mysql|mariadb|oracle|mssql)(\+\w+)?://", url):
-        return "rdb"
+        return StoreURL(url, "rdb")
     raise StoreError(f"unknown storage URL {mask(url)!r}; use {SCHEMES}")
 
 
@@ -163,22 +183,22 @@ def driver_url(url: str) -> str:
     return f"postgresql://{rest}"
 
 
-def check_url(url: str) -> None:
+def check_url(url: str | StoreURL) -> None:
     """What can be said of a store without opening it: the scheme, the file (read, never
     written) or the database driver. `hpo run --jobs N` asks this before it starts workers,
     which a bad store would otherwise have to stop again."""
-    store_kind = kind(url)
-    if store_kind == "journal":
-        check_journal(journal_path(url), create=True)
-    elif store_kind == "sqlite":
-        check_sqlite(sqlite_path(url), create=True)
+    url = parse(url)
+    if url.kind == "journal":
+        check_journal(url.path, create=True)
+    elif url.kind == "sqlite":
+        check_sqlite(url.path, create=True)
     else:
         from sqlalchemy.engine import make_url
 
         try:
-            make_url(driver_url(url)).get_dialect().import_dbapi()
+            make_url(driver_url(url.url)).get_dialect().import_dbapi()
         except ModuleNotFoundError as exc:
-            raise _missing_driver(url, exc) from None
+            raise _missing_driver(url.url, exc) from None
         except Exception:  # noqa: BLE001 - anything else is reported when the store is opened
             pass
 

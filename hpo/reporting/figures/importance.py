@@ -47,6 +47,7 @@ def importance_trials(summary: Summary) -> list[Any]:
     marginalisation grows with the number of tree leaves."""
     import optuna
 
+    from hpo import listvalues
     from hpo import space as space_mod
 
     objective = summary.study.config["metric"]
@@ -59,11 +60,9 @@ def importance_trials(summary: Summary) -> list[Any]:
         params = {k: row[k] for k in summary.keys if row[k] is not None}
         if any(isinstance(v, float) and math.isnan(v) for v in params.values()):
             continue
-        params = {k: (by_key[k].choices[[str(c) for c in by_key[k].choices].index(v)]
-                      if isinstance(v, str) and by_key[k].type == "categorical"
-                      and v not in by_key[k].choices else v) for k, v in params.items()}
+        params = {k: listvalues.from_label(by_key[k], v) for k, v in params.items()}
         trials.append(optuna.trial.create_trial(
-            value=float(value), params=space_mod.encoded(params),
+            value=float(value), params=listvalues.encoded(params),
             distributions={k: space_mod.distribution(by_key[k]) for k in params},
         ))
     return trials
