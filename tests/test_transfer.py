@@ -158,7 +158,9 @@ def test_shipped_transfer_study_validates_without_its_files():
     assert study.config["dataset"] == "imagefolder"
     assert study.config["model.family"] == "efficientnet_lite0"
     assert study.config["model.pretrained"] == "imagenet"
-    assert [c["model.finetune"] for c in study.cells()] == [False, True]
+    assert [(c["model.finetune"], c["model.finetune_bn"]) for c in study.cells()] == [
+        (False, "train"), (False, "frozen"), (True, "train"), (True, "frozen")]
+    assert study.config["readings"] == ["model.finetune_bn"]
     assert [value for _, value in study.reference.rows] == [88.2, 90.2]
 
 
