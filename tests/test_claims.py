@@ -491,3 +491,17 @@ def test_the_seeds_estimate_is_never_the_seeds_already_run(tmp_path: Path) -> No
     assert stats_mod.seeds_to_detect(98.585 - 94.5, sd, 0.05) == 2
     assert v.seeds_needed(0.05) == 3
     assert "inconclusive: ≈ 3 seeds per configuration would detect the observed" in v.evidence
+
+
+def test_disagreeing_readings_show_each_equivalence_difference_and_margin() -> None:
+    from hpo.reporting.claims import Verdict, _reading_gist
+
+    claim = spec.Claim(text="end close", kind="similar", config={"a": 1}, than={"a": 0},
+                       margin=3.0)
+    evidence = ("a=1: test_acc 84.7 ± 0.46 (n=2) vs a=0: test_acc 86.4 ± 1.84 (n=2); Welch p = "
+                "0.4; difference -1.62 [90% CI -6.4, +3.2], margin ±3 points; one-sided p = 0.24")
+    verdict = Verdict(claim, "test_acc", "inconclusive", evidence, p_value=0.238)
+    assert _reading_gist(verdict) == (
+        " (p = 0.238, difference -1.62 [90% CI -6.4, +3.2], margin ±3 points)")
+    better = dataclasses.replace(verdict, claim=dataclasses.replace(claim, kind="better"))
+    assert _reading_gist(better) == " (p = 0.238)"

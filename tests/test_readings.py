@@ -180,3 +180,14 @@ def test_seed_dataset_must_be_a_known_dataset() -> None:
     assert str(err.value) == (
         "test: seed_dataset must be one of 'digits', 'mnist', 'fashion_mnist', 'kmnist', "
         "'cifar10', 'imagefolder', got 'mnsit'")
+
+
+def test_every_published_value_inside_says_consistent_not_reproduced() -> None:
+    import pandas as pd
+
+    frame = pd.DataFrame({"reading": ["bn=train", "bn=frozen"], "with_interval": [2, 2],
+                          "inside": [2, 1]})
+    assert readings._reproduces(frame) == (
+        "Consistent with the published table (every published value inside its 95% "
+        "prediction interval of one run; with few seeds that interval is wide, so this rules "
+        "little out and is not a reproduction): **bn=train**.")

@@ -508,3 +508,14 @@ def test_setup_leaves_out_training_keys_no_run_used() -> None:
     stepped = {"train.optimizer": "momentum", "train.schedule": "plateau"}
     assert _inert_train_keys(stepped, set()) == {"train.step_size"}
     assert _inert_train_keys(stepped, {"train.schedule"}) == set()
+
+
+def test_params_column_names_the_trained_ones_when_fewer() -> None:
+    import math
+
+    from hpo.reporting.render import _params_cell
+
+    assert _params_cell(3373570, 2562) == "3,373,570 (2,562 trained)"
+    assert _params_cell(2710, 2710) == "2,710"
+    assert _params_cell(2710, math.nan) == "2,710"
+    assert _params_cell(math.nan, 5) == "–"

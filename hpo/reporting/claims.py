@@ -33,6 +33,7 @@ verdict differs.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -418,8 +419,7 @@ def _evaluate_in_readings(claim: Claim, summary: Summary, alpha: float) -> Verdi
     opposed = {SUPPORTED, NOT_SUPPORTED} <= kinds
     needs = [v.seeds_needed for _, v in per if v.seeds_needed is not None
              and v.verdict == INCONCLUSIVE]
-    listed = "; ".join(f"{_label(summary, r)}: {v.verdict}" + (
-        f" (p = {v.p_value:.3g})" if math.isfinite(v.p_value) else "") for r, v in per)
+    listed = "; ".join(f"{_label(summary, r)}: {v.verdict}" + _reading_gist(v) for r, v in per)
     if opposed:
         tail = "a closer reproduction of the seed's setting would decide it, more seeds would not"
     elif needs:
@@ -432,6 +432,16 @@ def _evaluate_in_readings(claim: Claim, summary: Summary, alpha: float) -> Verdi
                    configs=tuple(row for _, v in per for row in v.configs),
                    seeds_needed=None if opposed or not needs else _most_seeds(needs),
                    by_reading=tuple((_label(summary, r), v.verdict) for r, v in per))
+
+
+def _reading_gist(v: Verdict) -> str:
+    """A reading's p-value and, for an equivalence claim, its difference and the margin (the
+    numbers a reader needs to see why the readings disagree)."""
+    parts = [f"p = {v.p_value:.3g}"] if math.isfinite(v.p_value) else []
+    if v.claim.kind == "similar":
+        found = re.search(r"difference [^;]*margin ±[^;]*", v.evidence)
+        parts += [found.group(0)] if found else []
+    return f" ({', '.join(parts)})" if parts else ""
 
 
 def _most_seeds(needs: list[Callable[[float], int | None]]) -> Callable[[float], int | None]:

@@ -221,8 +221,9 @@ def _reproduces(frame: Any) -> str:
                 "the 2 runs a prediction interval needs.")
     full = usable[usable["inside"] == usable["with_interval"]]
     if not full.empty:
-        return ("Reproduces the published table (every published value inside its 95% "
-                "prediction interval of one run): " + ", ".join(
+        return ("Consistent with the published table (every published value inside its 95% "
+                "prediction interval of one run; with few seeds that interval is wide, so this "
+                "rules little out and is not a reproduction): " + ", ".join(
                     f"**{r}**" for r in full["reading"]) + ".")
     if not usable["inside"].any():
         return ("**No reading reproduces the published table**: none of its values lies inside "

@@ -110,7 +110,8 @@ def display_table(summary: Summary, limit: int | None = None) -> Any:
             (f"{r['epochs_to_target_mean']:.3g}" if _finite(r["epochs_to_target_mean"])
              else DASH) + f" ({int(r['reached_target'])} of {int(r['n'])})"
             for r in records]
-    out["params"] = [f"{int(x):,}" if _finite(x) else DASH for x in table["n_params"]]
+    out["params"] = [_params_cell(total, trained) for total, trained in zip(
+        table["n_params"], table.get("n_trainable", [math.nan] * len(table)))]
     out["epochs"] = [f"{x:.3g}" if _finite(x) else DASH for x in table["epochs_run_mean"]]
     out["diverged"] = table["diverged"].astype(int).astype(str)
     for column in STATE_COLUMNS.values():
@@ -233,3 +234,12 @@ def latex_table(summary: Summary) -> str:
 
 def csv_table(summary: Summary) -> str:
     return summary.table.to_csv(index=False)
+
+
+def _params_cell(total: Any, trained: Any) -> str:
+    """Parameter count, with the trained ones where fewer are (a frozen network's head)."""
+    if not _finite(total):
+        return DASH
+    if _finite(trained) and int(trained) < int(total):
+        return f"{int(total):,} ({int(trained):,} trained)"
+    return f"{int(total):,}"

@@ -161,6 +161,9 @@ def _run_values(done: Any, target: float) -> Any:
         done = done.assign(cpu_time=math.nan)
     numeric = {m: pd.to_numeric(done[m], errors="coerce") for m in
                (*STAT_METRICS, "wall_time", "cpu_time", "n_params", "epochs_run")}
+    # Trainable parameters where recorded (a frozen pretrained network trains only its head).
+    trainable = done["n_trainable"] if "n_trainable" in done else pd.Series(math.nan, done.index)
+    numeric["n_trainable"] = pd.to_numeric(trainable, errors="coerce")
     values = pd.DataFrame(numeric, index=done.index)
     values = values.where(np.isfinite(values))
     values["diverged"] = done["diverged"].fillna(False).astype(bool)
@@ -185,6 +188,7 @@ def _aggregate(values: Any, target: float) -> Any:
     agg["cpu_time_mean"] = grouped["cpu_time"].mean()
     agg["cpu_epoch_seconds_mean"] = grouped["cpu_epoch_seconds"].mean()
     agg["n_params"] = grouped["n_params"].max()
+    agg["n_trainable"] = grouped["n_trainable"].max()
     agg["epochs_run_mean"] = grouped["epochs_run"].mean()
     agg["diverged"] = grouped["diverged"].sum().astype(int)
     agg["epoch_seconds_mean"] = grouped["epoch_seconds"].mean()
@@ -257,6 +261,8 @@ def _order_columns(table: Any, keys: list[str]) -> Any:
     tail = ["wall_time_mean", "epoch_seconds_mean", "cpu_time_mean", "cpu_epoch_seconds_mean",
             "n_params", "epochs_run_mean", "diverged",
             *(STATE_COLUMNS[s] for s in STATES[1:])]
+    if "n_trainable" in table and (table["n_trainable"] < table["n_params"]).any():
+        tail.insert(tail.index("n_params") + 1, "n_trainable")  # a frozen network's head
     if "epochs_to_target_mean" in table:
         tail += ["epochs_to_target_mean", "reached_target"]
     return table[head + stats_cols + tail]
@@ -297,9 +303,12 @@ def summarize(study_obj: Any, metric: str | None = None) -> Summary:
             f"study {study_obj.study_name!r} has no trials yet; run "
             f"`hpo run --study {study.name}{rename}` first"
         )
-    # CPU time is read here, not in trials_frame, so the export's columns stay as they were.
+    # CPU time and trainable parameters are read here, not in trials_frame, so the export's
+    # columns stay as they were.
     cpu = {t.number: t.user_attrs.get("cpu_time") for t in trials}
-    frame = frame.assign(cpu_time=frame["number"].map(cpu))
+    trainable = {t.number: t.user_attrs.get("n_trainable") for t in trials}
+    frame = frame.assign(cpu_time=frame["number"].map(cpu),
+                         n_trainable=frame["number"].map(trainable))
     table = config_table(frame, study, metric)
     return Summary(
         name=study_obj.study_name, study=study, frame=frame, table=table,

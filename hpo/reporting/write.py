@@ -333,7 +333,8 @@ def _how_to_read(summary: Summary) -> str:
         f"{time_basis(summary).label}. {time_basis(summary).note} The **bold** row has the "
         f"best mean {summary.metric}; the last column is a two-sided Welch's t-test (unequal "
         f"variances) of {summary.metric} against that row: p < {ALPHA:g} is marked "
-        "significant, otherwise the difference is within seed-to-seed noise. No correction "
+        "significant; otherwise it is not (which, with few seeds, is weak evidence either "
+        "way, not a tie). No correction "
         "for multiple comparisons. With zero variance on both sides p is 1 for equal means "
         "and 0 otherwise; with fewer than 2 runs on either side there is no test (n/a)."
     )
