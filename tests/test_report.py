@@ -519,3 +519,23 @@ def test_params_column_names_the_trained_ones_when_fewer() -> None:
     assert _params_cell(2710, 2710) == "2,710"
     assert _params_cell(2710, math.nan) == "2,710"
     assert _params_cell(math.nan, 5) == "–"
+
+
+def test_a_run_stored_under_another_name_says_what_it_changed_from_its_file() -> None:
+    import types
+
+    from hpo import spec
+    from hpo.reporting.write import changed_from_shipped, command_study
+
+    shipped = spec.load("learning_rate")
+    config = {**shipped.config, "name": "learning_rate_cifar10", "dataset": "cifar10",
+              "repeats": 2}
+    summary = types.SimpleNamespace(
+        study=types.SimpleNamespace(name="learning_rate_cifar10", config=config),
+        attrs={"hpo.command": "hpo run --study learning_rate --dataset cifar10 --repeats 2 "
+                              "--name learning_rate_cifar10"})
+    assert changed_from_shipped(summary) == "dataset digits → cifar10, repeats 3 → 2"
+    summary.attrs = {}
+    assert changed_from_shipped(summary) == ""
+    assert command_study("hpo run --study=studies/kernel.toml --jobs 2") == "kernel"
+    assert command_study("hpo run --study 'unclosed") is None

@@ -9,13 +9,13 @@ hpo.reporting.claims.evaluate_all's, per stored study, as its own report gives t
 
 from __future__ import annotations
 
-import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from hpo.errors import HpoError
+from hpo.reporting.write import command_study
 
 NOT_RUN = "–"
 
@@ -37,27 +37,13 @@ def parse_studies(text: str) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def _command_study(command: str) -> str | None:
-    """The study file a stored ``hpo run`` command named (its stem: a path or a name)."""
-    try:
-        words = shlex.split(command or "")
-    except ValueError:
-        return None
-    for i, word in enumerate(words):
-        if word == "--study" and i + 1 < len(words):
-            return Path(words[i + 1]).stem
-        if word.startswith("--study="):
-            return Path(word.split("=", 1)[1]).stem
-    return None
-
-
 def study_of(name: str, attrs: dict[str, Any], wanted: Sequence[str]) -> str | None:
     """Which of the ``wanted`` study files a stored study is a run of (None: none)."""
     dataset = attrs.get("hpo.dataset", "")
     for base in wanted:
         if name == base or name in (f"{base}_{dataset}", f"{base}-{dataset}"):
             return base
-    base = _command_study(attrs.get("hpo.command", ""))
+    base = command_study(attrs.get("hpo.command", ""))
     return base if base in wanted else None
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -213,12 +214,16 @@ def _headline(summary: Summary) -> str:
 
 def changed_from_shipped(summary: Summary, file_name: str | None = None) -> str:
     """Keys where the stored study differs from the shipped study file ``file_name`` (default:
-    the stored study's own name); "" when there is no such file."""
+    the stored study's own name, else, for a run stored under ``--name``, the file its command
+    named); "" when there is no such file."""
     from hpo import spec
     from hpo.errors import HpoError
 
+    shipped_names = spec.shipped_studies()
     name = file_name or summary.study.name
-    if name not in spec.shipped_studies():
+    if name not in shipped_names:
+        name = command_study(summary.attrs.get("hpo.command", "")) or ""
+    if name not in shipped_names:
         return ""
     try:
         shipped = spec.load(name).config
@@ -361,3 +366,17 @@ def write_index(root: str | os.PathLike, entries: Sequence[tuple[Summary, Writte
     path = root / "README.md"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
+
+
+def command_study(command: str) -> str | None:
+    """The study file a stored ``hpo run`` command named (its stem: a path or a name)."""
+    try:
+        words = shlex.split(command or "")
+    except ValueError:
+        return None
+    for i, word in enumerate(words):
+        if word == "--study" and i + 1 < len(words):
+            return Path(words[i + 1]).stem
+        if word.startswith("--study="):
+            return Path(word.split("=", 1)[1]).stem
+    return None
