@@ -246,3 +246,34 @@ def _spawned_workers(cwd: Path) -> list[int]:
             if b"spawn_main" in cmdline and b"multiprocessing" in cmdline and where == str(cwd):
                 found.append(int(entry.name))
     return found
+
+
+def test_a_stop_signal_while_a_trial_is_taken_fails_it_instead_of_leaving_it_running(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The race CI once hit under load: SIGTERM landing inside next_trial, after the store
+    marked the popped trial RUNNING but before the worker held it."""
+    import os
+
+    import optuna
+
+    from hpo import spec, store
+    from hpo.runner import worker
+    from hpo.runner.create import prepare_study
+    from hpo.runner.plan import RunOptions
+
+    study = spec.load(str(make_grid_study(tmp_path, cells=2, repeats=1)))
+    url = store.parse(f"sqlite:///{tmp_path / 'hpo.db'}")
+    prepare_study(study, store.open_storage(url), RunOptions(storage_url=url), "cpu")
+    real_next = worker.next_trial
+
+    def next_then_signal(*args: object) -> object:
+        trial = real_next(*args)
+        os.kill(os.getpid(), signal.SIGTERM)  # arrives while the popped trial is RUNNING
+        return trial
+
+    monkeypatch.setattr(worker, "next_trial", next_then_signal)
+    with pytest.raises(KeyboardInterrupt):
+        worker.work(study, url, device="cpu", threads=1, data_dir=None, artifacts=None)
+    states = [t.state.name for t in optuna.load_study(
+        study_name="tiny", storage=str(url)).get_trials(deepcopy=False)]
+    assert sorted(states) == ["FAIL", "WAITING"]

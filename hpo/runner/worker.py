@@ -40,6 +40,29 @@ def _stop_signals() -> Iterator[None]:
             signal.signal(sig, handler)
 
 
+@contextlib.contextmanager
+def _signals_deferred() -> Iterator[None]:
+    """Hold SIGINT/SIGTERM while the block runs; one that arrived meanwhile is delivered as it
+    ends. Where signals cannot be masked (Windows) the block runs unprotected."""
+    if not hasattr(signal, "pthread_sigmask") or (
+            threading.current_thread() is not threading.main_thread()):
+        yield
+        return
+    held = {signal.SIGINT, signal.SIGTERM}
+    signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, held)
+
+
+def _fail_quietly(study_obj: Any, trial: Any) -> None:
+    from optuna.trial import TrialState
+
+    with contextlib.suppress(Exception):
+        study_obj.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
+
+
 def load_splits(study: Study, device: str, data_dir: str | None) -> Any:
     from hpo.nn import data as data_mod
 
@@ -95,8 +118,10 @@ def work(
     ran = 0
     with _stop_signals():
         while True:
+            trial = None
             try:
-                trial = next_trial(study_obj, study, url)
+                with _signals_deferred():  # a popped trial is RUNNING: it must be in hand
+                    trial = next_trial(study_obj, study, url)
                 if trial is None:
                     if running_elsewhere(study_obj) == 0:
                         if study.config["until_decided"] and _seeds_added(study_obj, study, url):
@@ -110,6 +135,12 @@ def work(
             except Exception as exc:  # noqa: BLE001 - a store that went away: wait, carry on
                 retry.failed(exc)  # re-raises what retrying cannot cure
                 continue
+            except BaseException:
+                # Stopped between taking a trial and running it: fail it, never leave it
+                # RUNNING (telling a trial _run_one already failed again is a no-op).
+                if trial is not None:
+                    _fail_quietly(study_obj, trial)
+                raise
             if frozen is None:
                 continue
             ran += 1
@@ -149,8 +180,7 @@ def _run_one(study_obj: Any, study: Study, url: store.StoreURL, trial: Any, spli
         # queued again by the next reconcile. Further signals are ignored until it is told.
         # A store that cannot take the FAIL (gone, full) leaves it RUNNING: its heartbeat
         # stops, so the next worker or run fails it after the grace period.
-        with contextlib.suppress(Exception):
-            study_obj.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
+        _fail_quietly(study_obj, trial)
         raise
     try:
         frozen = (retry or store.Retry(url)).call(_tell_result, study_obj, study, trial, result)
