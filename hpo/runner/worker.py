@@ -43,7 +43,9 @@ def _stop_signals() -> Iterator[None]:
 @contextlib.contextmanager
 def _signals_deferred() -> Iterator[None]:
     """Hold SIGINT/SIGTERM while the block runs; one that arrived meanwhile is delivered as it
-    ends. Where signals cannot be masked (Windows) the block runs unprotected."""
+    ends. Where signals cannot be masked (Windows) the block runs unprotected. The hold is
+    bounded by the store's own limits (SQLite's busy timeout, PostgreSQL's connect timeout),
+    and the parent of ``--jobs N`` kills a worker that has not stopped 30 s after asking."""
     if not hasattr(signal, "pthread_sigmask") or (
             threading.current_thread() is not threading.main_thread()):
         yield
