@@ -40,10 +40,40 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _value_options(parser: argparse.ArgumentParser) -> set[str]:
+    """Every option string, in hpo and its commands, that takes exactly one value."""
+    found: set[str] = set()
+    for action in parser._actions:  # argparse keeps no public list of a parser's actions
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                found |= _value_options(sub)
+        elif action.option_strings and action.nargs is None and action.const is None:
+            found.update(s for s in action.option_strings if s.startswith("--"))
+    return found
+
+
+def _glue_dash_values(parser: argparse.ArgumentParser, argv: list[str]) -> list[str]:
+    """``--set -=`` as ``--set=-=``: argparse takes a value that starts with '-' for an option
+    and exits with "expected one argument"; a value is what follows an option that takes one."""
+    options, out, i = _value_options(parser), [], 0
+    while i < len(argv):
+        token = argv[i]
+        if token in options and i + 1 < len(argv) and argv[i + 1].startswith("-"):
+            out.append(f"{token}={argv[i + 1]}")
+            i += 2
+            continue
+        out.append(token)
+        i += 1
+    return out
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(_glue_dash_values(parser, argv))
+    except SystemExit as exc:  # argparse printed its usage line (2) or --help/--version (0)
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     # The command line as typed, recorded with studies and results so they can be reproduced.
     args.command_line = "hpo " + " ".join(shlex.quote(a) for a in argv)
     if args.command is None:

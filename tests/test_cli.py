@@ -95,6 +95,25 @@ def test_bad_input_is_one_line_exit_1(args, message, capsys):
     assert err == message + "\n"
 
 
+@pytest.mark.parametrize("argv", [
+    ["run"], ["run", "--set"], ["run", "--study"], ["--no-such-option"], ["nosuchcommand"],
+    ["run", "--study", "x", "--jobs", "two"],
+])
+def test_malformed_command_lines_return_2(argv, capsys):
+    assert main(argv) == 2  # argparse's SystemExit never escapes main
+    assert "usage: hpo" in capsys.readouterr().err
+
+
+def test_an_option_value_that_looks_like_an_option_is_a_value(capsys, tmp_path):
+    code = main(["run", "--study", "dropout_location", "--set", "-=", "--storage",
+                 f"sqlite:///{tmp_path / 's.db'}"])
+    assert code == 1
+    assert capsys.readouterr().err == (
+        f"hpo: error: {Path(__file__).resolve().parent.parent}/studies/dropout_location.toml: "
+        "--set -: unknown key '-' (`hpo keys` lists every key)\n")
+    assert not (tmp_path / "s.db").exists()
+
+
 def test_missing_dataset_leaves_the_store_untouched(tmp_path, capsys):
     url = f"sqlite:///{tmp_path / 's.db'}"
     code = main(["run", "--study", "dropout_location", "--dataset", "mnist", "--data-dir",

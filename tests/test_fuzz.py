@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from hpo import cli, runner
@@ -219,12 +219,28 @@ def patched() -> Any:
         pool.work, pool.ensure_weights = saved
 
 
+# Inputs that generated runs once failed on, kept as explicit examples so they run every time:
+# a --set value that looks like an option (argparse exited with SystemExit(2) past cli.main).
+FOUND_CASES = [
+    (toml_text(BASE), ["-="], True),
+    (toml_text(BASE), ["--="], True),
+    (toml_text(BASE), ["-x=1", "--epochs=2"], True),
+]
+
+
+def FOUND(test: Any) -> Any:  # noqa: N802 - used as a decorator beside hypothesis's
+    for case in FOUND_CASES:
+        test = example(case)(test)
+    return test
+
+
 FAST = settings(max_examples=40, deadline=None, derandomize=True,
                 suppress_health_check=list(HealthCheck))
 
 
 @FAST
 @given(anything())
+@FOUND
 def test_generated_study_files_and_sets(case: tuple[str, list[str], bool]) -> None:
     with patched():
         check_one(*case)
@@ -238,6 +254,7 @@ def test_many_generated_inputs() -> None:
     @settings(max_examples=count, deadline=None, database=None,
               suppress_health_check=list(HealthCheck))
     @given(anything())
+    @FOUND
     def run(case: tuple[str, list[str], bool]) -> None:
         outcomes.append(check_one(*case))
 
