@@ -22,6 +22,15 @@ from hpo.listvalues import label
 SPEC_ATTR = "hpo.spec"  # the study file, as Study.to_dict (spec.from_dict reads it back)
 IDENTITY_ATTR = "hpo.identity"  # what a resume must not change
 COMMAND_ATTR = "hpo.command"  # the command that ran it last (the report's "Reproduce")
+# The study file the trials were run from, as the command named it (a shipped name or a path),
+# and the overrides given (``--set`` and the shortcuts, as ``key=value``): `hpo report` renders
+# from that file as it is now, after checking that the keys which define the runs still agree.
+SOURCE_ATTR = "hpo.source"
+# Per trial: what ran it (hpo version and commit, library versions, device, threads, the
+# study file's hash), so a trials file read on another machine says where each run came from.
+PROVENANCE_ATTR = "provenance"
+# The trials behind a committed report: an Optuna journal file in the report's own folder.
+TRIALS_FILE = "trials.journal"
 # Per-trial user attributes written by every trial (the report reads exactly these), and the
 # two that place it in the grid: ``cell`` (the configuration as JSON, space.cell_key) and seed.
 RECORD_KEYS = (

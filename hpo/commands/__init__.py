@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import argparse
 
+from hpo.errors import HpoError
+
 # `hpo --help` lists the commands in this order.
 NAMES = ("studies", "keys", "run", "bench", "list", "show", "export", "delete", "dashboard",
          "report")
@@ -38,6 +40,26 @@ def overrides_from(args: argparse.Namespace) -> list[str]:
     if getattr(args, "until_decided", False):
         items.append("until_decided=true")
     return items
+
+
+DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(text: str, flag: str = "--budget") -> float:
+    """Seconds in ``90m``, ``2h``, ``1h30m``, ``45s`` or a plain number of seconds."""
+    import re
+
+    cleaned = text.strip().lower()
+    parts = re.findall(r"(\d+(?:\.\d+)?)\s*([smhd])", cleaned)
+    if re.fullmatch(r"\d+(?:\.\d+)?", cleaned):
+        seconds = float(cleaned)
+    elif parts and re.fullmatch(r"(?:\s*\d+(?:\.\d+)?\s*[smhd])+\s*", cleaned):
+        seconds = sum(float(n) * DURATION_UNITS[u] for n, u in parts)
+    else:
+        raise HpoError(f"{flag} must be a duration such as 90m, 2h or 1h30m, got {text!r}")
+    if not 0 < seconds <= 366 * 86400:
+        raise HpoError(f"{flag} must be more than 0 and at most a year, got {text!r}")
+    return seconds
 
 
 def add_storage(parser: argparse.ArgumentParser) -> None:

@@ -25,6 +25,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     which.add_argument("--across-datasets", metavar="LIST",
                        help="comma-separated study names: one table of their claims' verdicts "
                        "per dataset they ran on in the store (OUT/across_datasets/README.md)")
+    which.add_argument("--trials", nargs="+", metavar="DIR",
+                       help="report folders that ship their trials (DIR/trials.journal; a "
+                       "folder without one: every such folder below it): each report is written "
+                       "into its own folder from its trials and the current study file")
+    p.add_argument("--check", action="store_true",
+                   help="with --trials: write nothing; render into a temporary folder and exit "
+                   "1 naming every committed file that differs from what the trials give")
     add_storage(p)
     p.add_argument("--out", default="reports", metavar="DIR",
                    help="reports root; a study goes to DIR/<study>/ (default: reports)")
@@ -83,6 +90,10 @@ def main(args: argparse.Namespace) -> int:
     from hpo.reporting import render, tables, write
 
     formats = parse_formats(args.format)
+    if args.check and not args.trials:
+        raise HpoError("--check goes with --trials DIR (the report folders to check)")
+    if args.trials:
+        return _from_trials(args, formats)
     url = store.parse(store.resolve_url(args.storage))
     storage = store.open_storage(url, create=False)
     if getattr(args, "across_datasets", None):
@@ -137,4 +148,30 @@ def _across(args: argparse.Namespace, storage: object) -> int:
     print(result.table.reset_index().to_markdown(index=False, disable_numparse=True)
           if not result.table.empty else "(the studies have no claims)")
     print(f"wrote {path}", file=sys.stderr)
+    return 0
+
+
+def _from_trials(args: argparse.Namespace, formats: list[str]) -> int:
+    """``--trials``: render (or ``--check``) report folders from their own trials files."""
+    from hpo.reporting import committed
+
+    folders = committed.trial_folders(args.trials)
+    problems: list[str] = []
+    for folder in folders:
+        started = time.perf_counter()
+        if args.check:
+            found = committed.check(folder, formats)
+            problems += found
+            print(f"{'differs' if found else 'same':8}{folder}", file=sys.stderr)
+            continue
+        _, written = committed.render(folder, formats)
+        print(f"wrote {written.folder}/ ({len(written.files)} files) from its trials in "
+              f"{time.perf_counter() - started:.1f} s", file=sys.stderr)
+    if problems:
+        print("\n".join(problems))
+        raise HpoError(f"{len(problems)} committed report files differ from what their trials "
+                       "render; run `hpo report --trials FOLDER` and commit the result, or "
+                       "revert the study file that changed")
+    if args.check:
+        print(f"{len(folders)} reports re-render identically from their trials")
     return 0

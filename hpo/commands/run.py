@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from hpo import spec, store
-from hpo.commands import add_artifacts, add_storage, overrides_from
+from hpo.commands import add_artifacts, add_storage, overrides_from, parse_duration
 from hpo.errors import HpoError
 
 HELP = "run a study (resumes where it stopped)"
@@ -43,6 +44,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, default=0,
                    help="torch threads per worker (default: cores // jobs)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    p.add_argument("--budget", metavar="DURATION",
+                   help="stop within this time (90m, 2h, 1h30m): no trial starts that would not "
+                   "end in it (by the mean time of the finished ones), one still running then "
+                   "is stopped and runs again next time; re-run the same command to go on")
     add_artifacts(p)
     p.add_argument("--no-artifacts", action="store_true",
                    help="do not store a learning-curve figure per trial")
@@ -57,8 +62,15 @@ def main(args: argparse.Namespace) -> int:
         raise HpoError(f"--jobs must be >= 1, got {args.jobs}")
     if args.threads < 0:
         raise HpoError(f"--threads must be >= 0, got {args.threads}")
-    study = spec.load(args.study, overrides_from(args))
+    import time
+
+    budget = parse_duration(args.budget) if args.budget else None
+    overrides = overrides_from(args)
+    study = spec.load(args.study, overrides)
     opts = runner.RunOptions(
+        source=args.study,
+        overrides=tuple(overrides),
+        deadline=None if budget is None else time.time() + budget,
         storage_url=store.parse(store.resolve_url(args.storage)),
         device=args.device,
         jobs=args.jobs,
@@ -74,6 +86,10 @@ def main(args: argparse.Namespace) -> int:
     if not args.no_artifacts and (args.artifacts or artifacts.parent.is_dir()):
         artifact_store(artifacts)  # unusable folder: one error now, not one per trial
     study_obj = runner.run(study, opts)
+    left = runner.remaining(study_obj, study)
+    if left and opts.deadline is not None:
+        print(f"hpo: budget spent: {left} runs left; re-run the same command to go on",
+              file=sys.stderr)
     frame = records.trials_frame(study_obj, study)
     keys = records.varied_keys(study)
     metric = study.config["metric"]  # what `hpo report` ranks by: the same winner

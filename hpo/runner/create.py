@@ -13,7 +13,8 @@ from hpo import __version__, dashboard, store
 from hpo.errors import SpecError
 from hpo.runner.plan import RunOptions
 from hpo.runner.queue import reconcile
-from hpo.spec import KEYS, Study
+from hpo.schema import SOURCE_ATTR
+from hpo.spec import Study, identity_diff
 
 
 def study_metadata(study: Study, device: str, command: str) -> dict[str, Any]:
@@ -34,6 +35,23 @@ def study_metadata(study: Study, device: str, command: str) -> dict[str, Any]:
     }
 
 
+def provenance(study: Study, device: str, threads: int) -> dict[str, Any]:
+    """What runs a worker's trials: stored with each trial (PROVENANCE_ATTR)."""
+    import hashlib
+    import platform
+
+    import optuna
+    import torch
+
+    spec_text = json.dumps(study.to_dict(), sort_keys=True, default=str)
+    return {
+        "hpo": __version__, "git_commit": _git_commit(), "torch": torch.__version__,
+        "optuna": optuna.__version__, "python": sys.version.split()[0],
+        "device": device, "threads": threads, "machine": platform.machine(),
+        "study_sha256": hashlib.sha256(spec_text.encode()).hexdigest(),
+    }
+
+
 def _git_commit() -> str | None:
     import subprocess
 
@@ -42,26 +60,20 @@ def _git_commit() -> str | None:
             ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
             cwd=os.path.dirname(os.path.abspath(__file__)),
         )
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", "."],
+            capture_output=True, text=True, timeout=5,
+            cwd=os.path.dirname(os.path.abspath(__file__)) + "/../..",
+        )
     except (OSError, subprocess.SubprocessError):
         return None
-    return out.stdout.strip() or None if out.returncode == 0 else None
-
-
-def _identity_diff(stored: dict[str, Any], current: dict[str, Any]) -> list[str]:
-    def value(cfg: dict[str, Any], key: str) -> Any:
-        # A key added to hpo after the study was stored ran with what is now its default.
-        return cfg.get(key, KEYS[key].default if key in KEYS else None)
-
-    diffs = []
-    old_cfg, new_cfg = stored.get("config", {}), current["config"]
-    for key in sorted(set(old_cfg) | set(new_cfg)):
-        if key in KEYS and not KEYS[key].identity:
-            continue  # stored by an hpo that still counted it
-        if value(old_cfg, key) != value(new_cfg, key):
-            diffs.append(f"{key} {value(old_cfg, key)!r} -> {value(new_cfg, key)!r}")
-    if stored.get("space") != current["space"]:
-        diffs.append("the search space")
-    return diffs
+    commit = out.stdout.strip() if out.returncode == 0 else ""
+    if not commit:
+        return None
+    # Uncommitted changes to hpo/ or studies/: the commit alone does not say what ran.
+    changed = [line for line in dirty.stdout.splitlines()
+               if line[3:].startswith(("hpo/", "studies/"))]
+    return commit + ("-dirty" if changed else "")
 
 
 def prepare_study(study: Study, storage: Any, opts: RunOptions, device: str) -> Any:
@@ -81,7 +93,7 @@ def prepare_study(study: Study, storage: Any, opts: RunOptions, device: str) -> 
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                 study_obj.set_metric_names([study.config["metric"]])
         else:
-            diffs = _identity_diff(stored_identity, json.loads(json.dumps(study.identity())))
+            diffs = identity_diff(stored_identity, json.loads(json.dumps(study.identity())))
             if diffs:
                 raise SpecError(
                     f"study {study.name!r} in the store was run with other settings "
@@ -93,6 +105,9 @@ def prepare_study(study: Study, storage: Any, opts: RunOptions, device: str) -> 
             study_obj.set_user_attr("hpo.spec", study.to_dict())
             if opts.command:
                 study_obj.set_user_attr("hpo.command", store.mask(opts.command))
+        if opts.source is not None:
+            study_obj.set_user_attr(SOURCE_ATTR, {"study": opts.source,
+                                                  "overrides": list(opts.overrides)})
         dashboard.update_study_note(study_obj)
         reconcile(study_obj, study)
     return study_obj

@@ -33,6 +33,12 @@ class RunOptions:
     # artifacts.artifacts_dir says for the store), or none at all with save_artifacts False.
     artifacts: str | None = None
     save_artifacts: bool = True
+    # The study file as the command named it and the overrides given (stored as SOURCE_ATTR).
+    source: str | None = None
+    overrides: tuple[str, ...] = ()
+    # time.time() by which the run stops (``--budget``): no trial starts that would not end by
+    # then (by the mean time of the study's finished runs), and one still running is stopped.
+    deadline: float | None = None
 
     def artifacts_folder(self) -> Path | None:
         """Where the workers store artifacts; None: they store none (``--no-artifacts``)."""

@@ -28,9 +28,10 @@ DEVICE_CODES = {"cpu": 1, "cuda": 2, "mps": 3}
 
 def _worker_process(spec_dict: dict, source: str, url: store.StoreURL, requested_device: str,
                     threads: int, data_dir: str | None, go: Any, worker: int,
-                    artifacts: Path | None) -> None:
-    from hpo.process import quiet_libraries
+                    artifacts: Path | None, deadline: float | None) -> None:
+    from hpo.process import die_with_parent, quiet_libraries
 
+    die_with_parent()
     quiet_libraries(verbose=False)
     study = from_dict(spec_dict, source)
     try:
@@ -40,7 +41,7 @@ def _worker_process(spec_dict: dict, source: str, url: store.StoreURL, requested
             if device is None:
                 return  # the parent stopped before the study was ready, and says why
             work(study, url, device=device, threads=threads, data_dir=data_dir, worker=worker,
-                 artifacts=artifacts)
+                 artifacts=artifacts, deadline=deadline)
     except KeyboardInterrupt:
         sys.exit(130)
     except HpoError as exc:
@@ -123,14 +124,42 @@ def run(study: Study, opts: RunOptions) -> Any:
     bar = _progress(remaining(study_obj, study), study.name, opts.progress)
     try:
         if workers is None:
-            work(study, opts.storage_url, device=device, threads=threads,
-                 data_dir=opts.data_dir, on_trial=lambda frozen: _advance(bar, frozen),
-                 artifacts=opts.artifacts_folder())
+            with _stop_at(opts.deadline):
+                work(study, opts.storage_url, device=device, threads=threads,
+                     data_dir=opts.data_dir, on_trial=lambda frozen: _advance(bar, frozen),
+                     artifacts=opts.artifacts_folder(), deadline=opts.deadline)
         else:
-            workers.go(device, study_obj, bar)
+            workers.go(device, study_obj, bar, opts.deadline)
+    except KeyboardInterrupt:
+        if not _past(opts.deadline):
+            raise
+        # The budget ran out during a trial: it was failed and is queued again next time.
     finally:
         bar.close()
     return study_obj
+
+
+def _past(deadline: float | None) -> bool:
+    return deadline is not None and time.time() >= deadline
+
+
+@contextlib.contextmanager
+def _stop_at(deadline: float | None) -> Any:
+    """One worker in this process: at ``deadline`` interrupt it as Ctrl-C would (its trial in
+    progress is failed, every finished one kept)."""
+    import threading
+
+    if deadline is None or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    timer = threading.Timer(max(0.0, deadline - time.time()),
+                            lambda: os.kill(os.getpid(), signal.SIGTERM))
+    timer.daemon = True
+    timer.start()
+    try:
+        yield
+    finally:
+        timer.cancel()
 
 
 class _Workers:
@@ -143,7 +172,7 @@ class _Workers:
             ctx.Process(target=_worker_process,
                         args=(study.to_dict(), study.source, opts.storage_url, opts.device,
                               threads, opts.data_dir, self.signal, worker,
-                              opts.artifacts_folder()))
+                              opts.artifacts_folder(), opts.deadline))
             for worker in range(opts.jobs)
         ]
         with _stop_signals():
@@ -155,7 +184,7 @@ class _Workers:
         self.signal.value = CANCEL
         _stop_workers(self.procs, wait_s=10.0)
 
-    def go(self, device: str, study_obj: Any, bar: Any) -> None:
+    def go(self, device: str, study_obj: Any, bar: Any, deadline: float | None = None) -> None:
         from multiprocessing.connection import wait
 
         self.signal.value = DEVICE_CODES[device]
@@ -167,6 +196,9 @@ class _Workers:
             with _stop_signals():
                 while any(p.is_alive() for p in self.procs):
                     wait([p.sentinel for p in self.procs if p.is_alive()], timeout=1.0)
+                    if _past(deadline):
+                        _stop_workers(self.procs)  # budget spent: their trials are failed
+                        return
                     try:
                         now = _finished_count(study_obj)
                     except Exception as exc:  # noqa: BLE001 - the workers retry the store

@@ -13,8 +13,9 @@ from typing import Any
 
 from hpo import store
 from hpo.artifacts import artifacts_dir, save_trial_curve, save_trial_weights
-from hpo.runner.create import make_pruner, make_sampler
+from hpo.runner.create import make_pruner, make_sampler, provenance
 from hpo.runner.queue import DONE_STATES, _is_original, next_trial, reconcile, running_elsewhere
+from hpo.schema import PROVENANCE_ATTR
 from hpo.spec import Study
 
 
@@ -95,6 +96,7 @@ def work(
     on_trial: Callable[[Any], None] | None = None,
     worker: int = 0,
     artifacts: Path | None | str = "store",
+    deadline: float | None = None,
 ) -> int:
     """One worker: run trials until the study has nothing left; returns trials run.
 
@@ -103,7 +105,8 @@ def work(
 
     With nothing to start while other workers still run trials, it waits: if one of them
     dies, its trial turns stale after the grace period and this worker runs the cell again.
-    So when any worker returns, the whole study is done.
+    So when any worker returns, the whole study is done, or ``deadline`` is too near to start
+    another trial (its expected length: the mean wall time of the study's finished trials).
     """
     _set_up_process(threads, device)
     url = store.parse(url)
@@ -118,9 +121,12 @@ def work(
     # An idle worker keeps `hpo run` waiting: it looks again twice a second (one cheap query).
     poll = max(0.2, min(0.5, store.HEARTBEAT_INTERVAL_S / 2))
     ran = 0
+    made_by = provenance(study, device, threads)
     with _stop_signals():
         while True:
             trial = None
+            if deadline is not None and time.time() + expected_trial_s(study_obj) > deadline:
+                return ran
             try:
                 with _signals_deferred():  # a popped trial is RUNNING: it must be in hand
                     trial = next_trial(study_obj, study, url)
@@ -133,6 +139,7 @@ def work(
                     time.sleep(poll)
                     continue
                 retry.succeeded()
+                trial.set_user_attr(PROVENANCE_ATTR, made_by)
                 frozen = _run_one(study_obj, study, url, trial, splits, retry, artifacts)
             except Exception as exc:  # noqa: BLE001 - a store that went away: wait, carry on
                 retry.failed(exc)  # re-raises what retrying cannot cure
@@ -148,6 +155,14 @@ def work(
             ran += 1
             if on_trial is not None:
                 on_trial(frozen)
+
+
+def expected_trial_s(study_obj: Any) -> float:
+    """The mean wall time of the study's complete trials so far (0 before the first)."""
+    times = [t.user_attrs.get("wall_time") for t in study_obj.get_trials(deepcopy=False)
+             if t.state.name == "COMPLETE"]
+    times = [float(x) for x in times if isinstance(x, (int, float))]
+    return sum(times) / len(times) if times else 0.0
 
 
 def _seeds_added(study_obj: Any, study: Study, url: store.StoreURL) -> bool:

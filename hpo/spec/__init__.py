@@ -42,6 +42,7 @@ from hpo.spec.model import (  # noqa: F401
     Param,
     Reference,
     Study,
+    identity_diff,
 )
 from hpo.spec.rules import (  # noqa: F401
     ACTIVATIONS,

@@ -188,3 +188,22 @@ def _param_to_dict(param: Param) -> dict[str, Any]:
     if param.when:
         out["when"] = {k: list(v) for k, v in param.when.items()}
     return out
+
+
+def identity_diff(stored: dict[str, Any], current: dict[str, Any]) -> list[str]:
+    """The keys that define the runs and differ between two ``Study.identity()`` dicts, as
+    ``key old -> new``; "the search space" when the grids differ."""
+    def value(cfg: dict[str, Any], key: str) -> Any:
+        # A key added to hpo after the study was stored ran with what is now its default.
+        return cfg.get(key, KEYS[key].default if key in KEYS else None)
+
+    diffs = []
+    old_cfg, new_cfg = stored.get("config", {}), current["config"]
+    for key in sorted(set(old_cfg) | set(new_cfg)):
+        if key in KEYS and not KEYS[key].identity:
+            continue  # stored by an hpo that still counted it
+        if value(old_cfg, key) != value(new_cfg, key):
+            diffs.append(f"{key} {value(old_cfg, key)!r} -> {value(new_cfg, key)!r}")
+    if stored.get("space") != current["space"]:
+        diffs.append("the search space")
+    return diffs

@@ -1,0 +1,99 @@
+"""Reports that ship with their trials: a report folder holds ``trials.journal`` (an Optuna
+journal file) and everything `hpo report --trials` renders from it and the current study file.
+
+``render`` writes a folder's report from its trials; ``check`` renders it into a temporary
+folder and names every file that differs from the committed one, so CI can prove that no
+committed report has outlived the trials behind it.
+"""
+
+from __future__ import annotations
+
+import filecmp
+import tempfile
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from hpo import store
+from hpo.errors import HpoError
+from hpo.schema import TRIALS_FILE
+
+
+def trial_folders(paths: Iterable[str | Path]) -> list[Path]:
+    """Report folders named by ``paths``: a folder holding TRIALS_FILE, or every such folder
+    below a folder that holds none itself."""
+    found: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if (path / TRIALS_FILE).is_file():
+            found.append(path)
+        elif path.is_dir():
+            below = sorted(p.parent for p in path.rglob(TRIALS_FILE))
+            if not below:
+                raise HpoError(f"{path} holds no {TRIALS_FILE} (nor does any folder below it); "
+                               "name a report folder that ships its trials")
+            found.extend(below)
+        else:
+            raise HpoError(f"{path} is not a folder; --trials takes report folders that hold "
+                           f"{TRIALS_FILE}")
+    return list(dict.fromkeys(found))
+
+
+def trials_url(folder: Path) -> store.StoreURL:
+    return store.parse(f"journal:{folder / TRIALS_FILE}")
+
+
+def load_folder_study(folder: Path) -> Any:
+    """The one study in ``folder``'s trials file, whose name must be the folder's."""
+    url = trials_url(folder)
+    storage = store.open_storage(url, create=False)
+    names = store.study_names(storage)
+    path = folder / TRIALS_FILE
+    if not names:
+        raise HpoError(f"{path} holds no study; delete it, or run the study into it again")
+    if names != [folder.name]:
+        raise HpoError(f"{path} holds the trials of {', '.join(repr(n) for n in names)}, not "
+                       f"of {folder.name!r}: a trials file from another study; move it to its "
+                       "own report folder, or restore this one (git checkout)")
+    return store.load_study(storage, folder.name)
+
+
+def display(folder: Path) -> str:
+    """The folder as a command in a README names it: relative to the working folder if inside
+    it, so a report renders the same in any clone."""
+    try:
+        return str(folder.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(folder.resolve())
+
+
+def render(folder: Path, formats: Sequence[str], out_root: Path | None = None) -> Any:
+    """Write ``folder``'s report (into ``out_root/<name>/``, default the folder itself) from
+    its trials and the current study file; returns (summary, written)."""
+    from hpo.reporting import tables, write
+
+    study_obj = load_folder_study(folder)
+    summary = tables.summarize(study_obj)
+    written = write.write_report(summary, out_root or folder.parent, formats,
+                                 command=f"hpo report --trials {display(folder)}")
+    return summary, written
+
+
+def check(folder: Path, formats: Sequence[str]) -> list[str]:
+    """What differs between ``folder``'s committed report and a fresh render from its trials:
+    one line per file (changed, missing from the folder, or not rendered from the trials)."""
+    with tempfile.TemporaryDirectory(prefix="hpo-check-") as tmp:
+        _, written = render(folder, formats, Path(tmp))
+        fresh_root = written.folder
+        fresh = {p.relative_to(fresh_root) for p in fresh_root.rglob("*") if p.is_file()}
+        committed = {p.relative_to(folder) for p in folder.rglob("*") if p.is_file()
+                     and p.name != TRIALS_FILE and not p.name.startswith(TRIALS_FILE + ".")}
+        problems = []
+        for rel in sorted(fresh | committed):
+            if rel not in committed:
+                problems.append(f"{folder / rel}: missing (the trials render it)")
+            elif rel not in fresh:
+                problems.append(f"{folder / rel}: not rendered from the trials (delete it)")
+            elif not filecmp.cmp(fresh_root / rel, folder / rel, shallow=False):
+                problems.append(f"{folder / rel}: differs from a fresh render of its trials")
+        return problems
