@@ -13,8 +13,8 @@ import argparse
 from hpo.errors import HpoError
 
 # `hpo --help` lists the commands in this order.
-NAMES = ("studies", "keys", "run", "bench", "list", "show", "export", "delete", "dashboard",
-         "report")
+NAMES = ("studies", "keys", "run", "campaign", "bench", "list", "show", "export", "delete",
+         "dashboard", "report")
 
 # Command-line shortcuts (hpo run, hpo bench) and the study-file key each one sets.
 SHORTCUTS = {

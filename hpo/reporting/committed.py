@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from hpo import store
+from hpo import __version__, store
 from hpo.errors import HpoError
 from hpo.schema import TRIALS_FILE
 
@@ -55,7 +55,20 @@ def load_folder_study(folder: Path) -> Any:
         raise HpoError(f"{path} holds the trials of {', '.join(repr(n) for n in names)}, not "
                        f"of {folder.name!r}: a trials file from another study; move it to its "
                        "own report folder, or restore this one (git checkout)")
-    return store.load_study(storage, folder.name)
+    study_obj = store.load_study(storage, folder.name)
+    written_by = (study_obj.user_attrs.get("hpo.versions") or {}).get("hpo", "0")
+    if _version(written_by) > _version(__version__):
+        raise HpoError(f"{path} was written by hpo {written_by}, newer than this hpo "
+                       f"{__version__}; upgrade hpo (pip install -U hpo) to read it")
+    return study_obj
+
+
+def _version(text: str) -> tuple[int, ...]:
+    parts = []
+    for part in str(text).split("."):
+        digits = "".join(ch for ch in part if ch.isdigit())
+        parts.append(int(digits) if digits else 0)
+    return tuple(parts)
 
 
 def display(folder: Path) -> str:

@@ -36,6 +36,11 @@ def open_storage(url: str | StoreURL, *, create: bool = True, heartbeat: bool = 
         check_journal(path, create=create)
         from optuna.storages.journal import JournalFileBackend, JournalStorage
 
+        from hpo.store import journal
+
+        if path.exists():
+            (journal.repair_cut_tail if create else journal.warn_cut_tail)(path)
+
         try:
             return JournalStorage(JournalFileBackend(str(path)))
         except Exception as exc:

@@ -1,0 +1,294 @@
+"""Reports that ship with their trials (`hpo report --trials`, `--check`), journal files cut
+or garbled, and `hpo campaign`: budget, resume, exactly once under SIGKILL."""
+
+from __future__ import annotations
+
+import json
+import random
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from hpo.cli import main
+from hpo.commands import parse_duration
+from hpo.errors import HpoError
+from tests.conftest import completed_runs, make_grid_study, run_hpo, start_hpo
+
+CLAIM = """
+[[claims]]
+text = "{text}"
+kind = "better"
+config = {{ "train.lr" = 0.002 }}
+than = {{ "train.lr" = 0.001 }}
+"""
+
+
+def tiny_plan(tmp_path: Path, *, epochs: int = 1, repeats: int = 2, cells: int = 2,
+              subset: int = 100, claim: str | None = None) -> tuple[Path, Path]:
+    """A plan with one entry (a digits MLP over ``cells`` learning rates); returns the plan
+    and the entry's report folder."""
+    study = make_grid_study(tmp_path, "tiny", epochs=epochs, repeats=repeats, cells=cells,
+                            subset=subset)
+    if claim is not None:
+        study.write_text(study.read_text() + CLAIM.format(text=claim))
+    reports = tmp_path / "reports"
+    reports.mkdir()
+    plan = reports / "campaign.toml"
+    plan.write_text(f'[[entry]]\nstudy = "{study}"\nout = "group"\njobs = 1\n'
+                    'epoch_cpu_s = 0.05\n')
+    return plan, reports / "group" / "tiny"
+
+
+def journal_url(folder: Path) -> str:
+    return f"journal:{folder / 'trials.journal'}"
+
+
+@pytest.fixture
+def finished(tmp_path, capsys):
+    plan, folder = tiny_plan(tmp_path, claim="lr 2e-3 beats 1e-3")
+    assert main(["campaign", "--plan", str(plan)]) == 0
+    out = capsys.readouterr().out
+    return plan, folder, out
+
+
+@pytest.mark.slow
+def test_campaign_runs_every_entry_then_renders_its_report(finished, capsys):
+    plan, folder, out = finished
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "README.md", "figures", "table.csv", "table.tex", "trials.journal"]
+    assert out.splitlines()[-1] == (
+        "left: 0 runs, 0.0 CPU-hours (measured per-run costs where trials exist, else the "
+        "plan's epoch_cpu_s)")
+    assert sum(completed_runs(journal_url(folder), "tiny").values()) == 4
+    readme = (folder / "README.md").read_text()
+    assert f"hpo report --trials {folder}" in readme  # outside the working folder: absolute
+    assert main(["report", "--trials", str(folder), "--check"]) == 0
+    assert capsys.readouterr().out == "1 reports re-render identically from their trials\n"
+    # Again: nothing left to run, nothing rewritten.
+    before = (folder / "trials.journal").stat().st_size
+    assert main(["campaign", "--plan", str(plan)]) == 0
+    assert (folder / "trials.journal").stat().st_size == before
+
+
+@pytest.mark.slow
+def test_each_trial_records_its_provenance_and_the_study_its_source(finished):
+    from tests.conftest import trials
+
+    _, folder, _ = finished
+    record = trials(journal_url(folder), "tiny")[0].user_attrs["provenance"]
+    assert set(record) == {"hpo", "git_commit", "torch", "optuna", "python", "device",
+                           "threads", "machine", "study_sha256"}
+    assert record["device"] == "cpu" and record["threads"] >= 1
+    assert len(record["study_sha256"]) == 64
+
+
+@pytest.mark.slow
+def test_check_names_each_file_that_differs(finished, capsys):
+    _, folder, _ = finished
+    with (folder / "table.csv").open("a") as fh:
+        fh.write("planted\n")
+    (folder / "figures" / "stray.png").write_bytes(b"x")
+    (folder / "table.tex").unlink()
+    assert main(["report", "--trials", str(folder), "--check"]) == 1
+    captured = capsys.readouterr()
+    assert captured.out.splitlines() == [
+        f"{folder}/figures/stray.png: not rendered from the trials (delete it)",
+        f"{folder}/table.csv: differs from a fresh render of its trials",
+        f"{folder}/table.tex: missing (the trials render it)",
+    ]
+    assert captured.err.splitlines()[-1] == (
+        "hpo: error: 3 committed report files differ from what their trials render; run `hpo "
+        "report --trials FOLDER` and commit the result, or revert the study file that changed")
+
+
+@pytest.mark.slow
+def test_a_changed_claim_text_reaches_the_report(finished, tmp_path, capsys):
+    _, folder, _ = finished
+    study = tmp_path / "tiny.toml"
+    study.write_text(study.read_text().replace("lr 2e-3 beats 1e-3", "the faster lr wins"))
+    assert main(["report", "--trials", str(folder), "--check"]) == 1
+    assert capsys.readouterr().out == (
+        f"{folder}/README.md: differs from a fresh render of its trials\n")
+    assert main(["report", "--trials", str(folder)]) == 0
+    readme = (folder / "README.md").read_text()
+    assert "the faster lr wins" in readme and "lr 2e-3 beats 1e-3" not in readme
+
+
+@pytest.mark.slow
+def test_a_changed_run_defining_key_is_refused_naming_both_values(finished, tmp_path, capsys):
+    _, folder, _ = finished
+    study = tmp_path / "tiny.toml"
+    study.write_text(study.read_text().replace("epochs = 1", "epochs = 3"))
+    before = (folder / "README.md").read_bytes()
+    assert main(["report", "--trials", str(folder)]) == 1
+    assert capsys.readouterr().err == (
+        f"hpo: error: study 'tiny': its trials were run with other settings than {study} now "
+        f"gives (epochs 1 -> 3); revert the study file, or run the study again under its new "
+        f"settings (`hpo run --study {study} --name NEW`, or delete its trials and run `hpo "
+        "campaign`)\n")
+    assert (folder / "README.md").read_bytes() == before
+
+
+def test_a_folder_without_trials_is_one_line(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    assert main(["report", "--trials", str(tmp_path / "empty")]) == 1
+    assert capsys.readouterr().err == (
+        f"hpo: error: {tmp_path / 'empty'} holds no trials.journal (nor does any folder below "
+        "it); name a report folder that ships its trials\n")
+    assert main(["report", "--check", "--study", "x"]) == 1
+    assert capsys.readouterr().err == (
+        "hpo: error: --check goes with --trials DIR (the report folders to check)\n")
+
+
+@pytest.mark.slow
+def test_trials_of_another_study_are_refused(finished, tmp_path, capsys):
+    _, folder, _ = finished
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "trials.journal").write_bytes((folder / "trials.journal").read_bytes())
+    assert main(["report", "--trials", str(other)]) == 1
+    assert capsys.readouterr().err == (
+        f"hpo: error: {other}/trials.journal holds the trials of 'tiny', not of 'other': a "
+        "trials file from another study; move it to its own report folder, or restore this one "
+        "(git checkout)\n")
+    assert sorted(p.name for p in other.iterdir()) == ["trials.journal"]
+
+
+@pytest.mark.slow
+def test_trials_written_by_a_newer_hpo_are_refused(finished, capsys):
+    import optuna
+
+    from hpo import store
+
+    _, folder, _ = finished
+    study = optuna.load_study(study_name="tiny",
+                              storage=store.open_storage(journal_url(folder), create=False))
+    study.set_user_attr("hpo.versions", {"hpo": "9.0.0"})
+    assert main(["report", "--trials", str(folder)]) == 1
+    assert capsys.readouterr().err == (
+        f"hpo: error: {folder}/trials.journal was written by hpo 9.0.0, newer than this hpo "
+        "0.1.0; upgrade hpo (pip install -U hpo) to read it\n")
+
+
+@pytest.mark.slow
+def test_a_journal_cut_mid_line_reads_with_a_warning_and_a_writer_cuts_it(finished, capsys):
+    plan, folder, _ = finished
+    path = folder / "trials.journal"
+    whole = path.read_bytes()
+    path.write_bytes(whole[:-40])
+    cut = len(whole.rstrip(b"\n").split(b"\n")[-1]) + 1 - 40
+    assert main(["show", "tiny", "--storage", journal_url(folder)]) == 0
+    assert capsys.readouterr().err == (
+        f"hpo: warning: {path} ends in a cut record ({cut} bytes, a write that did not "
+        "finish): it is left out; every complete record is read\n")
+    assert path.read_bytes() == whole[:-40]  # a reader changes nothing
+    assert main(["campaign", "--plan", str(plan)]) == 0
+    err = capsys.readouterr().err
+    assert (f"hpo: warning: {path} ended in a cut record ({cut} bytes, a write that did not "
+            "finish); cut off, every complete record kept") in err
+    lines = path.read_bytes().split(b"\n")
+    assert lines[-1] == b"" and all(json.loads(line) for line in lines[:-1])
+    assert main(["show", "tiny", "--storage", journal_url(folder)]) == 0
+    assert "warning" not in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_a_garbled_journal_line_is_one_error_and_the_file_untouched(finished, capsys):
+    _, folder, _ = finished
+    path = folder / "trials.journal"
+    lines = path.read_bytes().split(b"\n")
+    lines[3] = b'{"op_code": 1, garbage'
+    path.write_bytes(b"\n".join(lines))
+    before = path.read_bytes()
+    for argv in (["show", "tiny", "--storage", journal_url(folder)],
+                 ["report", "--trials", str(folder)]):
+        assert main(argv) == 1
+        assert capsys.readouterr().err == (
+            f"hpo: error: {path} line 4 is not a journal record (garbled); hpo reads and writes "
+            "nothing in it: restore the file from git or a backup\n")
+    assert path.read_bytes() == before
+
+
+@pytest.mark.parametrize(("text", "seconds"), [
+    ("90m", 5400), ("2h", 7200), ("1h30m", 5400), ("45s", 45), ("120", 120), ("1.5h", 5400)])
+def test_durations(text, seconds):
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["", "soon", "2x", "-5m", "0", "h2"])
+def test_bad_durations(text):
+    with pytest.raises(HpoError) as info:
+        parse_duration(text)
+    assert str(info.value).startswith("--budget must be")
+
+
+def test_bad_plans_are_one_line(tmp_path, capsys):
+    plan = tmp_path / "campaign.toml"
+    plan.write_text('[[entry]]\nstudy = "dropout_location"\nout = "x"\nspeed = 3\n')
+    assert main(["campaign", "--plan", str(plan), "--status"]) == 1
+    assert capsys.readouterr().err == (
+        f"hpo: error: {plan}: entry 1: needs study and out, and takes only epoch_cpu_s, jobs, "
+        "name, note, out, set, study (got speed)\n")
+    assert main(["campaign", "--plan", str(tmp_path / "none.toml")]) == 1
+    assert capsys.readouterr().err == (
+        f"hpo: error: campaign plan {tmp_path / 'none.toml'} not found; pass --plan FILE\n")
+    plan.write_text('[[entry]]\nstudy = "dropout_location"\nout = "x"\n'
+                    '[[entry]]\nstudy = "dropout_location"\nout = "x"\n')
+    assert main(["campaign", "--plan", str(plan), "--status"]) == 1
+    assert capsys.readouterr().err == (
+        f"hpo: error: {plan}: two entries write {tmp_path}/x/dropout_location; give one of "
+        "them another name\n")
+
+
+def test_the_shipped_plan_loads_and_names_every_committed_trials_file():
+    from hpo import campaign
+    from tests.conftest import ROOT
+
+    entries = campaign.load_plan(ROOT / "reports" / "campaign.toml")
+    planned = {e.folder.resolve() for e in entries}
+    committed = {p.parent.resolve() for p in (ROOT / "reports").rglob("trials.journal")}
+    assert committed <= planned
+
+
+def test_status_counts_runs_and_costs_without_running(tmp_path, capsys):
+    plan, folder = tiny_plan(tmp_path)
+    assert main(["campaign", "--plan", str(plan), "--status"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1].split() == [str(folder), "new", "0/4", "0.00", "(planned)"]
+    assert not folder.exists()
+
+
+@pytest.mark.slow
+def test_budget_stops_the_campaign_inside_it_and_the_next_run_finishes(tmp_path):
+    plan, folder = tiny_plan(tmp_path, epochs=40, repeats=3, cells=3, subset=1000)
+    started = time.monotonic()
+    first = run_hpo("campaign", "--plan", str(plan), "--budget", "75s", cwd=tmp_path,
+                    timeout=200)
+    took = time.monotonic() - started
+    assert first.returncode == 0, first.stderr
+    assert took < 75 + 5, took  # the budget, plus starting Python and importing torch
+    done = sum(completed_runs(journal_url(folder), "tiny").values())
+    assert 0 < done < 9, first.stdout
+    second = run_hpo("campaign", "--plan", str(plan), cwd=tmp_path, timeout=400)
+    assert second.returncode == 0, second.stderr
+    counts = completed_runs(journal_url(folder), "tiny")
+    assert len(counts) == 9 and set(counts.values()) == {1}
+    assert (folder / "README.md").exists()
+
+
+@pytest.mark.slow
+def test_sigkill_at_random_moments_loses_nothing_and_runs_each_once(tmp_path):
+    plan, folder = tiny_plan(tmp_path, epochs=8, repeats=3, cells=3, subset=600)
+    rng = random.Random()
+    for _ in range(3):
+        proc = start_hpo("campaign", "--plan", str(plan), cwd=tmp_path)
+        time.sleep(rng.uniform(3.0, 9.0))
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate(timeout=30)
+    last = run_hpo("campaign", "--plan", str(plan), cwd=tmp_path, timeout=600)
+    assert last.returncode == 0, last.stderr
+    counts = completed_runs(journal_url(folder), "tiny")
+    assert len(counts) == 9 and set(counts.values()) == {1}, counts
+    assert main(["report", "--trials", str(folder), "--check"]) == 0
