@@ -342,7 +342,7 @@ def test_report_command_writes_every_file(location_store: str, tmp_path: Path,
     assert ("| **before_pool** | 3 | 0.500 ± 0.000 [0.500, 0.500] | 90.00 ± 0.00 "
             "[90.00, 90.00] |") in flat
     assert ("| before_conv | 1 of 3 | 0.500 | 85.00 | 85.00 | 85.00 | 5.00 | 0.5 | 1,000 | 10 "
-            "| 0 | 1 | 1 | 0 | n/a (n < 2) |") in flat
+            "| 0 / 0 | 1 | 1 | 0 | n/a (n < 2) |") in flat
     assert "Welch's t-test" in md
     assert "10 trials: 7 complete, 1 pruned, 1 failed, 1 still running." in md
     assert ("| dropout_location=before_pool | dropout_location=before_pool | 93.17 | 3 | "

@@ -252,7 +252,7 @@ def test_run_without_weights_stops_before_the_store(no_weights, image_root, tmp_
 
 
 def test_a_store_from_before_the_new_keys_still_resumes():
-    from hpo.runner.create import _identity_diff
+    from hpo.spec import identity_diff as _identity_diff
 
     current = spec.load("momentum").identity()
     old = {k: v for k, v in current["config"].items()

@@ -86,6 +86,8 @@ class Verdict:
     seeds_needed: Callable[[float], int | None] | None = field(default=None, repr=False)
     # (reading label, its own verdict) when readings that disagree made this one inconclusive.
     by_reading: tuple[tuple[str, str], ...] = ()
+    # Readings left out of the verdict because a configuration it compares did not train there.
+    untrained: tuple[str, ...] = ()
 
     @property
     def decided(self) -> bool:
@@ -390,13 +392,57 @@ def _claim_readings(claim: Claim, summary: Summary) -> tuple[Any, list[Any]]:
             list(dict.fromkeys(strip(r) for r in all_readings)))
 
 
+# Claims about a difference between trained networks; at_chance claims are about not training.
+NEEDS_TRAINING = ("better", "best", "similar")
+
+
+def _untrained_rows(claim: Claim, verdict: Verdict) -> list[dict]:
+    """The configurations a claim compares that did not train: every run at chance."""
+    if claim.kind not in NEEDS_TRAINING:
+        return []
+    return [row for row in verdict.configs
+            if int(row.get("n") or 0) > 0 and int(row.get("collapsed") or 0) >= int(row["n"])]
+
+
 def _evaluate_in_readings(claim: Claim, summary: Summary, alpha: float) -> Verdict:
     """Readings the seed left open: judged in the one the published numbers single out; else a
     verdict holds only where every reading gives it (an intersection-union test: its p-value is
-    the largest of the readings'), and readings that disagree leave the claim inconclusive."""
+    the largest of the readings'), and readings that disagree leave the claim inconclusive.
+
+    A reading in which a configuration the claim compares did not train (every run ended with
+    its training accuracy at chance) says nothing about the claim's effect: it is left out, and
+    named; if no reading is left, the claim is not exercised."""
     closest, every = _claim_readings(claim, summary)
     if not every:
         return evaluate(claim, summary, alpha)
+    untrained = {}
+    for r in every:
+        rows = _untrained_rows(claim, evaluate(claim, summary, alpha, r))
+        if rows:
+            untrained[r] = rows
+    if untrained:
+        named = tuple(f"{_label(summary, r)} ({', '.join(row['config'] for row in rows)} did "
+                      "not train)" for r, rows in untrained.items())
+        trained = [r for r in every if r not in untrained]
+        if not trained:
+            return Verdict(claim, claim_metric(claim, summary), NOT_EXERCISED,
+                           "no reading the seed leaves open trains the networks it compares: "
+                           + "; ".join(named), untrained=named)
+        if closest in untrained:
+            closest = None
+        kept = _judge_readings(claim, summary, alpha, closest, trained)
+        return replace(kept, untrained=named, evidence=(
+            f"{kept.evidence}; left out, as they did not train: {'; '.join(named)}"))
+    return _judge_readings(claim, summary, alpha, closest, every)
+
+
+def _judge_readings(claim: Claim, summary: Summary, alpha: float, closest: Any,
+                    every: list[Any]) -> Verdict:
+    """The readings rule over ``every`` (the readings that count)."""
+    if len(every) == 1 and closest is None:
+        verdict = evaluate(claim, summary, alpha, every[0])
+        return replace(verdict, evidence=f"{verdict.evidence} (judged within "
+                       f"{_label(summary, every[0])}, the one reading that trains)")
     if closest is not None:
         verdict = evaluate(claim, summary, alpha, closest)
         differ = [f"{_label(summary, r)}: {v.verdict}" for r in every if r != closest
@@ -510,6 +556,10 @@ def claims_intro(summary: Summary) -> str:
         "something open (readings), a claim is judged in the reading the published numbers "
         "single out; if none is singled out, a verdict stands only when every reading gives it "
         "(p: the largest of the readings'), and readings that disagree leave it inconclusive. "
+        "A reading in which a configuration that a `better`, `best` or `similar` claim compares "
+        "did not train (every run's final training accuracy within the at_chance tolerance of "
+        "chance) is left out of that claim's verdict and named; with no reading left the claim "
+        "is not exercised. "
         "Verdicts named for other readings are uncorrected." + looks
     )
 

@@ -113,7 +113,11 @@ def display_table(summary: Summary, limit: int | None = None) -> Any:
     out["params"] = [_params_cell(total, trained) for total, trained in zip(
         table["n_params"], table.get("n_trainable", [math.nan] * len(table)))]
     out["epochs"] = [f"{x:.3g}" if _finite(x) else DASH for x in table["epochs_run_mean"]]
-    out["diverged"] = table["diverged"].astype(int).astype(str)
+    # A run that diverged (non-finite loss), or one that ended with its training accuracy at
+    # chance without diverging (it never learned, or collapsed): the count of each.
+    collapsed = table["collapsed"] if "collapsed" in table else [0] * len(table)
+    out["diverged / at chance"] = [f"{int(d)} / {int(c)}"
+                                   for d, c in zip(table["diverged"], collapsed)]
     for column in STATE_COLUMNS.values():
         if column != "n" and summary.table[column].sum() > 0:
             out[column] = table[column].astype(int).astype(str)

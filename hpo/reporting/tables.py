@@ -101,6 +101,21 @@ def state_counts(frame: Any) -> dict[str, int]:
     return {state: int(counts.get(state, 0)) for state in STATES}
 
 
+def chance_acc(dataset: str) -> float:
+    """Accuracy (%) of guessing: 100 / the dataset's classes."""
+    from hpo.nn.shapes import DATASETS
+
+    return 100.0 / (DATASETS[dataset].n_classes if dataset in DATASETS else 10)
+
+
+def at_chance(train_acc: Any, dataset: str) -> Any:
+    """Runs (a Series of final training accuracies, %) that learned nothing: within the
+    at_chance tolerance of guessing. A missing accuracy (a diverged run) counts as at chance."""
+    from hpo.spec import CHANCE_TOLERANCE
+
+    return ~(train_acc > chance_acc(dataset) + CHANCE_TOLERANCE)
+
+
 def config_table(frame: Any, study: Study, metric: str | None = None) -> Any:
     """One row per configuration, in grid order (grids) or best first (tuning studies).
 
@@ -111,7 +126,8 @@ def config_table(frame: Any, study: Study, metric: str | None = None) -> Any:
     ``cpu_time_mean`` (s of process CPU time, all threads; NaN for stores without it),
     ``cpu_epoch_seconds_mean`` (mean over runs of cpu_time / epochs run),
     ``epoch_seconds_mean`` (mean over runs of a run's mean seconds per epoch), ``n_params``,
-    ``epochs_run_mean``, ``diverged`` (count), when the study sets ``target_acc``
+    ``epochs_run_mean``, ``diverged`` (count), ``collapsed`` (runs that ended with their
+    training accuracy at chance without diverging), when the study sets ``target_acc``
     ``epochs_to_target_mean`` (over the runs that reached it) and ``reached_target`` (runs),
     ``p_value`` (Welch's t-test of ``metric`` against the best row) and ``best``.
     """
@@ -122,7 +138,10 @@ def config_table(frame: Any, study: Study, metric: str | None = None) -> Any:
     frame = frame.assign(_key=[config_key(v) for v in frame[keys].itertuples(index=False)]
                          if keys else "")
     target = float(study.config.get("target_acc") or 0)
-    agg = _aggregate(_run_values(frame[frame["state"] == "COMPLETE"], target), target)
+    values = _run_values(frame[frame["state"] == "COMPLETE"], target)
+    values["collapsed"] = at_chance(values["train_acc"], study.config["dataset"]) & ~values[
+        "diverged"]
+    agg = _aggregate(values, target)
 
     states = frame.groupby(["_key", "state"], sort=False).size().unstack(fill_value=0)
     order = _row_order(frame, study, keys, agg)
@@ -143,6 +162,7 @@ def config_table(frame: Any, study: Study, metric: str | None = None) -> Any:
         column = states[state] if state in states else pd.Series(dtype=int)
         table[STATE_COLUMNS[state]] = column.reindex(table.index).fillna(0).astype(int)
     table["diverged"] = table["diverged"].fillna(0).astype(int)
+    table["collapsed"] = table["collapsed"].fillna(0).astype(int)
     if target > 0:
         table["reached_target"] = table["reached_target"].fillna(0).astype(int)
     table = _order_columns(_add_intervals(table), keys)
@@ -191,6 +211,7 @@ def _aggregate(values: Any, target: float) -> Any:
     agg["n_trainable"] = grouped["n_trainable"].max()
     agg["epochs_run_mean"] = grouped["epochs_run"].mean()
     agg["diverged"] = grouped["diverged"].sum().astype(int)
+    agg["collapsed"] = grouped["collapsed"].sum().astype(int)
     agg["epoch_seconds_mean"] = grouped["epoch_seconds"].mean()
     if target > 0:
         agg["epochs_to_target_mean"] = grouped["epochs_to_target"].mean()
@@ -259,7 +280,7 @@ def _order_columns(table: Any, keys: list[str]) -> Any:
     head = ["config", *keys, "n", "n_asked"]
     stats_cols = [f"{m}_{s}" for m in STAT_METRICS for s in ("mean", "std", "ci_low", "ci_high")]
     tail = ["wall_time_mean", "epoch_seconds_mean", "cpu_time_mean", "cpu_epoch_seconds_mean",
-            "n_params", "epochs_run_mean", "diverged",
+            "n_params", "epochs_run_mean", "diverged", "collapsed",
             *(STATE_COLUMNS[s] for s in STATES[1:])]
     if "n_trainable" in table and (table["n_trainable"] < table["n_params"]).any():
         tail.insert(tail.index("n_params") + 1, "n_trainable")  # a frozen network's head

@@ -197,6 +197,14 @@ def _trial_line(summary: Summary) -> str:
     if diverged:
         text += (f" {diverged} complete runs diverged (non-finite training loss); they count "
                  "with the accuracy their weights reached.")
+    collapsed = int(table["collapsed"].sum()) if "collapsed" in table else 0
+    if collapsed:
+        rows = table[table["collapsed"] > 0]
+        mixed = rows[rows["collapsed"] < rows["n"]]
+        text += (f" {collapsed} complete runs in {len(rows)} configurations ended with their "
+                 "training accuracy at chance (they did not train; column \"at chance\")")
+        text += (f", {len(mixed)} of those configurations only in some seeds (bimodal: its "
+                 "mean and std describe two outcomes, not one)." if len(mixed) else ".")
     return text
 
 
@@ -260,10 +268,15 @@ def _best_line(summary: Summary) -> str:
 def readme(summary: Summary, drawn: Sequence[tuple[str, str]], formats: Sequence[str],
            command: str = "") -> str:
     config = summary.study.config
+    verdicts = claims.evaluate_all(summary) if summary.study.claims else []
     lines = [f"# {summary.name}", ""]
     if config["question"]:
         lines += [f"> {config['question']}", ""]
     lines += [_headline(summary), ""]
+    untrained = sorted({r for v in verdicts for r in v.untrained})
+    if untrained:
+        lines += [f"*Did not train, so left out of the claims they would decide: "
+                  f"{'; '.join(untrained)}.*", ""]
     if config["description"]:
         lines += [config["description"].strip(), ""]
     lines += ["## Setup", "", *_setup_lines(summary), ""]
@@ -299,7 +312,7 @@ def readme(summary: Summary, drawn: Sequence[tuple[str, str]], formats: Sequence
         from hpo.decide import seeds_line
 
         lines += ["## Claims", "", claims.claims_intro(summary), "",
-                  claims.claims_markdown(claims.evaluate_all(summary)), ""]
+                  claims.claims_markdown(verdicts), ""]
         if seeds_line(summary):
             lines += [seeds_line(summary), ""]
 

@@ -130,6 +130,8 @@ def work(
             try:
                 with _signals_deferred():  # a popped trial is RUNNING: it must be in hand
                     trial = next_trial(study_obj, study, url)
+                    if trial is not None:
+                        trial.set_user_attr(PROVENANCE_ATTR, made_by)
                 if trial is None:
                     if running_elsewhere(study_obj) == 0:
                         if study.config["until_decided"] and _seeds_added(study_obj, study, url):
@@ -139,7 +141,6 @@ def work(
                     time.sleep(poll)
                     continue
                 retry.succeeded()
-                trial.set_user_attr(PROVENANCE_ATTR, made_by)
                 frozen = _run_one(study_obj, study, url, trial, splits, retry, artifacts)
             except Exception as exc:  # noqa: BLE001 - a store that went away: wait, carry on
                 retry.failed(exc)  # re-raises what retrying cannot cure

@@ -1,0 +1,43 @@
+"""Every committed report that ships its trials re-renders from them byte for byte (issue 22):
+a report can never outlive the trials behind it. Runs from the repository root, as
+`hpo report --trials reports --check` does."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from hpo.reporting import committed
+from tests.conftest import ROOT
+
+FOLDERS = sorted(p.parent.relative_to(ROOT) for p in (ROOT / "reports").rglob("trials.journal"))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("folder", FOLDERS, ids=[str(f) for f in FOLDERS])
+def test_committed_report_rerenders_from_its_trials(folder, monkeypatch):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    monkeypatch.chdir(ROOT)  # the README names its folder relative to the repository
+    assert committed.check(folder, ["md", "csv", "tex"]) == []
+
+
+@pytest.mark.slow
+def test_a_planted_difference_is_named(tmp_path, monkeypatch):
+    """The check itself, on a copy of the smallest committed report: one changed byte."""
+    import shutil
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    smallest = min(FOLDERS, key=lambda f: os.path.getsize(ROOT / f / "trials.journal"))
+    copy = tmp_path / smallest
+    shutil.copytree(ROOT / smallest, copy)
+    monkeypatch.chdir(tmp_path)
+    assert committed.check(smallest, ["md", "csv", "tex"]) == []
+    csv = copy / "table.csv"
+    csv.write_bytes(csv.read_bytes().replace(b",", b";", 1))
+    assert committed.check(smallest, ["md", "csv", "tex"]) == [
+        f"{smallest}/table.csv: differs from a fresh render of its trials"]

@@ -1,0 +1,101 @@
+"""Readings in which the compared networks did not train are left out of a claim's verdict,
+named, and counted; runs at chance are counted per configuration (issue 24, item 1)."""
+
+from __future__ import annotations
+
+import copy
+
+import optuna
+import pytest
+
+from hpo import spec, store
+from hpo.benchmarks import synthetic
+from hpo.reporting import claims, render, tables, write
+
+from .conftest import cached_store
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+RAW = {
+    "name": "mom", "dataset": "digits", "epochs": 2, "repeats": 3, "sampler": "grid",
+    "readings": ["train.lr"],
+    "model": {"channels": [4, 4], "padding": 1},
+    "space": {"train.optimizer": ["sgd", "momentum"], "train.lr": [0.001, 0.01]},
+    "claims": [{"text": "momentum beats plain SGD", "kind": "better",
+                "config": {"train.optimizer": "momentum"},
+                "than": {"train.optimizer": "sgd"}}],
+}
+
+
+def build_summary(tmp_path, measured, key):
+    study = spec.validate(copy.deepcopy(RAW), "test")
+
+    def build(url: str) -> None:
+        study_obj = synthetic.create_study(store.open_storage(url, create=True), study)
+        synthetic.add(study_obj, [
+            synthetic.trial(study, {"train.optimizer": opt, "train.lr": lr},
+                            synthetic.record(seed, test_acc=acc, train_acc=acc))
+            for (opt, lr), accs in measured.items() for seed, acc in enumerate(accs)])
+
+    url = cached_store(tmp_path / "m.db", key, build)
+    return tables.summarize(store.load_study(store.open_storage(url, create=False), "mom"))
+
+
+# lr 1e-3: plain SGD stays at chance (10%: digits has 10 classes) in every seed, so momentum
+# "wins" by 50 points; lr 1e-2: both train and plain SGD is significantly better.
+SGD_STUCK = {("sgd", 0.001): (10.0, 11.0, 9.5), ("momentum", 0.001): (60.0, 62.0, 61.0),
+             ("sgd", 0.01): (70.0, 71.0, 72.0), ("momentum", 0.01): (50.0, 51.0, 49.0)}
+
+
+def test_a_reading_that_did_not_train_is_left_out_and_named(tmp_path):
+    summary = build_summary(tmp_path, SGD_STUCK, "sgd-stuck")
+    [verdict] = claims.evaluate_all(summary)
+    assert verdict.verdict == claims.NOT_SUPPORTED  # lr 1e-2 alone decides it
+    assert verdict.untrained == ("lr=0.001 (optimizer=sgd, lr=0.001 did not train)",)
+    assert verdict.evidence.endswith(
+        "(judged within lr=0.01, the one reading that trains); left out, as they did not "
+        "train: lr=0.001 (optimizer=sgd, lr=0.001 did not train)")
+
+
+def test_the_report_counts_runs_at_chance_and_says_what_was_left_out(tmp_path):
+    summary = build_summary(tmp_path, SGD_STUCK, "sgd-stuck")
+    table = summary.table.set_index("config")
+    assert table.loc["optimizer=sgd, lr=0.001", "collapsed"] == 3
+    assert table["collapsed"].sum() == 3
+    shown = render.display_table(summary, None)
+    assert list(shown["diverged / at chance"]) == ["0 / 3", "0 / 0", "0 / 0", "0 / 0"]
+    text = write.readme(summary, [], ["md"])
+    assert ("*Did not train, so left out of the claims they would decide: lr=0.001 "
+            "(optimizer=sgd, lr=0.001 did not train).*") in text
+    assert ("3 complete runs in 1 configurations ended with their training accuracy at chance "
+            "(they did not train; column \"at chance\").") in text
+
+
+def test_bimodal_configurations_are_said_to_be(tmp_path):
+    measured = dict(SGD_STUCK)
+    measured[("sgd", 0.001)] = (10.0, 80.0, 9.0)
+    summary = build_summary(tmp_path, measured, "bimodal")
+    text = write.readme(summary, [], ["md"])
+    assert ("2 complete runs in 1 configurations ended with their training accuracy at chance "
+            "(they did not train; column \"at chance\"), 1 of those configurations only in "
+            "some seeds (bimodal: its mean and std describe two outcomes, not one).") in text
+    [verdict] = claims.evaluate_all(summary)
+    assert verdict.untrained == ()  # it trained in one seed: the reading counts
+
+
+def test_no_reading_trains_means_not_exercised(tmp_path):
+    measured = {k: ((10.0, 9.0, 11.0) if k[0] == "sgd" else v) for k, v in SGD_STUCK.items()}
+    summary = build_summary(tmp_path, measured, "never")
+    [verdict] = claims.evaluate_all(summary)
+    assert verdict.verdict == claims.NOT_EXERCISED
+    assert verdict.evidence == (
+        "no reading the seed leaves open trains the networks it compares: lr=0.001 "
+        "(optimizer=sgd, lr=0.001 did not train); lr=0.01 (optimizer=sgd, lr=0.01 did not "
+        "train)")
+
+
+@pytest.mark.parametrize(("acc", "expected"), [(15.0, True), (15.01, False), (None, True)])
+def test_at_chance_is_within_the_tolerance_of_guessing(acc, expected):
+    import pandas as pd
+
+    assert bool(tables.at_chance(pd.Series([acc], dtype=float), "digits").iloc[0]) is expected
