@@ -90,10 +90,11 @@ def test_markdown_names_closest_and_says_it_is_not_singled_out(
     # Published values inside the 95% prediction interval of one run: sgd/none 88, 88 (an
     # interval of width 0, 90 outside), sgd/before_pool 92 ± 12.7·1.41·1.22 (92 inside); adam
     # likewise 1 of 2.
-    assert "| optimizer=sgd | 2 | 1.00 [0.00, 13.71] | 1 of 2 | **closest** |" in text
-    assert "| optimizer=adam | 2 | 5.00 [5.00, 5.00] | 1 of 2 |  |" in text
-    assert ("**No reading reproduces the published table**: at best 1 of 2 published values "
-            "lie inside a reading's 95% prediction interval of one run (optimizer=sgd).") in text
+    assert "| optimizer=sgd | 2 | 1.00 [0.00, 13.71] | 0 of 1; 1 cannot tell | **closest** |" in text
+    assert "| optimizer=adam | 2 | 5.00 [5.00, 5.00] | 0 of 1; 1 cannot tell |  |" in text
+    assert ("**No reading is consistent with the published table**: of its values whose "
+            "interval can tell (at most ±3 points wide), none lies inside any reading's 95% "
+            "prediction interval of one run.") in text
     assert ("Closest: **optimizer=sgd**; its interval overlaps another reading's, so the data "
             "do not single it out: a claim's verdict then stands only where every reading "
             "gives it (Claims).") in text
@@ -131,7 +132,7 @@ def test_report_has_a_readings_section(summary: tables.Summary) -> None:
         "the reference rows (test_acc), with a 95% t-interval over the rows' absolute "
         "differences (none with fewer than 2 rows; descriptive only: the rows share "
         "configurations and metrics, so they are not independent samples).")
-    assert "| optimizer=sgd | 2 | 1.00 [0.00, 13.71] | 1 of 2 | **closest** |" in section
+    assert "| optimizer=sgd | 2 | 1.00 [0.00, 13.71] | 0 of 1; 1 cannot tell | **closest** |" in section
     assert text.index("## Published result") < text.index("## Readings")
 
 
@@ -157,7 +158,7 @@ def test_readings_and_references_from_the_study_file(tmp_path: Path) -> None:
     text = write.readme(s, [], ["md"])
     assert "Source: R4." in text and "Source: R3 Table 1." in text
     # adam: before_pool 97 ± 22 holds 92, none 95 ± 0 misses 90, loss 0.55 ± 1.1 holds 0.45
-    assert "| optimizer=adam | 3 | 3.37 [0.00, 10.39] | 5.00 (2) | 0.100 (1) | 2 of 3 |  |" in text
+    assert "| optimizer=adam | 3 | 3.37 [0.00, 10.39] | 5.00 (2) | 0.100 (1) | 1 of 2; 1 cannot tell |  |" in text
 
 
 def test_published_numbers_rank_no_reading_off_the_seeds_dataset(
@@ -185,9 +186,35 @@ def test_seed_dataset_must_be_a_known_dataset() -> None:
 def test_every_published_value_inside_says_consistent_not_reproduced() -> None:
     import pandas as pd
 
-    frame = pd.DataFrame({"reading": ["bn=train", "bn=frozen"], "with_interval": [2, 2],
-                          "inside": [2, 1]})
-    assert readings._reproduces(frame) == (
+    frame = pd.DataFrame({"reading": ["bn=train", "bn=frozen"], "rows": [2, 2],
+                          "with_interval": [2, 2], "inside": [2, 1]})
+    assert readings._reproduces(frame, 3.0) == (
         "Consistent with the published table (every published value inside its 95% "
-        "prediction interval of one run; with few seeds that interval is wide, so this rules "
-        "little out and is not a reproduction): **bn=train**.")
+        "prediction interval of one run, each at most ±3 points wide): **bn=train**.")
+
+
+def test_intervals_too_wide_to_tell_are_not_called_consistent() -> None:
+    import pandas as pd
+
+    # bn=train: 1 value inside a narrow interval, 1 inside a wide one (cannot tell).
+    frame = pd.DataFrame({"reading": ["bn=train", "bn=frozen"], "rows": [2, 2],
+                          "with_interval": [1, 2], "inside": [1, 0]})
+    assert readings._reproduces(frame, 3.0) == (
+        "Consistent only where the interval can tell: in bn=train, 1 of 2 published values lie "
+        "inside an interval at most ±3 points wide and none outside; the other intervals are "
+        "wider, so the table as a whole is neither matched nor contradicted.")
+    wide = pd.DataFrame({"reading": ["a"], "rows": [2], "with_interval": [0], "inside": [0]})
+    assert readings._reproduces(wide, 3.0) == (
+        "Whether a reading is consistent with the table cannot be said: no configuration has "
+        "the 2 runs a prediction interval needs, or every interval is wider than ±3 points "
+        "(see Published result for how many seeds would narrow it).")
+
+
+def test_seeds_to_narrow_a_prediction_interval() -> None:
+    from hpo.reporting.tables import seeds_to_narrow
+
+    # 95% PI half-width t(n-1)·s·sqrt(1 + 1/n) <= 3 with s = 1: n = 3 gives 4.30·1.155 = 4.97,
+    # n = 4 gives 3.18·1.118 = 3.56, n = 5 gives 2.78·1.095 = 3.04, n = 6: 2.57·1.080 = 2.78.
+    assert seeds_to_narrow(1.0, 3.0) == 6
+    assert seeds_to_narrow(0.0, 3.0) == 2
+    assert seeds_to_narrow(1.6, 3.0) is None  # 1.96·1.6 > 3: no number of seeds does

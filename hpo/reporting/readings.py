@@ -68,10 +68,11 @@ def reading_label(summary: Summary, reading: Reading) -> str:
 
 def _differences(summary: Summary, reading: Reading) -> list[tuple[str, float, bool | None]]:
     """(metric, measured mean − published, whether the published value lies inside the 95%
-    prediction interval of one run: None without one) for every (reference row, configuration
-    of this reading) pair where both are finite."""
-    from hpo.reporting.tables import prediction_interval
+    prediction interval of one run: None without one, or inside one too wide to tell) for every
+    (reference row, configuration of this reading) pair where both are finite."""
+    from hpo.reporting.tables import prediction_interval, tells
 
+    within = summary.study.config["consistent_within"]
     rows = [r for r in summary.table.to_dict("records") if _matches(reading, r)]
     out = []
     for ref in references(summary):
@@ -84,6 +85,8 @@ def _differences(summary: Summary, reading: Reading) -> list[tuple[str, float, b
                     low, high = prediction_interval(float(mean), float(row.get(
                         f"{ref.metric}_std", math.nan)), int(row.get("n", 0)))
                     inside = low <= value <= high if math.isfinite(low) else None
+                    if inside and not tells(ref.metric, low, high, within):
+                        inside = None  # a 'yes' from an interval this wide means nothing
                     out.append((ref.metric, float(mean) - float(value), inside))
     return out
 
@@ -179,7 +182,8 @@ def readings_markdown(summary: Summary) -> str:
     apart = metrics if len(metrics) > 1 else []  # per-metric columns only when pooled
     lines = ["| reading | rows compared | mean \\|difference\\| [95% CI] | "
              + "".join(f"mean \\|difference\\| {m} (rows) | " for m in apart)
-             + "published inside the 95% prediction interval of one run | closest |",
+             + "published inside the 95% prediction interval of one run (where narrow enough "
+             "to tell) | closest |",
              "|---|---|---|" + "---|" * len(apart) + "---|---|"]
     for r in frame.to_dict("records"):
         dist = fmt_num(r["mean_abs_diff"], "acc")
@@ -188,6 +192,8 @@ def readings_markdown(summary: Summary) -> str:
         per = "".join(f"{fmt_num(r[f'mean_abs_diff_{m}'], m)} ({r[f'rows_{m}']}) | "
                       for m in apart)
         inside = (f"{r['inside']} of {r['with_interval']}" if r["with_interval"] else "–")
+        if r["rows"] > r["with_interval"]:
+            inside += f"; {r['rows'] - r['with_interval']} cannot tell"
         lines.append(f"| {r['reading']} | {r['rows']} | {dist} | {per}{inside} | "
                      f"{'**closest**' if r['closest'] else ''} |")
     text = ("Per reading (a combination of the values the seed left open: "
@@ -208,27 +214,39 @@ def readings_markdown(summary: Summary) -> str:
                     else "; its interval overlaps another reading's, so the data do not single "
                     "it out: a claim's verdict then stands only where every reading gives "
                     "it (Claims)."))
-    text += " " + _reproduces(frame)
+    text += " " + _reproduces(frame, summary.study.config["consistent_within"])
     return text + "\n\n" + "\n".join(lines)
 
 
-def _reproduces(frame: Any) -> str:
-    """Whether any reading reproduces the published table: every published value inside the
-    reading's 95% prediction interval of one run (the table's single runs are such runs)."""
+def _reproduces(frame: Any, within: float) -> str:
+    """Whether any reading is consistent with the published table: every published value inside
+    the reading's 95% prediction interval of one run (the table's single runs are such runs),
+    counting only intervals narrow enough to tell (± ``within`` points for accuracies)."""
     usable = frame[frame["with_interval"] > 0]
     if usable.empty:
-        return ("Whether a reading reproduces the table cannot be said: no configuration has "
-                "the 2 runs a prediction interval needs.")
-    full = usable[usable["inside"] == usable["with_interval"]]
+        return ("Whether a reading is consistent with the table cannot be said: no "
+                "configuration has the 2 runs a prediction interval needs, or every interval "
+                f"is wider than ±{within:g} points (see Published result for how many seeds "
+                "would narrow it).")
+    full = usable[(usable["inside"] == usable["with_interval"])
+                  & (usable["with_interval"] == usable["rows"])]
+    unrefuted = usable[usable["inside"] == usable["with_interval"]]  # no value outside
+    if full.empty and not unrefuted.empty:
+        top = unrefuted.loc[unrefuted["inside"].idxmax()]
+        return (f"Consistent only where the interval can tell: in {top['reading']}, "
+                f"{top['inside']} of {top['rows']} published values lie inside an interval at "
+                f"most ±{within:g} points wide and none outside; the other intervals are wider, "
+                "so the table as a whole is neither matched nor contradicted.")
     if not full.empty:
         return ("Consistent with the published table (every published value inside its 95% "
-                "prediction interval of one run; with few seeds that interval is wide, so this "
-                "rules little out and is not a reproduction): " + ", ".join(
+                f"prediction interval of one run, each at most ±{within:g} points wide): "
+                + ", ".join(
                     f"**{r}**" for r in full["reading"]) + ".")
     if not usable["inside"].any():
-        return ("**No reading reproduces the published table**: none of its values lies inside "
-                "any reading's 95% prediction interval of one run.")
+        return ("**No reading is consistent with the published table**: of its values whose "
+                f"interval can tell (at most ±{within:g} points wide), none lies inside any "
+                "reading's 95% prediction interval of one run.")
     top = usable.loc[(usable["inside"] / usable["with_interval"]).idxmax()]
-    return (f"**No reading reproduces the published table**: at best {top['inside']} of "
-            f"{top['with_interval']} published values lie inside a reading's 95% prediction "
-            f"interval of one run ({top['reading']}).")
+    return (f"**No reading is consistent with the published table**: at best {top['inside']} "
+            f"of {top['with_interval']} published values whose interval can tell lie inside a "
+            f"reading's 95% prediction interval of one run ({top['reading']}).")

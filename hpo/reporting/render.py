@@ -193,11 +193,20 @@ def reference_display(ref: Any, metric: str) -> Any:
         "95% prediction interval of one run": [
             f"[{fmt_num(lo, metric)}, {fmt_num(hi, metric)}]" if _finite(lo) else DASH
             for lo, hi in zip(ref["pi_low"], ref["pi_high"])],
-        "published inside it": [
-            DASH if v is None or (isinstance(v, float) and math.isnan(v)) else
-            ("yes" if v else "no") for v in ref["published_in_pi"]],
+        "published inside it": [_inside_cell(r) for r in ref.to_dict("records")],
     })
     return out
+
+
+def _inside_cell(row: dict) -> str:
+    """yes / no / cannot tell (an interval too wide for a 'yes' to mean anything)."""
+    inside = row["published_in_pi"]
+    if inside is True or inside is False:
+        return "yes" if inside else "no"
+    lo, hi = row["pi_low"], row["pi_high"]
+    if not (_finite(lo) and lo <= row["published"] <= hi):
+        return DASH
+    return f"cannot tell (±{(hi - lo) / 2:.1f})"
 
 
 # ---------------------------------------------------------------------------------------------

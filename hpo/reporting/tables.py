@@ -485,6 +485,27 @@ def prediction_interval(mean: float, std: float, n: int) -> tuple[float, float]:
     return mean - half, mean + half
 
 
+def seeds_to_narrow(std: float, half_width: float) -> int | None:
+    """Seeds per configuration whose 95% prediction interval of one run is at most
+    ± ``half_width`` at this spread; None when no number up to 100 does (the runs themselves
+    spread wider than that: the interval never gets below ±1.96·s)."""
+    from scipy import stats
+
+    if not (math.isfinite(std) and std >= 0):
+        return None
+    for n in range(2, 101):
+        if float(stats.t.ppf(0.5 + CONFIDENCE / 2, n - 1)) * std * math.sqrt(1 + 1 / n) \
+                <= half_width:
+            return n
+    return None
+
+
+def tells(metric: str, low: float, high: float, within: float) -> bool:
+    """Whether a prediction interval is narrow enough to call a published value inside it
+    consistent (accuracies: at most ± ``within`` points; other metrics: always)."""
+    return not metric.endswith("_acc") or (high - low) / 2 <= within
+
+
 def reference_table(summary: Summary, ref: Any = None) -> Any | None:
     """A published table (``ref``, default the study's first) beside the measured means: one
     row per (published row, matching configuration); a published row naming a subset of the
@@ -506,6 +527,8 @@ def reference_table(summary: Summary, ref: Any = None) -> Any | None:
         for row in matched:
             mean, lo, hi = row[f"{m}_mean"], row[f"{m}_ci_low"], row[f"{m}_ci_high"]
             pi_lo, pi_hi = prediction_interval(mean, row[f"{m}_std"], int(row["n"]))
+            narrow = (tells(m, pi_lo, pi_hi, summary.study.config["consistent_within"])
+                      if math.isfinite(pi_lo) else None)
             if math.isfinite(pi_lo):  # clipped as the CIs are: accuracies 0-100, losses >= 0
                 pi_lo = max(pi_lo, 0.0)
                 pi_hi = min(pi_hi, 100.0) if m.endswith("_acc") else pi_hi
@@ -515,8 +538,15 @@ def reference_table(summary: Summary, ref: Any = None) -> Any | None:
                 "ci_low": lo, "ci_high": hi, "difference": mean - value,
                 "published_in_ci": bool(lo <= value <= hi) if pd.notna(lo) else None,
                 "pi_low": pi_lo, "pi_high": pi_hi,
-                "published_in_pi": bool(pi_lo <= value <= pi_hi) if math.isfinite(pi_lo) else None,
+                # Inside an interval too wide to tell says nothing: None, as with no interval.
+                "published_in_pi": (None if not math.isfinite(pi_lo) else
+                                    False if not pi_lo <= value <= pi_hi else
+                                    True if narrow else None),
+                "pi_tells": narrow,
+                "seeds_to_tell": (None if narrow or narrow is None else seeds_to_narrow(
+                    row[f"{m}_std"], summary.study.config["consistent_within"])),
             })
     columns = ["published_config", "config", "published", "n", "mean", "std", "ci_low",
-               "ci_high", "difference", "published_in_ci", "pi_low", "pi_high", "published_in_pi"]
+               "ci_high", "difference", "published_in_ci", "pi_low", "pi_high", "published_in_pi",
+               "pi_tells", "seeds_to_tell"]
     return pd.DataFrame(rows, columns=columns)

@@ -67,6 +67,11 @@ KEYS: dict[str, Key] = {
     "seed_dataset": Key(None, optional_choice(*DATASETS), "the dataset the seed's published "
                         "numbers come from; on another dataset the report ranks no reading by "
                         "them", False),
+    "consistent_within": Key(
+        3.0, real(gt=0, le=100),
+        "report: a published accuracy is 'inside' the measurement only where the 95% "
+        "prediction interval of one run is at most ± this many points wide; a wider one "
+        "cannot tell, and the report says how many seeds would narrow it", False),
     "target_acc": Key(0.0, real(ge=0, le=100), "report: epochs to reach this validation "
                       "accuracy (%), per configuration (0: not shown)", False),
     # Data
