@@ -146,12 +146,23 @@ def _units(m: str, amount: float) -> str:
     return "" if not m.endswith("_acc") else " point" if amount == 1 else " points"
 
 
+# The most seeds per configuration worth advising: past this, more seeds are not how a person
+# would decide the question (a study here runs 2-25).
+SEED_CAP = 30
+
+
 def seeds_text(n: int | None, what: str, alpha: float, groups: int = 2) -> str:
-    """The power rule's sentence for an inconclusive verdict."""
+    """The power rule's sentence for an inconclusive verdict: a number only where a person
+    would run it (at most SEED_CAP), otherwise why seeds will not decide it and what would."""
     tail = f" (80% power, α = {alpha:.3g})"
-    if n is None:
-        return f"no feasible number of seeds (≤ {stats.MAX_SEEDS:,}) would {what}"
-    return f"≈ {n:,} seeds{' per configuration' if groups == 2 else ''} would {what}{tail}"
+    per = " per configuration" if groups == 2 else ""
+    if n is None or n > SEED_CAP:
+        needed = (f"more than {stats.MAX_SEEDS:,}" if n is None else f"≈ {n:,}{per}")
+        return (f"more seeds would not {what} in practice ({needed} at the observed spread, "
+                f"more than the {SEED_CAP} a study would run): the seed-to-seed spread is large "
+                "against the difference at stake; a stated meaningful difference (a `similar` "
+                "claim's margin), a longer run or a setting closer to the seed's would decide it")
+    return f"≈ {n:,} seeds{per} would {what}{tail}"
 
 
 def _missing(value: Any) -> bool:

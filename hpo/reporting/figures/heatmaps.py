@@ -69,6 +69,8 @@ def _within_noise(summary: Summary, metric: str) -> tuple[Any, float]:
         p = welch_p(mean, std, n, mean[best], std[best], n[best])
         marked = np.asarray(p >= ALPHA)
         marked[best] = True
+    if "collapsed" in table:  # a cell with runs at chance is no rival, however wide its spread
+        marked &= table["collapsed"].fillna(0).to_numpy() == 0
     frame = table.assign(_marked=marked)
     matrix = pivot(frame, summary.keys, "_marked").fillna(False).astype(bool)
     spread = float(np.nanmax(std)) if np.isfinite(std).any() else 0.0
@@ -113,7 +115,7 @@ def plot_heatmaps(data: HeatmapData, title: str) -> Any:
                     if marks.iat[i, j]:
                         ax.add_patch(Rectangle((j + 0.05, i + 0.05), 0.9, 0.9, fill=False,
                                                edgecolor="black", linewidth=2.5))
-        outlined = "\noutlined: best and not significantly different"
+        outlined = "\noutlined: best and not significantly different\n(no run at chance)"
         ax.set_title(f"mean {_unit_label(metric)}" + (outlined if marks is not None else ""))
         ax.set_ylabel(names[data.keys[0]])
         ax.set_xlabel(names[data.keys[1]])
