@@ -90,7 +90,8 @@ def test_markdown_names_closest_and_says_it_is_not_singled_out(
     # Published values inside the 95% prediction interval of one run: sgd/none 88, 88 (an
     # interval of width 0, 90 outside), sgd/before_pool 92 ± 12.7·1.41·1.22 (92 inside); adam
     # likewise 1 of 2.
-    assert "| optimizer=sgd | 2 | 1.00 [0.00, 13.71] | 0 of 1; 1 cannot tell | **closest** |" in text
+    assert ("| optimizer=sgd | 2 | 1.00 [0.00, 13.71] | 0 of 1; 1 cannot tell | **closest** |"
+            in text)
     assert "| optimizer=adam | 2 | 5.00 [5.00, 5.00] | 0 of 1; 1 cannot tell |  |" in text
     assert ("**No reading is consistent with the published table**: of its values whose "
             "interval can tell (at most ±3 points wide), none lies inside any reading's 95% "
@@ -132,7 +133,8 @@ def test_report_has_a_readings_section(summary: tables.Summary) -> None:
         "the reference rows (test_acc), with a 95% t-interval over the rows' absolute "
         "differences (none with fewer than 2 rows; descriptive only: the rows share "
         "configurations and metrics, so they are not independent samples).")
-    assert "| optimizer=sgd | 2 | 1.00 [0.00, 13.71] | 0 of 1; 1 cannot tell | **closest** |" in section
+    assert ("| optimizer=sgd | 2 | 1.00 [0.00, 13.71] | 0 of 1; 1 cannot tell | **closest** |"
+            in section)
     assert text.index("## Published result") < text.index("## Readings")
 
 
@@ -158,7 +160,8 @@ def test_readings_and_references_from_the_study_file(tmp_path: Path) -> None:
     text = write.readme(s, [], ["md"])
     assert "Source: R4." in text and "Source: R3 Table 1." in text
     # adam: before_pool 97 ± 22 holds 92, none 95 ± 0 misses 90, loss 0.55 ± 1.1 holds 0.45
-    assert "| optimizer=adam | 3 | 3.37 [0.00, 10.39] | 5.00 (2) | 0.100 (1) | 1 of 2; 1 cannot tell |  |" in text
+    assert ("| optimizer=adam | 3 | 3.37 [0.00, 10.39] | 5.00 (2) | 0.100 (1) | 1 of 2; 1 cannot "
+            "tell |  |") in text
 
 
 def test_published_numbers_rank_no_reading_off_the_seeds_dataset(
