@@ -80,7 +80,15 @@ def test_bimodal_configurations_are_said_to_be(tmp_path):
             "(they did not train; column \"at chance\"), 1 of those configurations only in "
             "some seeds (bimodal: its mean and std describe two outcomes, not one).") in text
     [verdict] = claims.evaluate_all(summary)
-    assert verdict.untrained == ()  # it trained in one seed: the reading counts
+    assert verdict.untrained == ()  # mean 33%: it trains, if in one seed only; the reading counts
+
+
+def test_a_configuration_whose_mean_is_at_chance_did_not_train(tmp_path):
+    measured = dict(SGD_STUCK)
+    measured[("sgd", 0.001)] = (20.0, 10.0, 10.0)  # one seed barely moved: mean 13.3%
+    summary = build_summary(tmp_path, measured, "barely")
+    [verdict] = claims.evaluate_all(summary)
+    assert verdict.untrained == ("lr=0.001 (optimizer=sgd, lr=0.001 did not train)",)
 
 
 def test_no_reading_trains_means_not_exercised(tmp_path):

@@ -396,12 +396,18 @@ def _claim_readings(claim: Claim, summary: Summary) -> tuple[Any, list[Any]]:
 NEEDS_TRAINING = ("better", "best", "similar")
 
 
-def _untrained_rows(claim: Claim, verdict: Verdict) -> list[dict]:
-    """The configurations a claim compares that did not train: every run at chance."""
+def _untrained_rows(claim: Claim, verdict: Verdict, dataset: str) -> list[dict]:
+    """The configurations a claim compares that did not train: their mean final training
+    accuracy within the at_chance tolerance of guessing (one seed that barely moved does not
+    make a configuration that trains)."""
+    import pandas as pd
+
+    from hpo.reporting.tables import at_chance
+
     if claim.kind not in NEEDS_TRAINING:
         return []
-    return [row for row in verdict.configs
-            if int(row.get("n") or 0) > 0 and int(row.get("collapsed") or 0) >= int(row["n"])]
+    return [row for row in verdict.configs if int(row.get("n") or 0) > 0 and bool(
+        at_chance(pd.Series([row.get("train_acc_mean")], dtype=float), dataset).iloc[0])]
 
 
 def _evaluate_in_readings(claim: Claim, summary: Summary, alpha: float) -> Verdict:
@@ -417,7 +423,8 @@ def _evaluate_in_readings(claim: Claim, summary: Summary, alpha: float) -> Verdi
         return evaluate(claim, summary, alpha)
     untrained = {}
     for r in every:
-        rows = _untrained_rows(claim, evaluate(claim, summary, alpha, r))
+        rows = _untrained_rows(claim, evaluate(claim, summary, alpha, r),
+                               summary.study.config["dataset"])
         if rows:
             untrained[r] = rows
     if untrained:
@@ -557,7 +564,7 @@ def claims_intro(summary: Summary) -> str:
         "single out; if none is singled out, a verdict stands only when every reading gives it "
         "(p: the largest of the readings'), and readings that disagree leave it inconclusive. "
         "A reading in which a configuration that a `better`, `best` or `similar` claim compares "
-        "did not train (every run's final training accuracy within the at_chance tolerance of "
+        "did not train (its mean final training accuracy within the at_chance tolerance of "
         "chance) is left out of that claim's verdict and named; with no reading left the claim "
         "is not exercised. "
         "Verdicts named for other readings are uncorrected." + looks
