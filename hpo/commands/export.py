@@ -40,10 +40,36 @@ def main(args: argparse.Namespace) -> int:
         sys.stdout.write(text)
         return 0
     path = Path(args.output)
+    if _is_store(path, url):
+        raise HpoError(f"--output {path} is a store (it would be overwritten); pick another "
+                       "--output, e.g. trials.csv")
+    # Into a temporary file beside it, renamed only once written: a failed write leaves what was
+    # there before.
+    tmp = path.with_name(f".{path.name}.hpo-tmp")
     try:
-        path.write_text(text)
+        tmp.write_text(text)
+        tmp.replace(path)
     except OSError as exc:
+        tmp.unlink(missing_ok=True)
         raise HpoError(f"cannot write {path}: {exc.strerror}; pick another --output") from None
     trials = len(study_obj.get_trials(deepcopy=False))
     print(f"hpo: wrote {trials} trials of {args.name!r} to {path}", file=sys.stderr)
     return 0
+
+
+def _is_store(path: Path, url: store.StoreURL) -> bool:
+    """``path`` is the store read (its file) or any SQLite or journal store file."""
+    if url.path is not None and path.exists() and url.path.exists():
+        try:
+            if path.samefile(url.path):
+                return True
+        except OSError:
+            pass
+    if not path.is_file():
+        return False
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(256)
+    except OSError:
+        return False
+    return head.startswith(b"SQLite format 3\x00") or b'"op_code"' in head

@@ -62,6 +62,10 @@ def main(args: argparse.Namespace) -> int:
         raise HpoError(f"--jobs must be >= 1, got {args.jobs}")
     if args.threads < 0:
         raise HpoError(f"--threads must be >= 0, got {args.threads}")
+    cores = runner.usable_cores()
+    if args.threads > cores and not args.oversubscribe:
+        raise HpoError(f"--threads {args.threads} is more than the {cores} usable cores; use at "
+                       "most that, or --oversubscribe to insist")
     import time
 
     budget = parse_duration(args.budget) if args.budget else None

@@ -97,7 +97,12 @@ def _figure_specs(summary: Summary) -> list[tuple[str, str, Any]]:
 def write_report(summary: Summary, root: str | os.PathLike,
                  formats: Sequence[str] = FORMATS, command: str = "") -> Written:
     """Write ``root/<study>/`` and return what was written."""
+    from hpo.errors import HpoError
+
     folder = Path(root) / summary.name
+    if folder.resolve().parent != Path(root).resolve():  # a stored name such as '../x'
+        raise HpoError(f"study name {summary.name!r} is not a folder name inside {root}; rename "
+                       "it (hpo run --name NEW) before reporting it")
     fig_dir = folder / "figures"
     fig_dir.mkdir(parents=True, exist_ok=True)
     out = Written(folder)

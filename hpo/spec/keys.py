@@ -92,7 +92,9 @@ KEYS: dict[str, Key] = {
                          "claim is decided or max_repeats is reached", False),
     "max_repeats": Key(10, integer(1), "until_decided: at most this many seeds per "
                        "configuration", False),
-    "seed": Key(0, integer(0), "first seed; repeat r uses seed + r"),
+    # torch.manual_seed and numpy's generators take seeds below 2**32 here: larger ones failed
+    # the first trial with an internal error.
+    "seed": Key(0, integer(0, 2**32 - 1 - 100_000), "first seed; repeat r uses seed + r"),
     "metric": Key("val_acc", choice(*METRICS), "the value Optuna optimizes and prunes on"),
     "sampler": Key("grid", choice(*SAMPLERS), "grid for comparisons; others for tuning"),
     "n_trials": Key(30, integer(1), "total trials of a tuning study (not used by grid)", False),

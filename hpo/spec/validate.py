@@ -80,7 +80,18 @@ def _validate_config(raw: Mapping[str, Any], source: str) -> dict[str, Any]:
         config.setdefault(key, spec_key.default)
     if not config["name"]:
         raise SpecError(f"{source}: name must not be empty")
+    check_name(config["name"], source)
     return config
+
+
+def check_name(name: str, source: str) -> None:
+    """A study name is a folder name in reports/: no path separators, no '.' or '..', no
+    control characters (a name such as '../x' made `hpo report` write outside --out)."""
+    bad = ("/" in name or "\\" in name or name in (".", "..")
+           or any(ord(ch) < 32 or ord(ch) == 127 for ch in name))
+    if bad:
+        raise SpecError(f"{source}: name {name!r} cannot be a folder name (no '/', '\\', '.', "
+                        "'..' or control characters); choose a plain name such as my_study")
 
 
 def check_value(key: str, value: Any, source: str, label: str | None = None) -> Any:

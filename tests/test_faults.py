@@ -1,0 +1,83 @@
+"""Faults a bad-input sweep found (issue 26): each one line, the right exit code, nothing
+stored or overwritten."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from hpo.cli import main
+
+STUDIES = Path(__file__).resolve().parent.parent / "studies"
+
+
+@pytest.mark.parametrize("name", ["..", "../x", "a/b", "."])
+def test_a_study_name_that_is_a_path_is_refused_before_anything_is_stored(name, tmp_path,
+                                                                          capsys):
+    code = main(["run", "--study", "dropout_location", "--name", name, "--storage",
+                 f"sqlite:///{tmp_path / 's.db'}"])
+    assert code == 1
+    assert capsys.readouterr().err == (
+        f"hpo: error: {STUDIES}/dropout_location.toml: name {name!r} cannot be a folder name "
+        "(no '/', '\\', '.', '..' or control characters); choose a plain name such as "
+        "my_study\n")
+    assert not (tmp_path / "s.db").exists()
+
+
+def test_a_seed_past_what_torch_takes_is_refused(tmp_path, capsys):
+    code = main(["run", "--study", "dropout_location", "--set", "seed=1180591620717411303424",
+                 "--storage", f"sqlite:///{tmp_path / 's.db'}"])
+    assert code == 1
+    assert capsys.readouterr().err == (
+        f"hpo: error: {STUDIES}/dropout_location.toml: seed must be an integer >= 0 and <= "
+        "4294867295, got 1180591620717411303424\n")
+    assert not (tmp_path / "s.db").exists()
+
+
+def test_threads_past_the_cores_are_refused(tmp_path, capsys):
+    from hpo.runner import usable_cores
+
+    code = main(["run", "--study", "dropout_location", "--threads", "100000", "--storage",
+                 f"sqlite:///{tmp_path / 's.db'}"])
+    assert code == 1
+    assert capsys.readouterr().err == (
+        f"hpo: error: --threads 100000 is more than the {usable_cores()} usable cores; use at "
+        "most that, or --oversubscribe to insist\n")
+    assert not (tmp_path / "s.db").exists()
+
+
+@pytest.fixture
+def journal_store(tmp_path):
+    """A journal store with one hand-made hpo study (no training)."""
+    import copy
+
+    from hpo import spec, store
+    from hpo.benchmarks import synthetic
+
+    raw = {"name": "mini", "dataset": "digits", "epochs": 1, "repeats": 1, "sampler": "grid",
+           "space": {"train.lr": [0.01, 0.1]}}
+    study = spec.validate(copy.deepcopy(raw), "test")
+    url = f"journal:{tmp_path / 'runs.journal'}"
+    study_obj = synthetic.create_study(store.open_storage(url, create=True), study)
+    synthetic.add(study_obj, [synthetic.trial(study, {"train.lr": lr},
+                                              synthetic.record(0, test_acc=50.0))
+                              for lr in (0.01, 0.1)])
+    return tmp_path / "runs.journal"
+
+
+def test_export_never_writes_over_a_store(journal_store, tmp_path, capsys):
+    before = journal_store.read_bytes()
+    url = f"journal:{journal_store}"
+    assert main(["export", "mini", "--storage", url, "--output", str(journal_store)]) == 1
+    assert capsys.readouterr().err == (
+        f"hpo: error: --output {journal_store} is a store (it would be overwritten); pick "
+        "another --output, e.g. trials.csv\n")
+    assert journal_store.read_bytes() == before
+    sqlite = tmp_path / "other.db"
+    sqlite.write_bytes(b"SQLite format 3\x00" + b"\x00" * 100)
+    assert main(["export", "mini", "--storage", url, "--output", str(sqlite)]) == 1
+    assert capsys.readouterr().err.startswith(f"hpo: error: --output {sqlite} is a store")
+    assert main(["export", "mini", "--storage", url, "--output", str(tmp_path / "t.csv")]) == 0
+    assert (tmp_path / "t.csv").read_text().startswith("number,state,train.lr,seed,")
+    assert not list(tmp_path.glob(".*hpo-tmp"))
