@@ -156,10 +156,11 @@ def progress(entry: Entry) -> Progress:
 
 def summary_lines(rows: Sequence[Progress]) -> list[str]:
     """The campaign's table: each entry's state, runs, and the CPU-hours left."""
-    lines = [f"{'entry':40} {'state':10} {'runs':>11} {'CPU-h left':>10}"]
+    width = max([len("entry"), *(len(str(r.entry.folder)) for r in rows)])
+    lines = [f"{'entry':{width}} {'state':10} {'runs':>11} {'CPU-h left':>10}"]
     for row in rows:
         basis = "" if row.measured or row.left == 0 else " (planned)"
-        lines.append(f"{str(row.entry.folder):40} {row.state.split(':')[0]:10} "
+        lines.append(f"{str(row.entry.folder):{width}} {row.state.split(':')[0]:10} "
                      f"{row.done:>5}/{row.total:<5} {row.cpu_h_left:>10.2f}{basis}")
         lines += [f"    {note}" for note in row.notes]
     left = sum(r.cpu_h_left for r in rows)

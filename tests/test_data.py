@@ -184,9 +184,9 @@ def test_missing_cifar10_is_one_line_with_the_fixes(tmp_path):
         f"dataset 'cifar10' not found: {tmp_path}/cifar-10-batches-bin lacks data_batch_1.bin, "
         "data_batch_2.bin, data_batch_3.bin, data_batch_4.bin, data_batch_5.bin, "
         "test_batch.bin; with network access torchvision downloads it (to "
-        f"{tmp_path}/cifar-10-batches-py); offline run `python ../shared/data/get_cifar10.py "
-        f"{tmp_path}`, or pass --data-dir DIR holding cifar-10-batches-bin/ or "
-        "cifar-10-batches-py/"
+        f"{tmp_path}/cifar-10-batches-py); offline, unpack the official release (the binary or "
+        f"the python version, from the CIFAR-10 page) into {tmp_path}, or pass --data-dir DIR "
+        "holding cifar-10-batches-bin/ or cifar-10-batches-py/"
     )
 
 
@@ -207,8 +207,8 @@ def test_truncated_cifar10_binary_file_is_one_line(tmp_path):
         data.load("cifar10", data_dir=tmp_path, download=False)
     assert str(info.value) == (
         f"dataset 'cifar10': {path} is truncated (12192 bytes, not a whole number of 3073-byte "
-        f"records); delete it and run `python ../shared/data/get_cifar10.py {tmp_path}` again "
-        "(or download it with torchvision)"
+        f"records); delete it and unpack the official release into {tmp_path} again (or "
+        "download it with torchvision)"
     )
 
 
@@ -220,8 +220,8 @@ def test_truncated_cifar10_pickle_is_one_line(tmp_path):
         data.load("cifar10", data_dir=tmp_path, download=False)
     assert str(info.value) == (
         f"dataset 'cifar10': {path} cannot be read (UnpicklingError: pickle data was "
-        f"truncated); delete it and run `python ../shared/data/get_cifar10.py {tmp_path}` again "
-        "(or download it with torchvision)"
+        f"truncated); delete it and unpack the official release into {tmp_path} again (or "
+        "download it with torchvision)"
     )
 
 
@@ -244,11 +244,11 @@ def test_corrupt_dataset(fake_mnist):
 
 
 def test_mnist_imagefolder_script_writes_a_two_class_folder_hpo_reads(fake_mnist, tmp_path):
-    # reports/mnist_imagefolder.py makes the offline stand-in for ants/bees (transfer report).
+    # scripts/mnist_imagefolder.py makes the offline stand-in for ants/bees (transfer report).
     import importlib.util
     from pathlib import Path
 
-    script = Path(__file__).parents[1] / "reports" / "mnist_imagefolder.py"
+    script = Path(__file__).parents[1] / "scripts" / "mnist_imagefolder.py"
     spec = importlib.util.spec_from_file_location("mnist_imagefolder", script)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -263,13 +263,13 @@ def test_mnist_imagefolder_script_writes_a_two_class_folder_hpo_reads(fake_mnist
 
 
 def test_cifar10_imagefolder_script_writes_cat_and_dog_upscaled(tmp_path):
-    # reports/cifar10_imagefolder.py makes the natural-image stand-in for ants/bees (transfer).
+    # scripts/cifar10_imagefolder.py makes the natural-image stand-in for ants/bees (transfer).
     import importlib.util
     from pathlib import Path
 
     from PIL import Image
 
-    script = Path(__file__).parents[1] / "reports" / "cifar10_imagefolder.py"
+    script = Path(__file__).parents[1] / "scripts" / "cifar10_imagefolder.py"
     spec = importlib.util.spec_from_file_location("cifar10_imagefolder", script)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

@@ -29,6 +29,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                        help="report folders that ship their trials (DIR/trials.journal; a "
                        "folder without one: every such folder below it): each report is written "
                        "into its own folder from its trials and the current study file")
+    p.add_argument("--across-trials", nargs="+", metavar="DIR",
+                   help="with --across-datasets: read the runs from these report folders' "
+                   "trials files (a folder without one: every such folder below it) instead of "
+                   "--storage")
     p.add_argument("--check", action="store_true",
                    help="with --trials: write nothing; render into a temporary folder and exit "
                    "1 naming every committed file that differs from what the trials give")
@@ -94,6 +98,12 @@ def main(args: argparse.Namespace) -> int:
         raise HpoError("--check goes with --trials DIR (the report folders to check)")
     if args.trials:
         return _from_trials(args, formats)
+    if args.across_trials:
+        if not args.across_datasets:
+            raise HpoError("--across-trials goes with --across-datasets LIST")
+        from hpo.reporting import committed
+
+        return _across(args, committed.merged_storage(committed.trial_folders(args.across_trials)))
     url = store.parse(store.resolve_url(args.storage))
     storage = store.open_storage(url, create=False)
     if getattr(args, "across_datasets", None):

@@ -35,7 +35,6 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".ppm", ".tif", ".tiff", ".webp")
 CIFAR_RECORD = 1 + 3 * 32 * 32  # binary release: one label byte, then the R, G, B planes
 CIFAR_PY_FOLDER = "cifar-10-batches-py"  # torchvision's download (pickled dicts)
-CIFAR_SCRIPT = "python ../shared/data/get_cifar10.py"  # rebuilds the binary release offline
 
 
 def default_data_dir() -> Path:
@@ -188,7 +187,8 @@ def _missing_advice(name: str, root: Path) -> str:
     """How to get a dataset that is not there, for the one-line error."""
     if name == "cifar10":
         return (f"with network access torchvision downloads it (to {root / CIFAR_PY_FOLDER}); "
-                f"offline run `{CIFAR_SCRIPT} {root}`, or pass --data-dir DIR holding "
+                "offline, unpack the official release (the binary or the python version, "
+                f"from the CIFAR-10 page) into {root}, or pass --data-dir DIR holding "
                 "cifar-10-batches-bin/ or cifar-10-batches-py/")
     if name == "fashion_mnist":
         return ("download it with network access, or `apt-get install dataset-fashion-mnist` "
@@ -293,8 +293,8 @@ def read_cifar10(root: Path, download: bool = False) -> tuple[Any, Any, Any, Any
 
 
 def _cifar_error(path: Path, root: Path, problem: str) -> DataError:
-    return DataError(f"dataset 'cifar10': {path} {problem}; delete it and run "
-                     f"`{CIFAR_SCRIPT} {root}` again (or download it with torchvision)")
+    return DataError(f"dataset 'cifar10': {path} {problem}; delete it and unpack the official "
+                     f"release into {root} again (or download it with torchvision)")
 
 
 def _cifar_bin(path: Path, root: Path) -> tuple[Any, Any]:

@@ -32,7 +32,6 @@ _MNIST_FILES = (
 _CIFAR_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6)) + ("test_batch",)
 CIFAR_RECORD = 1 + 3 * 32 * 32  # binary release: one label byte, then the R, G, B planes
 CIFAR_PY_FOLDER = "cifar-10-batches-py"  # torchvision's download (pickled dicts)
-CIFAR_SCRIPT = "python ../shared/data/get_cifar10.py"  # rebuilds the binary release offline
 
 DATASETS: dict[str, DatasetInfo] = {
     "digits": DatasetInfo((1, 8, 8), 10),

@@ -110,3 +110,16 @@ def check(folder: Path, formats: Sequence[str]) -> list[str]:
             elif not filecmp.cmp(fresh_root / rel, folder / rel, shallow=False):
                 problems.append(f"{folder / rel}: differs from a fresh render of its trials")
         return problems
+
+
+def merged_storage(folders: Sequence[Path]) -> Any:
+    """One in-memory store holding a copy of every folder's study (for claims × datasets,
+    which reads several studies from one store)."""
+    import optuna
+
+    merged = optuna.storages.InMemoryStorage()
+    for folder in folders:
+        study_obj = load_folder_study(folder)
+        optuna.copy_study(from_study_name=study_obj.study_name, from_storage=study_obj._storage,
+                          to_storage=merged)
+    return merged

@@ -1,6 +1,6 @@
 """Write a two-class image folder cut from MNIST: the offline stand-in for R1's ants/bees.
 
-    python reports/mnist_imagefolder.py ../shared/data runs/mnist_4_9
+    python scripts/mnist_imagefolder.py DATA_DIR runs/mnist_4_9
 
 hymenoptera_data (PyTorch's transfer-learning tutorial) cannot be downloaded here, so the
 `transfer` report runs on an image folder of the same shape: two classes, 122 training and
@@ -42,6 +42,6 @@ def write_folder(mnist_root: Path, out: Path) -> int:
 
 if __name__ == "__main__":
     if len(sys.argv) != 3:
-        sys.exit("usage: python reports/mnist_imagefolder.py MNIST_ROOT OUT_DIR")
+        sys.exit("usage: python scripts/mnist_imagefolder.py MNIST_ROOT OUT_DIR")
     count = write_folder(Path(sys.argv[1]), Path(sys.argv[2]))
     print(f"wrote {count} images under {sys.argv[2]}")

@@ -1,8 +1,8 @@
 """Write a two-class natural-image folder cut from CIFAR-10: the offline stand-in for ants/bees.
 
-    python reports/cifar10_imagefolder.py DATA_DIR runs/cifar10_cat_dog
+    python scripts/cifar10_imagefolder.py DATA_DIR runs/cifar10_cat_dog
 
-DATA_DIR holds cifar-10-batches-bin/ (``python ../shared/data/get_cifar10.py DATA_DIR``) or
+DATA_DIR holds cifar-10-batches-bin/ (the official binary release, from the CIFAR-10 page) or
 torchvision's cifar-10-batches-py/. hymenoptera_data (PyTorch's transfer-learning tutorial)
 cannot be downloaded here, so the `transfer` study runs on an image folder of its shape: two
 classes, 122 training and 77 validation images per class (244 / 153 in the tutorial), PNG files
@@ -44,6 +44,6 @@ def write_folder(cifar_root: Path, out: Path, size: int = SIZE) -> int:
 
 if __name__ == "__main__":
     if len(sys.argv) != 3:
-        sys.exit("usage: python reports/cifar10_imagefolder.py CIFAR10_DIR OUT_DIR")
+        sys.exit("usage: python scripts/cifar10_imagefolder.py CIFAR10_DIR OUT_DIR")
     count = write_folder(Path(sys.argv[1]), Path(sys.argv[2]))
     print(f"wrote {count} images under {sys.argv[2]}")
