@@ -85,8 +85,8 @@ BC = "dropout_location=before_conv: test_acc 90 ± 2 (n=3)"
 NONE = "dropout_location=none: test_acc 82 ± 2 (n=3)"
 # Seed advice past SEED_CAP (30) says why more seeds will not decide it, not a number to run.
 CAPPED = ("at the observed spread, more than the 30 a study would run): the seed-to-seed "
-          "spread is large against the difference at stake; a stated meaningful difference (a "
-          "`similar` claim's margin), a longer run or a setting closer to the seed's would "
+          "spread is large against the difference at stake; a larger stated meaningful difference "
+          "(the claim's margin), a longer run or a setting closer to the seed's would "
           "decide it")
 
 
@@ -107,8 +107,18 @@ CAPPED = ("at the observed spread, more than the 30 a study would run): the seed
     (claim("better", "none", "before_pool"), "not supported",
      f"{NONE} vs {BP}; Welch p = 0.00646 (significantly worse)"),
     (claim("better", "before_pool", "before_conv"), "inconclusive",
-     f"{BP} vs {BC}; Welch p = 0.496 (not significant); inconclusive: more seeds would not "
-     "detect the observed 1-point difference in practice (≈ 41 per configuration " + CAPPED),
+     f"{BP} vs {BC}; Welch p = 0.496 (not significant); difference +1 [90% CI -2.06, +4.06], "
+     "smallest that matters ±1 point; TOST p = 0.5; inconclusive: more seeds would not detect "
+     "the observed 1-point difference in practice (≈ 41 per configuration " + CAPPED),
+    (claim("better", "before_pool", "before_conv", margin=5), "not supported",
+     f"{BP} vs {BC}; Welch p = 0.496 (not significant); difference +1 [90% CI -2.06, +4.06], "
+     "smallest that matters ±5 points; TOST p = 0.0274 (no meaningful difference: the interval "
+     "lies inside the margin)"),
+    (claim("better", "before_pool", "before_conv", margin=3), "inconclusive",
+     f"{BP} vs {BC}; Welch p = 0.496 (not significant); difference +1 [90% CI -2.06, +4.06], "
+     "smallest that matters ±3 points; TOST p = 0.11; inconclusive: ≈ 9 seeds per "
+     "configuration would show the observed 1-point difference is below the margin (80% "
+     "power, α = 0.05)"),
     (claim("better", "input", "none"), "inconclusive",
      f"dropout_location=input: test_acc 85 (n=1) vs {NONE}; no test (n < 2); inconclusive: at "
      "least 2 seeds per configuration are needed for a test"),
@@ -319,7 +329,7 @@ def test_claims_survive_the_store_and_the_note() -> None:
      "'none'} twice"),
     ("best", "s.toml: claims[0] must be a table with text, kind and config, got 'best'"),
     ({"text": "x", "kind": "best", "config": {LOC: "none"}, "margin": 1},
-     "s.toml: claims[0].margin is only for kind 'similar', got kind 'best'"),
+     "s.toml: claims[0].margin is only for kinds 'similar' and 'better', got kind 'best'"),
     ({"text": "x", "kind": "similar", "config": {LOC: "none"}, "than": {LOC: "input"},
       "margin": 0}, "s.toml: claims[0].margin must be a number > 0, got 0"),
     ({"text": "x", "kind": "similar", "config": {LOC: "none"}, "than": {LOC: "input"},

@@ -160,7 +160,7 @@ def seeds_text(n: int | None, what: str, alpha: float, groups: int = 2) -> str:
         needed = (f"more than {stats.MAX_SEEDS:,}" if n is None else f"≈ {n:,}{per}")
         return (f"more seeds would not {what} in practice ({needed} at the observed spread, "
                 f"more than the {SEED_CAP} a study would run): the seed-to-seed spread is large "
-                "against the difference at stake; a stated meaningful difference (a `similar` "
+                "against the difference at stake; a larger stated meaningful difference (the "
                 "claim's margin), a longer run or a setting closer to the seed's would decide it")
     return f"≈ {n:,} seeds{per} would {what}{tail}"
 

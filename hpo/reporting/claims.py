@@ -215,8 +215,14 @@ def _better(claim: Claim, a: _Side, b: _Side, m: str, alpha: float) -> Verdict:
                        "configuration are needed for a test", p, configs=rows,
                        seeds_needed=lambda _alpha: 2)
     sd = stats.pooled_std(a.values, b.values)
+    margin = _meaningful(claim, m)
+    # Where the observed difference is below the smallest one that matters, the decision it
+    # points to is "no meaningful difference" (TOST); otherwise a difference.
+    small = margin is not None and abs(d.diff) < margin
 
     def needed(level: float) -> int | None:
+        if small:
+            return _more_than(stats.seeds_for_equivalence(d.diff, sd, margin, level), a, b)
         return _more_than(stats.seeds_to_detect(d.diff, sd, level), a, b)
 
     if p < alpha:
@@ -224,9 +230,32 @@ def _better(claim: Claim, a: _Side, b: _Side, m: str, alpha: float) -> Verdict:
         return Verdict(claim, m, SUPPORTED if wins else NOT_SUPPORTED,
                        f"{evidence} (significantly {'better' if wins else 'worse'})", p,
                        configs=rows, seeds_needed=needed)
+    if margin is not None:
+        p_eq = stats.p_equivalent(d, margin)
+        low, high = stats.ci(d, 1 - 2 * alpha)
+        evidence += (f" (not significant); difference {d.diff:+.3g} [{100 * (1 - 2 * alpha):.3g}% "
+                     f"CI {low:+.3g}, {high:+.3g}], smallest that matters ±{margin:g}"
+                     f"{_units(m, margin)}; {_fmt_p(p_eq, 'TOST p')}")
+        if p_eq < alpha:
+            return Verdict(claim, m, NOT_SUPPORTED, f"{evidence} (no meaningful difference: "
+                           "the interval lies inside the margin)", p_eq, configs=rows,
+                           seeds_needed=needed)
+        what = (f"show the observed {_amount(d.diff, m)} is below the margin" if small
+                else f"detect the observed {_amount(d.diff, m)}")
+        return Verdict(claim, m, INCONCLUSIVE, f"{evidence}; inconclusive: "
+                       + seeds_text(needed(alpha), what, alpha), p, configs=rows,
+                       seeds_needed=needed)
     return Verdict(claim, m, INCONCLUSIVE, f"{evidence} (not significant); inconclusive: "
                    + seeds_text(needed(alpha), f"detect the observed {_amount(d.diff, m)}",
                                 alpha), p, configs=rows, seeds_needed=needed)
+
+
+def _meaningful(claim: Claim, m: str) -> float | None:
+    """A better claim's smallest difference that matters: its margin, else SIMILAR_MARGIN
+    accuracy points; None on other metrics without a margin (times, losses, epochs)."""
+    if claim.margin is not None:
+        return claim.margin
+    return SIMILAR_MARGIN if m.endswith("_acc") else None
 
 
 def _best(claim: Claim, summary: Summary, a: _Side, m: str, alpha: float,

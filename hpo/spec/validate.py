@@ -315,15 +315,18 @@ def _validate_claim(i: int, raw: Any, study: Study) -> Claim:
 
 def _claim_margin(where: str, raw: Mapping[str, Any], kind: str, metric: str) -> float | None:
     """similar: the equivalence margin; accuracy points default to SIMILAR_MARGIN, any other
-    metric (losses, seconds, epochs) has no natural default and must name one."""
+    metric (losses, seconds, epochs) has no natural default and must name one. better: the
+    smallest difference that matters (default SIMILAR_MARGIN on accuracies, none elsewhere): a
+    difference shown to be smaller is decided as no meaningful difference."""
     if "margin" not in raw:
         if kind == "similar" and not metric.endswith("_acc"):
             raise SpecError(f"{where}: kind 'similar' on {metric!r} needs margin (the largest "
                             f"difference in {metric} that counts as the same)")
         return None
     margin = raw["margin"]
-    if kind != "similar":
-        raise SpecError(f"{where}.margin is only for kind 'similar', got kind {kind!r}")
+    if kind not in ("similar", "better"):
+        raise SpecError(f"{where}.margin is only for kinds 'similar' and 'better', got kind "
+                        f"{kind!r}")
     if isinstance(margin, bool) or not isinstance(margin, (int, float)) or not margin > 0:
         raise SpecError(f"{where}.margin must be a number > 0, got {margin!r}")
     return float(margin)
