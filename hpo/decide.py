@@ -13,8 +13,13 @@ when no trial of the study is waiting or running, so two workers cannot both rai
 for the same data, and a killed worker's batch is completed by the next run (its stale trial
 is failed and queued again as usual).
 
-Repeated looks at growing data inflate a test's error rate if each look uses alpha: every test
-of such a study runs at alpha / planned_looks (Bonferroni over the looks the cap allows).
+Repeated looks at growing data inflate a test's error rate if each look uses alpha. The looks
+spend alpha along Lan and DeMets' Pocock-type function alpha(t) = alpha·ln(1 + (e − 1)·t), t the
+share of the planned looks taken: look k of K tests at alpha(k/K) − alpha((k−1)/K), and these
+add up to alpha over all looks (a union bound: valid whatever the looks' correlation). Pocock's
+shape spends more early than O'Brien-Fleming's, so a clear effect stops after the first
+batches. A claim whose decision would need more seeds than the cap allows at the observed
+difference gets none (futility): seeds go only where they can decide.
 """
 
 from __future__ import annotations
@@ -40,6 +45,17 @@ def planned_looks(config: Mapping[str, Any]) -> int:
     """Looks at the data the cap allows: after repeats, then after each batch."""
     extra = max(0, int(config["max_repeats"]) - int(config["repeats"]))
     return 1 + math.ceil(extra / batch_size(config))
+
+
+def spent(alpha: float, share: float) -> float:
+    """Alpha spent by the share ``share`` (0-1) of the planned looks: Pocock-type."""
+    return alpha * math.log(1 + (math.e - 1) * min(max(share, 0.0), 1.0))
+
+
+def look_alpha(alpha: float, look: int, looks: int) -> float:
+    """The level of look ``look`` (1-based) of ``looks``: its share of the spending function."""
+    look = min(max(look, 1), looks)
+    return spent(alpha, look / looks) - spent(alpha, (look - 1) / looks)
 
 
 def targets(study_obj: Any) -> dict[str, int]:
@@ -106,10 +122,16 @@ def next_targets(study_obj: Any, study: Study) -> tuple[dict[str, int], dict[str
     raised: dict[str, int] = {}
     why: dict[str, list[int]] = {}
     undecided = []
+    futile = []
+    next_alpha = _next_look_alpha(study_obj, study)
     for i, v in enumerate(verdicts):
         if v.decided:
             continue
         undecided.append(i + 1)
+        needs = v.seeds_needed(next_alpha) if v.seeds_needed is not None else None
+        if study.config["futility"] and (needs is None or needs > cap):
+            futile.append(i + 1)  # the cap cannot decide it at the observed difference
+            continue
         for row in v.configs:
             cell = _cell_of(study, summary.keys, row)
             if cell is None:
@@ -123,13 +145,28 @@ def next_targets(study_obj: Any, study: Study) -> tuple[dict[str, int], dict[str
     labels = {space_mod.cell_key(c): lbl for c, lbl in _labels(study, summary)}
     look = {"undecided": undecided,
             "seeds": {labels.get(k, k): n for k, n in raised.items()},
-            "claims": why}
+            "claims": why, "futile": futile}
     if not undecided:
         look["end"] = f"all {len(verdicts)} claims decided"
     elif not raised:
-        look["end"] = (f"claims {', '.join(map(str, undecided))} still inconclusive at the cap "
-                       f"of {cap} seeds per configuration (max_repeats)")
+        open_ = [n for n in undecided if n not in futile]
+        parts = []
+        if open_:
+            parts.append(f"claims {', '.join(map(str, open_))} still inconclusive at the cap "
+                         f"of {cap} seeds per configuration (max_repeats)")
+        if futile:
+            parts.append(f"claims {', '.join(map(str, futile))} stopped for futility (at the "
+                         f"observed difference more than the cap of {cap} seeds would be needed)")
+        look["end"] = "; ".join(parts)
     return raised, look
+
+
+def _next_look_alpha(study_obj: Any, study: Study) -> float:
+    """The level the look after this one tests at (what more seeds would be judged by)."""
+    from hpo.reporting.tables import ALPHA
+
+    taken = len(study_obj.user_attrs.get(LOOKS_ATTR) or []) + 1
+    return look_alpha(ALPHA, taken + 1, planned_looks(study.config))
 
 
 def _labels(study: Study, summary: Any) -> list[tuple[dict[str, Any], str]]:

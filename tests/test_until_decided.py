@@ -32,13 +32,14 @@ RAW: dict[str, Any] = {
         {"text": "before_pool beats none", "kind": "better", "config": {LOC: "before_pool"},
          "than": {LOC: "none"}},
         {"text": "before_fc is as good as before_pool", "kind": "similar",
-         "config": {LOC: "before_fc"}, "than": {LOC: "before_pool"}},
+         "config": {LOC: "before_fc"}, "than": {LOC: "before_pool"}, "margin": 8},
     ],
 }
-# Seeds 0, 1: claim 1 is decided at once (Welch p 0.005, x 2 by Holm = 0.01 < 0.05 / 2 looks);
-# claim 2 is not (90.5 vs 90, margin 1, sd 2.8 on before_fc).
+# Seeds 0, 1: claim 1 is decided at once (Welch p 0.005, x 2 by Holm = 0.01 < 0.031, look 1 of
+# 2's share of alpha); claim 2 is not (90.5 vs 90.5, sd 2.5 pooled: TOST p 0.091 within ±8)
+# but 4 seeds would decide it at the next look's 0.019: it gets seeds 2, 3.
 FIRST = {"none": (80.0, 81.0), "before_pool": (90.0, 91.0), "before_fc": (88.0, 93.0)}
-# Seeds 2, 3: claim 1 stays decided, claim 2 stays inconclusive (sd 2.2 against a margin of 1).
+# Seeds 2, 3: claim 2 is decided too (TOST p 0.0015, Holm x 2 = 0.003 < 0.019).
 SECOND = {"before_pool": {2: 90.0, 3: 91.0}, "before_fc": {2: 90.0, 3: 91.0}}
 
 
@@ -79,13 +80,21 @@ def spec_cell(cell_key: str) -> str:
     return json.loads(cell_key)[LOC]
 
 
-def test_looks_planned_and_alpha_divided() -> None:
+def test_looks_planned_and_alpha_spent() -> None:
+    import math
+
     assert decide.planned_looks({"repeats": 2, "max_repeats": 4}) == 2
     assert decide.planned_looks({"repeats": 3, "max_repeats": 10}) == 4  # 3, 6, 9, 10
     assert decide.planned_looks({"repeats": 3, "max_repeats": 3}) == 1
+    # Pocock-type spending: alpha ln(1 + (e - 1) t); looks' levels add up to alpha.
+    levels = [decide.look_alpha(0.05, k, 4) for k in (1, 2, 3, 4)]
+    assert levels[0] == pytest.approx(0.05 * math.log(1 + (math.e - 1) / 4))
+    assert levels == pytest.approx([0.017869, 0.013137, 0.010394, 0.008601], abs=1e-6)
+    assert sum(levels) == pytest.approx(0.05)
+    assert decide.look_alpha(0.05, 1, 1) == pytest.approx(0.05)
 
 
-def test_seeds_go_only_to_undecided_claims_and_stop_at_the_cap(tmp_path: Path) -> None:
+def test_seeds_go_only_to_undecided_claims_until_decided(tmp_path: Path) -> None:
     study = study_of()
     url, study_obj = _store(tmp_path, study)
     verdicts = claims.evaluate_all(tables.summarize(study_obj))
@@ -103,9 +112,8 @@ def test_seeds_go_only_to_undecided_claims_and_stop_at_the_cap(tmp_path: Path) -
     assert len(study_obj.user_attrs[decide.LOOKS_ATTR]) == 1
 
     assert _finish_waiting(study_obj, SECOND) == waiting
-    assert decide.add_seeds(study_obj, study, url) == 0  # at the cap: finished
-    assert study_obj.user_attrs[decide.END_ATTR] == (
-        "claims 2 still inconclusive at the cap of 4 seeds per configuration (max_repeats)")
+    assert decide.add_seeds(study_obj, study, url) == 0  # decided: finished
+    assert study_obj.user_attrs[decide.END_ATTR] == "all 2 claims decided"
     done = Counter(spec_cell(t.user_attrs["cell"]) for t in study_obj.get_trials()
                    if t.state.name == "COMPLETE")
     assert done == {"none": 2, "before_pool": 4, "before_fc": 4}
@@ -117,10 +125,27 @@ def test_seeds_go_only_to_undecided_claims_and_stop_at_the_cap(tmp_path: Path) -
         "complete seeds per configuration dropout_location=none 2, "
         "dropout_location=before_pool 4, dropout_location=before_fc 4. Seeds were added for "
         "the undecided claims (dropout_location=before_fc: claims 2; "
-        "dropout_location=before_pool: claims 2). Stopped: claims 2 still inconclusive at the "
-        "cap of 4 seeds per configuration (max_repeats).")
-    assert claims.report_alpha(summary) == pytest.approx(0.025)
-    assert "every test runs at α = 0.05 / 2 planned looks = 0.025" in claims.claims_intro(summary)
+        "dropout_location=before_pool: claims 2). Stopped: all 2 claims decided.")
+    assert claims.report_alpha(summary) == pytest.approx(0.05 - 0.05 * math.log(1 + (
+        math.e - 1) / 2))
+    assert ("the tests run at the level this look spends: look 2 of 2 planned, α = 0.019 "
+            "(Lan-DeMets Pocock-type spending") in claims.claims_intro(summary)
+
+
+def test_a_claim_the_cap_cannot_decide_gets_no_seeds(tmp_path: Path) -> None:
+    raw_claims = copy.deepcopy(RAW["claims"])
+    raw_claims[1]["margin"] = 1  # at sd 2.5, showing ±1 would take ~150 seeds: futile at 4
+    study = study_of(claims=raw_claims)
+    url, study_obj = _store(tmp_path, study)
+    assert decide.add_seeds(study_obj, study, url) == 0
+    assert study_obj.user_attrs[decide.END_ATTR] == (
+        "claims 2 stopped for futility (at the observed difference more than the cap of 4 "
+        "seeds would be needed)")
+    assert decide.targets(study_obj) == {}
+    unchecked = study_of(claims=raw_claims, futility=False)
+    (tmp_path / "b").mkdir()
+    url, study_obj = _store(tmp_path / "b", unchecked)
+    assert decide.add_seeds(study_obj, unchecked, url) == 4  # futility off: up to the cap
 
 
 def test_all_decided_means_no_seeds(tmp_path: Path) -> None:
@@ -188,6 +213,8 @@ config = { "train.lr" = 0.0011 }
 than = { "train.lr" = 0.001 }
 margin = 0.01
 """
+# futility = false (the default is true): without it the claim below would get no seeds at all.
+CLI_STUDY = CLI_STUDY.replace('max_repeats = 4\n', 'max_repeats = 4\nfutility = false\n')
 # A margin of 0.01 points (test accuracy moves in steps of 0.28 points on the digits) cannot be
 # shown with 4 seeds: the claim stays inconclusive and gets every seed up to the cap; lr 0.5 is
 # in no claim and keeps its 2 seeds.
@@ -249,3 +276,53 @@ def test_cli_sigkill_mid_batch_then_rerun_finishes_exactly_once(tmp_path: Path) 
     states = Counter(t.state.name for t in trials(url, "ud"))
     assert states["FAIL"] == 1 and states["COMPLETE"] == 10
     assert math.isfinite(len(trials(url, "ud")))
+
+
+# ---------------------------------------------------------------------------------------------
+# The sequential rule's error rates, simulated on the real decision code (no training).
+
+
+def _sequential(rng: Any, effect: float, sd: float, repeats: int, cap: int) -> str:
+    """One simulated until-decided run of a `better` claim (margin 1 point): seeds in batches
+    of ``repeats`` until the verdict at the look's level is decided, or the cap."""
+    import numpy as np
+
+    from hpo.reporting.claim_sides import _Side
+
+    claim = spec.Claim("a beats b", "better", (("x", "a"),), (("x", "b"),), None, 5.0, 1.0,
+                       None, ())
+    looks = decide.planned_looks({"repeats": repeats, "max_repeats": cap})
+    a, b = [], []
+    for look in range(1, looks + 1):
+        n = min(cap, repeats * look) - len(a)
+        a += list(rng.normal(50 + effect, sd, n))
+        b += list(rng.normal(50, sd, n))
+        verdict = claims._better(claim, _Side({"config": "a"}, np.array(a), list(range(len(a)))),
+                                 _Side({"config": "b"}, np.array(b), list(range(len(b)))),
+                                 "test_acc",
+                                 decide.look_alpha(0.05, look, looks))
+        if verdict.decided:
+            return verdict.verdict + (" (no difference)" if "no meaningful" in verdict.evidence
+                                      else "")
+    return "inconclusive"
+
+
+def test_a_zero_effect_is_decided_as_no_meaningful_difference_at_the_stated_rates() -> None:
+    import numpy as np
+
+    rng = np.random.default_rng(20261206)
+    outcomes = Counter(_sequential(rng, 0.0, 0.6, 3, 12) for _ in range(400))
+    # A true difference of zero: claiming one is an error, at most alpha = 0.05 over all looks
+    # (4 looks, Pocock-type spending; with 400 runs, 0.05 + 3 standard errors = 0.083).
+    wrong = outcomes["supported"] + outcomes["not supported"]
+    assert wrong / 400 <= 0.083, outcomes
+    # And most runs end decided as "no meaningful difference" (sd 0.6 against a margin of 1).
+    assert outcomes["not supported (no difference)"] / 400 >= 0.8, outcomes
+
+
+def test_a_real_effect_is_found_and_stops_early() -> None:
+    import numpy as np
+
+    rng = np.random.default_rng(7)
+    outcomes = Counter(_sequential(rng, 3.0, 1.0, 3, 12) for _ in range(200))
+    assert outcomes["supported"] / 200 >= 0.9, outcomes

@@ -45,12 +45,16 @@ def n_classes(dataset: str) -> int:
 
 
 def report_alpha(summary: Summary) -> float:
-    """ALPHA, divided by the planned looks when seeds were added until decided."""
-    from hpo.decide import LOOKS_ATTR, planned_looks
+    """ALPHA; when seeds were added until decided, the level of the look this report is (the
+    looks taken + 1), by hpo.decide's alpha-spending function."""
+    from hpo.decide import LOOKS_ATTR, look_alpha, planned_looks
 
     config = summary.study.config
     adaptive = config.get("until_decided") or summary.attrs.get(LOOKS_ATTR)
-    return ALPHA / planned_looks(config) if adaptive else ALPHA
+    if not adaptive:
+        return ALPHA
+    taken = len(summary.attrs.get(LOOKS_ATTR) or []) + 1
+    return look_alpha(ALPHA, taken, planned_looks(config))
 
 
 # ---------------------------------------------------------------------------------------------

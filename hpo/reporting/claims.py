@@ -4,7 +4,9 @@ A verdict is SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE, NOT_EXERCISED or NOT_APPLIC
 numbers behind it. Tests use the per-seed values of the complete runs (hpo.reporting.stats):
 
 - ``better``: supported iff Welch's two-sided test finds ``config`` significantly better than
-  ``than``; not supported iff significantly worse; else inconclusive.
+  ``than``; not supported iff significantly worse, or (accuracies, or a claim with ``margin``)
+  iff TOST shows the difference inside ± the smallest difference that matters; else
+  inconclusive.
 - ``best``: Welch's test of ``config`` against every other configuration, Holm-corrected over
   those k - 1 comparisons. Supported iff it is best by mean and significantly better than every
   other; not supported iff another configuration is significantly better; else inconclusive,
@@ -23,9 +25,9 @@ Several claims in one report: Holm's correction over the claims' decisive p-valu
 significant alone but not after the correction is inconclusive. Every inconclusive verdict says
 how many seeds per configuration would decide it at the observed difference (80% power, the
 two-sample t-test with the pooled std; for equivalence, TOST's power). A study run with
-``until_decided`` looked at its data several times: each test then runs at alpha / looks
-(Bonferroni over the planned looks, hpo.decide.planned_looks), so adding seeds until a test
-passes cannot inflate the error rate. With ``readings``, a claim that leaves a reading key open
+``until_decided`` looked at its data several times: each look tests at its share of an
+alpha-spending function (hpo.decide.look_alpha; the shares add up to alpha), so adding seeds
+until a test passes cannot inflate the error rate. With ``readings``, a claim that leaves a reading key open
 is judged within the reading closest to the published numbers, and names the readings whose
 verdict differs.
 """
@@ -568,13 +570,20 @@ def claims_intro(summary: Summary) -> str:
     alpha = report_alpha(summary)
     looks = ""
     if alpha != ALPHA:
-        looks = (f" Seeds were added until the claims were decided, so every test runs at "
-                 f"α = {ALPHA:g} / {round(ALPHA / alpha)} planned looks = {alpha:.3g} "
-                 "(Bonferroni over the looks).")
+        from hpo.decide import LOOKS_ATTR, planned_looks
+
+        taken = len(summary.attrs.get(LOOKS_ATTR) or []) + 1
+        looks = (f" Seeds were added until the claims were decided, so the tests run at the "
+                 f"level this look spends: look {taken} of "
+                 f"{planned_looks(summary.study.config)} planned, α = {alpha:.3g} (Lan-DeMets "
+                 "Pocock-type spending of α = 0.05 over the looks; the looks' levels add up to "
+                 "0.05).")
     return (
         "What the seed reports claimed, checked against these measurements. `better`: "
         "supported iff Welch's two-sided t-test finds it significantly better, not supported "
-        "iff significantly worse. `best`: supported iff best by mean and significantly better "
+        "iff significantly worse, or, on accuracies, iff the difference is shown smaller than "
+        "the smallest that matters (the claim's margin, default 1 point; TOST): no meaningful "
+        "difference. `best`: supported iff best by mean and significantly better "
         "than every other configuration (Welch, Holm-corrected over those comparisons), not "
         "supported iff another is significantly better; an inconclusive `best` names its ties. "
         "`similar`: TOST equivalence within ±margin (default "

@@ -92,6 +92,9 @@ KEYS: dict[str, Key] = {
                          "claim is decided or max_repeats is reached", False),
     "max_repeats": Key(10, integer(1), "until_decided: at most this many seeds per "
                        "configuration", False),
+    "futility": Key(True, boolean, "until_decided: give no more seeds to a claim that "
+                    "max_repeats cannot decide at the observed difference (futility stop)",
+                    False),
     # torch.manual_seed and numpy's generators take seeds below 2**32 here: larger ones failed
     # the first trial with an internal error.
     "seed": Key(0, integer(0, 2**32 - 1 - 100_000), "first seed; repeat r uses seed + r"),
