@@ -27,9 +27,9 @@ how many seeds per configuration would decide it at the observed difference (80%
 two-sample t-test with the pooled std; for equivalence, TOST's power). A study run with
 ``until_decided`` looked at its data several times: each look tests at its share of an
 alpha-spending function (hpo.decide.look_alpha; the shares add up to alpha), so adding seeds
-until a test passes cannot inflate the error rate. With ``readings``, a claim that leaves a reading key open
-is judged within the reading closest to the published numbers, and names the readings whose
-verdict differs.
+until a test passes cannot inflate the error rate. With ``readings``, a claim that leaves a
+reading key open is judged within the reading closest to the published numbers, and names the
+readings whose verdict differs.
 """
 
 from __future__ import annotations
