@@ -81,3 +81,15 @@ def test_export_never_writes_over_a_store(journal_store, tmp_path, capsys):
     assert main(["export", "mini", "--storage", url, "--output", str(tmp_path / "t.csv")]) == 0
     assert (tmp_path / "t.csv").read_text().startswith("number,state,train.lr,seed,")
     assert not list(tmp_path.glob(".*hpo-tmp"))
+
+
+def test_derived_channels_past_a_float_are_refused(tmp_path, capsys):
+    code = main(["run", "--study", "dropout_location", "--set", "model.conv_layers=1100",
+                 "--set", "model.channels=[]", "--set", "model.pool=none", "--storage",
+                 f"sqlite:///{tmp_path / 's.db'}"])
+    assert code == 1
+    assert capsys.readouterr().err == (
+        f"hpo: error: {STUDIES}/dropout_location.toml: model: conv layer 1021 would have 16 x "
+        "2.0^1020 channels (model.width x model.growth^(layer - 1)), more than any machine "
+        "holds; use fewer model.conv_layers, a smaller model.growth or list model.channels\n")
+    assert not (tmp_path / "s.db").exists()

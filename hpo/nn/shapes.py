@@ -103,7 +103,17 @@ class ModelConfig:
     def conv_channels(self) -> list[int]:
         if self.channels:
             return list(self.channels)
-        return [max(1, round(self.width * self.growth**i)) for i in range(self.conv_layers)]
+        out = []
+        for i in range(self.conv_layers):
+            try:
+                out.append(max(1, round(self.width * self.growth**i)))
+            except OverflowError:  # width x growth^i past a float: no machine holds it
+                raise ShapeError(
+                    f"model: conv layer {i + 1} would have {self.width} x {self.growth}^{i} "
+                    "channels (model.width x model.growth^(layer - 1)), more than any machine "
+                    "holds; use fewer model.conv_layers, a smaller model.growth or list "
+                    "model.channels") from None
+        return out
 
     def pool_of(self, block: int) -> str:
         if isinstance(self.pool, str):
