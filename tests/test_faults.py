@@ -93,3 +93,45 @@ def test_derived_channels_past_a_float_are_refused(tmp_path, capsys):
         "2.0^1020 channels (model.width x model.growth^(layer - 1)), more than any machine "
         "holds; use fewer model.conv_layers, a smaller model.growth or list model.channels\n")
     assert not (tmp_path / "s.db").exists()
+
+
+@pytest.mark.parametrize("sets, line", [
+    (["model.channels=[1000000, 4]"],
+     "model.channels = [1000000, 4] needs about 69.4 GB to train (46,000,174 parameters, "
+     "batch_size 64), more than one worker may take (7.8 GB of 9.8 GB available); use a smaller "
+     "model.channels"),
+    (["model.fc_layers=1", "model.fc_width=1000000000"],
+     "model.fc_width = 1000000000 needs about 1,356.0 GB to train (27,000,000,750 parameters, "
+     "batch_size 64), more than one worker may take (7.8 GB of 9.8 GB available); use a smaller "
+     "model.fc_width"),
+])
+def test_a_model_one_worker_cannot_hold_is_refused_before_anything_is_stored(
+        sets, line, monkeypatch, tmp_path, capsys):
+    from hpo import runner
+
+    monkeypatch.setattr(runner.plan, "available_mb", lambda: 10_000.0)
+    # Never train such a model here if the check regresses: that would take the machine.
+    monkeypatch.setattr(runner.pool, "work", lambda *a, **k: pytest.fail("training started"))
+    argv = ["run", "--study", "dropout_location", "--storage", f"sqlite:///{tmp_path / 's.db'}"]
+    for item in sets:
+        argv += ["--set", item]
+    assert main(argv) == 1
+    assert capsys.readouterr().err == f"hpo: error: {STUDIES}/dropout_location.toml: {line}\n"
+    assert not (tmp_path / "s.db").exists()
+
+
+@pytest.mark.parametrize("sets", [
+    [], ["model.conv_layers=3", "model.channels=[]", "model.pool=none"],
+    ["model.fc_layers=2", "model.fc_width=30", "model.batch_norm=both", "model.bias=false"],
+    ["model.fc_layers=1"],
+])
+def test_the_size_check_counts_the_parameters_torch_builds(sets):
+    from hpo import spec
+    from hpo.nn import models
+    from hpo.nn.shapes import training_bytes
+
+    config = spec.load("dropout_location", sets).config
+    if sets == ["model.fc_layers=1"]:
+        config = {**config, "model.family": "mlp"}
+    built = models.build_model(models.ModelConfig.from_config(config), (1, 8, 8), 10)
+    assert training_bytes(config)[2] == models.count_parameters(built)
