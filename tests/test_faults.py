@@ -135,3 +135,45 @@ def test_the_size_check_counts_the_parameters_torch_builds(sets):
         config = {**config, "model.family": "mlp"}
     built = models.build_model(models.ModelConfig.from_config(config), (1, 8, 8), 10)
     assert training_bytes(config)[2] == models.count_parameters(built)
+
+
+@pytest.fixture
+def tiny_mnist(tmp_path):
+    """MNIST's four IDX files, 10 training and 5 test images."""
+    import struct
+
+    raw = tmp_path / "data" / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    for prefix, n in (("train", 10), ("t10k", 5)):
+        (raw / f"{prefix}-images-idx3-ubyte").write_bytes(
+            struct.pack(">HBBIII", 0, 8, 3, n, 28, 28) + bytes(n * 28 * 28))
+        (raw / f"{prefix}-labels-idx1-ubyte").write_bytes(
+            struct.pack(">HBBI", 0, 8, 1, n) + bytes(range(n)))
+    return raw
+
+
+def test_a_truncated_mnist_file_stores_nothing(tiny_mnist, tmp_path, capsys):
+    path = tiny_mnist / "train-images-idx3-ubyte"
+    path.write_bytes(path.read_bytes()[:-40])
+    code = main(["run", "--study", "dropout_location", "--dataset", "mnist", "--data-dir",
+                 str(tmp_path / "data"), "--storage", f"sqlite:///{tmp_path / 's.db'}"])
+    assert code == 1
+    assert capsys.readouterr().err == (
+        f"hpo: error: dataset 'mnist' in {tiny_mnist} cannot be read (train-images-idx3-ubyte "
+        "is truncated: 7816 bytes, its header says 7856); delete the files and download them "
+        "again\n")
+    assert not (tmp_path / "s.db").exists()
+
+
+def test_an_mnist_file_with_a_wrong_magic_number_is_not_called_truncated(tiny_mnist, tmp_path,
+                                                                          capsys):
+    path = tiny_mnist / "train-labels-idx1-ubyte"
+    path.write_bytes(b"\x00\x00\x08\x03" + path.read_bytes()[4:])
+    code = main(["run", "--study", "dropout_location", "--dataset", "mnist", "--data-dir",
+                 str(tmp_path / "data"), "--storage", f"sqlite:///{tmp_path / 's.db'}"])
+    assert code == 1
+    assert capsys.readouterr().err == (
+        f"hpo: error: dataset 'mnist' in {tiny_mnist} cannot be read (train-labels-idx1-ubyte is "
+        "not an IDX file of unsigned bytes (its magic number is 00 00 08 03, not 00 00 08 01)); "
+        "delete the files and download them again\n")
+    assert not (tmp_path / "s.db").exists()
