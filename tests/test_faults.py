@@ -177,3 +177,23 @@ def test_an_mnist_file_with_a_wrong_magic_number_is_not_called_truncated(tiny_mn
         "not an IDX file of unsigned bytes (its magic number is 00 00 08 03, not 00 00 08 01)); "
         "delete the files and download them again\n")
     assert not (tmp_path / "s.db").exists()
+
+
+def test_a_data_dir_that_is_a_file_is_named_so(tmp_path, capsys):
+    (tmp_path / "afile").write_text("")
+    code = main(["run", "--study", "dropout_location", "--dataset", "mnist", "--data-dir",
+                 str(tmp_path / "afile"), "--storage", f"sqlite:///{tmp_path / 's.db'}"])
+    assert code == 1
+    assert capsys.readouterr().err == (
+        f"hpo: error: dataset 'mnist': the data folder {tmp_path}/afile is a file, not a folder; "
+        "pass --data-dir a folder (or leave it out for $HPO_DATA_DIR or ./data)\n")
+    assert not (tmp_path / "s.db").exists()
+
+
+def test_a_study_that_is_a_folder_is_named_so(tmp_path, capsys):
+    code = main(["run", "--study", str(tmp_path), "--storage", f"sqlite:///{tmp_path / 's.db'}"])
+    assert code == 1
+    assert capsys.readouterr().err == (
+        f"hpo: error: {tmp_path} is a folder, not a study file; give a .toml file (e.g. one in "
+        "it), or a shipped study name (`hpo studies`)\n")
+    assert not (tmp_path / "s.db").exists()

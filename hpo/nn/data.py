@@ -208,6 +208,9 @@ def ensure_available(name: str, data_dir: str | Path | None = None, download: bo
     if info is None:
         raise DataError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
     root = Path(data_dir) if data_dir else default_data_dir()
+    if name != "digits" and root.exists() and not root.is_dir():
+        raise DataError(f"dataset {name!r}: the data folder {root} is a file, not a folder; "
+                        "pass --data-dir a folder (or leave it out for $HPO_DATA_DIR or ./data)")
     if name == "imagefolder":
         imagefolder_files(root)
         return
