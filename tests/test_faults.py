@@ -197,3 +197,23 @@ def test_a_study_that_is_a_folder_is_named_so(tmp_path, capsys):
         f"hpo: error: {tmp_path} is a folder, not a study file; give a .toml file (e.g. one in "
         "it), or a shipped study name (`hpo studies`)\n")
     assert not (tmp_path / "s.db").exists()
+
+
+def test_the_dashboard_says_nothing_of_listening_on_a_busy_port_or_a_bad_host(journal_store,
+                                                                              capsys):
+    import socket
+
+    url = f"journal:{journal_store}"
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        assert main(["dashboard", "--storage", url, "--port", str(port)]) == 1
+    assert capsys.readouterr() == ("", f"hpo: error: port {port} on 127.0.0.1 is in use; pick "
+                                       "another with --port N\n")
+    assert main(["dashboard", "--storage", url, "--host", "192.0.2.1", "--port", "8080"]) == 1
+    assert capsys.readouterr().err == (
+        "hpo: warning: --host 192.0.2.1 makes the dashboard reachable from other machines; it "
+        "has no login, and anyone who reaches it can edit and delete studies\n"
+        "hpo: error: cannot serve on 192.0.2.1:8080: Cannot assign requested address; check "
+        "--host and --port\n")
