@@ -217,3 +217,15 @@ def test_the_dashboard_says_nothing_of_listening_on_a_busy_port_or_a_bad_host(jo
         "has no login, and anyone who reaches it can edit and delete studies\n"
         "hpo: error: cannot serve on 192.0.2.1:8080: Cannot assign requested address; check "
         "--host and --port\n")
+
+
+def test_a_report_on_a_full_disk_names_the_file(journal_store, tmp_path, capsys):
+    folder = tmp_path / "out" / "mini"
+    folder.mkdir(parents=True)
+    (folder / "table.csv").symlink_to("/dev/full")  # every write there: ENOSPC
+    code = main(["report", "--study", "mini", "--storage", f"journal:{journal_store}", "--out",
+                 str(tmp_path / "out"), "--no-artifacts"])
+    assert code == 1
+    assert capsys.readouterr().err == (
+        f"hpo: error: {folder / 'table.csv'}: No space left on device (the disk is full; free "
+        "space, then re-run the same command)\n")
