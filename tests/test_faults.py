@@ -229,3 +229,20 @@ def test_a_report_on_a_full_disk_names_the_file(journal_store, tmp_path, capsys)
     assert capsys.readouterr().err == (
         f"hpo: error: {folder / 'table.csv'}: No space left on device (the disk is full; free "
         "space, then re-run the same command)\n")
+
+
+def test_bench_on_unreadable_data_fails_before_its_workers_start(tmp_path, capsys):
+    folder = tmp_path / "data" / "cifar-10-batches-bin"
+    folder.mkdir(parents=True)
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        (folder / f"{name}.bin").write_bytes(bytes(3073 * 2))
+    (folder / "data_batch_3.bin").write_bytes(bytes(3073 * 2 + 10))
+    code = main(["bench", "--dataset", "cifar10", "--data-dir", str(tmp_path / "data"),
+                 "--jobs", "2", "--device", "cpu", "--out", str(tmp_path / "out")])
+    assert code == 1
+    err = capsys.readouterr().err
+    assert err.splitlines()[-1] == (
+        f"hpo: error: dataset 'cifar10': {folder / 'data_batch_3.bin'} is truncated (6156 bytes, "
+        "not a whole number of 3073-byte records); delete it and unpack the official release "
+        f"into {tmp_path / 'data'} again (or download it with torchvision)")
+    assert "resume" not in err and "workers failed" not in err
