@@ -246,3 +246,27 @@ def test_bench_on_unreadable_data_fails_before_its_workers_start(tmp_path, capsy
         "not a whole number of 3073-byte records); delete it and unpack the official release "
         f"into {tmp_path / 'data'} again (or download it with torchvision)")
     assert "resume" not in err and "workers failed" not in err
+
+
+def test_an_sqlite_store_with_scribbled_pages_is_called_corrupt(tmp_path, capsys):
+    from hpo import spec, store
+    from hpo.benchmarks import synthetic
+
+    study = spec.validate({"name": "mini", "dataset": "digits", "epochs": 1, "repeats": 1,
+                           "space": {"train.lr": [0.01, 0.1]}}, "test")
+    db = tmp_path / "s.db"
+    study_obj = synthetic.create_study(store.open_storage(f"sqlite:///{db}", create=True), study)
+    synthetic.add(study_obj, [synthetic.trial(study, {"train.lr": lr},
+                                              synthetic.record(0, test_acc=50.0))
+                              for lr in (0.01, 0.1)] * 20)
+    size = db.stat().st_size
+    with db.open("r+b") as fh:
+        for offset in range(4096, size, 4096):
+            fh.seek(offset + 100)
+            fh.write(b"\xa5" * 500)
+    for command in (["show", "mini"], ["report", "--study", "mini", "--out",
+                                       str(tmp_path / "out")]):
+        assert main([*command, "--storage", f"sqlite:///{db}"]) == 1
+        err = capsys.readouterr().err
+        assert err.startswith(f"hpo: error: store {db} is corrupt (")
+        assert err.endswith("); restore it from a backup\n") and err.count("\n") == 1
