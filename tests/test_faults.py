@@ -270,3 +270,14 @@ def test_an_sqlite_store_with_scribbled_pages_is_called_corrupt(tmp_path, capsys
         err = capsys.readouterr().err
         assert err.startswith(f"hpo: error: store {db} is corrupt (")
         assert err.endswith("); restore it from a backup\n") and err.count("\n") == 1
+
+
+def test_a_grid_of_more_runs_than_hpo_queues_is_refused(tmp_path, capsys):
+    code = main(["run", "--study", "dropout_location", "--repeats", "100000", "--storage",
+                 f"sqlite:///{tmp_path / 's.db'}"])
+    assert code == 1
+    assert capsys.readouterr().err == (
+        f"hpo: error: {STUDIES}/dropout_location.toml: 12 configurations x 100,000 seeds "
+        "(repeats) = 1,200,000 runs, more than hpo queues (100,000); lower repeats or narrow "
+        "[space]\n")
+    assert not (tmp_path / "s.db").exists()
