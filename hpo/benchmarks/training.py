@@ -180,6 +180,9 @@ def run_hpo_way(study: spec.Study, data_dir: Path, jobs: int, device: str = "cpu
     """`hpo run` itself, into a throwaway store."""
     from hpo import runner
 
+    # Read here first: unreadable data is one line now, not a failure in every worker (whose
+    # advice, to re-run the same command to resume, does not fit a throwaway store).
+    n_train = _train_size(study, data_dir)
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         url = f"sqlite:///{Path(tmp) / 'bench.db'}"
@@ -189,7 +192,6 @@ def run_hpo_way(study: spec.Study, data_dir: Path, jobs: int, device: str = "cpu
         trials = [t for t in study_obj.get_trials() if t.state.name == "COMPLETE"]
     wall = time.perf_counter() - started
     epoch_times = [h["seconds"] for t in trials for h in t.user_attrs["history"]]
-    n_train = _train_size(study, data_dir)
     accs = [t.user_attrs["test_acc"] for t in trials]
     return WayResult(
         name=f"hpo ({jobs} worker{'s' if jobs > 1 else ''}, tensors in memory, "

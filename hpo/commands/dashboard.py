@@ -46,6 +46,7 @@ def main(args: argparse.Namespace) -> int:
         print(f"hpo: warning: --host {args.host} makes the dashboard reachable from other "
               "machines; it has no login, and anyone who reaches it can edit and delete studies",
               file=sys.stderr)
+    _check_address(args.host, args.port)  # before any line says it listens there
     from optuna_dashboard import run_server
 
     shown = f"[{args.host}]" if ":" in args.host else args.host
@@ -58,12 +59,32 @@ def main(args: argparse.Namespace) -> int:
     try:
         run_server(storage, host=args.host, port=args.port, artifact_store=artifacts)
     except OSError as exc:
-        if exc.errno == errno.EADDRINUSE:
-            raise HpoError(f"port {args.port} on {args.host} is in use; pick another with "
-                           "--port N") from None
-        raise HpoError(f"cannot serve on {args.host}:{args.port}: {exc.strerror or exc}; "
-                       "check --host and --port") from None
+        raise _address_error(exc, args.host, args.port) from None
     except KeyboardInterrupt:
         pass  # bottle swallows Ctrl-C inside the server; this covers the moments around it
     print("hpo: dashboard stopped", file=sys.stderr)
     return 0
+
+
+def _address_error(exc: OSError, host: str, port: int) -> HpoError:
+    if exc.errno == errno.EADDRINUSE:
+        return HpoError(f"port {port} on {host} is in use; pick another with --port N")
+    return HpoError(f"cannot serve on {host}:{port}: {exc.strerror or exc}; check --host and "
+                    "--port")
+
+
+def _check_address(host: str, port: int) -> None:
+    """Bind ``host:port`` once and let it go: a busy port or a host that is not this machine's
+    is one line before the dashboard's own "Listening on" line, not after it."""
+    import socket
+
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind((host.strip("[]"), port))
+    except socket.gaierror as exc:
+        raise HpoError(f"cannot serve on {host}:{port}: {exc.strerror or exc}; check --host "
+                       "and --port") from None
+    except OSError as exc:
+        raise _address_error(exc, host, port) from None

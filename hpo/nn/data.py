@@ -9,6 +9,7 @@ hot loop.
 from __future__ import annotations
 
 import functools
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -207,6 +208,9 @@ def ensure_available(name: str, data_dir: str | Path | None = None, download: bo
     if info is None:
         raise DataError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
     root = Path(data_dir) if data_dir else default_data_dir()
+    if name != "digits" and root.exists() and not root.is_dir():
+        raise DataError(f"dataset {name!r}: the data folder {root} is a file, not a folder; "
+                        "pass --data-dir a folder (or leave it out for $HPO_DATA_DIR or ./data)")
     if name == "imagefolder":
         imagefolder_files(root)
         return
@@ -227,6 +231,42 @@ def ensure_available(name: str, data_dir: str | Path | None = None, download: bo
         names = ", ".join(p.name for p in missing)
         raise DataError(f"dataset {name!r} not found: {missing[0].parent} lacks {names}; "
                         f"{_missing_advice(name, root)}")
+    if name != "cifar10":
+        check_idx_files(name, root)
+
+
+def _idx_bytes(path: Path) -> bytes:
+    """An IDX file's bytes: the raw file, else its .gz (torchvision keeps the .gz beside what
+    it unpacks; Debian ships only the .gz)."""
+    if path.is_file():
+        return path.read_bytes()
+    import gzip
+
+    gz = path.with_name(path.name + ".gz")
+    try:
+        return gzip.decompress(gz.read_bytes())
+    except (EOFError, gzip.BadGzipFile) as exc:
+        raise ValueError(f"{gz.name} is not a complete gzip file ({exc})") from None
+
+
+def idx_shape(head: bytes, size: int, name: str) -> tuple[int, ...]:
+    """The shape an IDX file of unsigned bytes declares in ``head`` (its first bytes); a
+    ValueError saying what is wrong when it is no such file or its ``size`` disagrees. MNIST's
+    images (``*-images-*``) have 3 dimensions, its labels 1."""
+    ndim = 3 if "-images-" in name else 1 if "-labels-" in name else None
+    if len(head) < 4 or head[:3] != b"\0\0\x08" or head[3] != (ndim or head[3]):
+        want = f"00 00 08 {ndim:02x}" if ndim else "00 00 08 then the number of dimensions"
+        raise ValueError(f"{name} is not an IDX file of unsigned bytes (its magic number is "
+                         f"{head[:4].hex(' ') or 'missing'}, not {want})")
+    n = head[3]
+    shape = tuple(int.from_bytes(head[4 + 4 * i:8 + 4 * i], "big") for i in range(n))
+    expected = 4 + 4 * n + math.prod(shape)
+    if size < expected:
+        raise ValueError(f"{name} is truncated: {size} bytes, its header says {expected}")
+    if size > expected:
+        raise ValueError(f"{name} has {size - expected} bytes past the {expected} its header "
+                         "says")
+    return shape
 
 
 def read_idx(path: Path) -> Any:
@@ -234,24 +274,28 @@ def read_idx(path: Path) -> Any:
     import numpy as np
     import torch
 
-    if path.is_file():
-        raw = path.read_bytes()
-    else:  # torchvision keeps the .gz beside what it unpacks; Debian ships only the .gz
-        import gzip
-
-        gz = path.with_name(path.name + ".gz")
-        try:
-            raw = gzip.decompress(gz.read_bytes())
-        except (EOFError, gzip.BadGzipFile) as exc:
-            raise ValueError(f"{gz.name} is not a complete gzip file ({exc})") from None
-    if len(raw) < 4 or raw[:2] != b"\0\0" or raw[2] != 0x08:
-        raise ValueError(f"{path.name} is not an IDX file of unsigned bytes")
-    ndim = raw[3]
-    shape = tuple(int.from_bytes(raw[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim))
-    data = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim)
-    if data.size != int(np.prod(shape)):
-        raise ValueError(f"{path.name} is truncated: {data.size} bytes for shape {shape}")
+    raw = _idx_bytes(path)
+    shape = idx_shape(raw[:4 + 4 * 255], len(raw), path.name)
+    data = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * len(shape))
     return torch.from_numpy(data.reshape(shape).copy())
+
+
+def check_idx_files(name: str, root: Path) -> None:
+    """The IDX files of an MNIST-like dataset are whole (header and size agree), read without
+    loading them where unpacked: a truncated file is found before a store is touched."""
+    folder = root / DATASETS[name].folder
+    for f in _MNIST_FILES:
+        path = folder / f
+        try:
+            if path.is_file():
+                with path.open("rb") as fh:
+                    head = fh.read(4 + 4 * 3)
+                idx_shape(head, path.stat().st_size, f)
+            else:
+                read_idx(path)
+        except (OSError, ValueError) as exc:
+            raise DataError(f"dataset {name!r} in {folder} cannot be read ({exc}); delete the "
+                            "files and download them again") from None
 
 
 def _mnist_like(name: str, root: Path) -> tuple[Any, Any, Any, Any]:

@@ -103,7 +103,17 @@ class ModelConfig:
     def conv_channels(self) -> list[int]:
         if self.channels:
             return list(self.channels)
-        return [max(1, round(self.width * self.growth**i)) for i in range(self.conv_layers)]
+        out = []
+        for i in range(self.conv_layers):
+            try:
+                out.append(max(1, round(self.width * self.growth**i)))
+            except OverflowError:  # width x growth^i past a float: no machine holds it
+                raise ShapeError(
+                    f"model: conv layer {i + 1} would have {self.width} x {self.growth}^{i} "
+                    "channels (model.width x model.growth^(layer - 1)), more than any machine "
+                    "holds; use fewer model.conv_layers, a smaller model.growth or list "
+                    "model.channels") from None
+        return out
 
     def pool_of(self, block: int) -> str:
         if isinstance(self.pool, str):
@@ -182,3 +192,64 @@ def _efficientnet_features(input_shape: tuple[int, int, int]) -> tuple[int, int,
             "ImageNet-normalised images are what the network's input is mapped from)"
         )
     return EFFICIENTNET_FEATURES, 1, 1  # after its global average pooling
+
+
+# Images in each dataset's files: the largest batch (batch_size = 'full') it can give.
+DATASET_IMAGES = {"digits": 1797, "mnist": 70000, "fashion_mnist": 70000, "kmnist": 70000,
+                  "cifar10": 60000}
+# Floats kept per parameter while training: the weight, its gradient, two optimizer states.
+FLOATS_PER_PARAMETER = 4
+# Floats kept per output value of a layer per sample: the output and its gradient.
+FLOATS_PER_ACTIVATION = 2
+
+
+def layer_sizes(cfg: ModelConfig, input_shape: tuple[int, int, int],
+                n_classes: int) -> list[tuple[str, int, int]]:
+    """(key that sets its size, parameters, output values per sample) of each layer of a cnn or
+    mlp, from the same shapes as feature_shape (which must accept ``cfg``); alexnet and
+    efficientnet_lite0 have fixed sizes and give []."""
+    if cfg.family not in ("cnn", "mlp"):
+        return []
+    out, (c, h, w) = [], input_shape
+    if cfg.family == "cnn":
+        pad, k = cfg.conv_padding(), cfg.kernel_size
+        for block, out_c in enumerate(cfg.conv_channels()):
+            h, w = (h + 2 * pad - k) // cfg.stride + 1, (w + 2 * pad - k) // cfg.stride + 1
+            key = ("model.channels" if cfg.channels else
+                   "model.width" if block == 0 or cfg.growth <= 1 else "model.growth")
+            bn = cfg.batch_norm in ("conv", "both")
+            values = out_c * h * w * (2 + bn)  # conv, [batch norm], activation
+            if cfg.pool_of(block) != "none":
+                h, w = h // cfg.pool_size, w // cfg.pool_size
+                values += out_c * h * w
+            out.append((key, c * out_c * k * k + (out_c if cfg.bias else 0) + 2 * out_c * bn,
+                        values))
+            c = out_c
+    features = c * h * w
+    key = "model.fc_units" if cfg.fc_units else "model.fc_width"
+    if not cfg.hidden_units():  # the output layer's size is set by what reaches it
+        key = out[-1][0] if out else "image_size"
+    for units in [*cfg.hidden_units(), n_classes]:
+        bn = cfg.batch_norm in ("fc", "both") and units != n_classes
+        out.append((key, features * units + units * cfg.bias + 2 * units * bn, units * (2 + bn)))
+        features = units
+    return out
+
+
+def training_bytes(config: Mapping[str, Any]) -> tuple[int, str, int]:
+    """(bytes, key, parameters): what one worker holds to train the model of a resolved study
+    configuration (weights, gradients and optimizer states; each layer's outputs and their
+    gradients for one batch), and the key behind the largest part of it."""
+    cfg = ModelConfig.from_config(config)
+    dataset = config["dataset"]
+    images = DATASET_IMAGES.get(dataset)  # imagefolder: unknown until read
+    if config.get("train_subset"):
+        images = min(images or config["train_subset"], config["train_subset"])
+    batch = config.get("batch_size", 64)
+    batch = (images or 1) if batch == "full" else min(int(batch), images or int(batch))
+    layers = layer_sizes(cfg, input_shape(dataset, config), DATASETS[dataset].n_classes or 1000)
+    if not layers:
+        return 0, "", 0
+    parts = [(4 * (FLOATS_PER_PARAMETER * p + FLOATS_PER_ACTIVATION * v * batch), key)
+             for key, p, v in layers]
+    return sum(b for b, _ in parts), max(parts)[1], sum(p for _, p, _ in layers)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -109,7 +110,8 @@ def write_report(summary: Summary, root: str | os.PathLike,
     drawn: list[tuple[str, str]] = []
     for stem, caption, draw in _figure_specs(summary):
         path = fig_dir / f"{stem}.png"
-        figures.save(draw(), path)
+        with naming(path):
+            figures.save(draw(), path)
         out.files.append(path)
         drawn.append((f"figures/{stem}.png", caption))
     if "csv" in formats:
@@ -123,8 +125,21 @@ def write_report(summary: Summary, root: str | os.PathLike,
 
 
 def _write(path: Path, text: str) -> Path:
-    path.write_text(text, encoding="utf-8")
+    with naming(path):
+        path.write_text(text, encoding="utf-8")
     return path
+
+
+@contextlib.contextmanager
+def naming(path: Path) -> Iterator[None]:
+    """An OSError while writing ``path`` names it: a full disk raises ENOSPC on the write or
+    the close with no file name, and the one-line error would not say which file."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.filename is None:
+            exc.filename = str(path)
+        raise
 
 
 def _inert_train_keys(config: dict, varied: set[str]) -> set[str]:
@@ -413,9 +428,7 @@ def write_index(root: str | os.PathLike, entries: Sequence[tuple[Summary, Writte
             f"{summary.study.config['repeats']} seeds | {summary.counts['COMPLETE']} complete of "
             f"{sum(summary.counts.values())} | {best_text[0]} | {best_text[1]} |"
         )
-    path = root / "README.md"
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return path
+    return _write(root / "README.md", "\n".join(lines) + "\n")
 
 
 def command_study(command: str) -> str | None:

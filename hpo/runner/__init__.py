@@ -25,6 +25,7 @@ from hpo.runner.plan import (  # noqa: F401
     RunOptions,
     available_mb,
     cap_jobs,
+    check_memory,
     pending_runs,
     pick_device,
     plan_jobs,

@@ -133,3 +133,25 @@ def plan_jobs(study: Study, opts: RunOptions) -> int:
     finished, peak = store.finished_runs(opts.storage_url, study.name)
     return cap_jobs(opts.jobs, pending_runs(study, finished), oversubscribe=opts.oversubscribe,
                     peak_mb=peak)
+
+
+def check_memory(study: Study, jobs: int) -> None:
+    """Refuse, before the store is touched, a model that one of ``jobs`` workers cannot hold
+    in its share of the available memory (weights, gradients, optimizer states and one batch's
+    layer outputs, from the shapes), naming the key that makes it large."""
+    from hpo.nn.shapes import training_bytes
+
+    avail = available_mb()
+    if avail is None:
+        return
+    share = avail * MEMORY_SHARE / max(1, jobs) * 2**20
+    configs = [study.resolve(c) for c in study.cells()] if study.is_grid else [study.config]
+    for config in configs:
+        need, key, params = training_bytes(config)
+        if need > share:
+            workers = f"one of {jobs} workers" if jobs > 1 else "one worker"
+            raise HpoError(
+                f"{study.source}: {key} = {config.get(key)!r} needs about {need / 2**30:,.1f} GB "
+                f"to train ({params:,} parameters, batch_size {config['batch_size']}), more than "
+                f"{workers} may take ({share / 2**30:,.1f} GB of {avail / 1024:,.1f} GB "
+                f"available); use a smaller {key}")

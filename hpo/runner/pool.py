@@ -16,7 +16,13 @@ from typing import Any
 from hpo import store
 from hpo.errors import HpoError
 from hpo.runner.create import prepare_study
-from hpo.runner.plan import RunOptions, pick_device, plan_jobs, threads_per_worker
+from hpo.runner.plan import (
+    RunOptions,
+    check_memory,
+    pick_device,
+    plan_jobs,
+    threads_per_worker,
+)
 from hpo.runner.queue import DONE_STATES, _state_name, remaining
 from hpo.runner.worker import _set_up_process, _stop_signals, load_splits, work
 from hpo.spec import Study, from_dict
@@ -108,6 +114,7 @@ def run(study: Study, opts: RunOptions) -> Any:
     if opts.jobs > 1:
         store.check_url(opts.storage_url)  # a bad store must not start workers to stop again
         opts = dataclasses.replace(opts, jobs=plan_jobs(study, opts))
+    check_memory(study, opts.jobs)
     threads = threads_per_worker(opts.jobs, opts.threads)
     workers = _Workers(study, opts, threads) if opts.jobs > 1 else None
     # With workers waiting, a SIGTERM must not kill this process before it tells them.

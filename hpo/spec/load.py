@@ -58,6 +58,9 @@ def shipped_studies() -> dict[str, Path]:
 def find_study_file(name_or_path: str) -> Path:
     path = Path(name_or_path)
     if path.suffix == ".toml" or path.exists():
+        if path.is_dir():
+            raise SpecError(f"{name_or_path} is a folder, not a study file; give a .toml file "
+                            "(e.g. one in it), or a shipped study name (`hpo studies`)")
         if not path.is_file():
             raise SpecError(f"{name_or_path}: no such study file; check the path")
         return path

@@ -34,9 +34,25 @@ def validate(raw: Mapping[str, Any], source: str) -> Study:
     tables = _validate_references(raw, study)
     study = Study(config, space, tables[0] if tables else None, source, (), tuple(tables[1:]))
     _validate_combinations(study)
+    _validate_run_count(study)
     claims = _validate_claims(raw.get("claims", []), study)
     _validate_until_decided(config, claims, source)
     return Study(config, space, study.reference, source, claims, study.more_references)
+
+
+# Runs (configurations x seeds) a grid study may queue: past this, a typo (repeats = 100000)
+# would spend hours queueing before the first trial.
+MAX_RUNS = 100_000
+
+
+def _validate_run_count(study: Study) -> None:
+    if not study.is_grid:
+        return
+    cells, seeds = len(study.cells()), study.config["repeats"]
+    if cells * seeds > MAX_RUNS:
+        raise SpecError(f"{study.source}: {cells:,} configurations x {seeds:,} seeds (repeats) "
+                        f"= {cells * seeds:,} runs, more than hpo queues ({MAX_RUNS:,}); lower "
+                        "repeats or narrow [space]")
 
 
 def _validate_until_decided(config: Mapping[str, Any], claims: tuple[Any, ...],

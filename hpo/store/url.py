@@ -147,7 +147,7 @@ def check_sqlite(path: Path, *, create: bool) -> None:
         try:
             rows = con.execute("SELECT name FROM sqlite_master WHERE type='table'")
             tables = {r[0] for r in rows}
-            con.execute("PRAGMA quick_check").fetchone()
+            problem = _first_problem(con.execute("PRAGMA quick_check(1)").fetchone())
         finally:
             con.close()
     except sqlite3.DatabaseError as exc:
@@ -156,11 +156,22 @@ def check_sqlite(path: Path, *, create: bool) -> None:
             # roll it back, the store's own read-write connection does (SQLite recovery).
             return
         raise StoreError(f"store {path} is corrupt ({exc}); restore it from a backup") from None
+    if problem:  # scribbled pages: the check reports them in rows, it does not raise
+        raise StoreError(f"store {path} is corrupt ({problem}); restore it from a backup")
     if tables and "studies" not in tables:
         raise StoreError(
             f"{path} is an SQLite database but not an Optuna store (no 'studies' table); "
             "use another --storage file"
         )
+
+
+def _first_problem(row: tuple | None) -> str | None:
+    """The first problem a ``PRAGMA quick_check`` row names; None when it says 'ok'."""
+    text = str(row[0]) if row else "ok"
+    if text == "ok":
+        return None
+    lines = [line for line in text.splitlines() if line and not line.startswith("***")]
+    return lines[0] if lines else text
 
 
 def _hot_journal(path: Path) -> bool:
