@@ -113,10 +113,10 @@ def add_seeds(study_obj: Any, study: Study, url: str | store.StoreURL) -> int:
 
 def next_targets(study_obj: Any, study: Study) -> tuple[dict[str, int], dict[str, Any]]:
     """Evaluate the claims on the stored trials; the raised targets and a record of the look."""
-    from hpo.reporting import claims, tables
+    from hpo.reporting import tables, verdicts
 
     summary = tables.summarize(study_obj)
-    verdicts = claims.evaluate_all(summary)
+    verdicts = verdicts.evaluate_all(summary)
     cap = int(study.config["max_repeats"])
     wanted = targets(study_obj)
     raised: dict[str, int] = {}

@@ -15,7 +15,7 @@ from scipy import stats
 from hpo import spec, store
 from hpo.benchmarks import synthetic
 from hpo.errors import SpecError
-from hpo.reporting import claims, render, tables, write
+from hpo.reporting import claims, render, tables, verdicts, write
 from hpo.reporting import stats as stats_mod
 from hpo.schema import SPEC_ATTR
 
@@ -76,7 +76,7 @@ def welch(a: str, b: str) -> float:
 def one(tmp_path: Path, raw: dict, acc: dict | None = None, **extra: object) -> claims.Verdict:
     """The verdict of a report with this one claim (no correction across claims)."""
     summary = summary_for(tmp_path, study_with(raw), acc, **extra)
-    (verdict,) = claims.evaluate_all(summary)
+    (verdict,) = verdicts.evaluate_all(summary)
     return verdict
 
 
@@ -180,16 +180,16 @@ def test_holm_across_the_claims_of_a_report(tmp_path: Path) -> None:
     # 0.0129 stays below 0.05; adding a third (an inconclusive claim, p 0.496) keeps both.
     study = study_with(claim("better", "before_pool", "none"), claim("best", "none"),
                        claim("better", "before_pool", "before_conv"))
-    verdicts = claims.evaluate_all(summary_for(tmp_path, study))
-    assert [v.verdict for v in verdicts] == ["supported", "not supported", "inconclusive"]
-    assert [round(v.p_adjusted, 4) for v in verdicts] == [0.0194, 0.0258, 0.4961]
-    assert verdicts[0].evidence.endswith("(significantly better); Holm-adjusted p = 0.0194")
+    judged = verdicts.evaluate_all(summary_for(tmp_path, study))
+    assert [v.verdict for v in judged] == ["supported", "not supported", "inconclusive"]
+    assert [round(v.p_adjusted, 4) for v in judged] == [0.0194, 0.0258, 0.4961]
+    assert judged[0].evidence.endswith("(significantly better); Holm-adjusted p = 0.0194")
     (tmp_path / "b").mkdir()
     # Seven copies of one claim (Welch p 0.00805): 7 x 0.00805 = 0.0563 is not below 0.05.
     study = study_with(*[claim("better", "before_conv", "none")] * 7)
-    verdicts = claims.evaluate_all(summary_for(tmp_path / "b", study))
-    assert {v.verdict for v in verdicts} == {"inconclusive"}
-    assert verdicts[0].evidence == (
+    judged = verdicts.evaluate_all(summary_for(tmp_path / "b", study))
+    assert {v.verdict for v in judged} == {"inconclusive"}
+    assert judged[0].evidence == (
         f"{BC} vs {NONE}; Welch p = 0.00805 (significantly better); supported alone, but not "
         "after Holm over the report's 7 tests (adjusted p = 0.0563); inconclusive: ≈ 4 seeds "
         "per configuration would decide it at α/7 (80% power, α = 0.00714)")
@@ -439,7 +439,7 @@ def test_a_claim_is_judged_within_the_closest_reading(tmp_path: Path,
     monkeypatch.setattr(readings, "readings_of",
                         lambda s: [(("train.lr", 0.01),), (("train.lr", 0.1),)])
     monkeypatch.setattr(readings, "closest_reading", lambda s: (("train.lr", 0.01),))
-    (v,) = claims.evaluate_all(summary)
+    (v,) = verdicts.evaluate_all(summary)
     assert v.verdict == "supported"
     assert v.evidence == (
         "dropout_location=before_pool, lr=0.01: test_acc 91 ± 1 (n=3) vs dropout_location=none, "
@@ -450,7 +450,7 @@ def test_a_claim_is_judged_within_the_closest_reading(tmp_path: Path,
     monkeypatch.setattr(readings, "readings_of", lambda s: [(("train.lr", 0.1),),
                                                             (("train.lr", 0.01),)])
     # No reading singled out: supported in one, inconclusive in the other -> inconclusive.
-    (v,) = claims.evaluate_all(summary)
+    (v,) = verdicts.evaluate_all(summary)
     assert v.verdict == "inconclusive"
     assert v.evidence == (
         "the readings the seed leaves open disagree (no published numbers single one out; "
@@ -468,7 +468,7 @@ def test_a_claim_is_judged_within_the_closest_reading(tmp_path: Path,
         for (loc, lr), values in acc.items() for seed, a in enumerate(values)])
     summary2 = tables.summarize(store.load_study(store.open_storage(url2, create=False), "cl"))
     summary2.study = summary.study
-    (v,) = claims.evaluate_all(summary2)
+    (v,) = verdicts.evaluate_all(summary2)
     assert v.verdict == "supported"
     assert v.evidence.endswith(
         "(the same verdict in every reading the seed leaves open, 2; shown: lr=0.01, the "
@@ -500,7 +500,7 @@ def test_the_seeds_estimate_is_never_the_seeds_already_run(tmp_path: Path) -> No
     study = study_with(claim("better", "before_pool", "none"))
     summary = summary_for(tmp_path, study, {"before_pool": (98.57, 98.60),
                                             "none": (93.9, 95.1)})
-    (v,) = claims.evaluate_all(summary)
+    (v,) = verdicts.evaluate_all(summary)
     assert v.verdict == "inconclusive"
     sd = stats_mod.pooled_std(np.array([98.57, 98.60]), np.array([93.9, 95.1]))
     assert stats_mod.seeds_to_detect(98.585 - 94.5, sd, 0.05) == 2
@@ -509,14 +509,15 @@ def test_the_seeds_estimate_is_never_the_seeds_already_run(tmp_path: Path) -> No
 
 
 def test_disagreeing_readings_show_each_equivalence_difference_and_margin() -> None:
-    from hpo.reporting.claims import Verdict, _reading_gist
+    from hpo.reporting.claims import Verdict
+    from hpo.reporting.verdicts import reading_gist
 
     claim = spec.Claim(text="end close", kind="similar", config={"a": 1}, than={"a": 0},
                        margin=3.0)
     evidence = ("a=1: test_acc 84.7 ± 0.46 (n=2) vs a=0: test_acc 86.4 ± 1.84 (n=2); Welch p = "
                 "0.4; difference -1.62 [90% CI -6.4, +3.2], margin ±3 points; one-sided p = 0.24")
     verdict = Verdict(claim, "test_acc", "inconclusive", evidence, p_value=0.238)
-    assert _reading_gist(verdict) == (
+    assert reading_gist(verdict) == (
         " (p = 0.238, difference -1.62 [90% CI -6.4, +3.2], margin ±3 points)")
     better = dataclasses.replace(verdict, claim=dataclasses.replace(claim, kind="better"))
-    assert _reading_gist(better) == " (p = 0.238)"
+    assert reading_gist(better) == " (p = 0.238)"

@@ -17,7 +17,7 @@ import pytest
 from hpo import decide, runner, spec, store
 from hpo.benchmarks import synthetic
 from hpo.errors import SpecError
-from hpo.reporting import claims, tables
+from hpo.reporting import claims, tables, verdicts
 from tests.conftest import cached_store, completed_runs, run_hpo, start_hpo, trials, wait_for
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -97,8 +97,8 @@ def test_looks_planned_and_alpha_spent() -> None:
 def test_seeds_go_only_to_undecided_claims_until_decided(tmp_path: Path) -> None:
     study = study_of()
     url, study_obj = _store(tmp_path, study)
-    verdicts = claims.evaluate_all(tables.summarize(study_obj))
-    assert [v.verdict for v in verdicts] == ["supported", "inconclusive"]
+    judged = verdicts.evaluate_all(tables.summarize(study_obj))
+    assert [v.verdict for v in judged] == ["supported", "inconclusive"]
 
     assert decide.add_seeds(study_obj, study, url) == 4  # seeds 2, 3 of the two configs
     waiting = sorted((spec_cell(t.user_attrs["cell"]), t.user_attrs["seed"])
@@ -129,7 +129,7 @@ def test_seeds_go_only_to_undecided_claims_until_decided(tmp_path: Path) -> None
     assert claims.report_alpha(summary) == pytest.approx(0.05 - 0.05 * math.log(1 + (
         math.e - 1) / 2))
     assert ("the tests run at the level this look spends: look 2 of 2 planned, α = 0.019 "
-            "(Lan-DeMets Pocock-type spending") in claims.claims_intro(summary)
+            "(Lan-DeMets Pocock-type spending") in verdicts.claims_intro(summary)
 
 
 def test_a_claim_the_cap_cannot_decide_gets_no_seeds(tmp_path: Path) -> None:
@@ -287,7 +287,7 @@ def _sequential(rng: Any, effect: float, sd: float, repeats: int, cap: int) -> s
     of ``repeats`` until the verdict at the look's level is decided, or the cap."""
     import numpy as np
 
-    from hpo.reporting.claim_sides import _Side
+    from hpo.reporting.claim_sides import Side
 
     claim = spec.Claim("a beats b", "better", (("x", "a"),), (("x", "b"),), None, 5.0, 1.0,
                        None, ())
@@ -297,8 +297,8 @@ def _sequential(rng: Any, effect: float, sd: float, repeats: int, cap: int) -> s
         n = min(cap, repeats * look) - len(a)
         a += list(rng.normal(50 + effect, sd, n))
         b += list(rng.normal(50, sd, n))
-        verdict = claims._better(claim, _Side({"config": "a"}, np.array(a), list(range(len(a)))),
-                                 _Side({"config": "b"}, np.array(b), list(range(len(b)))),
+        verdict = claims._better(claim, Side({"config": "a"}, np.array(a), list(range(len(a)))),
+                                 Side({"config": "b"}, np.array(b), list(range(len(b)))),
                                  "test_acc",
                                  decide.look_alpha(0.05, look, looks))
         if verdict.decided:

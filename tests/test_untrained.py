@@ -10,7 +10,7 @@ import pytest
 
 from hpo import spec, store
 from hpo.benchmarks import synthetic
-from hpo.reporting import claims, render, tables, write
+from hpo.reporting import claims, render, tables, verdicts, write
 
 from .conftest import cached_store
 
@@ -49,7 +49,7 @@ SGD_STUCK = {("sgd", 0.001): (10.0, 11.0, 9.5), ("momentum", 0.001): (60.0, 62.0
 
 def test_a_reading_that_did_not_train_is_left_out_and_named(tmp_path):
     summary = build_summary(tmp_path, SGD_STUCK, "sgd-stuck")
-    [verdict] = claims.evaluate_all(summary)
+    [verdict] = verdicts.evaluate_all(summary)
     assert verdict.verdict == claims.NOT_SUPPORTED  # lr 1e-2 alone decides it
     assert verdict.untrained == ("lr=0.001 (optimizer=sgd, lr=0.001 did not train)",)
     assert verdict.evidence.endswith(
@@ -79,7 +79,7 @@ def test_bimodal_configurations_are_said_to_be(tmp_path):
     assert ("2 complete runs in 1 configurations ended with their training accuracy at chance "
             "(they did not train; column \"at chance\"), 1 of those configurations only in "
             "some seeds (bimodal: its mean and std describe two outcomes, not one).") in text
-    [verdict] = claims.evaluate_all(summary)
+    [verdict] = verdicts.evaluate_all(summary)
     assert verdict.untrained == ()  # mean 33%: it trains, if in one seed only; the reading counts
 
 
@@ -87,14 +87,14 @@ def test_a_configuration_whose_mean_is_at_chance_did_not_train(tmp_path):
     measured = dict(SGD_STUCK)
     measured[("sgd", 0.001)] = (20.0, 10.0, 10.0)  # one seed barely moved: mean 13.3%
     summary = build_summary(tmp_path, measured, "barely")
-    [verdict] = claims.evaluate_all(summary)
+    [verdict] = verdicts.evaluate_all(summary)
     assert verdict.untrained == ("lr=0.001 (optimizer=sgd, lr=0.001 did not train)",)
 
 
 def test_no_reading_trains_means_not_exercised(tmp_path):
     measured = {k: ((10.0, 9.0, 11.0) if k[0] == "sgd" else v) for k, v in SGD_STUCK.items()}
     summary = build_summary(tmp_path, measured, "never")
-    [verdict] = claims.evaluate_all(summary)
+    [verdict] = verdicts.evaluate_all(summary)
     assert verdict.verdict == claims.NOT_EXERCISED
     assert verdict.evidence == (
         "no reading the seed leaves open trains the networks it compares: lr=0.001 "

@@ -34,7 +34,7 @@ def measure(study: str, run_args: list[str], folder: Path, tag: str) -> dict[str
     import optuna
 
     from hpo import store
-    from hpo.reporting import claims, tables
+    from hpo.reporting import claims, tables, verdicts
 
     url = f"sqlite:///{folder / f'{study}_{tag}.db'}"
     cmd = [sys.executable, "-m", "hpo", "run", "--study", study, "--storage", url,
@@ -47,7 +47,7 @@ def measure(study: str, run_args: list[str], folder: Path, tag: str) -> dict[str
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study_obj = store.load_study(store.open_storage(url, create=False), study)
     summary = tables.summarize(study_obj)
-    verdicts = claims.evaluate_all(summary)
+    verdicts = verdicts.evaluate_all(summary)
     return {
         "command": " ".join(cmd[2:]), "wall_s": round(wall, 1),
         "trials": int(summary.counts["COMPLETE"]),

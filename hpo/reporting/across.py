@@ -4,7 +4,7 @@ One store holds the same study run on several datasets under different names (``
 --study learning_rate --dataset mnist --name learning_rate_mnist``). A stored study counts as a
 run of study file ``S`` when its name is ``S`` or ``S_<dataset>`` / ``S-<dataset>`` (its dataset
 as stored), or when the command that ran it names ``--study S`` (any ``--name``). Verdicts are
-hpo.reporting.claims.evaluate_all's, per stored study, as its own report gives them.
+hpo.reporting.verdicts.evaluate_all's, per stored study, as its own report gives them.
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ def across_datasets(storage: Any, studies: Sequence[str]) -> Across:
     import pandas as pd
 
     from hpo import store
-    from hpo.reporting import claims, tables, write
+    from hpo.reporting import tables, verdicts, write
 
     found: dict[tuple[str, str], list[str]] = {}
     for summary in optuna.get_all_study_summaries(storage=storage):
@@ -95,7 +95,7 @@ def across_datasets(storage: Any, studies: Sequence[str]) -> Across:
                     f" × {config['repeats']} seeds, "
                     f"{summary.counts['COMPLETE']} complete trials"
                     + (f" (changed from the study file: {changed})" if changed else ""))
-                for verdict in claims.evaluate_all(summary):
+                for verdict in verdicts.evaluate_all(summary):
                     cells.setdefault(f"{base}: {verdict.claim.text}", {})[column] = \
                         cell_text(verdict)
     columns = [d for d in datasets if any(k[1] == d for k in sources)]

@@ -26,7 +26,7 @@ SHARPNESS_STEP = 0.5
 
 
 @dataclass
-class _Side:
+class Side:
     row: dict
     values: Any  # per-seed metric values, finite only, in seed order
     seeds: list[Any]
@@ -73,7 +73,7 @@ def sharpness(flatness: Any) -> float:
     return (points[0] + points[2]) / 2 - points[1]
 
 
-def _trial_value(record: dict, metric: str, target: float) -> float:
+def trial_value(record: dict, metric: str, target: float) -> float:
     if metric == "epoch_seconds":
         return epoch_seconds(record.get("history"))
     if metric == "epochs_to_target":
@@ -82,7 +82,7 @@ def _trial_value(record: dict, metric: str, target: float) -> float:
         return sharpness(record.get("flatness"))
     if metric == "cpu_time":
         value = record.get("cpu_time")
-        if _missing(value):
+        if is_missing(value):
             value = record.get("wall_time")  # stores made before cpu_time was recorded
     else:
         value = record.get(metric)
@@ -92,7 +92,7 @@ def _trial_value(record: dict, metric: str, target: float) -> float:
         return math.nan
 
 
-def _runs(summary: Summary, row: dict) -> list[dict]:
+def side_runs(summary: Summary, row: dict) -> list[dict]:
     """The complete trials of one configuration, in seed order."""
     want = config_key([row[k] for k in summary.keys])
     frame = summary.frame[summary.frame["state"] == "COMPLETE"]
@@ -101,26 +101,26 @@ def _runs(summary: Summary, row: dict) -> list[dict]:
     return sorted(records, key=lambda r: (r.get("seed") is None, r.get("seed") or 0))
 
 
-def _side(summary: Summary, row: dict, metric: str) -> _Side:
+def side_of(summary: Summary, row: dict, metric: str) -> Side:
     import numpy as np
 
     target = float(summary.study.config.get("target_acc") or 0)
-    runs = _runs(summary, row)
-    pairs = [(r.get("seed"), _trial_value(r, metric, target)) for r in runs]
+    runs = side_runs(summary, row)
+    pairs = [(r.get("seed"), trial_value(r, metric, target)) for r in runs]
     pairs = [(s, v) for s, v in pairs if math.isfinite(v)]
-    return _Side(row, np.asarray([v for _, v in pairs], dtype=float), [s for s, _ in pairs])
+    return Side(row, np.asarray([v for _, v in pairs], dtype=float), [s for s, _ in pairs])
 
 
 # ---------------------------------------------------------------------------------------------
 # Wording
 
 
-def _label(summary: Summary, params: Any) -> str:
+def side_label(summary: Summary, params: Any) -> str:
     names = short_names(summary.keys)
     return ", ".join(f"{names.get(k, k)}={format_value(v)}" for k, v in params)
 
 
-def _stat(side: _Side, m: str) -> str:
+def stat_text(side: Side, m: str) -> str:
     x = side.values
     if len(x) == 0:
         return f"{side.row['config']}: no finite {m}"
@@ -128,13 +128,13 @@ def _stat(side: _Side, m: str) -> str:
     return f"{side.row['config']}: {m} {x.mean():.4g}{spread} (n={len(x)})"
 
 
-def _fmt_p(p: float, name: str = "Welch p") -> str:
+def p_text(p: float, name: str = "Welch p") -> str:
     if not math.isfinite(p):
         return "no test (n < 2)"
     return f"{name} = {p:.3g}" if p >= 0.001 else f"{name} < 0.001"
 
 
-def _amount(diff: float, m: str) -> str:
+def amount_text(diff: float, m: str) -> str:
     """'0.24-point difference', '1.3 s difference', 'difference of 0.012 in val_loss'."""
     x = f"{abs(diff):.2g}"
     if m.endswith("_acc"):
@@ -146,7 +146,7 @@ def _amount(diff: float, m: str) -> str:
     return f"difference of {x} in {m}"
 
 
-def _units(m: str, amount: float) -> str:
+def units_text(m: str, amount: float) -> str:
     return "" if not m.endswith("_acc") else " point" if amount == 1 else " points"
 
 
@@ -169,5 +169,5 @@ def seeds_text(n: int | None, what: str, alpha: float, groups: int = 2) -> str:
     return f"≈ {n:,} seeds{per} would {what}{tail}"
 
 
-def _missing(value: Any) -> bool:
+def is_missing(value: Any) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))

@@ -35,7 +35,6 @@ readings whose verdict differs.
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -44,25 +43,24 @@ from hpo.reporting import stats
 from hpo.reporting.claim_sides import (  # noqa: F401  (claims.sharpness, claims.lower_is_better)
     LOWER_IS_BETTER,
     SHARPNESS_STEP,
-    _amount,
-    _fmt_p,
-    _label,
-    _missing,
-    _runs,
-    _Side,
-    _side,
-    _stat,
-    _trial_value,
-    _units,
+    Side,
+    amount_text,
     claim_metric,
+    is_missing,
     lower_is_better,
     n_classes,
+    p_text,
     report_alpha,
     seeds_text,
     sharpness,
+    side_label,
+    side_of,
+    side_runs,
+    stat_text,
+    trial_value,
+    units_text,
 )
 from hpo.reporting.tables import (
-    ALPHA,
     STAT_METRICS,
     Summary,
     _matches,
@@ -104,7 +102,7 @@ class Verdict:
 def _row(summary: Summary, params: Any) -> tuple[dict | None, str]:
     rows = [r for r in summary.table.to_dict("records") if _matches(params, r)]
     if len(rows) != 1:
-        return None, f"{_label(summary, params)} matches {len(rows)} configurations, not one"
+        return None, f"{side_label(summary, params)} matches {len(rows)} configurations, not one"
     row = rows[0]
     if row["n"] == 0:
         return None, f"{row['config']} has no complete run"
@@ -128,8 +126,8 @@ def evaluate(claim: Claim, summary: Summary, alpha: float | None = None,
     """One claim's verdict on its own (no correction for the report's other claims)."""
     verdict = _evaluate(claim, summary, alpha, reading)
     if verdict.metric == "cpu_time":
-        runs = [r for row in verdict.configs for r in _runs(summary, row)]
-        missing = sum(1 for r in runs if _missing(r.get("cpu_time")))
+        runs = [r for row in verdict.configs for r in side_runs(summary, row)]
+        missing = sum(1 for r in runs if is_missing(r.get("cpu_time")))
         if missing:
             verdict = replace(verdict, evidence=f"{verdict.evidence} (wall time stands in for "
                               f"CPU time on {missing} of {len(runs)} runs stored without it)")
@@ -149,16 +147,16 @@ def _evaluate(claim: Claim, summary: Summary, alpha: float | None,
     idle = _not_exercised(claim, summary, rows, m)
     if idle:
         return Verdict(claim, m, NOT_EXERCISED, idle, configs=tuple(rows))
-    side = _side(summary, rows[0], m)
+    side = side_of(summary, rows[0], m)
     if len(side.values) == 0:
-        return Verdict(claim, m, INCONCLUSIVE, _stat(side, m), configs=tuple(rows))
+        return Verdict(claim, m, INCONCLUSIVE, stat_text(side, m), configs=tuple(rows))
     if claim.kind == "at_chance":
         return _at_chance(claim, summary, side, m, alpha)
     if claim.kind == "best":
         return _best(claim, summary, side, m, alpha, reading)
-    other = _side(summary, rows[1], m)
+    other = side_of(summary, rows[1], m)
     if len(other.values) == 0:
-        return Verdict(claim, m, INCONCLUSIVE, _stat(other, m), configs=tuple(rows))
+        return Verdict(claim, m, INCONCLUSIVE, stat_text(other, m), configs=tuple(rows))
     if claim.kind == "similar":
         return _similar(claim, side, other, m, alpha)
     return _better(claim, side, other, m, alpha)
@@ -178,7 +176,7 @@ def _not_applicable(claim: Claim, summary: Summary, rows: list[dict]) -> str:
 
 def _not_exercised(claim: Claim, summary: Summary, rows: list[dict], m: str) -> str:
     if claim.requires_stop is not None:
-        runs = [r for row in rows for r in _runs(summary, row)]
+        runs = [r for row in rows for r in side_runs(summary, row)]
         reasons = [r.get("stopped") for r in runs]
         if runs and claim.requires_stop not in reasons:
             counts = {s: reasons.count(s) for s in dict.fromkeys(reasons)}
@@ -186,7 +184,7 @@ def _not_exercised(claim: Claim, summary: Summary, rows: list[dict], m: str) -> 
             return (f"no run of {' or '.join(r['config'] for r in rows)} stopped for "
                     f"{claim.requires_stop} ({len(runs)} runs stopped: {seen})")
     if len(rows) == 2 and _same_runs(summary, rows, m):
-        seeds = len(_side(summary, rows[0], m).values)
+        seeds = len(side_of(summary, rows[0], m).values)
         return (f"both sides are the same runs: {rows[0]['config']} and {rows[1]['config']} "
                 f"have identical {m} and losses and accuracies on every seed ({seeds} seeds)")
     return ""
@@ -195,7 +193,7 @@ def _not_exercised(claim: Claim, summary: Summary, rows: list[dict], m: str) -> 
 def _same_runs(summary: Summary, rows: list[dict], m: str) -> bool:
     """Both sides recorded the same values on every seed: the claim's metric and every
     summary metric (a knob that changed nothing, e.g. a stop rule that never fired)."""
-    sides = [[_side(summary, row, metric) for row in rows] for metric in (m, *STAT_METRICS)]
+    sides = [[side_of(summary, row, metric) for row in rows] for metric in (m, *STAT_METRICS)]
     a, b = sides[0]
     if not len(a.values) or a.seeds != b.seeds:
         return False
@@ -207,10 +205,10 @@ def _gain(diff: float, m: str) -> float:
     return -diff if lower_is_better(m) else diff
 
 
-def _better(claim: Claim, a: _Side, b: _Side, m: str, alpha: float) -> Verdict:
+def _better(claim: Claim, a: Side, b: Side, m: str, alpha: float) -> Verdict:
     d = stats.welch_diff(a.values, b.values)
     p = stats.p_two_sided(d) if d is not None else math.nan
-    evidence = f"{_stat(a, m)} vs {_stat(b, m)}; {_fmt_p(p)}"
+    evidence = f"{stat_text(a, m)} vs {stat_text(b, m)}; {p_text(p)}"
     rows = (a.row, b.row)
     if d is None:
         return Verdict(claim, m, INCONCLUSIVE, f"{evidence}; inconclusive: at least 2 seeds per "
@@ -237,18 +235,18 @@ def _better(claim: Claim, a: _Side, b: _Side, m: str, alpha: float) -> Verdict:
         low, high = stats.ci(d, 1 - 2 * alpha)
         evidence += (f" (not significant); difference {d.diff:+.3g} [{100 * (1 - 2 * alpha):.3g}% "
                      f"CI {low:+.3g}, {high:+.3g}], smallest that matters ±{margin:g}"
-                     f"{_units(m, margin)}; {_fmt_p(p_eq, 'TOST p')}")
+                     f"{units_text(m, margin)}; {p_text(p_eq, 'TOST p')}")
         if p_eq < alpha:
             return Verdict(claim, m, NOT_SUPPORTED, f"{evidence} (no meaningful difference: "
                            "the interval lies inside the margin)", p_eq, configs=rows,
                            seeds_needed=needed)
-        what = (f"show the observed {_amount(d.diff, m)} is below the margin" if small
-                else f"detect the observed {_amount(d.diff, m)}")
+        what = (f"show the observed {amount_text(d.diff, m)} is below the margin" if small
+                else f"detect the observed {amount_text(d.diff, m)}")
         return Verdict(claim, m, INCONCLUSIVE, f"{evidence}; inconclusive: "
                        + seeds_text(needed(alpha), what, alpha), p, configs=rows,
                        seeds_needed=needed)
     return Verdict(claim, m, INCONCLUSIVE, f"{evidence} (not significant); inconclusive: "
-                   + seeds_text(needed(alpha), f"detect the observed {_amount(d.diff, m)}",
+                   + seeds_text(needed(alpha), f"detect the observed {amount_text(d.diff, m)}",
                                 alpha), p, configs=rows, seeds_needed=needed)
 
 
@@ -260,13 +258,13 @@ def _meaningful(claim: Claim, m: str) -> float | None:
     return SIMILAR_MARGIN if m.endswith("_acc") else None
 
 
-def _best(claim: Claim, summary: Summary, a: _Side, m: str, alpha: float,
+def _best(claim: Claim, summary: Summary, a: Side, m: str, alpha: float,
           reading: Sequence[tuple[str, Any]]) -> Verdict:
     rows = [r for r in summary.table.to_dict("records")
             if r["n"] > 0 and r["config"] != a.row["config"] and _matches(tuple(reading), r)]
-    others = [s for s in (_side(summary, r, m) for r in rows) if len(s.values)]
+    others = [s for s in (side_of(summary, r, m) for r in rows) if len(s.values)]
     if not others:
-        return Verdict(claim, m, SUPPORTED, f"{_stat(a, m)}; the only configuration",
+        return Verdict(claim, m, SUPPORTED, f"{stat_text(a, m)}; the only configuration",
                        configs=(a.row,))
     diffs = [stats.welch_diff(a.values, o.values) for o in others]
     raw = [stats.p_two_sided(d) if d is not None else math.nan for d in diffs]
@@ -283,9 +281,9 @@ def _best(claim: Claim, summary: Summary, a: _Side, m: str, alpha: float,
         i = min(beaten, key=lambda j: adjusted[j])
         names = ", ".join(others[j].row["config"] for j in beaten)
         return Verdict(claim, m, NOT_SUPPORTED,
-                       f"{_stat(a, m)}; significantly worse than {names} (best: "
-                       f"{_stat(_best_side(others, m), m)}; {holm}, adjusted "
-                       f"{_fmt_p(adjusted[i], 'p')})", adjusted[i],
+                       f"{stat_text(a, m)}; significantly worse than {names} (best: "
+                       f"{stat_text(_best_side(others, m), m)}; {holm}, adjusted "
+                       f"{p_text(adjusted[i], 'p')})", adjusted[i],
                        configs=(a.row, *(others[j].row for j in beaten)),
                        seeds_needed=needed_for(i))
     runner_up = _best_side(others, m)
@@ -293,14 +291,14 @@ def _best(claim: Claim, summary: Summary, a: _Side, m: str, alpha: float,
         p = max(adjusted)
         j = max(range(len(others)), key=lambda i: adjusted[i])
         return Verdict(claim, m, SUPPORTED,
-                       f"best by mean: {_stat(a, m)}; runner-up {_stat(runner_up, m)}; "
+                       f"best by mean: {stat_text(a, m)}; runner-up {stat_text(runner_up, m)}; "
                        f"significantly better than all {len(others)} others ({holm}, largest "
-                       f"adjusted {_fmt_p(p, 'p')})", p, configs=(a.row, runner_up.row),
+                       f"adjusted {p_text(p, 'p')})", p, configs=(a.row, runner_up.row),
                        seeds_needed=needed_for(j))
     tied = [i for i in range(len(others)) if not adjusted[i] < alpha]
     ties = [others[i] for i in tied]
-    lead = (f"best by mean: {_stat(a, m)}" if all(g > 0 for g in gain)
-            else f"{_stat(a, m)}; best by mean: {_stat(_best_side(others, m), m)}")
+    lead = (f"best by mean: {stat_text(a, m)}" if all(g > 0 for g in gain)
+            else f"{stat_text(a, m)}; best by mean: {stat_text(_best_side(others, m), m)}")
     finite = [adjusted[i] for i in tied if math.isfinite(adjusted[i])]
     p = max(finite) if finite else math.nan
     evidence = (f"{lead}; tied with {', '.join(o.row['config'] for o in ties)} ({holm}, "
@@ -314,13 +312,13 @@ def _best(claim: Claim, summary: Summary, a: _Side, m: str, alpha: float,
     # The closest tie decides how many seeds are needed: it is the last one Holm rejects.
     j = min(testable, key=lambda i: abs(diffs[i].diff))
     needed = needed_for(j)
-    what = f"detect the observed {_amount(diffs[j].diff, m)} to {others[j].row['config']}"
+    what = f"detect the observed {amount_text(diffs[j].diff, m)} to {others[j].row['config']}"
     return Verdict(claim, m, INCONCLUSIVE, f"{evidence}; inconclusive: "
                    + seeds_text(needed(alpha), what, alpha), p,
                    configs=(a.row, *(o.row for o in ties)), seeds_needed=needed)
 
 
-def _best_side(sides: list[_Side], m: str) -> _Side:
+def _best_side(sides: list[Side], m: str) -> Side:
     pick = min if lower_is_better(m) else max
     return pick(sides, key=lambda s: s.values.mean())
 
@@ -342,7 +340,7 @@ def _equivalence(claim: Claim, d: Any, margin: float, m: str, alpha: float, sd: 
     low, high = stats.ci(d, 1 - 2 * alpha)
     level = f"{100 * (1 - 2 * alpha):.3g}%"
     evidence += (f"; difference {d.diff:+.3g} [{level} CI {low:+.3g}, {high:+.3g}], margin "
-                 f"±{margin:g}{_units(m, margin)}")
+                 f"±{margin:g}{units_text(m, margin)}")
     inside = abs(d.diff) < margin
 
     def needed(level: float) -> int | None:
@@ -352,14 +350,14 @@ def _equivalence(claim: Claim, d: Any, margin: float, m: str, alpha: float, sd: 
         return _more_than(stats.seeds_to_exceed(d.diff, sd, margin, level, groups), *rows)
 
     if p_eq < alpha:
-        return Verdict(claim, m, SUPPORTED, f"{evidence}; {_fmt_p(p_eq, 'TOST p')} "
+        return Verdict(claim, m, SUPPORTED, f"{evidence}; {p_text(p_eq, 'TOST p')} "
                        f"(equivalent within ±{margin:g})", p_eq, configs=rows,
                        seeds_needed=needed)
     if p_out < alpha:
-        return Verdict(claim, m, NOT_SUPPORTED, f"{evidence}; {_fmt_p(p_out, 'one-sided p')} "
+        return Verdict(claim, m, NOT_SUPPORTED, f"{evidence}; {p_text(p_out, 'one-sided p')} "
                        f"(differs by more than the margin)", p_out, configs=rows,
                        seeds_needed=needed)
-    amount = _amount(d.diff, m)
+    amount = amount_text(d.diff, m)
     if inside:
         what = seeds_text(needed(alpha), f"show equivalence within ±{margin:g} at the observed "
                           f"{amount}", alpha, groups)
@@ -370,7 +368,7 @@ def _equivalence(claim: Claim, d: Any, margin: float, m: str, alpha: float, sd: 
                 f"the margin); " + seeds_text(needed(alpha), "show it exceeds the margin",
                                               alpha, groups))
     p = p_eq if inside else p_out
-    return Verdict(claim, m, INCONCLUSIVE, f"{evidence}; {_fmt_p(p_eq, 'TOST p')}; "
+    return Verdict(claim, m, INCONCLUSIVE, f"{evidence}; {p_text(p_eq, 'TOST p')}; "
                    f"inconclusive: {what}", p, configs=rows, seeds_needed=needed)
 
 
@@ -378,22 +376,22 @@ def _margin(claim: Claim) -> float:
     return claim.margin if claim.margin is not None else SIMILAR_MARGIN
 
 
-def _similar(claim: Claim, a: _Side, b: _Side, m: str, alpha: float) -> Verdict:
+def _similar(claim: Claim, a: Side, b: Side, m: str, alpha: float) -> Verdict:
     d = stats.welch_diff(a.values, b.values)
-    evidence = f"{_stat(a, m)} vs {_stat(b, m)}"
+    evidence = f"{stat_text(a, m)} vs {stat_text(b, m)}"
     rows = (a.row, b.row)
     if d is None:
         return Verdict(claim, m, INCONCLUSIVE, f"{evidence}; no test (n < 2); inconclusive: at "
                        "least 2 seeds per configuration are needed for a test", configs=rows,
                        seeds_needed=lambda _alpha: 2)
-    evidence += f"; {_fmt_p(stats.p_two_sided(d))}"
+    evidence += f"; {p_text(stats.p_two_sided(d))}"
     return _equivalence(claim, d, _margin(claim), m, alpha,
                         stats.pooled_std(a.values, b.values), 2, evidence, rows)
 
 
-def _at_chance(claim: Claim, summary: Summary, a: _Side, m: str, alpha: float) -> Verdict:
+def _at_chance(claim: Claim, summary: Summary, a: Side, m: str, alpha: float) -> Verdict:
     chance = 100.0 / n_classes(summary.study.config["dataset"])
-    evidence = f"{_stat(a, m)}; chance {chance:.3g}% ± {claim.tolerance:g} points"
+    evidence = f"{stat_text(a, m)}; chance {chance:.3g}% ± {claim.tolerance:g} points"
     d = stats.one_sample_diff(a.values, chance)
     if d is None:
         return Verdict(claim, m, INCONCLUSIVE, f"{evidence}; no test (n < 2); inconclusive: at "
@@ -401,218 +399,3 @@ def _at_chance(claim: Claim, summary: Summary, a: _Side, m: str, alpha: float) -
                        seeds_needed=lambda _alpha: 2)
     sd = float(a.values.std(ddof=1))
     return _equivalence(claim, d, claim.tolerance, m, alpha, sd, 1, evidence, (a.row,))
-
-
-# ---------------------------------------------------------------------------------------------
-# Readings and the report's claims together
-
-
-def _claim_readings(claim: Claim, summary: Summary) -> tuple[Any, list[Any]]:
-    """(the reading the data single out or None, every reading); ``(None, [])`` when readings
-    do not apply (no readings, or the claim names every reading key). Readings are given
-    without the keys the claim names."""
-    from hpo.reporting import readings as readings_mod
-
-    all_readings = readings_mod.readings_of(summary)
-    named = {k for k, _ in claim.config} | {k for k, _ in claim.than}
-    if not all_readings or all(k in named for k, _ in all_readings[0]):
-        return None, []
-    strip = lambda r: tuple((k, v) for k, v in r if k not in named)  # noqa: E731
-    closest = readings_mod.closest_reading(summary)
-    return (strip(closest) if closest is not None else None,
-            list(dict.fromkeys(strip(r) for r in all_readings)))
-
-
-# Claims about a difference between trained networks; at_chance claims are about not training.
-NEEDS_TRAINING = ("better", "best", "similar")
-
-
-def _untrained_rows(claim: Claim, verdict: Verdict, dataset: str) -> list[dict]:
-    """The configurations a claim compares that did not train: their mean final training
-    accuracy within the at_chance tolerance of guessing (one seed that barely moved does not
-    make a configuration that trains)."""
-    import pandas as pd
-
-    from hpo.reporting.tables import at_chance
-
-    if claim.kind not in NEEDS_TRAINING:
-        return []
-    return [row for row in verdict.configs if int(row.get("n") or 0) > 0 and bool(
-        at_chance(pd.Series([row.get("train_acc_mean")], dtype=float), dataset).iloc[0])]
-
-
-def _evaluate_in_readings(claim: Claim, summary: Summary, alpha: float) -> Verdict:
-    """Readings the seed left open: judged in the one the published numbers single out; else a
-    verdict holds only where every reading gives it (an intersection-union test: its p-value is
-    the largest of the readings'), and readings that disagree leave the claim inconclusive.
-
-    A reading in which a configuration the claim compares did not train (every run ended with
-    its training accuracy at chance) says nothing about the claim's effect: it is left out, and
-    named; if no reading is left, the claim is not exercised."""
-    closest, every = _claim_readings(claim, summary)
-    if not every:
-        return evaluate(claim, summary, alpha)
-    untrained = {}
-    for r in every:
-        rows = _untrained_rows(claim, evaluate(claim, summary, alpha, r),
-                               summary.study.config["dataset"])
-        if rows:
-            untrained[r] = rows
-    if untrained:
-        named = tuple(f"{_label(summary, r)} ({', '.join(row['config'] for row in rows)} did "
-                      "not train)" for r, rows in untrained.items())
-        trained = [r for r in every if r not in untrained]
-        if not trained:
-            return Verdict(claim, claim_metric(claim, summary), NOT_EXERCISED,
-                           "no reading the seed leaves open trains the networks it compares: "
-                           + "; ".join(named), untrained=named)
-        if closest in untrained:
-            closest = None
-        kept = _judge_readings(claim, summary, alpha, closest, trained)
-        return replace(kept, untrained=named, evidence=(
-            f"{kept.evidence}; left out, as they did not train: {'; '.join(named)}"))
-    return _judge_readings(claim, summary, alpha, closest, every)
-
-
-def _judge_readings(claim: Claim, summary: Summary, alpha: float, closest: Any,
-                    every: list[Any]) -> Verdict:
-    """The readings rule over ``every`` (the readings that count)."""
-    if len(every) == 1 and closest is None:
-        verdict = evaluate(claim, summary, alpha, every[0])
-        return replace(verdict, evidence=f"{verdict.evidence} (judged within "
-                       f"{_label(summary, every[0])}, the one reading that trains)")
-    if closest is not None:
-        verdict = evaluate(claim, summary, alpha, closest)
-        differ = [f"{_label(summary, r)}: {v.verdict}" for r in every if r != closest
-                  for v in [evaluate(claim, summary, alpha, r)] if v.verdict != verdict.verdict]
-        note = (f"judged within {_label(summary, closest)}, the reading closest to the "
-                "published numbers")
-        if differ:
-            note += "; other readings differ (uncorrected): " + "; ".join(differ)
-        return replace(verdict, evidence=f"{verdict.evidence} ({note})")
-    per = [(r, evaluate(claim, summary, alpha, r)) for r in every]
-    kinds = {v.verdict for _, v in per}
-    if len(kinds) == 1:
-        # The same verdict in every reading: show the weakest (largest p) reading's evidence.
-        reading, weakest = max(per, key=lambda rv: rv[1].p_value
-                               if math.isfinite(rv[1].p_value) else -1.0)
-        needs = [v.seeds_needed for _, v in per if v.seeds_needed is not None]
-        return replace(weakest, seeds_needed=_most_seeds(needs) if needs else None, evidence=(
-            f"{weakest.evidence} (the same verdict in every reading the seed leaves open, "
-            f"{len(per)}; shown: {_label(summary, reading)}, the weakest)"))
-    opposed = {SUPPORTED, NOT_SUPPORTED} <= kinds
-    needs = [v.seeds_needed for _, v in per if v.seeds_needed is not None
-             and v.verdict == INCONCLUSIVE]
-    listed = "; ".join(f"{_label(summary, r)}: {v.verdict}" + _reading_gist(v) for r, v in per)
-    if opposed:
-        tail = "a closer reproduction of the seed's setting would decide it, more seeds would not"
-    elif needs:
-        tail = seeds_text(_most_seeds(needs)(alpha), "decide it in every reading", alpha)
-    else:
-        tail = "it needs every reading decided the same way"
-    return Verdict(claim, per[0][1].metric, INCONCLUSIVE,
-                   f"the readings the seed leaves open disagree (no published numbers single one "
-                   f"out; uncorrected): {listed}; inconclusive: {tail}",
-                   configs=tuple(row for _, v in per for row in v.configs),
-                   seeds_needed=None if opposed or not needs else _most_seeds(needs),
-                   by_reading=tuple((_label(summary, r), v.verdict) for r, v in per))
-
-
-def _reading_gist(v: Verdict) -> str:
-    """A reading's p-value and, for an equivalence claim, its difference and the margin (the
-    numbers a reader needs to see why the readings disagree)."""
-    parts = [f"p = {v.p_value:.3g}"] if math.isfinite(v.p_value) else []
-    if v.claim.kind == "similar":
-        found = re.search(r"difference [^;]*margin ±[^;]*", v.evidence)
-        parts += [found.group(0)] if found else []
-    return f" ({', '.join(parts)})" if parts else ""
-
-
-def _most_seeds(needs: list[Callable[[float], int | None]]) -> Callable[[float], int | None]:
-    """Seeds that decide every one of several tests: the largest of their needs (None wins)."""
-    def most(alpha: float) -> int | None:
-        ns = [f(alpha) for f in needs]
-        return None if any(n is None for n in ns) else max(ns)
-    return most
-
-
-def evaluate_all(summary: Summary, alpha: float | None = None) -> list[Verdict]:
-    """Every claim's verdict, with Holm's correction over the claims' decisive p-values."""
-    alpha = report_alpha(summary) if alpha is None else alpha
-    verdicts = [_evaluate_in_readings(c, summary, alpha) for c in summary.study.claims]
-    return holm_over_claims(verdicts, alpha)
-
-
-def holm_over_claims(verdicts: list[Verdict], alpha: float) -> list[Verdict]:
-    """A decided test that does not survive Holm over the report's tests becomes inconclusive."""
-    raw = [v.p_value if v.verdict in TESTED else math.nan for v in verdicts]
-    adjusted = stats.holm(raw)
-    m = sum(1 for p in raw if math.isfinite(p))
-    out = []
-    for v, p_adj in zip(verdicts, adjusted):
-        v = replace(v, p_adjusted=p_adj)
-        if m > 1 and math.isfinite(p_adj):
-            if v.verdict in (SUPPORTED, NOT_SUPPORTED) and not p_adj < alpha:
-                n = v.seeds_needed(alpha / m) if v.seeds_needed else None
-                tail = "" if v.seeds_needed is None else ": " + seeds_text(
-                    n, f"decide it at α/{m}", alpha / m)
-                v = replace(v, verdict=INCONCLUSIVE, evidence=(
-                    f"{v.evidence}; {v.verdict} alone, but not after Holm over the report's "
-                    f"{m} tests (adjusted p = {p_adj:.3g}); inconclusive{tail}"))
-            else:
-                v = replace(v, evidence=f"{v.evidence}; Holm-adjusted p = {p_adj:.3g}")
-        out.append(v)
-    return out
-
-
-def claims_intro(summary: Summary) -> str:
-    """The Claims section's first paragraph: the rules, the corrections, the power rule."""
-    alpha = report_alpha(summary)
-    looks = ""
-    if alpha != ALPHA:
-        from hpo.decide import LOOKS_ATTR, planned_looks
-
-        taken = len(summary.attrs.get(LOOKS_ATTR) or []) + 1
-        looks = (f" Seeds were added until the claims were decided, so the tests run at the "
-                 f"level this look spends: look {taken} of "
-                 f"{planned_looks(summary.study.config)} planned, α = {alpha:.3g} (Lan-DeMets "
-                 "Pocock-type spending of α = 0.05 over the looks; the looks' levels add up to "
-                 "0.05).")
-    return (
-        "What the seed reports claimed, checked against these measurements. `better`: "
-        "supported iff Welch's two-sided t-test finds it significantly better, not supported "
-        "iff significantly worse, or, on accuracies, iff the difference is shown smaller than "
-        "the smallest that matters (the claim's margin, default 1 point; TOST): no meaningful "
-        "difference. `best`: supported iff best by mean and significantly better "
-        "than every other configuration (Welch, Holm-corrected over those comparisons), not "
-        "supported iff another is significantly better; an inconclusive `best` names its ties. "
-        "`similar`: TOST equivalence within ±margin (default "
-        f"{SIMILAR_MARGIN:g} accuracy point; supported iff the (1 − 2α) confidence interval of "
-        "the difference, 90% at α = 0.05, lies inside it; not supported iff the difference is "
-        "significantly larger than the margin, one-sided). `at_chance`: the same on "
-        "the mean against chance ± tolerance. `not exercised`: the mechanism never acted (a stop "
-        "rule that fired in no run, or both sides the same runs); `not applicable`: the study "
-        f"did not run in the setting the claim needs. Tests at α = {ALPHA:g}, then Holm over "
-        "the report's claims (a claim significant alone but not after it is inconclusive). "
-        "Every inconclusive verdict says how many seeds per configuration would decide it at "
-        "the observed difference (80% power, two-sample t-test with the pooled std, at α before "
-        "the Holm corrections and taking the observed difference and spread as true: a rough, "
-        "optimistic estimate, the rougher the fewer seeds it rests on). Where the seed left "
-        "something open (readings), a claim is judged in the reading the published numbers "
-        "single out; if none is singled out, a verdict stands only when every reading gives it "
-        "(p: the largest of the readings'), and readings that disagree leave it inconclusive. "
-        "A reading in which a configuration that a `better`, `best` or `similar` claim compares "
-        "did not train (its mean final training accuracy within the at_chance tolerance of "
-        "chance) is left out of that claim's verdict and named; with no reading left the claim "
-        "is not exercised. "
-        "Verdicts named for other readings are uncorrected." + looks
-    )
-
-
-def claims_markdown(verdicts: list[Verdict]) -> str:
-    """The README's Claims table."""
-    lines = ["| claim | kind | metric | verdict | evidence |", "|---|---|---|---|---|"]
-    for v in verdicts:
-        cells = (v.claim.text, v.claim.kind, v.metric, f"**{v.verdict}**", v.evidence)
-        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
-    return "\n".join(lines)

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hpo.reporting import claims, figures, readings, render
+from hpo.reporting import figures, readings, render, verdicts
 from hpo.reporting.tables import (
     ALPHA,
     Summary,
@@ -288,12 +288,12 @@ def _best_line(summary: Summary) -> str:
 def readme(summary: Summary, drawn: Sequence[tuple[str, str]], formats: Sequence[str],
            command: str = "") -> str:
     config = summary.study.config
-    verdicts = claims.evaluate_all(summary) if summary.study.claims else []
+    judged = verdicts.evaluate_all(summary) if summary.study.claims else []
     lines = [f"# {summary.name}", ""]
     if config["question"]:
         lines += [f"> {config['question']}", ""]
     lines += [_headline(summary), ""]
-    untrained = sorted({r for v in verdicts for r in v.untrained})
+    untrained = sorted({r for v in judged for r in v.untrained})
     if untrained:
         lines += [f"*Did not train, so left out of the claims they would decide: "
                   f"{'; '.join(untrained)}.*", ""]
@@ -331,8 +331,8 @@ def readme(summary: Summary, drawn: Sequence[tuple[str, str]], formats: Sequence
     if summary.study.claims:
         from hpo.decide import seeds_line
 
-        lines += ["## Claims", "", claims.claims_intro(summary), "",
-                  claims.claims_markdown(verdicts), ""]
+        lines += ["## Claims", "", verdicts.claims_intro(summary), "",
+                  verdicts.claims_markdown(judged), ""]
         if seeds_line(summary):
             lines += [seeds_line(summary), ""]
 

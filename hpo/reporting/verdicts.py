@@ -1,0 +1,244 @@
+"""The report's verdicts together: each claim judged over the readings the seed left open
+(hpo.reporting.claims has the rule for one claim in one setting), Holm's correction over the
+report's claims, and the Claims section's text.
+
+Readings in which a compared configuration did not train are left out of a claim's verdict
+and named; the rest follow the readings rule (the reading the published numbers single out,
+else a verdict only where every reading gives it).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
+
+from hpo.reporting import stats
+from hpo.reporting.claim_sides import claim_metric, report_alpha, seeds_text, side_label
+from hpo.reporting.claims import (
+    INCONCLUSIVE,
+    NOT_EXERCISED,
+    NOT_SUPPORTED,
+    SUPPORTED,
+    TESTED,
+    Verdict,
+    evaluate,
+)
+from hpo.reporting.tables import ALPHA, Summary
+from hpo.spec import SIMILAR_MARGIN, Claim
+
+# ---------------------------------------------------------------------------------------------
+# Readings and the report's claims together
+
+
+def _claim_readings(claim: Claim, summary: Summary) -> tuple[Any, list[Any]]:
+    """(the reading the data single out or None, every reading); ``(None, [])`` when readings
+    do not apply (no readings, or the claim names every reading key). Readings are given
+    without the keys the claim names."""
+    from hpo.reporting import readings as readings_mod
+
+    all_readings = readings_mod.readings_of(summary)
+    named = {k for k, _ in claim.config} | {k for k, _ in claim.than}
+    if not all_readings or all(k in named for k, _ in all_readings[0]):
+        return None, []
+    strip = lambda r: tuple((k, v) for k, v in r if k not in named)  # noqa: E731
+    closest = readings_mod.closest_reading(summary)
+    return (strip(closest) if closest is not None else None,
+            list(dict.fromkeys(strip(r) for r in all_readings)))
+
+
+# Claims about a difference between trained networks; at_chance claims are about not training.
+NEEDS_TRAINING = ("better", "best", "similar")
+
+
+def _untrained_rows(claim: Claim, verdict: Verdict, dataset: str) -> list[dict]:
+    """The configurations a claim compares that did not train: their mean final training
+    accuracy within the at_chance tolerance of guessing (one seed that barely moved does not
+    make a configuration that trains)."""
+    import pandas as pd
+
+    from hpo.reporting.tables import at_chance
+
+    if claim.kind not in NEEDS_TRAINING:
+        return []
+    return [row for row in verdict.configs if int(row.get("n") or 0) > 0 and bool(
+        at_chance(pd.Series([row.get("train_acc_mean")], dtype=float), dataset).iloc[0])]
+
+
+def evaluate_in_readings(claim: Claim, summary: Summary, alpha: float) -> Verdict:
+    """Readings the seed left open: judged in the one the published numbers single out; else a
+    verdict holds only where every reading gives it (an intersection-union test: its p-value is
+    the largest of the readings'), and readings that disagree leave the claim inconclusive.
+
+    A reading in which a configuration the claim compares did not train (every run ended with
+    its training accuracy at chance) says nothing about the claim's effect: it is left out, and
+    named; if no reading is left, the claim is not exercised."""
+    closest, every = _claim_readings(claim, summary)
+    if not every:
+        return evaluate(claim, summary, alpha)
+    untrained = {}
+    for r in every:
+        rows = _untrained_rows(claim, evaluate(claim, summary, alpha, r),
+                               summary.study.config["dataset"])
+        if rows:
+            untrained[r] = rows
+    if untrained:
+        named = tuple(f"{side_label(summary, r)} ({', '.join(row['config'] for row in rows)} did "
+                      "not train)" for r, rows in untrained.items())
+        trained = [r for r in every if r not in untrained]
+        if not trained:
+            return Verdict(claim, claim_metric(claim, summary), NOT_EXERCISED,
+                           "no reading the seed leaves open trains the networks it compares: "
+                           + "; ".join(named), untrained=named)
+        if closest in untrained:
+            closest = None
+        kept = _judge_readings(claim, summary, alpha, closest, trained)
+        return replace(kept, untrained=named, evidence=(
+            f"{kept.evidence}; left out, as they did not train: {'; '.join(named)}"))
+    return _judge_readings(claim, summary, alpha, closest, every)
+
+
+def _judge_readings(claim: Claim, summary: Summary, alpha: float, closest: Any,
+                    every: list[Any]) -> Verdict:
+    """The readings rule over ``every`` (the readings that count)."""
+    if len(every) == 1 and closest is None:
+        verdict = evaluate(claim, summary, alpha, every[0])
+        return replace(verdict, evidence=f"{verdict.evidence} (judged within "
+                       f"{side_label(summary, every[0])}, the one reading that trains)")
+    if closest is not None:
+        verdict = evaluate(claim, summary, alpha, closest)
+        differ = [f"{side_label(summary, r)}: {v.verdict}" for r in every if r != closest
+                  for v in [evaluate(claim, summary, alpha, r)] if v.verdict != verdict.verdict]
+        note = (f"judged within {side_label(summary, closest)}, the reading closest to the "
+                "published numbers")
+        if differ:
+            note += "; other readings differ (uncorrected): " + "; ".join(differ)
+        return replace(verdict, evidence=f"{verdict.evidence} ({note})")
+    per = [(r, evaluate(claim, summary, alpha, r)) for r in every]
+    kinds = {v.verdict for _, v in per}
+    if len(kinds) == 1:
+        # The same verdict in every reading: show the weakest (largest p) reading's evidence.
+        reading, weakest = max(per, key=lambda rv: rv[1].p_value
+                               if math.isfinite(rv[1].p_value) else -1.0)
+        needs = [v.seeds_needed for _, v in per if v.seeds_needed is not None]
+        return replace(weakest, seeds_needed=_most_seeds(needs) if needs else None, evidence=(
+            f"{weakest.evidence} (the same verdict in every reading the seed leaves open, "
+            f"{len(per)}; shown: {side_label(summary, reading)}, the weakest)"))
+    opposed = {SUPPORTED, NOT_SUPPORTED} <= kinds
+    needs = [v.seeds_needed for _, v in per if v.seeds_needed is not None
+             and v.verdict == INCONCLUSIVE]
+    listed = "; ".join(f"{side_label(summary, r)}: {v.verdict}" + reading_gist(v) for r, v in per)
+    if opposed:
+        tail = "a closer reproduction of the seed's setting would decide it, more seeds would not"
+    elif needs:
+        tail = seeds_text(_most_seeds(needs)(alpha), "decide it in every reading", alpha)
+    else:
+        tail = "it needs every reading decided the same way"
+    return Verdict(claim, per[0][1].metric, INCONCLUSIVE,
+                   f"the readings the seed leaves open disagree (no published numbers single one "
+                   f"out; uncorrected): {listed}; inconclusive: {tail}",
+                   configs=tuple(row for _, v in per for row in v.configs),
+                   seeds_needed=None if opposed or not needs else _most_seeds(needs),
+                   by_reading=tuple((side_label(summary, r), v.verdict) for r, v in per))
+
+
+def reading_gist(v: Verdict) -> str:
+    """A reading's p-value and, for an equivalence claim, its difference and the margin (the
+    numbers a reader needs to see why the readings disagree)."""
+    parts = [f"p = {v.p_value:.3g}"] if math.isfinite(v.p_value) else []
+    if v.claim.kind == "similar":
+        found = re.search(r"difference [^;]*margin ±[^;]*", v.evidence)
+        parts += [found.group(0)] if found else []
+    return f" ({', '.join(parts)})" if parts else ""
+
+
+def _most_seeds(needs: list[Callable[[float], int | None]]) -> Callable[[float], int | None]:
+    """Seeds that decide every one of several tests: the largest of their needs (None wins)."""
+    def most(alpha: float) -> int | None:
+        ns = [f(alpha) for f in needs]
+        return None if any(n is None for n in ns) else max(ns)
+    return most
+
+
+def evaluate_all(summary: Summary, alpha: float | None = None) -> list[Verdict]:
+    """Every claim's verdict, with Holm's correction over the claims' decisive p-values."""
+    alpha = report_alpha(summary) if alpha is None else alpha
+    verdicts = [evaluate_in_readings(c, summary, alpha) for c in summary.study.claims]
+    return holm_over_claims(verdicts, alpha)
+
+
+def holm_over_claims(verdicts: list[Verdict], alpha: float) -> list[Verdict]:
+    """A decided test that does not survive Holm over the report's tests becomes inconclusive."""
+    raw = [v.p_value if v.verdict in TESTED else math.nan for v in verdicts]
+    adjusted = stats.holm(raw)
+    m = sum(1 for p in raw if math.isfinite(p))
+    out = []
+    for v, p_adj in zip(verdicts, adjusted):
+        v = replace(v, p_adjusted=p_adj)
+        if m > 1 and math.isfinite(p_adj):
+            if v.verdict in (SUPPORTED, NOT_SUPPORTED) and not p_adj < alpha:
+                n = v.seeds_needed(alpha / m) if v.seeds_needed else None
+                tail = "" if v.seeds_needed is None else ": " + seeds_text(
+                    n, f"decide it at α/{m}", alpha / m)
+                v = replace(v, verdict=INCONCLUSIVE, evidence=(
+                    f"{v.evidence}; {v.verdict} alone, but not after Holm over the report's "
+                    f"{m} tests (adjusted p = {p_adj:.3g}); inconclusive{tail}"))
+            else:
+                v = replace(v, evidence=f"{v.evidence}; Holm-adjusted p = {p_adj:.3g}")
+        out.append(v)
+    return out
+
+
+def claims_intro(summary: Summary) -> str:
+    """The Claims section's first paragraph: the rules, the corrections, the power rule."""
+    alpha = report_alpha(summary)
+    looks = ""
+    if alpha != ALPHA:
+        from hpo.decide import LOOKS_ATTR, planned_looks
+
+        taken = len(summary.attrs.get(LOOKS_ATTR) or []) + 1
+        looks = (f" Seeds were added until the claims were decided, so the tests run at the "
+                 f"level this look spends: look {taken} of "
+                 f"{planned_looks(summary.study.config)} planned, α = {alpha:.3g} (Lan-DeMets "
+                 "Pocock-type spending of α = 0.05 over the looks; the looks' levels add up to "
+                 "0.05).")
+    return (
+        "What the seed reports claimed, checked against these measurements. `better`: "
+        "supported iff Welch's two-sided t-test finds it significantly better, not supported "
+        "iff significantly worse, or, on accuracies, iff the difference is shown smaller than "
+        "the smallest that matters (the claim's margin, default 1 point; TOST): no meaningful "
+        "difference. `best`: supported iff best by mean and significantly better "
+        "than every other configuration (Welch, Holm-corrected over those comparisons), not "
+        "supported iff another is significantly better; an inconclusive `best` names its ties. "
+        "`similar`: TOST equivalence within ±margin (default "
+        f"{SIMILAR_MARGIN:g} accuracy point; supported iff the (1 − 2α) confidence interval of "
+        "the difference, 90% at α = 0.05, lies inside it; not supported iff the difference is "
+        "significantly larger than the margin, one-sided). `at_chance`: the same on "
+        "the mean against chance ± tolerance. `not exercised`: the mechanism never acted (a stop "
+        "rule that fired in no run, or both sides the same runs); `not applicable`: the study "
+        f"did not run in the setting the claim needs. Tests at α = {ALPHA:g}, then Holm over "
+        "the report's claims (a claim significant alone but not after it is inconclusive). "
+        "Every inconclusive verdict says how many seeds per configuration would decide it at "
+        "the observed difference (80% power, two-sample t-test with the pooled std, at α before "
+        "the Holm corrections and taking the observed difference and spread as true: a rough, "
+        "optimistic estimate, the rougher the fewer seeds it rests on). Where the seed left "
+        "something open (readings), a claim is judged in the reading the published numbers "
+        "single out; if none is singled out, a verdict stands only when every reading gives it "
+        "(p: the largest of the readings'), and readings that disagree leave it inconclusive. "
+        "A reading in which a configuration that a `better`, `best` or `similar` claim compares "
+        "did not train (its mean final training accuracy within the at_chance tolerance of "
+        "chance) is left out of that claim's verdict and named; with no reading left the claim "
+        "is not exercised. "
+        "Verdicts named for other readings are uncorrected." + looks
+    )
+
+
+def claims_markdown(verdicts: list[Verdict]) -> str:
+    """The README's Claims table."""
+    lines = ["| claim | kind | metric | verdict | evidence |", "|---|---|---|---|---|"]
+    for v in verdicts:
+        cells = (v.claim.text, v.claim.kind, v.metric, f"**{v.verdict}**", v.evidence)
+        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+    return "\n".join(lines)
