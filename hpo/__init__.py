@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-__version__ = "0.1.0"
+from hpo.version import __version__ as __version__
+
 __all__ = ["load_study_file", "report", "results", "run"]
 
 

@@ -42,7 +42,9 @@ def run(study: str | spec.Study, *, storage: str | None = None, jobs: int = 1,
                              data_dir=data_dir, progress=False,
                              command=f"hpo.run({study.source!r}, jobs={jobs})",
                              save_artifacts=artifacts)
-    return runner.run(study, opts)
+    from hpo import decide
+
+    return runner.run(study, decide.with_hook(opts, study))
 
 
 def results(storage: str, name: str) -> Any:

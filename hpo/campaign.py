@@ -213,7 +213,9 @@ def _run_entry(row: Progress, deadline: float | None, data_dir: str | None, devi
         overrides=entry.overrides, save_artifacts=False,
         deadline=None if deadline is None else deadline - RESERVE_S,
     )
-    runner.run(study, opts)
+    from hpo import decide
+
+    runner.run(study, decide.with_hook(opts, study))
     after = progress(entry)
     row.done, row.cpu_s_per_run, row.measured = after.done, after.cpu_s_per_run, after.measured
     row.state = after.state

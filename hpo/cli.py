@@ -13,9 +13,9 @@ import shlex
 import sys
 from collections.abc import Sequence
 
-from hpo import __version__
 from hpo.errors import one_line, os_error_line
 from hpo.process import quiet_libraries
+from hpo.version import __version__
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 

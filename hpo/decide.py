@@ -13,68 +13,46 @@ when no trial of the study is waiting or running, so two workers cannot both rai
 for the same data, and a killed worker's batch is completed by the next run (its stale trial
 is failed and queued again as usual).
 
-Repeated looks at growing data inflate a test's error rate if each look uses alpha. The looks
-spend alpha along Lan and DeMets' Pocock-type function alpha(t) = alpha·ln(1 + (e − 1)·t), t the
-share of the planned looks taken: look k of K tests at alpha(k/K) − alpha((k−1)/K), and these
-add up to alpha over all looks (a union bound: valid whatever the looks' correlation). Pocock's
-shape spends more early than O'Brien-Fleming's, so a clear effect stops after the first
-batches. A claim whose decision would need more seeds than the cap allows at the observed
-difference gets none (futility): seeds go only where they can decide.
+Repeated looks at growing data inflate a test's error rate if each look uses alpha: the looks
+spend alpha along hpo.spec.looks' alpha-spending function. A claim whose decision would need
+more seeds than the cap allows at the observed difference gets none (futility): seeds go only
+where they can decide.
+
+Where the pieces live: the plan (batches, looks, alpha per look) in hpo.spec.looks, the seed
+targets with the runner's queue, the report's seeds line with the report writer. This module is
+the look itself, above the runner and the report; the runner reaches it only through the
+``on_idle`` hook that ``with_hook`` puts in its options.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from typing import Any
 
 from hpo import space as space_mod
 from hpo import store
-from hpo.spec import Study
-
-TARGETS_ATTR = "hpo.target_repeats"  # {cell key: seeds wanted}, only where above repeats
-LOOKS_ATTR = "hpo.looks"  # one entry per look: what was undecided, which seeds were added
-END_ATTR = "hpo.until_decided_end"  # why the seeds stopped
+from hpo.runner.queue import cell_seeds, targets  # noqa: F401  (decide.targets in tests)
+from hpo.schema import END_ATTR, LOOKS_ATTR, TARGETS_ATTR  # noqa: F401
+from hpo.spec import Study, batch_size, look_alpha, planned_looks, spent  # noqa: F401
 
 
-def batch_size(config: Mapping[str, Any]) -> int:
-    return int(config["repeats"])
+def with_hook(opts: Any, study: Study) -> Any:
+    """``opts`` (runner.RunOptions) whose idle workers take a look when the study adds seeds
+    until decided: the runner calls it instead of importing this module."""
+    import dataclasses
 
-
-def planned_looks(config: Mapping[str, Any]) -> int:
-    """Looks at the data the cap allows: after repeats, then after each batch."""
-    extra = max(0, int(config["max_repeats"]) - int(config["repeats"]))
-    return 1 + math.ceil(extra / batch_size(config))
-
-
-def spent(alpha: float, share: float) -> float:
-    """Alpha spent by the share ``share`` (0-1) of the planned looks: Pocock-type."""
-    return alpha * math.log(1 + (math.e - 1) * min(max(share, 0.0), 1.0))
-
-
-def look_alpha(alpha: float, look: int, looks: int) -> float:
-    """The level of look ``look`` (1-based) of ``looks``: its share of the spending function."""
-    look = min(max(look, 1), looks)
-    return spent(alpha, look / looks) - spent(alpha, (look - 1) / looks)
-
-
-def targets(study_obj: Any) -> dict[str, int]:
-    return dict(study_obj.user_attrs.get(TARGETS_ATTR) or {})
-
-
-def cell_seeds(study: Study, wanted: Mapping[str, int], cell: Mapping[str, Any]) -> list[int]:
-    """The seeds one grid cell should have: repeats, or its until-decided target if higher."""
-    n = max(int(study.config["repeats"]), int(wanted.get(space_mod.cell_key(cell), 0)))
-    return [study.config["seed"] + r for r in range(n)]
+    if not study.config["until_decided"]:
+        return opts
+    return dataclasses.replace(opts, on_idle=add_seeds)
 
 
 def _cell_of(study: Study, keys: list[str], row: Mapping[str, Any]) -> dict[str, Any] | None:
     """The grid cell a report table row stands for."""
-    from hpo.reporting.tables import _matches
+    from hpo.reporting.tables import matches_row
 
     for cell in study.cells():
         inactive = [k for k in keys if k not in cell]
-        if _matches(tuple(cell.items()), row) and all(row.get(k) is None for k in inactive):
+        if matches_row(tuple(cell.items()), row) and all(row.get(k) is None for k in inactive):
             return cell
     return None
 
@@ -176,27 +154,3 @@ def _labels(study: Study, summary: Any) -> list[tuple[dict[str, Any], str]]:
         if cell is not None:
             out.append((cell, row["config"]))
     return out
-
-
-def seeds_line(summary: Any) -> str:
-    """The report's line on how many seeds each configuration got and why ("" if none added)."""
-    attrs = summary.attrs
-    looks = attrs.get(LOOKS_ATTR) or []
-    if not looks and not summary.study.config.get("until_decided"):
-        return ""
-    config = summary.study.config
-    got = [f"{r['config']} {int(r['n'])}" for r in summary.table.to_dict("records")]
-    causes: dict[str, set[int]] = {}
-    for look in looks:
-        for label, claim_numbers in look.get("claims", {}).items():
-            causes.setdefault(label, set()).update(claim_numbers)
-    why = "; ".join(f"{label}: claims {', '.join(map(str, sorted(n)))}"
-                    for label, n in causes.items())
-    end = attrs.get(END_ATTR)
-    return (f"Seeds until decided (batches of {batch_size(config)}, at most "
-            f"{config['max_repeats']} per configuration, {len(looks)} batch"
-            f"{'es' if len(looks) != 1 else ''} added): complete seeds per configuration "
-            f"{', '.join(got)}. "
-            + (f"Seeds were added for the undecided claims ({why}). " if why else
-               "No claim needed more seeds. ")
-            + (f"Stopped: {end}." if end else "Not finished: re-run the same command."))

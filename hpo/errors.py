@@ -32,6 +32,14 @@ OS_ERROR_HINTS = {
 }
 
 
+def mask(text: object) -> str:
+    """Hide passwords of every URL in ``text`` (``user:***@host``)."""
+    import re
+
+    # Greedy: a password may hold an unescaped "@"; the host is what follows the last one.
+    return re.sub(r"(\w[\w+.-]*://[^:/@\s]*:)(\S*)(@[^@\s]*)", r"\1***\3", str(text))
+
+
 def one_line(text: str) -> str:
     """``text`` with line breaks and other control characters escaped (``\\r``, ``\\n``):
     a message quoting what the user typed stays on one line."""
@@ -44,8 +52,6 @@ def one_line(text: str) -> str:
 def os_error_line(exc: OSError) -> str:
     """``path: what the system said; what to do`` for an OSError (never a traceback)."""
     import errno
-
-    from hpo.store import mask
 
     name = errno.errorcode.get(exc.errno or 0, "")
     what = exc.strerror or type(exc).__name__

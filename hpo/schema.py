@@ -31,6 +31,11 @@ SOURCE_ATTR = "hpo.source"
 PROVENANCE_ATTR = "provenance"
 # The trials behind a committed report: an Optuna journal file in the report's own folder.
 TRIALS_FILE = "trials.journal"
+# Seeds until decided (hpo.decide): per-cell seed targets above repeats, one record per look,
+# and why the seeds stopped.
+TARGETS_ATTR = "hpo.target_repeats"
+LOOKS_ATTR = "hpo.looks"
+END_ATTR = "hpo.until_decided_end"
 # Per-trial user attributes written by every trial (the report reads exactly these), and the
 # two that place it in the grid: ``cell`` (the configuration as JSON, space.cell_key) and seed.
 RECORD_KEYS = (

@@ -4,7 +4,9 @@
 - nothing imports hpo.cli but hpo/__main__.py: the library never reaches for the CLI;
 - no command module (hpo/commands/<name>.py) imports another: shared pieces live in
   hpo/commands/__init__.py or in the library;
-- library code (everything outside hpo/cli.py and hpo/commands/) imports no command.
+- library code (everything outside hpo/cli.py and hpo/commands/) imports no command;
+- layers only point down: each unit (a top-level module or subpackage of hpo) imports only
+  units before it in LAYERS, or itself, deferred imports inside functions included.
 """
 
 from __future__ import annotations
@@ -75,7 +77,32 @@ def _command(name: str) -> bool:
     return name.startswith("hpo.commands.")
 
 
+# hpo's units, lowest first. A unit may import itself and any unit before it, never one after.
+LAYERS = (
+    "hpo.version", "hpo.errors", "hpo.process", "hpo.listvalues", "hpo.schema",
+    "hpo.nn", "hpo.spec", "hpo.space", "hpo.store",
+    "hpo.records", "hpo.objective", "hpo.dashboard", "hpo.artifacts", "hpo.inspection",
+    "hpo.runner", "hpo.reporting", "hpo.decide", "hpo.campaign", "hpo.benchmarks", "hpo.api",
+    "hpo.commands", "hpo.cli", "hpo.__main__", "hpo",
+)
+
+
+def unit(name: str) -> str | None:
+    """The LAYERS unit a dotted module name belongs to (None: not hpo's)."""
+    if name == "hpo":
+        return "hpo"
+    parts = name.split(".")
+    head = ".".join(parts[:2])
+    return head if head in LAYERS else None
+
+
 def broken(rule: str, importer: str, imported: str) -> bool:
+    if rule == "layers-point-down":
+        # ``from hpo import spec`` is read as hpo and hpo.spec: the bare package is no import.
+        own, other = unit(importer), unit(imported) if imported != "hpo" else None
+        if own is None or other is None or own == other:
+            return False
+        return LAYERS.index(other) > LAYERS.index(own)
     if rule == "nn-without-optuna":
         return _is(importer, "hpo.nn") and _is(imported, "optuna")
     if rule == "cli-only-from-main":
@@ -90,7 +117,7 @@ def broken(rule: str, importer: str, imported: str) -> bool:
 
 
 RULES = ("nn-without-optuna", "cli-only-from-main", "commands-import-no-command",
-         "library-imports-no-command")
+         "library-imports-no-command", "layers-point-down")
 
 
 @pytest.mark.parametrize("rule", RULES)
@@ -112,10 +139,14 @@ def test_the_scan_sees_the_package() -> None:
     ("commands-import-no-command", "from hpo.commands.run import main\n", "commands/bad.py"),
     ("commands-import-no-command", "from . import run\n", "commands/bad.py"),
     ("library-imports-no-command", "from hpo.commands import run\n", "bad.py"),
+    ("layers-point-down", "def f():\n    from hpo import decide\n", "runner/bad.py"),
+    ("layers-point-down", "from hpo.reporting import tables\n", "store/bad.py"),
+    ("layers-point-down", "import hpo.api\n", "spec/bad.py"),
 ])
 def test_a_violation_fails(tmp_path: Path, rule: str, source: str, name: str) -> None:
     """Each rule catches a planted violation (in a small package beside the real one)."""
-    for module in ("__init__.py", "cli.py", "commands/__init__.py", "commands/run.py"):
+    for module in ("__init__.py", "cli.py", "commands/__init__.py", "commands/run.py",
+                   "decide.py", "api.py", "reporting/__init__.py", "reporting/tables.py"):
         (tmp_path / "hpo" / module).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / "hpo" / module).write_text("")
     bad = tmp_path / "hpo" / name
@@ -123,3 +154,9 @@ def test_a_violation_fails(tmp_path: Path, rule: str, source: str, name: str) ->
     bad.write_text(source)
     found = violations(rule, tmp_path / "hpo")
     assert found and all(f.startswith(f"hpo/{name} imports ") for f in found), found
+
+
+def test_every_unit_is_placed_in_a_layer() -> None:
+    """A new top-level module must be given its place in LAYERS (else the rule ignores it)."""
+    tops = {".".join(module_name(p).split(".")[:2]) for p in sources()}
+    assert tops - set(LAYERS) == set()

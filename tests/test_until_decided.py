@@ -17,7 +17,7 @@ import pytest
 from hpo import decide, runner, spec, store
 from hpo.benchmarks import synthetic
 from hpo.errors import SpecError
-from hpo.reporting import claims, tables, verdicts
+from hpo.reporting import claims, tables, verdicts, write
 from tests.conftest import cached_store, completed_runs, run_hpo, start_hpo, trials, wait_for
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -120,7 +120,7 @@ def test_seeds_go_only_to_undecided_claims_until_decided(tmp_path: Path) -> None
     assert max(completed_runs(url, "ud").values()) == 1
 
     summary = tables.summarize(study_obj)
-    assert decide.seeds_line(summary) == (
+    assert write.seeds_line(summary) == (
         "Seeds until decided (batches of 2, at most 4 per configuration, 1 batch added): "
         "complete seeds per configuration dropout_location=none 2, "
         "dropout_location=before_pool 4, dropout_location=before_fc 4. Seeds were added for "

@@ -82,7 +82,8 @@ def markdown(result: dict[str, Any]) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--dataset", default="mnist")
-    parser.add_argument("--data-dir", default="../shared/data")
+    parser.add_argument("--data-dir", default=None,
+                        help="datasets folder (default: $HPO_DATA_DIR or ./data)")
     parser.add_argument("--studies", default=",".join(R4_FAMILY))
     parser.add_argument("--epochs", type=int, default=None,
                         help="epochs per trial (default: each study file's own)")

@@ -89,7 +89,9 @@ def main(args: argparse.Namespace) -> int:
     artifacts = artifacts_dir(opts.storage_url, args.artifacts)
     if not args.no_artifacts and (args.artifacts or artifacts.parent.is_dir()):
         artifact_store(artifacts)  # unusable folder: one error now, not one per trial
-    study_obj = runner.run(study, opts)
+    from hpo import decide
+
+    study_obj = runner.run(study, decide.with_hook(opts, study))
     left = runner.remaining(study_obj, study)
     if left and opts.deadline is not None:
         print(f"hpo: budget spent: {left} runs left; re-run the same command to go on",

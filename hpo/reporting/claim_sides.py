@@ -46,8 +46,9 @@ def n_classes(dataset: str) -> int:
 
 def report_alpha(summary: Summary) -> float:
     """ALPHA; when seeds were added until decided, the level of the look this report is (the
-    looks taken + 1), by hpo.decide's alpha-spending function."""
-    from hpo.decide import LOOKS_ATTR, look_alpha, planned_looks
+    looks taken + 1), by hpo.spec.looks' alpha-spending function."""
+    from hpo.schema import LOOKS_ATTR
+    from hpo.spec import look_alpha, planned_looks
 
     config = summary.study.config
     adaptive = config.get("until_decided") or summary.attrs.get(LOOKS_ATTR)

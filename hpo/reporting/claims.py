@@ -26,7 +26,7 @@ significant alone but not after the correction is inconclusive. Every inconclusi
 how many seeds per configuration would decide it at the observed difference (80% power, the
 two-sample t-test with the pooled std; for equivalence, TOST's power). A study run with
 ``until_decided`` looked at its data several times: each look tests at its share of an
-alpha-spending function (hpo.decide.look_alpha; the shares add up to alpha), so adding seeds
+alpha-spending function (hpo.spec.look_alpha; the shares add up to alpha), so adding seeds
 until a test passes cannot inflate the error rate. With ``readings``, a claim that leaves a
 reading key open is judged within the reading closest to the published numbers, and names the
 readings whose verdict differs.
@@ -63,8 +63,8 @@ from hpo.reporting.claim_sides import (  # noqa: F401  (claims.sharpness, claims
 from hpo.reporting.tables import (
     STAT_METRICS,
     Summary,
-    _matches,
     format_value,
+    matches_row,
 )
 from hpo.spec import SIMILAR_MARGIN, Claim
 
@@ -100,7 +100,7 @@ class Verdict:
 
 
 def _row(summary: Summary, params: Any) -> tuple[dict | None, str]:
-    rows = [r for r in summary.table.to_dict("records") if _matches(params, r)]
+    rows = [r for r in summary.table.to_dict("records") if matches_row(params, r)]
     if len(rows) != 1:
         return None, f"{side_label(summary, params)} matches {len(rows)} configurations, not one"
     row = rows[0]
@@ -261,7 +261,7 @@ def _meaningful(claim: Claim, m: str) -> float | None:
 def _best(claim: Claim, summary: Summary, a: Side, m: str, alpha: float,
           reading: Sequence[tuple[str, Any]]) -> Verdict:
     rows = [r for r in summary.table.to_dict("records")
-            if r["n"] > 0 and r["config"] != a.row["config"] and _matches(tuple(reading), r)]
+            if r["n"] > 0 and r["config"] != a.row["config"] and matches_row(tuple(reading), r)]
     others = [s for s in (side_of(summary, r, m) for r in rows) if len(s.values)]
     if not others:
         return Verdict(claim, m, SUPPORTED, f"{stat_text(a, m)}; the only configuration",

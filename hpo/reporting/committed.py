@@ -14,9 +14,10 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from hpo import __version__, store
+from hpo import store
 from hpo.errors import HpoError
 from hpo.schema import TRIALS_FILE
+from hpo.version import __version__
 
 
 def trial_folders(paths: Iterable[str | Path]) -> list[Path]:

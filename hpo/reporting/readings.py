@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from hpo.reporting.tables import CONFIDENCE, Summary, _matches, format_value, short_names
+from hpo.reporting.tables import CONFIDENCE, Summary, format_value, matches_row, short_names
 
 Reading = tuple[tuple[str, Any], ...]
 COLUMNS = ["reading", "pairs", "rows", "mean_abs_diff", "ci_low", "ci_high", "closest",
@@ -73,12 +73,12 @@ def _differences(summary: Summary, reading: Reading) -> list[tuple[str, float, b
     from hpo.reporting.tables import prediction_interval, tells
 
     within = summary.study.config["consistent_within"]
-    rows = [r for r in summary.table.to_dict("records") if _matches(reading, r)]
+    rows = [r for r in summary.table.to_dict("records") if matches_row(reading, r)]
     out = []
     for ref in references(summary):
         for params, value in ref.rows:
             for row in rows:
-                if not _matches(params, row):
+                if not matches_row(params, row):
                     continue
                 mean = row.get(f"{ref.metric}_mean")
                 if mean is not None and math.isfinite(mean) and math.isfinite(value):

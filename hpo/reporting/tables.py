@@ -462,7 +462,7 @@ def is_two_way_grid(summary: Summary) -> bool:
             and summary.table[summary.keys].notna().all().all())
 
 
-def _matches(params: Sequence[tuple[str, Any]], row: Any) -> bool:
+def matches_row(params: Sequence[tuple[str, Any]], row: Any) -> bool:
     for key, value in params:
         have, want = _norm(row[key]), _norm(value)
         if isinstance(have, float) and isinstance(want, float):
@@ -521,7 +521,7 @@ def reference_table(summary: Summary, ref: Any = None) -> Any | None:
     rows = []
     for params, value in ref.rows:
         published = ", ".join(f"{names.get(k, k)}={format_value(v)}" for k, v in params)
-        matched = [row for row in summary.table.to_dict("records") if _matches(params, row)]
+        matched = [row for row in summary.table.to_dict("records") if matches_row(params, row)]
         if not matched:
             rows.append({"published_config": published, "config": None, "published": value})
         for row in matched:

@@ -196,7 +196,8 @@ def claims_intro(summary: Summary) -> str:
     alpha = report_alpha(summary)
     looks = ""
     if alpha != ALPHA:
-        from hpo.decide import LOOKS_ATTR, planned_looks
+        from hpo.schema import LOOKS_ATTR
+        from hpo.spec import planned_looks
 
         taken = len(summary.attrs.get(LOOKS_ATTR) or []) + 1
         looks = (f" Seeds were added until the claims were decided, so the tests run at the "

@@ -329,8 +329,6 @@ def readme(summary: Summary, drawn: Sequence[tuple[str, str]], formats: Sequence
                       render.pivot_display(summary, metric).to_markdown(disable_numparse=True), ""]
 
     if summary.study.claims:
-        from hpo.decide import seeds_line
-
         lines += ["## Claims", "", verdicts.claims_intro(summary), "",
                   verdicts.claims_markdown(judged), ""]
         if seeds_line(summary):
@@ -443,3 +441,30 @@ def command_study(command: str) -> str | None:
         if word.startswith("--study="):
             return Path(word.split("=", 1)[1]).stem
     return None
+
+
+def seeds_line(summary: Summary) -> str:
+    """The report's line on how many seeds each configuration got and why ("" if none added)."""
+    from hpo.schema import END_ATTR, LOOKS_ATTR
+    from hpo.spec import batch_size
+
+    attrs = summary.attrs
+    looks = attrs.get(LOOKS_ATTR) or []
+    if not looks and not summary.study.config.get("until_decided"):
+        return ""
+    config = summary.study.config
+    got = [f"{r['config']} {int(r['n'])}" for r in summary.table.to_dict("records")]
+    causes: dict[str, set[int]] = {}
+    for look in looks:
+        for label, claim_numbers in look.get("claims", {}).items():
+            causes.setdefault(label, set()).update(claim_numbers)
+    why = "; ".join(f"{label}: claims {', '.join(map(str, sorted(n)))}"
+                    for label, n in causes.items())
+    end = attrs.get(END_ATTR)
+    return (f"Seeds until decided (batches of {batch_size(config)}, at most "
+            f"{config['max_repeats']} per configuration, {len(looks)} batch"
+            f"{'es' if len(looks) != 1 else ''} added): complete seeds per configuration "
+            f"{', '.join(got)}. "
+            + (f"Seeds were added for the undecided claims ({why}). " if why else
+               "No claim needed more seeds. ")
+            + (f"Stopped: {end}." if end else "Not finished: re-run the same command."))

@@ -9,12 +9,13 @@ import sys
 import warnings
 from typing import Any
 
-from hpo import __version__, dashboard, store
+from hpo import dashboard, store
 from hpo.errors import SpecError
 from hpo.runner.plan import RunOptions
 from hpo.runner.queue import reconcile
 from hpo.schema import SOURCE_ATTR
 from hpo.spec import Study, identity_diff
+from hpo.version import __version__
 
 
 def study_metadata(study: Study, device: str, command: str) -> dict[str, Any]:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from hpo import space as space_mod
 from hpo import store
@@ -39,6 +41,9 @@ class RunOptions:
     # time.time() by which the run stops (``--budget``): no trial starts that would not end by
     # then (by the mean time of the study's finished runs), and one still running is stopped.
     deadline: float | None = None
+    # What a worker does when nothing is left to run (hpo.decide.with_hook: seeds until
+    # decided); returns the trials it queued. A module-level function, so it pickles to workers.
+    on_idle: Callable[[Any, Any, Any], int] | None = None
 
     def artifacts_folder(self) -> Path | None:
         """Where the workers store artifacts; None: they store none (``--no-artifacts``)."""

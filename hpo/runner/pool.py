@@ -34,7 +34,8 @@ DEVICE_CODES = {"cpu": 1, "cuda": 2, "mps": 3}
 
 def _worker_process(spec_dict: dict, source: str, url: store.StoreURL, requested_device: str,
                     threads: int, data_dir: str | None, go: Any, worker: int,
-                    artifacts: Path | None, deadline: float | None) -> None:
+                    artifacts: Path | None, deadline: float | None,
+                    on_idle: Any = None) -> None:
     from hpo.process import die_with_parent, quiet_libraries
 
     die_with_parent()
@@ -47,7 +48,7 @@ def _worker_process(spec_dict: dict, source: str, url: store.StoreURL, requested
             if device is None:
                 return  # the parent stopped before the study was ready, and says why
             work(study, url, device=device, threads=threads, data_dir=data_dir, worker=worker,
-                 artifacts=artifacts, deadline=deadline)
+                 artifacts=artifacts, deadline=deadline, on_idle=on_idle)
     except KeyboardInterrupt:
         sys.exit(130)
     except HpoError as exc:
@@ -134,7 +135,8 @@ def run(study: Study, opts: RunOptions) -> Any:
             with _stop_at(opts.deadline):
                 work(study, opts.storage_url, device=device, threads=threads,
                      data_dir=opts.data_dir, on_trial=lambda frozen: _advance(bar, frozen),
-                     artifacts=opts.artifacts_folder(), deadline=opts.deadline)
+                     artifacts=opts.artifacts_folder(), deadline=opts.deadline,
+                     on_idle=opts.on_idle)
         else:
             workers.go(device, study_obj, bar, opts.deadline)
     except KeyboardInterrupt:
@@ -179,7 +181,7 @@ class _Workers:
             ctx.Process(target=_worker_process,
                         args=(study.to_dict(), study.source, opts.storage_url, opts.device,
                               threads, opts.data_dir, self.signal, worker,
-                              opts.artifacts_folder(), opts.deadline))
+                              opts.artifacts_folder(), opts.deadline, opts.on_idle))
             for worker in range(opts.jobs)
         ]
         with _stop_signals():

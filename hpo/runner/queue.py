@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import time
 import warnings
+from collections.abc import Mapping
 from typing import Any
 
 from hpo import listvalues, store
 from hpo import space as space_mod
-from hpo.schema import DONE_STATES, PENDING_STATES
+from hpo.schema import DONE_STATES, PENDING_STATES, TARGETS_ATTR
 from hpo.spec import Study
 
 
@@ -28,6 +29,17 @@ def _run_key(trial: Any) -> tuple[str, int] | None:
 
 
 
+def targets(study_obj: Any) -> dict[str, int]:
+    """Seeds until decided: the cells whose seed count a look raised above repeats."""
+    return dict(study_obj.user_attrs.get(TARGETS_ATTR) or {})
+
+
+def cell_seeds(study: Study, wanted: Mapping[str, int], cell: Mapping[str, Any]) -> list[int]:
+    """The seeds one grid cell should have: repeats, or its until-decided target if higher."""
+    n = max(int(study.config["repeats"]), int(wanted.get(space_mod.cell_key(cell), 0)))
+    return [study.config["seed"] + r for r in range(n)]
+
+
 def reconcile(study_obj: Any, study: Study) -> int:
     """Queue every (cell, seed) that should exist and is neither done nor pending; returns count.
 
@@ -36,14 +48,12 @@ def reconcile(study_obj: Any, study: Study) -> int:
     """
     import optuna
 
-    from hpo import decide
-
     trials = study_obj.get_trials(deepcopy=False)
     if study.is_grid:
         # Seeds until decided raise some cells' seed counts (stored, so every worker agrees).
-        targets = decide.targets(study_obj)
+        raised = targets(study_obj)
         wanted = [(listvalues.encoded(cell), space_mod.cell_key(cell), seed, None)
-                  for cell in study.cells() for seed in decide.cell_seeds(study, targets, cell)]
+                  for cell in study.cells() for seed in cell_seeds(study, raised, cell)]
     else:
         wanted = _missing_repeats(trials, study)
     covered = set()

@@ -114,6 +114,7 @@ def work(
     worker: int = 0,
     artifacts: Path | None | str = "store",
     deadline: float | None = None,
+    on_idle: Callable[[Any, Study, store.StoreURL], int] | None = None,
 ) -> int:
     """One worker: run trials until the study has nothing left; returns trials run.
 
@@ -151,7 +152,9 @@ def work(
                         trial.set_user_attr(PROVENANCE_ATTR, made_by)
                 if trial is None:
                     if running_elsewhere(study_obj) == 0:
-                        if study.config["until_decided"] and _seeds_added(study_obj, study, url):
+                        # Nothing left: the caller's hook may queue more (seeds until decided
+                        # returns the trials it queued).
+                        if on_idle is not None and on_idle(study_obj, study, url) > 0:
                             continue
                         return ran
                     retry.succeeded()
@@ -181,13 +184,6 @@ def expected_trial_s(study_obj: Any) -> float:
              if t.state.name == "COMPLETE"]
     times = [float(x) for x in times if isinstance(x, (int, float))]
     return sum(times) / len(times) if times else 0.0
-
-
-def _seeds_added(study_obj: Any, study: Study, url: store.StoreURL) -> bool:
-    """Seeds until decided: look at the claims; True if there are trials to run again."""
-    from hpo import decide
-
-    return decide.add_seeds(study_obj, study, url) > 0
 
 
 def _run_one(study_obj: Any, study: Study, url: store.StoreURL, trial: Any, splits: Any,

@@ -31,6 +31,7 @@ from hpo.spec.load import (  # noqa: F401
     studies_dir,
     tomllib,
 )
+from hpo.spec.looks import batch_size, look_alpha, planned_looks, spent  # noqa: F401
 from hpo.spec.model import (  # noqa: F401
     CHANCE_TOLERANCE,
     CLAIM_FIELDS,

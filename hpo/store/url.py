@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from hpo.errors import StoreError
+from hpo.errors import StoreError, mask  # noqa: F401  (re-exported: store.mask)
 
 DEFAULT_URL = "sqlite:///hpo.db"
 SQLITE_MAGIC = b"SQLite format 3\x00"
@@ -35,12 +35,6 @@ SCHEMES = "sqlite:///FILE, postgresql://USER:PASSWORD@HOST/DB, mysql://..., or j
 def resolve_url(url: str | None) -> str:
     """--storage, else $HPO_STORAGE, else an SQLite file in the working directory."""
     return url or os.environ.get("HPO_STORAGE") or DEFAULT_URL
-
-
-def mask(text: str | StoreURL) -> str:
-    """Hide passwords of every URL in ``text`` (``user:***@host``)."""
-    # Greedy: a password may hold an unescaped "@"; the host is what follows the last one.
-    return re.sub(r"(\w[\w+.-]*://[^:/@\s]*:)(\S*)(@[^@\s]*)", r"\1***\3", str(text))
 
 
 @dataclass(frozen=True)
