@@ -279,7 +279,7 @@ def test_budget_stops_the_campaign_inside_it_and_the_next_run_finishes(tmp_path)
 
 
 @pytest.mark.slow
-def test_sigkill_at_random_moments_loses_nothing_and_runs_each_once(tmp_path):
+def test_sigkill_at_random_moments_loses_nothing_and_runs_each_once(tmp_path, monkeypatch):
     plan, folder = tiny_plan(tmp_path, epochs=8, repeats=3, cells=3, subset=600)
     rng = random.Random()
     for _ in range(3):
@@ -291,4 +291,5 @@ def test_sigkill_at_random_moments_loses_nothing_and_runs_each_once(tmp_path):
     assert last.returncode == 0, last.stderr
     counts = completed_runs(journal_url(folder), "tiny")
     assert len(counts) == 9 and set(counts.values()) == {1}, counts
+    monkeypatch.chdir(tmp_path)  # the README names its folder relative to where it was made
     assert main(["report", "--trials", str(folder), "--check"]) == 0
