@@ -67,8 +67,8 @@ def test_the_report_counts_runs_at_chance_and_says_what_was_left_out(tmp_path):
     text = write.readme(summary, [], ["md"])
     assert ("*Did not train, so left out of the claims they would decide: lr=0.001 "
             "(optimizer=sgd, lr=0.001 did not train).*") in text
-    assert ("3 complete runs in 1 configurations ended with their training accuracy at chance "
-            "(they did not train; column \"at chance\").") in text
+    assert ("3 complete runs in 1 configurations ended at chance (training "
+            "accuracy or loss at guessing's: they did not train; column \"at chance\").") in text
 
 
 def test_bimodal_configurations_are_said_to_be(tmp_path):
@@ -76,9 +76,10 @@ def test_bimodal_configurations_are_said_to_be(tmp_path):
     measured[("sgd", 0.001)] = (10.0, 80.0, 9.0)
     summary = build_summary(tmp_path, measured, "bimodal")
     text = write.readme(summary, [], ["md"])
-    assert ("2 complete runs in 1 configurations ended with their training accuracy at chance "
-            "(they did not train; column \"at chance\"), 1 of those configurations only in "
-            "some seeds (bimodal: its mean and std describe two outcomes, not one).") in text
+    assert ("2 complete runs in 1 configurations ended at chance (training accuracy or loss at "
+            "guessing's: they did not train; column \"at chance\"), 1 of those configurations "
+            "only in some seeds (bimodal: its mean and std describe two outcomes, not one)."
+            ) in text
     [verdict] = verdicts.evaluate_all(summary)
     assert verdict.untrained == ()  # mean 33%: it trains, if in one seed only; the reading counts
 
@@ -100,6 +101,20 @@ def test_no_reading_trains_means_not_exercised(tmp_path):
         "no reading the seed leaves open trains the networks it compares: lr=0.001 "
         "(optimizer=sgd, lr=0.001 did not train); lr=0.01 (optimizer=sgd, lr=0.01 did not "
         "train)")
+
+
+def test_a_loss_still_at_guessing_s_did_not_train(tmp_path):
+    """R1's plain SGD at lr 1e-3: 16-20% accuracy, but a training loss of ln 10."""
+    import math
+
+    import pandas as pd
+
+    from hpo.reporting import tables as t
+
+    acc = pd.Series([20.0, 20.0, 90.0])
+    loss = pd.Series([2.29, 0.95 * math.log(10) - 0.01, 2.29])
+    assert t.at_chance(acc, "digits", loss).tolist() == [True, False, True]
+    assert t.at_chance(acc, "digits", loss, "sum").tolist() == [False, False, False]
 
 
 @pytest.mark.parametrize(("acc", "expected"), [(15.0, True), (15.01, False), (None, True)])

@@ -108,12 +108,23 @@ def chance_acc(dataset: str) -> float:
     return 100.0 / (DATASETS[dataset].n_classes if dataset in DATASETS else 10)
 
 
-def at_chance(train_acc: Any, dataset: str) -> Any:
-    """Runs (a Series of final training accuracies, %) that learned nothing: within the
-    at_chance tolerance of guessing. A missing accuracy (a diverged run) counts as at chance."""
+# A mean cross-entropy this close to ln(classes), guessing's, has learned nothing (R1's plain SGD
+# at lr 1e-3: 2.29-2.30 against ln 10 = 2.303, at 16% test accuracy).
+CHANCE_LOSS_SHARE = 0.95
+
+
+def at_chance(train_acc: Any, dataset: str, train_loss: Any = None,
+              reduction: str = "mean") -> Any:
+    """Runs that learned nothing: final training accuracy (%, a Series) within the at_chance
+    tolerance of guessing, or, for a mean-reduced loss, final training loss at least
+    CHANCE_LOSS_SHARE of ln(classes). A missing accuracy (a diverged run) counts as at chance."""
     from hpo.spec import CHANCE_TOLERANCE
 
-    return ~(train_acc > chance_acc(dataset) + CHANCE_TOLERANCE)
+    stuck = ~(train_acc > chance_acc(dataset) + CHANCE_TOLERANCE)
+    if train_loss is not None and reduction == "mean":
+        guess_loss = math.log(100.0 / chance_acc(dataset))
+        stuck = stuck | (train_loss >= CHANCE_LOSS_SHARE * guess_loss)
+    return stuck
 
 
 def config_table(frame: Any, study: Study, metric: str | None = None) -> Any:
@@ -126,8 +137,8 @@ def config_table(frame: Any, study: Study, metric: str | None = None) -> Any:
     ``cpu_time_mean`` (s of process CPU time, all threads; NaN for stores without it),
     ``cpu_epoch_seconds_mean`` (mean over runs of cpu_time / epochs run),
     ``epoch_seconds_mean`` (mean over runs of a run's mean seconds per epoch), ``n_params``,
-    ``epochs_run_mean``, ``diverged`` (count), ``collapsed`` (runs that ended with their
-    training accuracy at chance without diverging), when the study sets ``target_acc``
+    ``epochs_run_mean``, ``diverged`` (count), ``collapsed`` (runs that ended at chance,
+    by training accuracy or loss, without diverging: at_chance), when the study sets ``target_acc``
     ``epochs_to_target_mean`` (over the runs that reached it) and ``reached_target`` (runs),
     ``p_value`` (Welch's t-test of ``metric`` against the best row) and ``best``.
     """
@@ -139,8 +150,9 @@ def config_table(frame: Any, study: Study, metric: str | None = None) -> Any:
                          if keys else "")
     target = float(study.config.get("target_acc") or 0)
     values = _run_values(frame[frame["state"] == "COMPLETE"], target)
-    values["collapsed"] = at_chance(values["train_acc"], study.config["dataset"]) & ~values[
-        "diverged"]
+    values["collapsed"] = at_chance(
+        values["train_acc"], study.config["dataset"], values["train_loss"],
+        study.config["train.loss_reduction"]) & ~values["diverged"]
     agg = _aggregate(values, target)
 
     states = frame.groupby(["_key", "state"], sort=False).size().unstack(fill_value=0)

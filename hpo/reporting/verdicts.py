@@ -53,18 +53,24 @@ def _claim_readings(claim: Claim, summary: Summary) -> tuple[Any, list[Any]]:
 NEEDS_TRAINING = ("better", "best", "similar")
 
 
-def _untrained_rows(claim: Claim, verdict: Verdict, dataset: str) -> list[dict]:
+def _untrained_rows(claim: Claim, verdict: Verdict, config: dict) -> list[dict]:
     """The configurations a claim compares that did not train: their mean final training
-    accuracy within the at_chance tolerance of guessing (one seed that barely moved does not
-    make a configuration that trains)."""
+    accuracy within the at_chance tolerance of guessing, or their mean training loss near
+    guessing's (tables.at_chance; one seed that barely moved does not make one that trains)."""
     import pandas as pd
 
     from hpo.reporting.tables import at_chance
 
     if claim.kind not in NEEDS_TRAINING:
         return []
-    return [row for row in verdict.configs if int(row.get("n") or 0) > 0 and bool(
-        at_chance(pd.Series([row.get("train_acc_mean")], dtype=float), dataset).iloc[0])]
+
+    def stuck(row: dict) -> bool:
+        acc = pd.Series([row.get("train_acc_mean")], dtype=float)
+        loss = pd.Series([row.get("train_loss_mean")], dtype=float)
+        return bool(at_chance(acc, config["dataset"], loss,
+                              config["train.loss_reduction"]).iloc[0])
+
+    return [row for row in verdict.configs if int(row.get("n") or 0) > 0 and stuck(row)]
 
 
 def evaluate_in_readings(claim: Claim, summary: Summary, alpha: float) -> Verdict:
@@ -80,8 +86,7 @@ def evaluate_in_readings(claim: Claim, summary: Summary, alpha: float) -> Verdic
         return evaluate(claim, summary, alpha)
     untrained = {}
     for r in every:
-        rows = _untrained_rows(claim, evaluate(claim, summary, alpha, r),
-                               summary.study.config["dataset"])
+        rows = _untrained_rows(claim, evaluate(claim, summary, alpha, r), summary.study.config)
         if rows:
             untrained[r] = rows
     if untrained:
