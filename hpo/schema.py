@@ -44,6 +44,8 @@ RECORD_KEYS = (
     "n_trainable", "peak_rss_mb", "cpu_time", "restored_epoch",
 )
 CELL_ATTR = "cell"
+# train.log_every: {"step": [...], "loss": [...], "acc": [...]}, one point per window.
+STEPS_ATTR = "steps"
 SEED_ATTR = "seed"
 # analysis = "flatness": {"alpha", "val_loss", "val_err", "train_loss", "train_err"} (lists).
 FLATNESS_ATTR = "flatness"

@@ -274,3 +274,23 @@ def test_subset_takes_the_first_training_images(splits):
     assert torch.equal(small.train_x, splits.train_x[:100]) and len(small.train_y) == 100
     assert small.val_x is splits.val_x and small.test_y is splits.test_y
     assert subset(splits, 0) is splits and subset(splits, 10_000) is splits
+
+
+def test_log_every_records_a_point_per_window_across_epochs_and_changes_nothing():
+    from hpo.nn import data, train
+    from hpo.nn.models import ModelConfig
+
+    splits = data.load("digits", train_subset=300)
+    n_train = len(splits.train_y)
+    logged = train.train_model(ModelConfig(family="mlp"), train.TrainConfig(log_every=3),
+                               splits, epochs=2, batch_size=32, seed=0)
+    plain = train.train_model(ModelConfig(family="mlp"), train.TrainConfig(), splits,
+                              epochs=2, batch_size=32, seed=0)
+    steps_per_epoch = -(-n_train // 32)
+    total = 2 * steps_per_epoch
+    assert logged.steps["step"] == list(range(3, total + 1, 3))  # windows span the epochs
+    assert len(logged.steps["loss"]) == len(logged.steps["acc"]) == total // 3
+    assert all(0 <= a <= 100 for a in logged.steps["acc"])
+    assert logged.summary()["steps"] == logged.steps
+    assert "steps" not in plain.summary()
+    assert [h.train_loss for h in logged.history] == [h.train_loss for h in plain.history]

@@ -89,6 +89,7 @@ class TrainConfig:
     loss_reduction: str = "mean"  # mean | sum over the minibatch (R3's numbers fit "sum")
     loss_threshold_on: str = "epoch"  # epoch (its mean loss) | minibatch (R1: any one batch)
     restore_best: bool = False  # with patience: end on the best validation epoch's weights
+    log_every: int = 0  # minibatches per point of the per-step curve (0: none)
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> TrainConfig:
@@ -115,6 +116,10 @@ class Result:
     n_params: int
     n_trainable: int = 0  # parameters the optimizer updates (fewer than n_params when frozen)
     history: list[EpochStats] = field(default_factory=list)
+    # Per-step curve (log_every): the step count at the end of each window of minibatches, and
+    # the window's mean training loss and accuracy (%).
+    steps: dict[str, list[float]] = field(default_factory=lambda: {"step": [], "loss": [],
+                                                                   "acc": []})
     test_loss: float | None = None
     test_acc: float = 0.0
     epochs_run: int = 0
@@ -152,6 +157,7 @@ class Result:
             "cpu_time": self.cpu_time,
             "restored_epoch": self.restored_epoch,
             "history": [asdict(h) for h in self.history],
+            **({"steps": self.steps} if self.steps["step"] else {}),
         }
 
 
@@ -278,12 +284,13 @@ def train_model(
     # syncs with the device at every step, so only this option pays for it.
     batch_threshold = train_cfg.loss_threshold if train_cfg.loss_threshold_on == "minibatch" \
         else 0.0
+    window = _Window(train_cfg.log_every, result.steps)  # spans epochs: steps count from 1
 
     for epoch in range(1, epochs + 1):
         epoch_start = time.perf_counter()
         order = torch.randperm(n, device=device, generator=generator)
         train_loss, train_acc, below_threshold = _train_epoch(
-            model, optimizer, x, y, order, bs, train_cfg, batch_threshold)
+            model, optimizer, x, y, order, bs, train_cfg, batch_threshold, window)
         val_loss, val_acc = evaluate(model, data.val_x, data.val_y, train_cfg.precision)
         stats = EpochStats(
             epoch=epoch,
@@ -336,10 +343,13 @@ def _placed_model(model_cfg: ModelConfig, data: Splits) -> Any:
 
 
 def _train_epoch(model: Any, optimizer: Any, x: Any, y: Any, order: Any, bs: int,
-                 train_cfg: TrainConfig, batch_threshold: float) -> tuple[float, float, bool]:
+                 train_cfg: TrainConfig, batch_threshold: float,
+                 window: _Window | None = None) -> tuple[float, float, bool]:
     """One pass over the minibatches of ``order``: (train loss, train accuracy, whether a
     minibatch fell below ``batch_threshold``), over the examples it saw: all of them unless it
-    stopped mid-epoch (that threshold, or a non-finite loss)."""
+    stopped mid-epoch (that threshold, or a non-finite loss). With ``train_cfg.log_every``,
+    each window of that many minibatches appends its mean loss and accuracy to the run's steps."""
+    window = window or _Window(0, None)
     device = x.device
     model.train()
     loss_sum = torch.zeros((), device=device)
@@ -361,8 +371,10 @@ def _train_epoch(model: Any, optimizer: Any, x: Any, y: Any, order: Any, bs: int
         # means whatever the reduction, so runs with either reduction compare.
         summed = loss.detach() * (1 if train_cfg.loss_reduction == "sum" else len(idx))
         loss_sum += summed
-        correct += (logits.detach().argmax(dim=1) == yb).sum()
+        hits = (logits.detach().argmax(dim=1) == yb).sum()
+        correct += hits
         seen += len(idx)
+        window.add(summed, hits, len(idx))
         if batch_threshold and summed.item() / len(idx) < batch_threshold:
             below_threshold = True
             break
@@ -399,6 +411,28 @@ def batch_loss(logits: Any, y: Any, reduction: str = "mean") -> Any:
     proportionally bigger step, which is what R3's batch-size-invariant tables fit.
     """
     return F.cross_entropy(logits, y, reduction=reduction)
+
+
+class _Window:
+    """The per-step curve's current window: sums on the device, read (one host sync) only when
+    ``every`` minibatches are in; steps count from the run's start, across epochs."""
+
+    def __init__(self, every: int, steps: dict[str, list[float]] | None) -> None:
+        self.every, self.steps = every if steps is not None else 0, steps
+        self.step = 0
+        self.loss, self.hits, self.seen, self.count = 0.0, 0, 0, 0
+
+    def add(self, summed: Any, hits: Any, n: int) -> None:
+        if not self.every:
+            return
+        self.step += 1
+        self.loss, self.hits = self.loss + summed, self.hits + hits
+        self.seen, self.count = self.seen + n, self.count + 1
+        if self.count == self.every:
+            self.steps["step"].append(self.step)
+            self.steps["loss"].append(round(float(self.loss) / self.seen, 6))
+            self.steps["acc"].append(round(100.0 * float(self.hits) / self.seen, 4))
+            self.loss, self.hits, self.seen, self.count = 0.0, 0, 0, 0
 
 
 class _Best:

@@ -17,6 +17,7 @@ from hpo.schema import (  # noqa: F401  (re-exported: the report's modules read 
     STAT_METRICS,
     STATE_COLUMNS,
     STATES,
+    STEPS_ATTR,
     best_position,
     config_key,
     config_label,
@@ -372,9 +373,11 @@ def summarize(study_obj: Any, metric: str | None = None) -> Summary:
     # CPU time and trainable parameters are read here, not in trials_frame, so the export's
     # columns stay as they were.
     cpu = {t.number: t.user_attrs.get("cpu_time") for t in trials}
+    steps = {t.number: t.user_attrs.get(STEPS_ATTR) for t in trials}
     trainable = {t.number: t.user_attrs.get("n_trainable") for t in trials}
     frame = frame.assign(cpu_time=frame["number"].map(cpu),
-                         n_trainable=frame["number"].map(trainable))
+                         n_trainable=frame["number"].map(trainable),
+                         steps=frame["number"].map(steps))
     table = config_table(frame, study, metric)
     return Summary(
         name=study_obj.study_name, study=study, frame=frame, table=table,

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from hpo.reporting import figures, readings, render, verdicts
+from hpo.reporting.figures import steps as step_figures
 from hpo.reporting.tables import (
     ALPHA,
     Summary,
@@ -44,6 +45,14 @@ def _figure_specs(summary: Summary) -> list[tuple[str, str, Any]]:
         "so coinciding curves stay visible. A configuration with one run has no thin lines.",
         lambda: figures.plot_curves(figures.curves_data(summary), name),
     ))
+    every = summary.study.config.get("train.log_every") or 0
+    if every and step_figures.has_steps(summary):
+        specs.append((
+            "step_curves",
+            f"Training loss and accuracy every {every} minibatches (train.log_every): the mean "
+            "over seeds (thick) and every seed (thin), each point the window's mean.",
+            lambda: step_figures.plot_steps(step_figures.steps_data(summary), name, every),
+        ))
     ref = summary.study.reference
     specs.append((
         "test_accuracy",

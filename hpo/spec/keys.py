@@ -160,6 +160,9 @@ KEYS: dict[str, Key] = {
     "train.loss_threshold": Key(0.0, real(ge=0), "stop once the training loss is below this"),
     "train.label_shuffle": Key(0.0, real(ge=0, le=1), "fraction of training labels permuted"),
     "train.precision": Key("fp32", choice(*PRECISIONS), "fp32, or bf16 autocast"),
+    "train.log_every": Key(0, integer(0, 100_000), "also record the mean training loss and "
+                           "accuracy of every N minibatches (R0 logged every 10 iterations); "
+                           "0: per epoch only", False),
     "train.loss_reduction": Key("mean", choice(*LOSS_REDUCTIONS), "minibatch loss averaged or "
                                 "summed over the batch (sum: batch size x the gradient, R3)"),
     "train.loss_threshold_on": Key("epoch", choice(*THRESHOLD_ON), "loss_threshold checks the "
