@@ -13,7 +13,7 @@ import pytest
 
 from hpo import spec, store
 from hpo.benchmarks import synthetic
-from hpo.reporting import readings, tables
+from hpo.reporting import readings, tables, write
 
 from .conftest import cached_store
 
@@ -221,3 +221,25 @@ def test_seeds_to_narrow_a_prediction_interval() -> None:
     assert seeds_to_narrow(1.0, 3.0) == 6
     assert seeds_to_narrow(0.0, 3.0) == 2
     assert seeds_to_narrow(1.6, 3.0) is None  # 1.96·1.6 > 3: no number of seeds does
+
+
+@pytest.mark.parametrize(("change", "reason"), [
+    ({"seed_dataset": "mnist"},
+     "the published numbers are for mnist; this study ran on digits"),
+    ({"compare_reference": False},
+     "the published numbers come from another setting than this study's (its description "
+     "says how), so they are listed for context only"),
+])
+def test_published_numbers_of_another_setting_are_listed_never_compared(
+        summary: tables.Summary, change: dict, reason: str) -> None:
+    from hpo.reporting import figures
+
+    other = dataclasses.replace(summary, study=dataclasses.replace(
+        summary.study, config={**summary.study.config, **change}))
+    text = write.readme(other, [], ["md"])
+    assert f"Not compared: {reason}." in text
+    assert "| model.dropout_location=none | 90 |" in " ".join(text.split())
+    assert "prediction interval" not in text.split("## Published result")[1]
+    assert figures.accuracy_data(other, "test_acc").reference.empty
+    assert readings.closest_reading(other) is None
+    assert not figures.accuracy_data(summary, "test_acc").reference.empty

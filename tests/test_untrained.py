@@ -122,3 +122,16 @@ def test_at_chance_is_within_the_tolerance_of_guessing(acc, expected):
     import pandas as pd
 
     assert bool(tables.at_chance(pd.Series([acc], dtype=float), "digits").iloc[0]) is expected
+
+
+def test_identical_arms_are_named(tmp_path):
+    measured = dict(SGD_STUCK)
+    measured[("momentum", 0.01)] = measured[("sgd", 0.01)]  # the same runs, seed for seed
+    summary = build_summary(tmp_path, measured, "identical")
+    assert tables.identical_groups(summary) == [["optimizer=sgd, lr=0.01",
+                                                 "optimizer=momentum, lr=0.01"]]
+    assert ("Identical runs, seed for seed (one run under several names: what differs between "
+            "them had no effect here): optimizer=sgd, lr=0.01 ≡ optimizer=momentum, lr=0.01."
+            ) in write.readme(summary, [], ["md"])
+    (tmp_path / "x").mkdir()
+    assert tables.identical_groups(build_summary(tmp_path / "x", SGD_STUCK, "sgd-stuck")) == []

@@ -41,6 +41,20 @@ def references(summary: Summary) -> tuple[Any, ...]:
     return () if ref is None else (ref,)
 
 
+def not_comparable(summary: Summary) -> str | None:
+    """Why the published numbers must not be compared with these measurements (None: they
+    may): the study ran on another dataset than the seed's, or its file says the seed's
+    setting differs (``compare_reference = false``)."""
+    seed = off_seed_dataset(summary)
+    if seed:
+        return (f"the published numbers are for {seed}; this study ran on "
+                f"{summary.study.config['dataset']}")
+    if not summary.study.config.get("compare_reference", True):
+        return ("the published numbers come from another setting than this study's (its "
+                "description says how), so they are listed for context only")
+    return None
+
+
 def off_seed_dataset(summary: Summary) -> str | None:
     """The seed's dataset when this study ran on another one (its published numbers then rank
     no reading: a digits run says nothing about which reading reproduces an MNIST table)."""
@@ -116,7 +130,7 @@ def reading_distances(summary: Summary) -> Any:
     refs = references(summary)
     metrics = list(dict.fromkeys(ref.metric for ref in refs))
     columns = COLUMNS + [c for m in metrics for c in (f"rows_{m}", f"mean_abs_diff_{m}")]
-    if not readings or not refs or off_seed_dataset(summary):
+    if not readings or not refs or not_comparable(summary):
         return pd.DataFrame(columns=columns)
     records = []
     for reading in readings:

@@ -565,3 +565,27 @@ def reference_table(summary: Summary, ref: Any = None) -> Any | None:
                "ci_high", "difference", "published_in_ci", "pi_low", "pi_high", "published_in_pi",
                "pi_tells", "seeds_to_tell"]
     return pd.DataFrame(rows, columns=columns)
+
+
+def identical_groups(summary: Summary) -> list[list[str]]:
+    """Configurations whose complete runs gave the same numbers seed for seed (test, validation
+    and training accuracy and loss): one run under several names, e.g. a batch larger than the
+    training set, or a summed loss at lr/B equal to the mean at lr. Groups of two or more, in
+    table order."""
+    keys = summary.keys
+    done = summary.frame[summary.frame["state"] == "COMPLETE"]
+    label = {config_key(tuple(r[k] for k in keys)): r["config"]
+             for r in summary.table.to_dict("records")}
+    done = done.assign(config=[label.get(config_key(v)) for v in done[keys].itertuples(
+        index=False)] if keys else "base configuration")
+    metrics = ["test_acc", "val_acc", "train_acc", "test_loss", "train_loss"]
+    signature: dict[str, tuple] = {}
+    for config, runs in done.groupby("config", sort=False):
+        rows = runs.sort_values("seed")[["seed", *metrics]].itertuples(index=False)
+        signature[config] = tuple(tuple(round(float(v), 9) if v == v and v is not None else None
+                                        for v in row) for row in rows)
+    groups: dict[tuple, list[str]] = {}
+    for config in summary.table["config"]:
+        if config in signature and signature[config]:
+            groups.setdefault(signature[config], []).append(config)
+    return [g for g in groups.values() if len(g) > 1]

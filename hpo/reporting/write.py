@@ -15,6 +15,7 @@ from hpo.reporting.figures import steps as step_figures
 from hpo.reporting.tables import (
     ALPHA,
     Summary,
+    identical_groups,
     is_two_way_grid,
     reference_table,
     short_names,
@@ -226,6 +227,11 @@ def _trial_line(summary: Summary) -> str:
     if diverged:
         text += (f" {diverged} complete runs diverged (non-finite training loss); they count "
                  "with the accuracy their weights reached.")
+    same = identical_groups(summary)
+    if same:
+        text += (" Identical runs, seed for seed (one run under several names: what differs "
+                 "between them had no effect here): "
+                 + "; ".join(" ≡ ".join(group) for group in same) + ".")
     collapsed = int(table["collapsed"].sum()) if "collapsed" in table else 0
     if collapsed:
         rows = table[table["collapsed"] > 0]
@@ -344,25 +350,7 @@ def readme(summary: Summary, drawn: Sequence[tuple[str, str]], formats: Sequence
         if seeds_line(summary):
             lines += [seeds_line(summary), ""]
 
-    published = readings.references(summary)
-    if published:
-        lines += ["## Published result", ""]
-        for source in published:  # every reference table, the single [reference] first
-            ref = reference_table(summary, source)
-            lines += [f"Source: {source.source}." + (f" {source.note}" if source.note else ""),
-                      "", render.reference_display(ref, source.metric).to_markdown(
-                          index=False, disable_numparse=True), ""]
-        within = summary.study.config["consistent_within"]
-        lines += ["The published numbers are single runs, so each is compared with the 95% "
-                  "prediction interval of one more run (mean ± t·s·√(1 + 1/n)), not with the "
-                  f"interval of the mean. A 'yes' needs an interval at most ±{within:g} points "
-                  "wide (`consistent_within`); inside a wider one the table says \"cannot "
-                  "tell\". A published run outside it is not by itself a contradiction: "
-                  "dataset, epochs and network may differ (see Setup).", ""]
-        lines += [_narrowing_line(summary, published, within), ""]
-        distances = readings.readings_markdown(summary)
-        if distances:
-            lines += ["## Readings", "", distances, ""]
+    lines += _published_lines(summary)
 
     if drawn:
         lines += ["## Figures", ""]
@@ -416,6 +404,47 @@ def _narrowing_line(summary: Summary, published: Sequence[Any], within: float) -
                  f"than ±{within:g} points (the interval never falls below ±1.96 standard "
                  "deviations).")
     return text
+
+
+def _published_lines(summary: Summary) -> list[str]:
+    """The Published result and Readings sections ([] without published numbers); numbers
+    from another setting are listed, never compared."""
+    import pandas as pd
+
+    published = readings.references(summary)
+    if not published:
+        return []
+    lines: list[str] = []
+    reason = readings.not_comparable(summary)
+    if reason is not None:
+        lines += ["## Published result", "", f"Not compared: {reason}.", ""]
+        for source in published:
+            rows = [{"published configuration": ", ".join(f"{k}={v}" for k, v in params),
+                     f"published {source.metric}": f"{value:g}"}
+                    for params, value in source.rows]
+            lines += [f"Source: {source.source}." + (f" {source.note}" if source.note else ""),
+                      "", pd.DataFrame(rows).to_markdown(index=False, disable_numparse=True),
+                      ""]
+        distances = readings.readings_markdown(summary)
+        return lines + (["## Readings", "", distances, ""] if distances else [])
+    lines += ["## Published result", ""]
+    for source in published:  # every reference table, the single [reference] first
+        ref = reference_table(summary, source)
+        lines += [f"Source: {source.source}." + (f" {source.note}" if source.note else ""),
+                  "", render.reference_display(ref, source.metric).to_markdown(
+                      index=False, disable_numparse=True), ""]
+    within = summary.study.config["consistent_within"]
+    lines += ["The published numbers are single runs, so each is compared with the 95% "
+              "prediction interval of one more run (mean ± t·s·√(1 + 1/n)), not with the "
+              f"interval of the mean. A 'yes' needs an interval at most ±{within:g} points "
+              "wide (`consistent_within`); inside a wider one the table says \"cannot "
+              "tell\". A published run outside it is not by itself a contradiction: "
+              "dataset, epochs and network may differ (see Setup).", ""]
+    lines += [_narrowing_line(summary, published, within), ""]
+    distances = readings.readings_markdown(summary)
+    if distances:
+        lines += ["## Readings", "", distances, ""]
+    return lines
 
 
 def write_index(root: str | os.PathLike, entries: Sequence[tuple[Summary, Written]]) -> Path:

@@ -67,6 +67,10 @@ KEYS: dict[str, Key] = {
     "seed_dataset": Key(None, optional_choice(*DATASETS), "the dataset the seed's published "
                         "numbers come from; on another dataset the report ranks no reading by "
                         "them", False),
+    "compare_reference": Key(
+        True, boolean, "report: compare the measurements with the published numbers; false "
+        "where the seed's setting differs (another network or dataset): they are then listed "
+        "for context, never compared or drawn", False),
     "consistent_within": Key(
         3.0, real(gt=0, le=100),
         "report: a published accuracy is 'inside' the measurement only where the 95% "

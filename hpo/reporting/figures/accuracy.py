@@ -46,8 +46,11 @@ def accuracy_data(summary: Summary, metric: str = "test_acc",
     seeds = pd.DataFrame({"config": done["config"],
                           "value": pd.to_numeric(done[metric], errors="coerce")})
     seeds = seeds.reset_index(drop=True)
+    from hpo.reporting.readings import not_comparable
+
     ref = reference_table(summary)
-    if ref is not None and summary.study.reference.metric == metric:
+    if ref is not None and summary.study.reference.metric == metric \
+            and not_comparable(summary) is None:
         ref = ref[ref["config"].isin(configs)]
         reference = pd.DataFrame({"config": ref["config"], "value": ref["published"]})
     else:
