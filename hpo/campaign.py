@@ -22,7 +22,7 @@ from hpo import spec, store
 from hpo.errors import HpoError
 from hpo.schema import TRIALS_FILE
 
-PLAN_KEYS = {"study", "out", "name", "set", "jobs", "epoch_cpu_s", "note"}
+PLAN_KEYS = {"study", "out", "name", "set", "jobs", "epoch_cpu_s", "note", "data_subdir"}
 # The time a campaign keeps free at the end of its budget: writing a report, the summary.
 RESERVE_S = 60.0
 
@@ -37,6 +37,7 @@ class Entry:
     overrides: tuple[str, ...]
     jobs: int | None
     epoch_cpu_s: float  # CPU seconds per epoch measured here: the plan before any run
+    data_subdir: str | None = None  # its data: this folder under --data-dir (an image folder)
 
     @property
     def folder(self) -> Path:
@@ -98,7 +99,8 @@ def load_plan(path: Path) -> list[Entry]:
         # ``out`` is relative to the plan's own folder (reports/): "mnist" is reports/mnist.
         entry = Entry(study=item["study"], out=path.parent / item["out"],
                       name=name, overrides=overrides, jobs=item.get("jobs"),
-                      epoch_cpu_s=float(item.get("epoch_cpu_s", 1.0)))
+                      epoch_cpu_s=float(item.get("epoch_cpu_s", 1.0)),
+                      data_subdir=item.get("data_subdir"))
         try:
             entry.load()
         except HpoError as exc:
@@ -195,6 +197,8 @@ def _run_entry(row: Progress, deadline: float | None, data_dir: str | None, devi
 
     entry = row.entry
     study = entry.load()
+    if entry.data_subdir:
+        data_dir = str(Path(data_dir or data_mod.default_data_dir()) / entry.data_subdir)
     try:
         data_mod.ensure_available(study.config["dataset"], study.data_folder(data_dir),
                                   download=False)
