@@ -38,6 +38,7 @@ class Entry:
     jobs: int | None
     epoch_cpu_s: float  # CPU seconds per epoch measured here: the plan before any run
     data_subdir: str | None = None  # its data: this folder under --data-dir (an image folder)
+    note: str = ""  # what differs from the seed, for the catalogue
 
     @property
     def folder(self) -> Path:
@@ -100,7 +101,7 @@ def load_plan(path: Path) -> list[Entry]:
         entry = Entry(study=item["study"], out=path.parent / item["out"],
                       name=name, overrides=overrides, jobs=item.get("jobs"),
                       epoch_cpu_s=float(item.get("epoch_cpu_s", 1.0)),
-                      data_subdir=item.get("data_subdir"))
+                      data_subdir=item.get("data_subdir"), note=str(item.get("note", "")))
         try:
             entry.load()
         except HpoError as exc:
@@ -170,6 +171,34 @@ def summary_lines(rows: Sequence[Progress]) -> list[str]:
     lines.append(f"left: {runs} runs, {left:.1f} CPU-hours (measured per-run costs where "
                  "trials exist, else the plan's epoch_cpu_s)")
     return lines
+
+
+def summary_markdown(rows: Sequence[Progress], root: Path) -> str:
+    """The catalogue as Markdown (reports/CATALOGUE.md): every entry with its report (linked,
+    relative to ``root``, once its trials are complete), what it runs, its runs and the CPU-hours
+    left. A function of the plan and the trials only, so CI can check it is current."""
+    lines = ["# The catalogue", "",
+             "Every report folder of [campaign.toml](campaign.toml), in the order `hpo campaign` "
+             "runs them; each folder's trials are in its `trials.journal`. Written by `hpo "
+             "campaign --status --markdown > reports/CATALOGUE.md` (CI checks it is current). "
+             "CPU-hours left: measured per run where the entry has trials, else planned from "
+             "`epoch_cpu_s`.", "",
+             "| report | study file | run with | runs | CPU-h left | why it differs from the seed |",
+             "|---|---|---|---|---|---|"]
+    for row in rows:
+        entry = row.entry
+        rel = entry.folder.relative_to(root) if entry.folder.is_relative_to(root) \
+            else entry.folder
+        name = f"[{rel}]({rel}/README.md)" if row.left == 0 and row.total else f"{rel}"
+        setting = ", ".join(o for o in entry.overrides if not o.startswith("name=")) or "as shipped"
+        cost = f"{row.cpu_h_left:.2f}" + ("" if row.measured or row.left == 0 else " (planned)")
+        lines.append(f"| {name} | `{entry.study}` | {setting.replace('|', '/')} | "
+                     f"{row.done} of {row.total} | {cost} | {entry.note or '–'} |")
+    left = sum(r.cpu_h_left for r in rows)
+    done = sum(1 for r in rows if r.left == 0)
+    lines += ["", f"{done} of {len(rows)} reports complete; {sum(r.left for r in rows)} runs "
+              f"left, {left:.1f} CPU-hours on a 2-core machine like the one that measured them."]
+    return "\n".join(lines) + "\n"
 
 
 def run(entries: Sequence[Entry], *, deadline: float | None, data_dir: str | None,

@@ -41,3 +41,15 @@ def test_a_planted_difference_is_named(tmp_path, monkeypatch):
     csv.write_bytes(csv.read_bytes().replace(b",", b";", 1))
     assert committed.check(smallest, ["md", "csv", "tex"]) == [
         f"{smallest}/table.csv: differs from a fresh render of its trials"]
+
+
+@pytest.mark.slow
+def test_the_catalogue_is_current():
+    """reports/CATALOGUE.md is what the plan and the committed trials give now."""
+    from hpo import campaign
+
+    plan = ROOT / "reports" / "campaign.toml"
+    rows = [campaign.progress(e) for e in campaign.load_plan(plan)]
+    fresh = campaign.summary_markdown(rows, plan.parent)
+    assert (ROOT / "reports" / "CATALOGUE.md").read_text(encoding="utf-8") == fresh, (
+        "run `hpo campaign --status --markdown > reports/CATALOGUE.md` and commit it")

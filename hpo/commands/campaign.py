@@ -34,6 +34,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "own jobs wins)")
     p.add_argument("--status", action="store_true",
                    help="run nothing: print what is done, what is left and its CPU-hours")
+    p.add_argument("--markdown", action="store_true",
+                   help="with --status: the catalogue as Markdown (reports/CATALOGUE.md)")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -61,5 +63,13 @@ def main(args: argparse.Namespace) -> int:
         rows = campaign.run(entries, deadline=deadline, data_dir=args.data_dir,
                             device=args.device, jobs=args.jobs or usable_cores(),
                             say=lambda line: print(line, file=sys.stderr, flush=True))
-    print("\n".join(campaign.summary_lines(rows)))
+        if not args.only:  # the whole plan's state: the catalogue beside it
+            catalogue = Path(args.plan).parent / "CATALOGUE.md"
+            catalogue.write_text(campaign.summary_markdown(rows, Path(args.plan).parent),
+                                 encoding="utf-8")
+            print(f"campaign: wrote {catalogue}", file=sys.stderr)
+    if args.markdown:
+        print(campaign.summary_markdown(rows, Path(args.plan).parent), end="")
+    else:
+        print("\n".join(campaign.summary_lines(rows)))
     return 0
