@@ -183,14 +183,16 @@ def summary_markdown(rows: Sequence[Progress], root: Path) -> str:
              "campaign --status --markdown > reports/CATALOGUE.md` (CI checks it is current). "
              "CPU-hours left: measured per run where the entry has trials, else planned from "
              "`epoch_cpu_s`.", "",
-             "| report | study file | run with | runs | CPU-h left | why it differs from the seed |",
+             "| report | study file | run with | runs | CPU-h left "
+             "| why it differs from the seed |",
              "|---|---|---|---|---|---|"]
     for row in rows:
         entry = row.entry
         rel = entry.folder.relative_to(root) if entry.folder.is_relative_to(root) \
             else entry.folder
         name = f"[{rel}]({rel}/README.md)" if row.left == 0 and row.total else f"{rel}"
-        setting = ", ".join(o for o in entry.overrides if not o.startswith("name=")) or "as shipped"
+        setting = ", ".join(o for o in entry.overrides
+                            if not o.startswith("name=")) or "as shipped"
         cost = f"{row.cpu_h_left:.2f}" + ("" if row.measured or row.left == 0 else " (planned)")
         lines.append(f"| {name} | `{entry.study}` | {setting.replace('|', '/')} | "
                      f"{row.done} of {row.total} | {cost} | {entry.note or '–'} |")
