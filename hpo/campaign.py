@@ -23,7 +23,8 @@ from hpo.errors import HpoError
 from hpo.schema import TRIALS_FILE
 
 PLAN_KEYS = {"study", "out", "name", "set", "jobs", "epoch_cpu_s", "note", "data_subdir"}
-# The time a campaign keeps free at the end of its budget: writing a report, the summary.
+# The time a campaign keeps free at the end of its budget (writing a report, the summary): a
+# tenth of the budget, at most this.
 RESERVE_S = 60.0
 
 
@@ -208,16 +209,18 @@ def run(entries: Sequence[Entry], *, deadline: float | None, data_dir: str | Non
     """Run every entry that still lacks runs, in plan order, until ``deadline``; render each
     finished entry's report. Returns every entry's progress at the end."""
     rows: list[Progress] = []
+    reserve = RESERVE_S if deadline is None else min(RESERVE_S, 0.1 * (deadline - time.time()))
     for entry in entries:
         row = progress(entry)
         rows.append(row)
         if row.left == 0:
             _render_if_needed(row, say)
             continue
-        if deadline is not None and time.time() + RESERVE_S >= deadline:
+        if deadline is not None and time.time() + reserve >= deadline:
             row.notes.append("not started: the budget is spent")
             continue
-        _run_entry(row, deadline, data_dir, device, jobs, say)
+        _run_entry(row, None if deadline is None else deadline - reserve, data_dir, device,
+                   jobs, say)
     return rows
 
 
@@ -246,7 +249,7 @@ def _run_entry(row: Progress, deadline: float | None, data_dir: str | None, devi
         storage_url=entry.url, device=device, jobs=workers, data_dir=data_dir,
         progress=False, command=entry.command(workers), source=entry.study,
         overrides=entry.overrides, save_artifacts=False,
-        deadline=None if deadline is None else deadline - RESERVE_S,
+        deadline=deadline,
     )
     from hpo import decide
 
