@@ -204,8 +204,9 @@ def test_intervals_too_wide_to_tell_are_not_called_consistent() -> None:
                           "with_interval": [1, 2], "inside": [1, 0]})
     assert readings._reproduces(frame, 3.0) == (
         "Consistent only where the interval can tell: in bn=train, 1 of 2 published values lie "
-        "inside an interval at most ±3 points wide and none outside; the other intervals are "
-        "wider, so the table as a whole is neither matched nor contradicted.")
+        "inside an interval narrow enough to tell (accuracies: at most ±3 points) and none "
+        "outside; the other intervals are wider, so the table as a whole is neither matched nor "
+        "contradicted.")
     wide = pd.DataFrame({"reading": ["a"], "rows": [2], "with_interval": [0], "inside": [0]})
     assert readings._reproduces(wide, 3.0) == (
         "Whether a reading is consistent with the table cannot be said: no configuration has "
