@@ -47,14 +47,33 @@ SGD_STUCK = {("sgd", 0.001): (10.0, 11.0, 9.5), ("momentum", 0.001): (60.0, 62.0
              ("sgd", 0.01): (70.0, 71.0, 72.0), ("momentum", 0.01): (50.0, 51.0, 49.0)}
 
 
-def test_a_reading_that_did_not_train_is_left_out_and_named(tmp_path):
-    summary = build_summary(tmp_path, SGD_STUCK, "sgd-stuck")
+# lr 1e-3: momentum, the side the claim favours, stays at chance: that reading cannot speak to
+# the claim and is left out; lr 1e-2 decides it.
+MOMENTUM_STUCK = {("sgd", 0.001): (60.0, 62.0, 61.0), ("momentum", 0.001): (10.0, 11.0, 9.5),
+                  ("sgd", 0.01): (70.0, 71.0, 72.0), ("momentum", 0.01): (50.0, 51.0, 49.0)}
+
+
+def test_a_reading_where_the_favoured_side_did_not_train_is_left_out_and_named(tmp_path):
+    summary = build_summary(tmp_path, MOMENTUM_STUCK, "momentum-stuck")
     [verdict] = verdicts.evaluate_all(summary)
     assert verdict.verdict == claims.NOT_SUPPORTED  # lr 1e-2 alone decides it
-    assert verdict.untrained == ("lr=0.001 (optimizer=sgd, lr=0.001 did not train)",)
+    assert verdict.untrained == ("lr=0.001 (optimizer=momentum, lr=0.001 did not train)",)
     assert verdict.evidence.endswith(
         "(judged within lr=0.01, the one reading that trains); left out, as they did not "
-        "train: lr=0.001 (optimizer=sgd, lr=0.001 did not train)")
+        "train: lr=0.001 (optimizer=momentum, lr=0.001 did not train)")
+
+
+def test_a_reading_where_the_expected_loser_did_not_train_counts_and_says_so(tmp_path):
+    """R1's sigmoid that never leaves chance is what "ReLU is faster" predicts: the reading
+    counts, and the evidence says its difference is a failure to start."""
+    summary = build_summary(tmp_path, SGD_STUCK, "sgd-stuck")
+    [verdict] = verdicts.evaluate_all(summary)
+    assert verdict.verdict == claims.INCONCLUSIVE  # supported at 1e-3, not at 1e-2
+    assert verdict.untrained == ()
+    assert verdict.stalled == ("lr=0.001 (optimizer=sgd, lr=0.001 did not train)",)
+    assert verdict.evidence.endswith(
+        "where the side expected to lose did not train, its difference is a failure to start, "
+        "not the seed's effect size: lr=0.001 (optimizer=sgd, lr=0.001 did not train)")
 
 
 def test_the_report_counts_runs_at_chance_and_says_what_was_left_out(tmp_path):
@@ -65,8 +84,8 @@ def test_the_report_counts_runs_at_chance_and_says_what_was_left_out(tmp_path):
     shown = render.display_table(summary, None)
     assert list(shown["diverged / at chance"]) == ["0 / 3", "0 / 0", "0 / 0", "0 / 0"]
     text = write.readme(summary, [], ["md"])
-    assert ("*Did not train, so left out of the claims they would decide: lr=0.001 "
-            "(optimizer=sgd, lr=0.001 did not train).*") in text
+    assert ("*Did not train, kept where a claim expects them to lose (a failure to start, not "
+            "the seed's effect size): lr=0.001 (optimizer=sgd, lr=0.001 did not train).*") in text
     assert ("3 complete runs in 1 configurations ended at chance (training "
             "accuracy or loss at guessing's: they did not train; column \"at chance\").") in text
 
@@ -85,22 +104,23 @@ def test_bimodal_configurations_are_said_to_be(tmp_path):
 
 
 def test_a_configuration_whose_mean_is_at_chance_did_not_train(tmp_path):
-    measured = dict(SGD_STUCK)
-    measured[("sgd", 0.001)] = (20.0, 10.0, 10.0)  # one seed barely moved: mean 13.3%
+    measured = dict(MOMENTUM_STUCK)
+    measured[("momentum", 0.001)] = (20.0, 10.0, 10.0)  # one seed barely moved: mean 13.3%
     summary = build_summary(tmp_path, measured, "barely")
     [verdict] = verdicts.evaluate_all(summary)
-    assert verdict.untrained == ("lr=0.001 (optimizer=sgd, lr=0.001 did not train)",)
+    assert verdict.untrained == ("lr=0.001 (optimizer=momentum, lr=0.001 did not train)",)
 
 
 def test_no_reading_trains_means_not_exercised(tmp_path):
-    measured = {k: ((10.0, 9.0, 11.0) if k[0] == "sgd" else v) for k, v in SGD_STUCK.items()}
+    measured = {k: ((10.0, 9.0, 11.0) if k[0] == "momentum" else v)
+                for k, v in SGD_STUCK.items()}
     summary = build_summary(tmp_path, measured, "never")
     [verdict] = verdicts.evaluate_all(summary)
     assert verdict.verdict == claims.NOT_EXERCISED
     assert verdict.evidence == (
         "no reading the seed leaves open trains the networks it compares: lr=0.001 "
-        "(optimizer=sgd, lr=0.001 did not train); lr=0.01 (optimizer=sgd, lr=0.01 did not "
-        "train)")
+        "(optimizer=momentum, lr=0.001 and optimizer=sgd, lr=0.001 did not train); lr=0.01 "
+        "(optimizer=momentum, lr=0.01 did not train)")
 
 
 def test_a_loss_still_at_guessing_s_did_not_train(tmp_path):

@@ -86,8 +86,10 @@ class Verdict:
     seeds_needed: Callable[[float], int | None] | None = field(default=None, repr=False)
     # (reading label, its own verdict) when readings that disagree made this one inconclusive.
     by_reading: tuple[tuple[str, str], ...] = ()
-    # Readings left out of the verdict because a configuration it compares did not train there.
+    # Readings left out of the verdict because the configuration it favours did not train there.
     untrained: tuple[str, ...] = ()
+    # Readings kept although the side the claim expects to lose did not train there.
+    stalled: tuple[str, ...] = ()
 
     @property
     def decided(self) -> bool:

@@ -249,9 +249,9 @@ def _reproduces(frame: Any, within: float) -> str:
         top = unrefuted.loc[unrefuted["inside"].idxmax()]
         return (f"Consistent only where the interval can tell: in {top['reading']}, "
                 f"{top['inside']} of {top['rows']} published values lie inside an interval "
-                f"narrow enough to tell (accuracies: at most ±{within:g} points) and none "
-                "outside; the other intervals are wider, so the table as a whole is neither "
-                "matched nor contradicted.")
+                f"narrow enough to tell (accuracies: at most ±{within:g} points, losses ±10%) "
+                "and none outside; the other intervals are wider, so the table as a whole is "
+                "neither matched nor contradicted.")
     if not full.empty:
         return ("Consistent with the published table (every published value inside its 95% "
                 f"prediction interval of one run, each at most ±{within:g} points wide): "

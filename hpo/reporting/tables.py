@@ -515,10 +515,18 @@ def seeds_to_narrow(std: float, half_width: float) -> int | None:
     return None
 
 
+# Other metrics (losses) tell where the interval's half-width is at most this share of its centre.
+TELLS_SHARE = 0.1
+
+
 def tells(metric: str, low: float, high: float, within: float) -> bool:
     """Whether a prediction interval is narrow enough to call a published value inside it
-    consistent (accuracies: at most ± ``within`` points; other metrics: always)."""
-    return not metric.endswith("_acc") or (high - low) / 2 <= within
+    consistent: accuracies at most ± ``within`` points; other metrics (losses) at most ±10% of
+    the interval's centre (a loss of 0.5 ± 0.6 says nothing)."""
+    half = (high - low) / 2
+    if metric.endswith("_acc"):
+        return half <= within
+    return half <= TELLS_SHARE * abs((high + low) / 2)
 
 
 def reference_table(summary: Summary, ref: Any = None) -> Any | None:

@@ -53,6 +53,11 @@ def _claim_readings(claim: Claim, summary: Summary) -> tuple[Any, list[Any]]:
 NEEDS_TRAINING = ("better", "best", "similar")
 
 
+def _untrained_label(summary: Summary, reading: Any, rows: list[dict]) -> str:
+    configs = " and ".join(row["config"] for row in rows)
+    return f"{side_label(summary, reading)} ({configs} did not train)"
+
+
 def _untrained_rows(claim: Claim, verdict: Verdict, config: dict) -> list[dict]:
     """The configurations a claim compares that did not train: their mean final training
     accuracy within the at_chance tolerance of guessing, or their mean training loss near
@@ -78,20 +83,37 @@ def evaluate_in_readings(claim: Claim, summary: Summary, alpha: float) -> Verdic
     verdict holds only where every reading gives it (an intersection-union test: its p-value is
     the largest of the readings'), and readings that disagree leave the claim inconclusive.
 
-    A reading in which a configuration the claim compares did not train (every run ended with
-    its training accuracy at chance) says nothing about the claim's effect: it is left out, and
-    named; if no reading is left, the claim is not exercised."""
+    A reading in which the configuration a claim favours did not train (or, for `similar`,
+    either side) says nothing about the claim: it is left out, and named; if no reading is
+    left, the claim is not exercised. Where only the side the claim expects to lose did not
+    train, the reading counts (the claim's ordering is what it predicts: R1's sigmoid that
+    never leaves chance), and the evidence says that its difference is a failure to start."""
     closest, every = _claim_readings(claim, summary)
     if not every:
         return evaluate(claim, summary, alpha)
-    untrained = {}
+    untrained, stalled = {}, {}
     for r in every:
-        rows = _untrained_rows(claim, evaluate(claim, summary, alpha, r), summary.study.config)
-        if rows:
+        verdict = evaluate(claim, summary, alpha, r)
+        rows = _untrained_rows(claim, verdict, summary.study.config)
+        voids = claim.kind == "similar" or any(row is verdict.configs[0] for row in rows)
+        if rows and voids:
             untrained[r] = rows
+        elif rows:
+            stalled[r] = rows
+    if stalled:
+        named = tuple(_untrained_label(summary, r, rows) for r, rows in stalled.items())
+        kept = _with_untrained(claim, summary, alpha, closest, every, untrained)
+        return replace(kept, stalled=named, evidence=(
+            f"{kept.evidence}; where the side expected to lose did not train, its difference is "
+            f"a failure to start, not the seed's effect size: {'; '.join(named)}"))
+    return _with_untrained(claim, summary, alpha, closest, every, untrained)
+
+
+def _with_untrained(claim: Claim, summary: Summary, alpha: float, closest: Any,
+                    every: list[Any], untrained: dict) -> Verdict:
+    """The readings rule over the readings left once those in ``untrained`` are taken out."""
     if untrained:
-        named = tuple(f"{side_label(summary, r)} ({', '.join(row['config'] for row in rows)} did "
-                      "not train)" for r, rows in untrained.items())
+        named = tuple(_untrained_label(summary, r, rows) for r, rows in untrained.items())
         trained = [r for r in every if r not in untrained]
         if not trained:
             return Verdict(claim, claim_metric(claim, summary), NOT_EXERCISED,
@@ -135,8 +157,14 @@ def _judge_readings(claim: Claim, summary: Summary, alpha: float, closest: Any,
     needs = [v.seeds_needed for _, v in per if v.seeds_needed is not None
              and v.verdict == INCONCLUSIVE]
     listed = "; ".join(f"{side_label(summary, r)}: {v.verdict}" + reading_gist(v) for r, v in per)
+    against = _pointing_against(claim, per, summary)
     if opposed:
         tail = "a closer reproduction of the seed's setting would decide it, more seeds would not"
+    elif against:
+        needs = []
+        tail = (f"in {', '.join(against)} the observed difference points the other way from the "
+                "decided readings, so more seeds would more likely confirm the disagreement "
+                "than decide it; a closer reproduction of the seed's setting would")
     elif needs:
         tail = seeds_text(_most_seeds(needs)(alpha), "decide it in every reading", alpha)
     else:
@@ -149,10 +177,35 @@ def _judge_readings(claim: Claim, summary: Summary, alpha: float, closest: Any,
                    by_reading=tuple((side_label(summary, r), v.verdict) for r, v in per))
 
 
+def _pointing_against(claim: Claim, per: list[tuple[Any, Verdict]], summary: Summary
+                      ) -> list[str]:
+    """Undecided readings of a `better` claim whose observed difference runs against the
+    verdict the decided readings reached."""
+    from hpo.schema import lower_is_better
+
+    decided = {v.verdict for _, v in per if v.verdict in (SUPPORTED, NOT_SUPPORTED)}
+    if claim.kind != "better" or len(decided) != 1:
+        return []
+    wins = decided == {SUPPORTED}
+    out = []
+    for r, v in per:
+        if v.verdict != INCONCLUSIVE or len(v.configs) != 2:
+            continue
+        a, b = (row.get(f"{v.metric}_mean") for row in v.configs)
+        if a is None or b is None or not (math.isfinite(a) and math.isfinite(b)) or a == b:
+            continue
+        ahead = (a < b) if lower_is_better(v.metric) else (a > b)
+        if ahead != wins:
+            out.append(side_label(summary, r))
+    return out
+
+
 def reading_gist(v: Verdict) -> str:
     """A reading's p-value and, for an equivalence claim, its difference and the margin (the
     numbers a reader needs to see why the readings disagree)."""
     parts = [f"p = {v.p_value:.3g}"] if math.isfinite(v.p_value) else []
+    if "no meaningful difference" in v.evidence:  # a TOST p-value, not a difference's
+        parts = [f"no meaningful difference, TOST p = {v.p_value:.3g}"]
     if v.claim.kind == "similar":
         found = re.search(r"difference [^;]*margin ±[^;]*", v.evidence)
         parts += [found.group(0)] if found else []

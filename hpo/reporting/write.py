@@ -58,7 +58,8 @@ def _figure_specs(summary: Summary) -> list[tuple[str, str, Any]]:
     specs.append((
         "test_accuracy",
         "Test accuracy per configuration: mean with its 95% t-interval, every seed as a dot"
-        + (", the published value as a red cross." if ref and ref.metric == "test_acc" else "."),
+        + (", the published value as a red cross." if ref and ref.metric == "test_acc"
+           and readings.not_comparable(summary) is None else "."),
         lambda: figures.plot_accuracy(figures.accuracy_data(summary), name,
                                       ref.source if ref else ""),
     ))
@@ -313,6 +314,10 @@ def readme(summary: Summary, drawn: Sequence[tuple[str, str]], formats: Sequence
     if untrained:
         lines += [f"*Did not train, so left out of the claims they would decide: "
                   f"{'; '.join(untrained)}.*", ""]
+    stalled = sorted({r for v in judged for r in v.stalled} - set(untrained))
+    if stalled:
+        lines += [f"*Did not train, kept where a claim expects them to lose (a failure to "
+                  f"start, not the seed's effect size): {'; '.join(stalled)}.*", ""]
     if config["description"]:
         lines += [config["description"].strip(), ""]
     lines += ["## Setup", "", *_setup_lines(summary), ""]
