@@ -111,7 +111,7 @@ def test_truncated_gzip_is_a_data_error(tmp_path):
 
     raw = tmp_path / "FashionMNIST" / "raw"
     raw.mkdir(parents=True)
-    for name in data._MNIST_FILES:
+    for name in data.MNIST_FILES:
         write_idx(raw / name, np.zeros((4, 28, 28)) if "images" in name else np.arange(4))
     full = gzip.compress((raw / "t10k-labels-idx1-ubyte").read_bytes())
     (raw / "t10k-labels-idx1-ubyte").unlink()

@@ -97,10 +97,10 @@ def test_heatmap_colour_range_spans_the_noise(tmp_path: Path) -> None:
     data = figures.heatmap_data(_summary(_store(tmp_path)))
     # largest std is the bimodal cell's: 4 stds below 96 is below 0, clipped to 0
     assert data.ranges["test_acc"] == (0.0, 96.0)
-    assert figures._colour_range(pd.DataFrame([[95.0, 96.0]]), "test_acc", 0.5) == (91.0, 96.0)
-    assert figures._colour_range(pd.DataFrame([[95.0, 96.0]]), "test_acc", 2.0) == (88.0, 96.0)
-    assert figures._colour_range(pd.DataFrame([[60.0, 96.0]]), "test_acc", 1.0) == (60.0, 96.0)
-    assert figures._colour_range(pd.DataFrame([[0.2, 0.3]]), "val_loss", 0.1) == \
+    assert figures.colour_range(pd.DataFrame([[95.0, 96.0]]), "test_acc", 0.5) == (91.0, 96.0)
+    assert figures.colour_range(pd.DataFrame([[95.0, 96.0]]), "test_acc", 2.0) == (88.0, 96.0)
+    assert figures.colour_range(pd.DataFrame([[60.0, 96.0]]), "test_acc", 1.0) == (60.0, 96.0)
+    assert figures.colour_range(pd.DataFrame([[0.2, 0.3]]), "val_loss", 0.1) == \
         pytest.approx((0.2, 0.6))
 
 

@@ -272,7 +272,7 @@ def test_a_store_left_mid_write_by_a_killed_run_is_recovered(tmp_path: Path) -> 
     proc = multiprocessing.get_context("spawn").Process(target=_die_mid_write, args=(str(path),))
     proc.start()
     proc.join()
-    if not store._hot_journal(path):
+    if not store.hot_journal(path):
         pytest.skip("SQLite kept the transaction in memory: no journal to recover from")
     store.check_sqlite(path, create=True)  # no "corrupt" error: the journal is recoverable
     store.open_storage(f"sqlite:///{path}")

@@ -20,10 +20,10 @@ from typing import Any
 # top-level torch import (~3-4 s) there would delay them; torchvision costs ~3 s more.
 from hpo.errors import DataError
 from hpo.nn.shapes import (  # noqa: F401  (the dataset table lives there, torch-free)
-    _CIFAR_BATCHES,
-    _MNIST_FILES,
+    CIFAR_BATCHES,
     DATASETS,
     DEFAULT_IMAGE_SIZE,
+    MNIST_FILES,
     DatasetInfo,
     input_shape,
 )
@@ -178,7 +178,7 @@ def missing_files(name: str, root: Path) -> list[Path]:
 def _cifar_layout(root: Path, python_release: bool) -> tuple[list[Path], list[Path]]:
     """(files, missing files) of one CIFAR-10 release under ``root``."""
     if python_release:
-        files = [root / CIFAR_PY_FOLDER / b for b in _CIFAR_BATCHES]
+        files = [root / CIFAR_PY_FOLDER / b for b in CIFAR_BATCHES]
     else:
         files = [root / DATASETS["cifar10"].folder / f for f in DATASETS["cifar10"].files]
     return files, [f for f in files if not f.is_file()]
@@ -284,7 +284,7 @@ def check_idx_files(name: str, root: Path) -> None:
     """The IDX files of an MNIST-like dataset are whole (header and size agree), read without
     loading them where unpacked: a truncated file is found before a store is touched."""
     folder = root / DATASETS[name].folder
-    for f in _MNIST_FILES:
+    for f in MNIST_FILES:
         path = folder / f
         try:
             if path.is_file():
@@ -302,7 +302,7 @@ def _mnist_like(name: str, root: Path) -> tuple[Any, Any, Any, Any]:
     """MNIST-layout IDX files read directly: importing torchvision costs each worker ~1.5 s."""
     folder = root / DATASETS[name].folder
     try:
-        arrays = [read_idx(folder / f) for f in _MNIST_FILES]
+        arrays = [read_idx(folder / f) for f in MNIST_FILES]
     except (OSError, ValueError) as exc:
         raise DataError(
             f"dataset {name!r} in {folder} cannot be read ({exc}); delete the files and "
@@ -401,7 +401,7 @@ def _torchvision(name: str, root: Path, download: bool) -> tuple[Any, Any, Any, 
 
     info = DATASETS[name]
     ensure_available(name, root, download)
-    if info.files == _MNIST_FILES:
+    if info.files == MNIST_FILES:
         return _mnist_like(name, root)
     import torchvision.datasets as tvd
 

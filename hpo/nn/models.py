@@ -34,8 +34,8 @@ from hpo.nn.shapes import (  # noqa: F401  (ModelConfig, ShapeError and feature_
     EFFICIENTNET_MIN_SIZE,
     ModelConfig,
     ShapeError,
-    _alexnet_features,
-    _efficientnet_features,
+    alexnet_features,
+    efficientnet_features,
     feature_shape,
 )
 
@@ -195,7 +195,7 @@ def _lite0_net(image_size: int = 224) -> Any:
 
 def build_efficientnet(cfg: ModelConfig, input_shape: tuple[int, int, int], n_classes: int):
     """EfficientNet-Lite0 (ImageNet weights or random), its classifier replaced for n_classes."""
-    _efficientnet_features(input_shape)
+    efficientnet_features(input_shape)
     net = _lite0_net(input_shape[1])
     if cfg.pretrained == "imagenet":
         load_weights(net, lite0_weights_path(cfg), "efficientnet_lite0")
@@ -208,7 +208,7 @@ def build_alexnet(cfg: ModelConfig, input_shape: tuple[int, int, int], n_classes
     """torchvision's AlexNet, last layer replaced; frozen but for that layer unless finetune."""
     from torchvision.models import alexnet
 
-    _alexnet_features(input_shape)
+    alexnet_features(input_shape)
     model = alexnet(weights=None)
     path = ensure_weights(cfg)
     if path is not None:

@@ -22,26 +22,26 @@ class DatasetInfo:
     files: tuple[str, ...] = ()
 
 
-_MNIST_FILES = (
+MNIST_FILES = (
     "train-images-idx3-ubyte",
     "train-labels-idx1-ubyte",
     "t10k-images-idx3-ubyte",
     "t10k-labels-idx1-ubyte",
 )
 # CIFAR-10 in the order hpo concatenates them: five training batches, then the test batch.
-_CIFAR_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6)) + ("test_batch",)
+CIFAR_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6)) + ("test_batch",)
 CIFAR_RECORD = 1 + 3 * 32 * 32  # binary release: one label byte, then the R, G, B planes
 CIFAR_PY_FOLDER = "cifar-10-batches-py"  # torchvision's download (pickled dicts)
 
 DATASETS: dict[str, DatasetInfo] = {
     "digits": DatasetInfo((1, 8, 8), 10),
-    "mnist": DatasetInfo((1, 28, 28), 10, "MNIST", "MNIST/raw", _MNIST_FILES),
+    "mnist": DatasetInfo((1, 28, 28), 10, "MNIST", "MNIST/raw", MNIST_FILES),
     "fashion_mnist": DatasetInfo((1, 28, 28), 10, "FashionMNIST", "FashionMNIST/raw",
-                                 _MNIST_FILES),
-    "kmnist": DatasetInfo((1, 28, 28), 10, "KMNIST", "KMNIST/raw", _MNIST_FILES),
+                                 MNIST_FILES),
+    "kmnist": DatasetInfo((1, 28, 28), 10, "KMNIST", "KMNIST/raw", MNIST_FILES),
     # Read from either release (see _cifar10): the binary one is what hpo names when missing.
     "cifar10": DatasetInfo((3, 32, 32), 10, "CIFAR10", "cifar-10-batches-bin",
-                           tuple(f"{b}.bin" for b in _CIFAR_BATCHES)),
+                           tuple(f"{b}.bin" for b in CIFAR_BATCHES)),
     # ROOT/train/<class>/*.jpg, ROOT/val/<class>/*.jpg; size and classes come from the files.
     "imagefolder": DatasetInfo((3, DEFAULT_IMAGE_SIZE, DEFAULT_IMAGE_SIZE), 0),
 }
@@ -136,9 +136,9 @@ def feature_shape(cfg: ModelConfig, input_shape: tuple[int, int, int]) -> tuple[
     if cfg.family == "mlp":
         return c, h, w
     if cfg.family == "alexnet":
-        return _alexnet_features(input_shape)
+        return alexnet_features(input_shape)
     if cfg.family == "efficientnet_lite0":
-        return _efficientnet_features(input_shape)
+        return efficientnet_features(input_shape)
     pad = cfg.conv_padding()
     for block, out_c in enumerate(cfg.conv_channels()):
         h = (h + 2 * pad - cfg.kernel_size) // cfg.stride + 1
@@ -170,7 +170,7 @@ def _size_before(h_out: int, w_out: int, cfg: ModelConfig, pad: int) -> str:
     return f"{max(h_in, 0)}x{max(w_in, 0)}"
 
 
-def _alexnet_features(input_shape: tuple[int, int, int]) -> tuple[int, int, int]:
+def alexnet_features(input_shape: tuple[int, int, int]) -> tuple[int, int, int]:
     c, h, w = input_shape
     if c != 3 or min(h, w) < ALEXNET_MIN_SIZE:
         raise ShapeError(
@@ -183,7 +183,7 @@ def _alexnet_features(input_shape: tuple[int, int, int]) -> tuple[int, int, int]
     return 256, 6, 6  # after AlexNet's adaptive average pooling
 
 
-def _efficientnet_features(input_shape: tuple[int, int, int]) -> tuple[int, int, int]:
+def efficientnet_features(input_shape: tuple[int, int, int]) -> tuple[int, int, int]:
     c, h, w = input_shape
     if c != 3 or min(h, w) < EFFICIENTNET_MIN_SIZE:
         raise ShapeError(

@@ -88,7 +88,7 @@ def display_table(summary: Summary, limit: int | None = None) -> Any:
     records = table.to_dict("records")
     if summary.keys:
         for key in summary.keys:
-            out[names[key]] = [_fmt_key(v) for v in table[key]]
+            out[names[key]] = [fmt_key(v) for v in table[key]]
     else:
         out["configuration"] = table["config"]
     out["n"] = [_fmt_n(r) for r in records]
@@ -125,7 +125,7 @@ def display_table(summary: Summary, limit: int | None = None) -> Any:
     return out.reset_index(drop=True)
 
 
-def _fmt_key(value: Any) -> str:
+def fmt_key(value: Any) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return DASH
     return f"{value:g}" if isinstance(value, float) else str(value)
@@ -166,8 +166,8 @@ def pivot_display(summary: Summary, metric: str) -> Any:
         table["cell"] = [fmt_stat(r, metric, ci=False) for r in table.to_dict("records")]
     names = short_names(summary.keys)
     matrix = pivot(table, summary.keys, "cell")
-    matrix.index = [_fmt_key(v) for v in matrix.index]
-    matrix.columns = [f"{names[summary.keys[1]]}={_fmt_key(v)}" for v in matrix.columns]
+    matrix.index = [fmt_key(v) for v in matrix.index]
+    matrix.columns = [f"{names[summary.keys[1]]}={fmt_key(v)}" for v in matrix.columns]
     matrix.index.name = f"{names[summary.keys[0]]}"
     return matrix.fillna(DASH)
 

@@ -177,7 +177,7 @@ def _setup_lines(summary: Summary) -> list[str]:
     train = {k[6:]: v for k, v in config.items() if k.startswith("train.") and k not in varied
              and k not in _inert_train_keys(config, varied)}
     space = ", ".join(
-        f"`{p.key}` ∈ {{{', '.join(render._fmt_key(v) for v in p.choices)}}}"
+        f"`{p.key}` ∈ {{{', '.join(render.fmt_key(v) for v in p.choices)}}}"
         if p.type == "categorical" else
         f"`{p.key}` ∈ [{p.low:g}, {p.high:g}]{' (log)' if p.log else ''}"
         for p in summary.study.space
@@ -187,8 +187,8 @@ def _setup_lines(summary: Summary) -> list[str]:
         f"- **Dataset:** {config['dataset']} (validation fraction {config['val_fraction']:g}"
         + (f", {config['train_subset']} training images" if config["train_subset"] else "")
         + ")",
-        "- **Model:** " + ", ".join(f"{k}={render._fmt_key(v)}" for k, v in model.items()),
-        "- **Training:** " + ", ".join(f"{k}={render._fmt_key(v)}" for k, v in train.items())
+        "- **Model:** " + ", ".join(f"{k}={render.fmt_key(v)}" for k, v in model.items()),
+        "- **Training:** " + ", ".join(f"{k}={render.fmt_key(v)}" for k, v in train.items())
         + f", batch size {config['batch_size']}, {config['epochs']} epochs",
         f"- **Varied:** {space}",
         f"- **Seeds:** {len(seeds)} per configuration ({', '.join(map(str, seeds))})",
@@ -275,7 +275,7 @@ def changed_from_shipped(summary: Summary, file_name: str | None = None) -> str:
     except HpoError:
         return ""
     skip = {"name", "question", "description", "data_dir"}
-    diffs = [f"{k} {render._fmt_key(shipped.get(k))} → {render._fmt_key(v)}"
+    diffs = [f"{k} {render.fmt_key(shipped.get(k))} → {render.fmt_key(v)}"
              for k, v in summary.study.config.items()
              if k not in skip and shipped.get(k) != v]
     return ", ".join(diffs)

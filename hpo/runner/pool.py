@@ -23,8 +23,8 @@ from hpo.runner.plan import (
     plan_jobs,
     threads_per_worker,
 )
-from hpo.runner.queue import DONE_STATES, _state_name, remaining
-from hpo.runner.worker import _set_up_process, _stop_signals, load_splits, work
+from hpo.runner.queue import DONE_STATES, remaining, state_name
+from hpo.runner.worker import load_splits, set_up_process, stop_signals, work
 from hpo.spec import Study, from_dict
 
 # The parent's go signal to its workers (a shared int): the device to use, or CANCEL.
@@ -42,7 +42,7 @@ def _worker_process(spec_dict: dict, source: str, url: store.StoreURL, requested
     quiet_libraries(verbose=False)
     study = from_dict(spec_dict, source)
     try:
-        with _stop_signals():
+        with stop_signals():
             _warm_up(study, requested_device, threads, data_dir)
             device = _wait_for_go(go)
             if device is None:
@@ -82,7 +82,7 @@ def _warm_up(study: Study, requested_device: str, threads: int, data_dir: str | 
 
     with contextlib.suppress(HpoError):
         if pick_device(requested_device) == "cpu":
-            _set_up_process(threads, "cpu")
+            set_up_process(threads, "cpu")
             load_splits(study, "cpu", data_dir)
 
 
@@ -119,7 +119,7 @@ def run(study: Study, opts: RunOptions) -> Any:
     threads = threads_per_worker(opts.jobs, opts.threads)
     workers = _Workers(study, opts, threads) if opts.jobs > 1 else None
     # With workers waiting, a SIGTERM must not kill this process before it tells them.
-    with _stop_signals() if workers is not None else contextlib.nullcontext():
+    with stop_signals() if workers is not None else contextlib.nullcontext():
         try:
             device = pick_device(opts.device)
             ensure_weights(study)
@@ -184,7 +184,7 @@ class _Workers:
                               opts.artifacts_folder(), opts.deadline, opts.on_idle))
             for worker in range(opts.jobs)
         ]
-        with _stop_signals():
+        with stop_signals():
             for proc in self.procs:
                 proc.start()
 
@@ -202,7 +202,7 @@ class _Workers:
 
         finished = _finished_count(study_obj)
         try:
-            with _stop_signals():
+            with stop_signals():
                 while any(p.is_alive() for p in self.procs):
                     wait([p.sentinel for p in self.procs if p.is_alive()], timeout=1.0)
                     if _past(deadline):
@@ -244,7 +244,7 @@ def _stop_workers(procs: list[Any], wait_s: float = 30.0) -> None:
 
 
 def _finished_count(study_obj: Any) -> int:
-    return sum(1 for t in study_obj.get_trials(deepcopy=False) if _state_name(t) in DONE_STATES)
+    return sum(1 for t in study_obj.get_trials(deepcopy=False) if state_name(t) in DONE_STATES)
 
 
 def _progress(total: int, name: str, enabled: bool) -> Any:

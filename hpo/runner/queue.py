@@ -14,7 +14,7 @@ from hpo.schema import DONE_STATES, PENDING_STATES, TARGETS_ATTR
 from hpo.spec import Study
 
 
-def _state_name(trial: Any) -> str:
+def state_name(trial: Any) -> str:
     return trial.state.name
 
 
@@ -59,7 +59,7 @@ def reconcile(study_obj: Any, study: Study) -> int:
     covered = set()
     for trial in trials:
         key = _run_key(trial)
-        if key is not None and _state_name(trial) in DONE_STATES + PENDING_STATES:
+        if key is not None and state_name(trial) in DONE_STATES + PENDING_STATES:
             covered.add(key)
     queued = 0
     for params, cell, seed, repeat_of in wanted:
@@ -76,7 +76,7 @@ def reconcile(study_obj: Any, study: Study) -> int:
     return queued
 
 
-def _is_original(trial: Any) -> bool:
+def is_original(trial: Any) -> bool:
     """A tuning trial whose configuration the sampler chose (not a queued repeat)."""
     return "repeat_of" not in trial.user_attrs
 
@@ -84,7 +84,7 @@ def _is_original(trial: Any) -> bool:
 def _missing_repeats(trials: list[Any], study: Study) -> list[tuple[Any, str, int, int]]:
     wanted = []
     for trial in trials:
-        if _is_original(trial) and _state_name(trial) == "COMPLETE":
+        if is_original(trial) and state_name(trial) == "COMPLETE":
             params = _decoded_params(study, trial)
             for seed in study.seeds()[1:]:
                 wanted.append((listvalues.encoded(params), space_mod.cell_key(params), seed,
@@ -132,7 +132,7 @@ def _duplicate_of(study_obj: Any, taken: Any) -> int | None:
     for t in study_obj.get_trials(deepcopy=False):
         if t._trial_id == taken._trial_id or _run_key(t) != key:
             continue
-        state = _state_name(t)
+        state = state_name(t)
         if state in DONE_STATES or state == "RUNNING" or (
                 state == "WAITING" and t._trial_id < taken._trial_id):
             return t.number
@@ -147,14 +147,14 @@ def budget_used(trials: list[Any], study: Study) -> int:
     while its repeats are not queued yet.
     """
     n_seeds = len(study.seeds())
-    live = [t for t in trials if _state_name(t) in DONE_STATES + PENDING_STATES]
+    live = [t for t in trials if state_name(t) in DONE_STATES + PENDING_STATES]
     repeats: dict[int, int] = {}
     for t in live:
-        if not _is_original(t):
+        if not is_original(t):
             repeats[t.user_attrs["repeat_of"]] = repeats.get(t.user_attrs["repeat_of"], 0) + 1
     reserved = sum(
         max(0, n_seeds - 1 - repeats.get(t.number, 0))
-        for t in live if _is_original(t) and _state_name(t) in ("COMPLETE", "RUNNING", "WAITING")
+        for t in live if is_original(t) and state_name(t) in ("COMPLETE", "RUNNING", "WAITING")
     )
     return len(live) + reserved
 
@@ -168,9 +168,9 @@ def can_sample(trials: list[Any], study: Study) -> bool:
 def remaining(study_obj: Any, study: Study) -> int:
     trials = study_obj.get_trials(deepcopy=False)
     if study.is_grid:
-        return sum(1 for t in trials if _state_name(t) in PENDING_STATES)
+        return sum(1 for t in trials if state_name(t) in PENDING_STATES)
     n_seeds = len(study.seeds())
-    done = sum(1 for t in trials if _state_name(t) in DONE_STATES)
+    done = sum(1 for t in trials if state_name(t) in DONE_STATES)
     budget = max(study.config["n_trials"] // n_seeds * n_seeds, n_seeds)
     return max(0, budget - done)
 

@@ -14,7 +14,7 @@ from typing import Any
 from hpo import store
 from hpo.artifacts import artifacts_dir, save_trial_curve, save_trial_weights
 from hpo.runner.create import make_pruner, make_sampler, provenance
-from hpo.runner.queue import DONE_STATES, _is_original, next_trial, reconcile, running_elsewhere
+from hpo.runner.queue import DONE_STATES, is_original, next_trial, reconcile, running_elsewhere
 from hpo.schema import PROVENANCE_ATTR
 from hpo.spec import Study
 
@@ -29,7 +29,7 @@ def _interrupt_once(signum: int, _frame: Any) -> None:
 
 
 @contextlib.contextmanager
-def _stop_signals() -> Iterator[None]:
+def stop_signals() -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -93,7 +93,7 @@ def load_splits(study: Study, device: str, data_dir: str | None) -> Any:
     )
 
 
-def _set_up_process(threads: int, device: str) -> None:
+def set_up_process(threads: int, device: str) -> None:
     import torch
 
     from hpo.nn.train import keep_freed_memory
@@ -126,7 +126,7 @@ def work(
     So when any worker returns, the whole study is done, or ``deadline`` is too near to start
     another trial (its expected length: the mean wall time of the study's finished trials).
     """
-    _set_up_process(threads, device)
+    set_up_process(threads, device)
     url = store.parse(url)
     if artifacts == "store":
         artifacts = artifacts_dir(url)
@@ -140,7 +140,7 @@ def work(
     poll = max(0.2, min(0.5, store.HEARTBEAT_INTERVAL_S / 2))
     ran = 0
     made_by = provenance(study, device, threads)
-    with _stop_signals():
+    with stop_signals():
         while True:
             trial = None
             if deadline is not None and time.time() + expected_trial_s(study_obj) > deadline:
@@ -220,7 +220,7 @@ def _run_one(study_obj: Any, study: Study, url: store.StoreURL, trial: Any, spli
               "was late by more than the grace period); its result is dropped and its cell "
               "runs again", file=sys.stderr)
         return None
-    if frozen.state == TrialState.COMPLETE and not study.is_grid and _is_original(frozen):
+    if frozen.state == TrialState.COMPLETE and not study.is_grid and is_original(frozen):
         with store.exclusive(url, study_obj._storage):
             reconcile(study_obj, study)
     return frozen

@@ -180,7 +180,7 @@ SECTIONS = ("model", "train")
 SPACE_TYPES = ("categorical", "int", "float")
 
 
-def _unknown_key(key: str) -> str:
+def unknown_key(key: str) -> str:
     hint = difflib.get_close_matches(key, list(KEYS), n=1)
     return f"unknown key {key!r}" + (f"; did you mean {hint[0]!r}?" if hint else "") + (
         " (`hpo keys` lists every key)"

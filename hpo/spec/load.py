@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from hpo.errors import SpecError
-from hpo.spec.keys import KEYS, _unknown_key
-from hpo.spec.model import Study, _reference_from_dict
+from hpo.spec.keys import KEYS, unknown_key
+from hpo.spec.model import Study, reference_from_dict
 from hpo.spec.validate import validate
 
 if sys.version_info >= (3, 11):
@@ -37,9 +37,9 @@ def from_dict(data: Mapping[str, Any], source: str = "stored study") -> Study:
         raw["space"][p["key"]] = {k: v for k, v in entry.items() if v is not None}
     ref = data.get("reference")
     if ref:
-        raw["reference"] = _reference_from_dict(ref)
+        raw["reference"] = reference_from_dict(ref)
     if data.get("references"):
-        raw["references"] = [_reference_from_dict(r) for r in data["references"]]
+        raw["references"] = [reference_from_dict(r) for r in data["references"]]
     if data.get("claims"):
         raw["claims"] = data["claims"]
     return validate(raw, source)
@@ -119,7 +119,7 @@ def apply_override(raw: dict[str, Any], item: str, source: str) -> None:
         raw.setdefault("space", {})[rest] = value
         return
     if key not in KEYS:
-        raise SpecError(f"{source}: --set {key}: {_unknown_key(key)}")
+        raise SpecError(f"{source}: --set {key}: {unknown_key(key)}")
     _assign(raw, key, value)
 
 

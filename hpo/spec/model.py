@@ -174,7 +174,7 @@ def _reference_to_dict(ref: Reference) -> dict[str, Any]:
             "rows": [[dict(params), value] for params, value in ref.rows]}
 
 
-def _reference_from_dict(ref: Mapping[str, Any]) -> dict[str, Any]:
+def reference_from_dict(ref: Mapping[str, Any]) -> dict[str, Any]:
     return {"source": ref["source"], "metric": ref["metric"], "note": ref["note"],
             "rows": [{**params, "value": value} for params, value in ref["rows"]]}
 

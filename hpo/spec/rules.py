@@ -52,7 +52,7 @@ class RuleError(ValueError):
 Validator = Callable[[Any], Any]
 
 
-def _is_int(value: Any) -> bool:
+def is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
@@ -61,7 +61,7 @@ def integer(low: int | None = None, high: int | None = None) -> Validator:
     rule += f" and <= {high}" if high is not None else ""
 
     def check(value: Any) -> int:
-        if not _is_int(value) or (low is not None and value < low):
+        if not is_int(value) or (low is not None and value < low):
             raise RuleError(rule)
         if high is not None and value > high:
             raise RuleError(rule)
@@ -79,7 +79,7 @@ def real(
     rule = "must be a number " + " and ".join(p for p in parts if p)
 
     def check(value: Any) -> float:
-        if not (_is_int(value) or isinstance(value, float)) or not math.isfinite(value):
+        if not (is_int(value) or isinstance(value, float)) or not math.isfinite(value):
             raise RuleError(rule.strip())
         if (gt is not None and not value > gt) or (ge is not None and not value >= ge):
             raise RuleError(rule)
@@ -131,7 +131,7 @@ def int_list(low: int) -> Validator:
     rule = f"must be a list of integers >= {low}"
 
     def check(value: Any) -> list[int]:
-        if not isinstance(value, list) or not all(_is_int(v) and v >= low for v in value):
+        if not isinstance(value, list) or not all(is_int(v) and v >= low for v in value):
             raise RuleError(rule)
         return list(value)
 
@@ -142,7 +142,7 @@ def int_or(literal: str, low: int) -> Validator:
     rule = f"must be an integer >= {low} or {literal!r}"
 
     def check(value: Any) -> int | str:
-        if value == literal or (_is_int(value) and value >= low):
+        if value == literal or (is_int(value) and value >= low):
             return value
         raise RuleError(rule)
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from hpo.errors import SpecError
 from hpo.nn.shapes import ModelConfig, ShapeError, feature_shape, input_shape
-from hpo.spec.keys import KEYS, SECTIONS, SPACE_TYPES, _unknown_key
+from hpo.spec.keys import KEYS, SECTIONS, SPACE_TYPES, unknown_key
 from hpo.spec.model import (
     CHANCE_TOLERANCE,
     CLAIM_FIELDS,
@@ -22,7 +22,7 @@ from hpo.spec.model import (
     Reference,
     Study,
 )
-from hpo.spec.rules import CNN_ONLY_LOCATIONS, METRICS, RuleError, _is_int
+from hpo.spec.rules import CNN_ONLY_LOCATIONS, METRICS, RuleError, is_int
 
 
 def validate(raw: Mapping[str, Any], source: str) -> Study:
@@ -90,7 +90,7 @@ def _validate_config(raw: Mapping[str, Any], source: str) -> dict[str, Any]:
     config: dict[str, Any] = {}
     for key, value in flat.items():
         if key not in KEYS:
-            raise SpecError(f"{source}: {_unknown_key(key)}")
+            raise SpecError(f"{source}: {unknown_key(key)}")
         config[key] = check_value(key, value, source)
     for key, spec_key in KEYS.items():
         config.setdefault(key, spec_key.default)
@@ -139,7 +139,7 @@ def _validate_param(key: str, entry: Any, source: str) -> Param:
     if key not in KEYS or not KEYS[key].identity or key in ("seed",):
         if key in KEYS:
             raise SpecError(f"{where}: {key!r} cannot be searched; it is not a training setting")
-        raise SpecError(f"{where}: {_unknown_key(key)}")
+        raise SpecError(f"{where}: {unknown_key(key)}")
     if isinstance(entry, list):
         entry = {"type": "categorical", "choices": entry}
     if not isinstance(entry, dict):
@@ -166,7 +166,7 @@ def _validate_param(key: str, entry: Any, source: str) -> Param:
             raise SpecError(f"{where}: a {kind} range needs {bound}")
     low = check_value(key, entry["low"], source, f"space.{key}.low")
     high = check_value(key, entry["high"], source, f"space.{key}.high")
-    if kind == "int" and not (_is_int(low) and _is_int(high)):
+    if kind == "int" and not (is_int(low) and is_int(high)):
         raise SpecError(f"{where}: an int range needs integer low and high, got {low!r}, {high!r}")
     if not low <= high:
         raise SpecError(f"{where}: `low <= high` must hold, got low={low!r}, high={high!r}")
@@ -190,7 +190,7 @@ def _validate_when(when: Any, source: str, param_key: str) -> dict[str, tuple[An
     out = {}
     for key, values in when.items():
         if key not in KEYS:
-            raise SpecError(f"{where}.when: {_unknown_key(key)}")
+            raise SpecError(f"{where}.when: {unknown_key(key)}")
         values = values if isinstance(values, list) else [values]
         out[key] = tuple(
             check_value(key, v, source, f"space.{param_key}.when.{key}") for v in values
@@ -354,7 +354,7 @@ def _claim_applies_if(where: str, raw: Any, study: Study) -> tuple[tuple[str, An
         raise SpecError(f"{where}.applies_if must be a table of key = value, got {raw!r}")
     for key, value in raw.items():
         if key not in KEYS:
-            raise SpecError(f"{where}.applies_if: {_unknown_key(key)}")
+            raise SpecError(f"{where}.applies_if: {unknown_key(key)}")
         check_value(key, value, study.source, f"{where.split(': ', 1)[1]}.applies_if.{key}")
     return tuple(sorted(raw.items()))
 

@@ -11,9 +11,6 @@ Optuna store gives one line and leaves the file exactly as it was.
 from __future__ import annotations
 
 from hpo.store.connect import (  # noqa: F401
-    _creation_lock,
-    _rdb_storage,
-    _serialize_sqlite_transactions,
     open_storage,
 )
 from hpo.store.fetch import (  # noqa: F401
@@ -22,12 +19,11 @@ from hpo.store.fetch import (  # noqa: F401
     unique_runs,
 )
 from hpo.store.locks import (  # noqa: F401
-    _advisory_lock,
-    _file_lock,
+    advisory_lock,
     exclusive,
+    file_lock,
 )
 from hpo.store.read import (  # noqa: F401
-    _select,
     finished_runs,
     load_study,
     study_names,
@@ -53,17 +49,15 @@ from hpo.store.url import (  # noqa: F401
     SQLITE_MAGIC,
     STORE_RETRY_S,
     StoreURL,
-    _check_store_path,
-    _first_line,
-    _hot_journal,
-    _missing_driver,
-    _writable,
     check_journal,
     check_sqlite,
     check_url,
     driver_url,
+    first_line,
+    hot_journal,
     journal_path,
     mask,
+    missing_driver,
     parse,
     resolve_url,
     sqlite_path,

@@ -7,19 +7,19 @@ from collections.abc import Iterator
 from typing import Any
 
 from hpo.errors import StoreError
-from hpo.store.locks import _advisory_lock, _file_lock
+from hpo.store.locks import advisory_lock, file_lock
 from hpo.store.url import (
     CONNECT_TIMEOUT_S,
     GRACE_PERIOD_S,
     HEARTBEAT_INTERVAL_S,
     SQLITE_BUSY_TIMEOUT_S,
     StoreURL,
-    _first_line,
-    _missing_driver,
     check_journal,
     check_sqlite,
     driver_url,
+    first_line,
     mask,
+    missing_driver,
     parse,
 )
 
@@ -44,7 +44,7 @@ def open_storage(url: str | StoreURL, *, create: bool = True, heartbeat: bool = 
         try:
             return JournalStorage(JournalFileBackend(str(path)))
         except Exception as exc:
-            raise StoreError(f"cannot open journal store {path}: {_first_line(exc)}") from None
+            raise StoreError(f"cannot open journal store {path}: {first_line(exc)}") from None
 
     kwargs: dict[str, Any] = {}
     if url.kind == "sqlite" and (not path.exists() or path.is_dir()):
@@ -79,10 +79,10 @@ def _rdb_storage(url: str, kwargs: dict[str, Any]) -> Any:
     except ImportError as exc:  # Optuna re-raises the driver's ModuleNotFoundError as its cause
         cause = exc if isinstance(exc, ModuleNotFoundError) else exc.__cause__
         if isinstance(cause, ModuleNotFoundError):
-            raise _missing_driver(url, cause) from None
-        raise StoreError(f"cannot open store {mask(url)}: {mask(_first_line(exc))}") from None
+            raise missing_driver(url, cause) from None
+        raise StoreError(f"cannot open store {mask(url)}: {mask(first_line(exc))}") from None
     except Exception as exc:
-        raise StoreError(f"cannot open store {mask(url)}: {mask(_first_line(exc))}") from None
+        raise StoreError(f"cannot open store {mask(url)}: {mask(first_line(exc))}") from None
 
 
 @contextlib.contextmanager
@@ -91,7 +91,7 @@ def _creation_lock(url: str | StoreURL, engine_kwargs: dict[str, Any]) -> Iterat
     store_url = parse(url)
     url = store_url.url
     if store_url.kind == "sqlite":
-        with _file_lock(store_url.path):
+        with file_lock(store_url.path):
             yield
         return
     if not url.startswith(("postgresql", "postgres")):
@@ -103,11 +103,11 @@ def _creation_lock(url: str | StoreURL, engine_kwargs: dict[str, Any]) -> Iterat
         engine = sqlalchemy.create_engine(driver_url(url), poolclass=sqlalchemy.pool.NullPool,
                                           **engine_kwargs)
     except ModuleNotFoundError as exc:
-        raise _missing_driver(url, exc) from None
+        raise missing_driver(url, exc) from None
     except Exception as exc:
-        raise StoreError(f"cannot open store {mask(url)}: {mask(_first_line(exc))}") from None
+        raise StoreError(f"cannot open store {mask(url)}: {mask(first_line(exc))}") from None
     try:
-        with _advisory_lock(engine, url):
+        with advisory_lock(engine, url):
             yield
     finally:
         engine.dispose()

@@ -10,11 +10,11 @@ from pathlib import Path
 from typing import Any
 
 from hpo.errors import StoreError
-from hpo.store.url import LOCK_KEY, StoreURL, _first_line, mask, parse
+from hpo.store.url import LOCK_KEY, StoreURL, first_line, mask, parse
 
 
 @contextlib.contextmanager
-def _file_lock(path: Path) -> Iterator[None]:
+def file_lock(path: Path) -> Iterator[None]:
     # os.open rather than Path.touch: locking must not change the store's mtime.
     try:
         fd = os.open(path, os.O_RDONLY | os.O_CREAT, 0o644)
@@ -31,7 +31,7 @@ def _file_lock(path: Path) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def _advisory_lock(engine: Any, url: str) -> Iterator[None]:
+def advisory_lock(engine: Any, url: str) -> Iterator[None]:
     """PostgreSQL's session advisory lock. It dies with its connection: a server restart frees
     it silently while its holder still writes, so two reconciles may then queue one cell twice.
     Workers therefore also check every trial they pop (runner.pop_waiting): a second run of a
@@ -40,7 +40,7 @@ def _advisory_lock(engine: Any, url: str) -> Iterator[None]:
         conn = engine.connect()
         conn.exec_driver_sql(f"SELECT pg_advisory_lock({LOCK_KEY})")
     except Exception as exc:
-        raise StoreError(f"cannot open store {mask(url)}: {mask(_first_line(exc))}") from None
+        raise StoreError(f"cannot open store {mask(url)}: {mask(first_line(exc))}") from None
     try:
         yield
     finally:
@@ -62,12 +62,12 @@ def exclusive(url: str | StoreURL, storage: Any) -> Iterator[None]:
     """
     url = parse(url)
     if url.kind in ("sqlite", "journal"):
-        with _file_lock(url.path):
+        with file_lock(url.path):
             yield
         return
     engine = getattr(storage, "engine", None)
     if engine is not None and engine.dialect.name == "postgresql":
-        with _advisory_lock(engine, url.url):
+        with advisory_lock(engine, url.url):
             yield
         return
     yield

@@ -11,7 +11,7 @@ from hpo.store.url import (
     RETRY_BACKOFF_S,
     STORE_RETRY_S,
     StoreURL,
-    _first_line,
+    first_line,
     mask,
 )
 
@@ -42,7 +42,7 @@ def root_message(exc: BaseException) -> str:
     """The first line of the deepest cause: the database's own words, password masked."""
     while exc.__cause__ is not None or exc.__context__ is not None:
         exc = exc.__cause__ or exc.__context__
-    return mask(_first_line(exc))
+    return mask(first_line(exc))
 
 
 def unusable(url: str | StoreURL, exc: BaseException) -> StoreError | None:
@@ -51,7 +51,7 @@ def unusable(url: str | StoreURL, exc: BaseException) -> StoreError | None:
     while chain is not None:
         # Not our own StoreError (it quotes the cause): the cause itself, so it is said once.
         if not isinstance(chain, StoreError) and full_or_readonly(chain):
-            return StoreError(f"cannot write to store {mask(url)}: {_first_line(chain)}; free "
+            return StoreError(f"cannot write to store {mask(url)}: {first_line(chain)}; free "
                               "space (or make it writable), then re-run the same command to "
                               "resume")
         chain = chain.__cause__ or chain.__context__

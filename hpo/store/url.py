@@ -145,7 +145,7 @@ def check_sqlite(path: Path, *, create: bool) -> None:
         finally:
             con.close()
     except sqlite3.DatabaseError as exc:
-        if _hot_journal(path) and "readonly" in str(exc):
+        if hot_journal(path) and "readonly" in str(exc):
             # A process killed mid-write left its rollback journal: this read-only look cannot
             # roll it back, the store's own read-write connection does (SQLite recovery).
             return
@@ -168,7 +168,7 @@ def _first_problem(row: tuple | None) -> str | None:
     return lines[0] if lines else text
 
 
-def _hot_journal(path: Path) -> bool:
+def hot_journal(path: Path) -> bool:
     journal = path.with_name(path.name + "-journal")
     return journal.exists() and journal.stat().st_size > 0
 
@@ -203,7 +203,7 @@ def check_url(url: str | StoreURL) -> None:
         try:
             make_url(driver_url(url.url)).get_dialect().import_dbapi()
         except ModuleNotFoundError as exc:
-            raise _missing_driver(url.url, exc) from None
+            raise missing_driver(url.url, exc) from None
         except Exception:  # noqa: BLE001 - anything else is reported when the store is opened
             pass
 
@@ -214,7 +214,7 @@ DRIVER_PACKAGES = {"psycopg2": "psycopg2-binary", "psycopg": "'psycopg[binary]'"
                    "pyodbc": "pyodbc"}
 
 
-def _missing_driver(url: str, exc: ModuleNotFoundError) -> StoreError:
+def missing_driver(url: str, exc: ModuleNotFoundError) -> StoreError:
     # SQLAlchemy 2.1 reads postgresql:// as psycopg (3); hpo's postgres extra is psycopg2.
     name = (exc.name or "").split(".")[0]
     package = DRIVER_PACKAGES.get(name, name)
@@ -224,6 +224,6 @@ def _missing_driver(url: str, exc: ModuleNotFoundError) -> StoreError:
                       f"{package}{alternative}")
 
 
-def _first_line(exc: BaseException) -> str:
+def first_line(exc: BaseException) -> str:
     text = str(getattr(exc, "orig", None) or exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__

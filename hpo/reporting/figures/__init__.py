@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from hpo.reporting.figures.accuracy import (  # noqa: F401
     AccuracyData,
-    _strip_key,
     accuracy_data,
     plot_accuracy,
+    strip_key,
 )
 from hpo.reporting.figures.common import (  # noqa: F401
     CURVE_METRICS,
@@ -20,12 +20,12 @@ from hpo.reporting.figures.common import (  # noqa: F401
     LABELS,
     MAX_BARS,
     MAX_CURVES,
-    _complete_with_labels,
-    _palette,
-    _tick,
-    _unit_label,
+    complete_with_labels,
+    palette,
     save,
     shown_configs,
+    tick,
+    unit_label,
 )
 from hpo.reporting.figures.curves import (  # noqa: F401
     DASHES,
@@ -48,8 +48,7 @@ from hpo.reporting.figures.heatmaps import (  # noqa: F401
     MIN_SPAN_POINTS,
     MIN_SPAN_STDS,
     HeatmapData,
-    _colour_range,
-    _within_noise,
+    colour_range,
     heatmap_data,
     plot_heatmaps,
 )
@@ -62,8 +61,6 @@ from hpo.reporting.figures.importance import (  # noqa: F401
     FANOVA_DEPTH,
     FANOVA_TREES,
     ImportanceData,
-    _evaluators,
-    _importances,
     history_data,
     importance_agreement,
     importance_data,

@@ -8,9 +8,9 @@ from typing import Any
 
 from hpo.reporting.figures.common import (
     MAX_BARS,
-    _complete_with_labels,
-    _unit_label,
+    complete_with_labels,
     shown_configs,
+    unit_label,
 )
 from hpo.reporting.tables import Summary
 
@@ -41,7 +41,7 @@ def accuracy_data(summary: Summary, metric: str = "test_acc",
         "ci_low": table[f"{metric}_ci_low"], "ci_high": table[f"{metric}_ci_high"],
         "n": table["n"], "best": table["best"],
     }).reset_index(drop=True)
-    done = _complete_with_labels(summary)
+    done = complete_with_labels(summary)
     done = done[done["config"].isin(configs)]
     seeds = pd.DataFrame({"config": done["config"],
                           "value": pd.to_numeric(done[metric], errors="coerce")})
@@ -60,7 +60,7 @@ def accuracy_data(summary: Summary, metric: str = "test_acc",
                         ranked_by=summary.metric)
 
 
-def _strip_key(labels: list[str]) -> tuple[list[str], str]:
+def strip_key(labels: list[str]) -> tuple[list[str], str]:
     """With one varied key, ``lr=0.001`` reads better as ``0.001`` under an axis named lr."""
     heads = {lb.split("=", 1)[0] for lb in labels if "=" in lb and ", " not in lb}
     if len(heads) == 1 and all(lb.count("=") == 1 and ", " not in lb for lb in labels):
@@ -96,14 +96,14 @@ def plot_accuracy(data: AccuracyData, title: str, reference_source: str = "") ->
         ax.scatter(data.reference["value"], data.reference["config"].map(y), marker="X", s=80,
                    color="tab:red", zorder=4,
                    label=f"published ({reference_source})" if reference_source else "published")
-    labels, axis_name = _strip_key(list(data.bars["config"]))
+    labels, axis_name = strip_key(list(data.bars["config"]))
     ax.set_yticks(range(n), labels)
     ax.set_ylim(n - 0.5, -0.5)
     ax.set_ylabel(axis_name)
-    ax.set_xlabel(_unit_label(data.metric))
+    ax.set_xlabel(unit_label(data.metric))
     ax.grid(axis="x", alpha=0.3)
     shown = "" if n >= data.total else f" (best {n} of {data.total})"
-    ax.set_title(f"{title}: {_unit_label(data.metric).split(' (')[0]} per configuration"
+    ax.set_title(f"{title}: {unit_label(data.metric).split(' (')[0]} per configuration"
                  f"{shown}")
     handles, texts = ax.get_legend_handles_labels()
     fig.legend(handles, texts, loc="lower center", ncol=2, frameon=False, fontsize=9)

@@ -23,7 +23,7 @@ MAX_BARS = 30
 DPI = 110
 
 
-def _unit_label(metric: str) -> str:
+def unit_label(metric: str) -> str:
     return LABELS.get(metric, metric)
 
 
@@ -36,7 +36,7 @@ def shown_configs(summary: Summary, limit: int) -> tuple[list[str], int]:
     return list(table["config"]), int((summary.table["n"] > 0).sum())
 
 
-def _complete_with_labels(summary: Summary) -> Any:
+def complete_with_labels(summary: Summary) -> Any:
     keys = summary.keys
     done = summary.frame[summary.frame["state"] == "COMPLETE"]
     key_to_label = {config_key(tuple(r[k] for k in keys)): r["config"]
@@ -48,13 +48,13 @@ def _complete_with_labels(summary: Summary) -> Any:
     return done.assign(config=cfg)
 
 
-def _palette(n: int) -> list[Any]:
+def palette(n: int) -> list[Any]:
     import seaborn as sns
 
     return sns.color_palette("tab10" if n <= 10 else "husl", n)
 
 
-def _tick(value: Any) -> str:
+def tick(value: Any) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 

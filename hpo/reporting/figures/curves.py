@@ -6,14 +6,14 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from hpo.reporting.figures.accuracy import _strip_key
+from hpo.reporting.figures.accuracy import strip_key
 from hpo.reporting.figures.common import (
     CURVE_METRICS,
     MAX_CURVES,
-    _complete_with_labels,
-    _palette,
-    _unit_label,
+    complete_with_labels,
+    palette,
     shown_configs,
+    unit_label,
 )
 from hpo.reporting.tables import Summary
 
@@ -63,7 +63,7 @@ def curves_data(summary: Summary, limit: int = MAX_CURVES) -> CurvesData:
     import pandas as pd
 
     configs, total = shown_configs(summary, limit)
-    done = _complete_with_labels(summary)
+    done = complete_with_labels(summary)
     done = done[done["config"].isin(configs)]
     rows = [(cfg, h.get("epoch"), *(h.get(m) for m in CURVE_METRICS))
             for cfg, history in zip(done["config"], done["history"]) for h in history or ()]
@@ -98,7 +98,7 @@ def plot_curves(data: CurvesData, title: str) -> Any:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(2, 2, figsize=(11, 7.5), sharex=True)
-    colors = dict(zip(data.configs, _palette(len(data.configs))))
+    colors = dict(zip(data.configs, palette(len(data.configs))))
     styles = line_styles(data.configs)
     seeds = data.seeds if data.seeds is not None else None
     for ax, metric in zip(axes.flat, CURVE_METRICS):
@@ -121,8 +121,8 @@ def plot_curves(data: CurvesData, title: str) -> Any:
             ax.plot(x, mean, marker=style.marker, markersize=4, color=colors[cfg], label=cfg,
                     linestyle=style.dash, linewidth=style.width, zorder=style.zorder,
                     markevery=(data.configs.index(cfg) % 3, 3) if len(x) > 12 else None)
-        ax.set_title(_unit_label(metric).split(" (")[0])
-        ax.set_ylabel(_unit_label(metric))
+        ax.set_title(unit_label(metric).split(" (")[0])
+        ax.set_ylabel(unit_label(metric))
         ax.grid(alpha=0.3)
     for ax in axes[1]:
         ax.set_xlabel("epoch")
@@ -131,7 +131,7 @@ def plot_curves(data: CurvesData, title: str) -> Any:
     handles, labels = axes[0, 0].get_legend_handles_labels()
     if not handles:
         handles, labels = axes[1, 0].get_legend_handles_labels()
-    labels, legend_title = _strip_key(labels)
+    labels, legend_title = strip_key(labels)
     ncol = min(len(labels), 2 if max((len(lb) for lb in labels), default=0) > 40 else 4) or 1
     fig.legend(handles, labels, loc="lower center", ncol=ncol, frameon=False, fontsize=9,
                title=None if legend_title == "configuration" else legend_title)

@@ -6,7 +6,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from hpo.reporting.figures.common import _complete_with_labels, _palette
+from hpo.reporting.figures.common import complete_with_labels, palette
 from hpo.reporting.figures.curves import line_styles
 from hpo.reporting.tables import Summary
 
@@ -30,7 +30,7 @@ def flatness_data(summary: Summary) -> FlatnessData:
     import numpy as np
     import pandas as pd
 
-    done = _complete_with_labels(summary)
+    done = complete_with_labels(summary)
     rows = []
     for cfg, seed, curve in zip(done["config"], done["seed"], done["flatness"]):
         if not isinstance(curve, dict):
@@ -65,7 +65,7 @@ def plot_flatness(data: FlatnessData, title: str) -> Any:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.8))
-    colors = dict(zip(data.configs, _palette(len(data.configs))))
+    colors = dict(zip(data.configs, palette(len(data.configs))))
     markers = line_styles(data.configs)
     for ax, kind in zip(axes, ("loss", "err")):
         for cfg in data.configs:

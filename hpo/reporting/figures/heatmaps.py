@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from hpo.reporting.figures.common import _tick, _unit_label
+from hpo.reporting.figures.common import tick, unit_label
 from hpo.reporting.render import fmt_num, pivot_numeric
 from hpo.reporting.tables import Summary, short_names
 
@@ -45,7 +45,7 @@ def heatmap_data(summary: Summary, metrics: tuple[str, ...] = ("test_acc", "time
     for m in metrics:
         if m.endswith(("_acc", "_loss")):
             data.within_noise[m], span = _within_noise(summary, m)
-            data.ranges[m] = _colour_range(data.matrices[m], m, span)
+            data.ranges[m] = colour_range(data.matrices[m], m, span)
         else:
             values = data.matrices[m].to_numpy(dtype=float)
             data.ranges[m] = (float(np.nanmin(values)), float(np.nanmax(values)))
@@ -77,7 +77,7 @@ def _within_noise(summary: Summary, metric: str) -> tuple[Any, float]:
     return matrix, spread
 
 
-def _colour_range(matrix: Any, metric: str, spread: float) -> tuple[float, float]:
+def colour_range(matrix: Any, metric: str, spread: float) -> tuple[float, float]:
     import numpy as np
 
     values = matrix.to_numpy(dtype=float)
@@ -106,7 +106,7 @@ def plot_heatmaps(data: HeatmapData, title: str) -> Any:
         cmap = "magma_r" if metric in ("wall_time", "cpu_time") else "viridis"
         low, high = data.ranges.get(metric, (None, None))
         sns.heatmap(matrix.astype(float), annot=labels, fmt="", cmap=cmap, ax=ax,
-                    vmin=low, vmax=high, cbar_kws={"label": _unit_label(metric)},
+                    vmin=low, vmax=high, cbar_kws={"label": unit_label(metric)},
                     linewidths=0.5)
         marks = data.within_noise.get(metric)
         if marks is not None:
@@ -116,11 +116,11 @@ def plot_heatmaps(data: HeatmapData, title: str) -> Any:
                         ax.add_patch(Rectangle((j + 0.05, i + 0.05), 0.9, 0.9, fill=False,
                                                edgecolor="black", linewidth=2.5))
         outlined = "\noutlined: best and not significantly different\n(no run at chance)"
-        ax.set_title(f"mean {_unit_label(metric)}" + (outlined if marks is not None else ""))
+        ax.set_title(f"mean {unit_label(metric)}" + (outlined if marks is not None else ""))
         ax.set_ylabel(names[data.keys[0]])
         ax.set_xlabel(names[data.keys[1]])
-        ax.set_yticklabels([_tick(v) for v in matrix.index], rotation=0)
-        ax.set_xticklabels([_tick(v) for v in matrix.columns], rotation=0)
+        ax.set_yticklabels([tick(v) for v in matrix.index], rotation=0)
+        ax.set_xticklabels([tick(v) for v in matrix.columns], rotation=0)
     fig.suptitle(f"{title}: {names[data.keys[0]]} × {names[data.keys[1]]} (mean over seeds)")
     fig.tight_layout()
     return fig

@@ -8,7 +8,7 @@ import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
-from hpo.reporting.figures.common import _unit_label
+from hpo.reporting.figures.common import unit_label
 from hpo.reporting.tables import Summary
 
 # ---------------------------------------------------------------------------------------------
@@ -251,7 +251,7 @@ def plot_history(data: Any, title: str, metric: str) -> Any:
     ax.step(data["number"], data["best_so_far"], where="post", color="tab:red",
             label="best so far")
     ax.set_xlabel("trial number")
-    ax.set_ylabel(_unit_label(metric))
+    ax.set_ylabel(unit_label(metric))
     ax.set_title(f"{title}: optimisation history")
     ax.grid(alpha=0.3)
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=2, frameon=False)

@@ -8,8 +8,8 @@ from typing import Any
 
 from hpo.reporting.figures.common import (
     MAX_CURVES,
-    _complete_with_labels,
-    _palette,
+    complete_with_labels,
+    palette,
     shown_configs,
 )
 from hpo.reporting.tables import Summary
@@ -25,7 +25,7 @@ def steps_data(summary: Summary, limit: int = MAX_CURVES) -> Any:
     import pandas as pd
 
     configs, _ = shown_configs(summary, limit)
-    done = _complete_with_labels(summary)
+    done = complete_with_labels(summary)
     rows = []
     for record in done.to_dict("records"):
         steps = record.get("steps")
@@ -45,7 +45,7 @@ def plot_steps(data: Any, title: str, every: int) -> Any:
     import matplotlib.pyplot as plt
 
     configs = list(dict.fromkeys(data["config"]))
-    colours = dict(zip(configs, _palette(max(len(configs), 1))))
+    colours = dict(zip(configs, palette(max(len(configs), 1))))
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
     for ax, metric, label in ((axes[0], "loss", "training loss (window mean)"),
                               (axes[1], "acc", "training accuracy % (window mean)")):
