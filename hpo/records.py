@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from hpo import listvalues
-from hpo.errors import StoreError
+from hpo.errors import HpoError, StoreError
 from hpo.schema import FRAME_METRICS, SPEC_ATTR, config_label, ranked
 from hpo.spec import Study, from_dict
 from hpo.store.fetch import TrialRow, fetch_trials, unique_runs  # noqa: F401
@@ -22,6 +22,39 @@ def study_spec(study_obj: Any) -> Study:
             "hpo can only report studies it ran"
         )
     return from_dict(data, f"study {study_obj.study_name!r}")
+
+
+def current_spec(study_obj: Any, stored: Study) -> Study:
+    """The study file the trials were run from, as it is now (with the run's overrides): its
+    question, claims and references are what the report says. The keys that define the runs
+    must still agree with the trials; if they do not, one line says which and how to fix it.
+
+    Trials stored by an hpo that did not record their source, or whose study file is no longer
+    where the run found it, are reported with the study file stored with them."""
+    import json
+
+    from hpo import spec
+    from hpo.schema import SOURCE_ATTR
+
+    source = study_obj.user_attrs.get(SOURCE_ATTR)
+    if not source:
+        return stored
+    try:
+        path = spec.find_study_file(source["study"])
+    except HpoError:
+        return stored
+    current = spec.load(str(path), source.get("overrides", []))
+    if current.name != stored.name:  # a run under --name keeps that name in its overrides
+        return stored
+    diffs = spec.identity_diff(json.loads(json.dumps(stored.identity())),
+                               json.loads(json.dumps(current.identity())))
+    if diffs:
+        raise HpoError(
+            f"study {study_obj.study_name!r}: its trials were run with other settings than "
+            f"{path} now gives ({'; '.join(diffs[:4])}); revert the study file, or run the "
+            f"study again under its new settings (`hpo run --study {source['study']} --name "
+            "NEW`, or delete its trials and run `hpo campaign`)")
+    return current
 
 
 def trials_frame(study_obj: Any, study: Study | None = None, trials: list[Any] | None = None

@@ -217,7 +217,7 @@ def test_intervals_too_wide_to_tell_are_not_called_consistent() -> None:
 
 
 def test_seeds_to_narrow_a_prediction_interval() -> None:
-    from hpo.reporting.tables import seeds_to_narrow
+    from hpo.reporting.published import seeds_to_narrow
 
     # 95% PI half-width t(n-1)·s·sqrt(1 + 1/n) <= 3 with s = 1: n = 3 gives 4.30·1.155 = 4.97,
     # n = 4 gives 3.18·1.118 = 3.56, n = 5 gives 2.78·1.095 = 3.04, n = 6: 2.57·1.080 = 2.78.

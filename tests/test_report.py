@@ -13,7 +13,7 @@ from scipy import stats
 
 from hpo import cli, spec, store
 from hpo.benchmarks import synthetic
-from hpo.reporting import figures, render, tables, write
+from hpo.reporting import figures, published, render, tables, write
 
 from .conftest import cached_store
 
@@ -227,14 +227,14 @@ def test_pivot_tables_of_a_two_parameter_grid(grid_store: str) -> None:
 def test_reference_rows_match_on_the_keys_they_name(grid_store: str, location_store: str
                                                      ) -> None:
     s = summary_of(grid_store, "grid2")
-    ref = tables.reference_table(s)
+    ref = published.reference_table(s)
     # {"train.optimizer": "adam"} names one key: it matches both adam configurations.
     assert list(ref["config"]) == ["optimizer=adam, lr=0.01", "optimizer=adam, lr=0.1"]
     assert list(ref["difference"]) == pytest.approx([89.0 - 88.1, 9.8 - 88.1])
     assert list(ref["published_in_ci"]) == [True, False]
 
     s = summary_of(location_store, "loc")
-    ref = tables.reference_table(s)
+    ref = published.reference_table(s)
     assert list(ref["published"]) == [93.17, 89.36]
     assert ref["difference"].iloc[0] == pytest.approx(90.0 - 93.17)
     assert ref["published_in_ci"].iloc[1] is None  # before_conv has n = 1: no interval
@@ -491,7 +491,7 @@ def test_no_artifacts_attaches_nothing(location_store: str, tmp_path: Path,
 
 
 def test_a_published_single_run_is_compared_with_a_prediction_interval() -> None:
-    from hpo.reporting.tables import prediction_interval
+    from hpo.reporting.published import prediction_interval
 
     low, high = prediction_interval(90.0, 2.0, 3)
     half = 4.302652729749464 * 2.0 * math.sqrt(1 + 1 / 3)  # t(0.975, 2) * s * sqrt(1 + 1/n)

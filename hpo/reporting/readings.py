@@ -84,7 +84,7 @@ def _differences(summary: Summary, reading: Reading) -> list[tuple[str, float, b
     """(metric, measured mean − published, whether the published value lies inside the 95%
     prediction interval of one run: None without one, or inside one too wide to tell) for every
     (reference row, configuration of this reading) pair where both are finite."""
-    from hpo.reporting.tables import prediction_interval, tells
+    from hpo.reporting.published import prediction_interval, tells
 
     within = summary.study.config["consistent_within"]
     rows = [r for r in summary.table.to_dict("records") if matches_row(reading, r)]

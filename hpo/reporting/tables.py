@@ -323,44 +323,11 @@ def _tuning_order(table: Any, metric: str) -> Any:
     return ranked(table, f"{metric}_mean", metric)
 
 
-def current_spec(study_obj: Any, stored: Study) -> Study:
-    """The study file the trials were run from, as it is now (with the run's overrides): its
-    question, claims and references are what the report says. The keys that define the runs
-    must still agree with the trials; if they do not, one line says which and how to fix it.
-
-    Trials stored by an hpo that did not record their source, or whose study file is no longer
-    where the run found it, are reported with the study file stored with them."""
-    import json
-
-    from hpo import spec
-    from hpo.schema import SOURCE_ATTR
-
-    source = study_obj.user_attrs.get(SOURCE_ATTR)
-    if not source:
-        return stored
-    try:
-        path = spec.find_study_file(source["study"])
-    except HpoError:
-        return stored
-    current = spec.load(str(path), source.get("overrides", []))
-    if current.name != stored.name:  # a run under --name keeps that name in its overrides
-        return stored
-    diffs = spec.identity_diff(json.loads(json.dumps(stored.identity())),
-                               json.loads(json.dumps(current.identity())))
-    if diffs:
-        raise HpoError(
-            f"study {study_obj.study_name!r}: its trials were run with other settings than "
-            f"{path} now gives ({'; '.join(diffs[:4])}); revert the study file, or run the "
-            f"study again under its new settings (`hpo run --study {source['study']} --name "
-            "NEW`, or delete its trials and run `hpo campaign`)")
-    return current
-
-
 def summarize(study_obj: Any, metric: str | None = None) -> Summary:
     """Load a stored study's trials and build its per-configuration table."""
     from hpo import records
 
-    study = current_spec(study_obj, records.study_spec(study_obj))
+    study = records.current_spec(study_obj, records.study_spec(study_obj))
     metric = metric or study.config["metric"]
     trials = records.fetch_trials(study_obj)
     frame = records.trials_frame(study_obj, study, trials)
@@ -486,93 +453,6 @@ def matches_row(params: Sequence[tuple[str, Any]], row: Any) -> bool:
         elif have != want:
             return False
     return True
-
-
-def prediction_interval(mean: float, std: float, n: int) -> tuple[float, float]:
-    """The 95% interval where one more run would fall (t-based: mean ± t·s·√(1 + 1/n)); a
-    published single run is one such run, so this, not the CI of the mean, is what it is
-    compared with. NaN with fewer than 2 runs."""
-    from scipy import stats
-
-    if n < 2 or not (math.isfinite(mean) and math.isfinite(std)):
-        return math.nan, math.nan
-    half = float(stats.t.ppf(0.5 + CONFIDENCE / 2, n - 1)) * std * math.sqrt(1 + 1 / n)
-    return mean - half, mean + half
-
-
-def seeds_to_narrow(std: float, half_width: float) -> int | None:
-    """Seeds per configuration whose 95% prediction interval of one run is at most
-    ± ``half_width`` at this spread; None when no number up to 100 does (the runs themselves
-    spread wider than that: the interval never gets below ±1.96·s)."""
-    from scipy import stats
-
-    if not (math.isfinite(std) and std >= 0):
-        return None
-    for n in range(2, 101):
-        if float(stats.t.ppf(0.5 + CONFIDENCE / 2, n - 1)) * std * math.sqrt(1 + 1 / n) \
-                <= half_width:
-            return n
-    return None
-
-
-# Other metrics (losses) tell where the interval's half-width is at most this share of its centre.
-TELLS_SHARE = 0.1
-
-
-def tells(metric: str, low: float, high: float, within: float) -> bool:
-    """Whether a prediction interval is narrow enough to call a published value inside it
-    consistent: accuracies at most ± ``within`` points; other metrics (losses) at most ±10% of
-    the interval's centre (a loss of 0.5 ± 0.6 says nothing)."""
-    half = (high - low) / 2
-    if metric.endswith("_acc"):
-        return half <= within
-    return half <= TELLS_SHARE * abs((high + low) / 2)
-
-
-def reference_table(summary: Summary, ref: Any = None) -> Any | None:
-    """A published table (``ref``, default the study's first) beside the measured means: one
-    row per (published row, matching configuration); a published row naming a subset of the
-    keys matches every configuration that agrees on those keys. ``difference`` is measured
-    minus published."""
-    import pandas as pd
-
-    ref = ref if ref is not None else summary.study.reference
-    if ref is None:
-        return None
-    m = ref.metric
-    names = short_names(summary.keys)
-    rows = []
-    for params, value in ref.rows:
-        published = ", ".join(f"{names.get(k, k)}={format_value(v)}" for k, v in params)
-        matched = [row for row in summary.table.to_dict("records") if matches_row(params, row)]
-        if not matched:
-            rows.append({"published_config": published, "config": None, "published": value})
-        for row in matched:
-            mean, lo, hi = row[f"{m}_mean"], row[f"{m}_ci_low"], row[f"{m}_ci_high"]
-            pi_lo, pi_hi = prediction_interval(mean, row[f"{m}_std"], int(row["n"]))
-            narrow = (tells(m, pi_lo, pi_hi, summary.study.config["consistent_within"])
-                      if math.isfinite(pi_lo) else None)
-            if math.isfinite(pi_lo):  # clipped as the CIs are: accuracies 0-100, losses >= 0
-                pi_lo = max(pi_lo, 0.0)
-                pi_hi = min(pi_hi, 100.0) if m.endswith("_acc") else pi_hi
-            rows.append({
-                "published_config": published, "config": row["config"], "published": value,
-                "n": int(row["n"]), "mean": mean, "std": row[f"{m}_std"],
-                "ci_low": lo, "ci_high": hi, "difference": mean - value,
-                "published_in_ci": bool(lo <= value <= hi) if pd.notna(lo) else None,
-                "pi_low": pi_lo, "pi_high": pi_hi,
-                # Inside an interval too wide to tell says nothing: None, as with no interval.
-                "published_in_pi": (None if not math.isfinite(pi_lo) else
-                                    False if not pi_lo <= value <= pi_hi else
-                                    True if narrow else None),
-                "pi_tells": narrow,
-                "seeds_to_tell": (None if narrow or narrow is None else seeds_to_narrow(
-                    row[f"{m}_std"], summary.study.config["consistent_within"])),
-            })
-    columns = ["published_config", "config", "published", "n", "mean", "std", "ci_low",
-               "ci_high", "difference", "published_in_ci", "pi_low", "pi_high", "published_in_pi",
-               "pi_tells", "seeds_to_tell"]
-    return pd.DataFrame(rows, columns=columns)
 
 
 def identical_groups(summary: Summary) -> list[list[str]]:

@@ -10,14 +10,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hpo.reporting import figures, readings, render, verdicts
+from hpo.reporting import figures, published, readings, render, verdicts
 from hpo.reporting.figures import steps as step_figures
 from hpo.reporting.tables import (
     ALPHA,
     Summary,
     identical_groups,
     is_two_way_grid,
-    reference_table,
     short_names,
     time_basis,
 )
@@ -355,7 +354,7 @@ def readme(summary: Summary, drawn: Sequence[tuple[str, str]], formats: Sequence
         if seeds_line(summary):
             lines += [seeds_line(summary), ""]
 
-    lines += _published_lines(summary)
+    lines += published.published_lines(summary)
 
     if drawn:
         lines += ["## Figures", ""]
@@ -380,76 +379,6 @@ def _how_to_read(summary: Summary) -> str:
         "for multiple comparisons. With zero variance on both sides p is 1 for equal means "
         "and 0 otherwise; with fewer than 2 runs on either side there is no test (n/a)."
     )
-
-
-def _narrowing_line(summary: Summary, published: Sequence[Any], within: float) -> str:
-    """How many comparisons can tell, and what seeds the others need (or why none helps)."""
-    refs = [reference_table(summary, source) for source in published]
-    rows = [r for ref in refs for r in ref.to_dict("records") if r.get("config") is not None
-            and r.get("pi_tells") is not None]
-    wide = [r for r in rows if not r["pi_tells"]]
-    if not rows:
-        return "No comparison has the 2 runs per configuration a prediction interval needs."
-    if not wide:
-        return (f"All {len(rows)} comparisons have an interval narrow enough to tell "
-                f"(±{within:g} points or less).")
-    needs = [r["seeds_to_tell"] for r in wide]
-    text = (f"{len(rows) - len(wide)} of {len(rows)} comparisons have an interval narrow enough "
-            f"to tell (±{within:g} points or less); the widest is "
-            f"±{max((r['pi_high'] - r['pi_low']) / 2 for r in wide):.1f}.")
-    decidable = [n for n in needs if n is not None]
-    if decidable:
-        text += (f" At the spread measured, {max(decidable)} seeds per configuration would "
-                 f"narrow {len(decidable)} of the {len(wide)} wide ones enough")
-        text += "." if len(decidable) == len(wide) else (
-            "; for the rest no number of seeds would: their runs themselves spread more than "
-            f"±{within:g} points (the interval never falls below ±1.96 standard deviations).")
-    else:
-        text += (" No number of seeds would narrow them enough: the runs themselves spread more "
-                 f"than ±{within:g} points (the interval never falls below ±1.96 standard "
-                 "deviations).")
-    return text
-
-
-def _published_lines(summary: Summary) -> list[str]:
-    """The Published result and Readings sections ([] without published numbers); numbers
-    from another setting are listed, never compared."""
-    import pandas as pd
-
-    published = readings.references(summary)
-    if not published:
-        return []
-    lines: list[str] = []
-    reason = readings.not_comparable(summary)
-    if reason is not None:
-        lines += ["## Published result", "", f"Not compared: {reason}.", ""]
-        for source in published:
-            rows = [{"published configuration": ", ".join(f"{k}={v}" for k, v in params),
-                     f"published {source.metric}": f"{value:g}"}
-                    for params, value in source.rows]
-            lines += [f"Source: {source.source}." + (f" {source.note}" if source.note else ""),
-                      "", pd.DataFrame(rows).to_markdown(index=False, disable_numparse=True),
-                      ""]
-        distances = readings.readings_markdown(summary)
-        return lines + (["## Readings", "", distances, ""] if distances else [])
-    lines += ["## Published result", ""]
-    for source in published:  # every reference table, the single [reference] first
-        ref = reference_table(summary, source)
-        lines += [f"Source: {source.source}." + (f" {source.note}" if source.note else ""),
-                  "", render.reference_display(ref, source.metric).to_markdown(
-                      index=False, disable_numparse=True), ""]
-    within = summary.study.config["consistent_within"]
-    lines += ["The published numbers are single runs, so each is compared with the 95% "
-              "prediction interval of one more run (mean ± t·s·√(1 + 1/n)), not with the "
-              f"interval of the mean. A 'yes' needs an interval at most ±{within:g} points "
-              "wide (`consistent_within`); inside a wider one the table says \"cannot "
-              "tell\". A published run outside it is not by itself a contradiction: "
-              "dataset, epochs and network may differ (see Setup).", ""]
-    lines += [_narrowing_line(summary, published, within), ""]
-    distances = readings.readings_markdown(summary)
-    if distances:
-        lines += ["## Readings", "", distances, ""]
-    return lines
 
 
 def write_index(root: str | os.PathLike, entries: Sequence[tuple[Summary, Written]]) -> Path:

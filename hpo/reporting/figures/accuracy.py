@@ -32,7 +32,7 @@ def accuracy_data(summary: Summary, metric: str = "test_acc",
                   limit: int = MAX_BARS) -> AccuracyData:
     import pandas as pd
 
-    from hpo.reporting.tables import reference_table
+    from hpo.reporting.published import reference_table
 
     configs, total = shown_configs(summary, limit)
     table = summary.table[summary.table["config"].isin(configs)]
