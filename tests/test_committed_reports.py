@@ -11,7 +11,22 @@ import pytest
 from hpo.reporting import committed
 from tests.conftest import ROOT
 
-FOLDERS = sorted(p.parent.relative_to(ROOT) for p in (ROOT / "reports").rglob("trials.journal"))
+ALL_TRIALS = sorted(p.parent.relative_to(ROOT)
+                    for p in (ROOT / "reports").rglob("trials.journal"))
+# A folder whose campaign entry is still running ships its trials so far, and no report yet.
+FOLDERS = [f for f in ALL_TRIALS if (ROOT / f / "README.md").exists()]
+
+
+@pytest.mark.slow
+def test_a_folder_has_a_report_exactly_when_its_runs_are_complete():
+    from hpo import campaign
+
+    plan = ROOT / "reports" / "campaign.toml"
+    done = {e.folder.resolve(): campaign.progress(e).left == 0
+            for e in campaign.load_plan(plan)}
+    for folder in ALL_TRIALS:
+        has_report = (ROOT / folder / "README.md").exists()
+        assert has_report == done[(ROOT / folder).resolve()], folder
 
 
 @pytest.mark.slow

@@ -169,6 +169,9 @@ def _from_trials(args: argparse.Namespace, formats: list[str]) -> int:
     problems: list[str] = []
     for folder in folders:
         started = time.perf_counter()
+        if args.check and not (folder / "README.md").exists():
+            print(f"{'no report':10}{folder} (its runs are not complete yet)", file=sys.stderr)
+            continue
         if args.check:
             found = committed.check(folder, formats)
             problems += found
