@@ -58,3 +58,9 @@ def os_error_line(exc: OSError) -> str:
     where = f"{mask(str(exc.filename))}: " if exc.filename is not None else ""
     hint = OS_ERROR_HINTS.get(name)
     return f"{where}{what}" + (f" ({hint})" if hint else "")
+
+
+def first_line_of(exc: BaseException) -> str:
+    """``Type: the first line of its message`` (passwords masked), for a warning."""
+    first = (str(exc).strip().splitlines() or [""])[0]
+    return mask(f"{type(exc).__name__}: {first}" if first else type(exc).__name__)

@@ -281,3 +281,24 @@ def test_a_grid_of_more_runs_than_hpo_queues_is_refused(tmp_path, capsys):
         "(repeats) = 1,200,000 runs, more than hpo queues (100,000); lower repeats or narrow "
         "[space]\n")
     assert not (tmp_path / "s.db").exists()
+
+
+def test_a_report_whose_figures_cannot_be_attached_is_still_written(journal_store, tmp_path,
+                                                                    capsys, monkeypatch):
+    """A read-only store (root ignores permissions here, so the upload is made to fail): the
+    report is written, one warning says the figures were not attached, exit 0."""
+    from hpo.commands import report
+
+    def refuse(*_args, **_kw):
+        raise PermissionError(13, "Permission denied", str(journal_store))
+
+    monkeypatch.setattr(report, "_attach_figures", refuse)
+    code = main(["report", "--study", "mini", "--storage", f"journal:{journal_store}",
+                 "--out", str(tmp_path / "out")])
+    assert code == 0
+    err = capsys.readouterr().err
+    assert ("hpo: warning: the report is written, but its figures were not attached to the "
+            "study for optuna-dashboard (PermissionError: [Errno 13] Permission denied: "
+            f"'{journal_store}'); the store or its artifacts folder is read-only? "
+            "--no-artifacts skips this") in err
+    assert (tmp_path / "out" / "mini" / "README.md").exists()

@@ -129,7 +129,15 @@ def main(args: argparse.Namespace) -> int:
                                      command=store.mask(report_command(args, name)))
         entries.append((summary, written))
         if not args.no_artifacts:
-            _attach_figures(study_obj, written, url, args.artifacts)
+            try:
+                _attach_figures(study_obj, written, url, args.artifacts)
+            except Exception as exc:  # noqa: BLE001 - the report is written; the extra is not
+                from hpo.errors import first_line_of
+
+                print(f"hpo: warning: the report is written, but its figures were not attached "
+                      f"to the study for optuna-dashboard ({first_line_of(exc)}); the store or "
+                      "its artifacts folder is read-only? --no-artifacts skips this",
+                      file=sys.stderr)
         if args.all:
             print(f"== {name} ==")
         limit = None if summary.study.is_grid else TERMINAL_LIMIT
