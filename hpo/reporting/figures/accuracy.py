@@ -74,7 +74,14 @@ def plot_accuracy(data: AccuracyData, title: str, reference_source: str = "") ->
 
     n = len(data.bars)
     height = 2.2 + 0.42 * max(n, 1)
-    fig, ax = plt.subplots(figsize=(9, height))
+    labels, axis_name = strip_key(list(data.bars["config"]))
+    shown = "" if n >= data.total else f" (best {n} of {data.total})"
+    heading = f"{title}: {unit_label(data.metric).split(' (')[0]} per configuration{shown}"
+    # Wide enough for the longest tick label beside a readable plot and for the title, so
+    # neither is clipped (at 10 pt about 0.085 inch a character).
+    longest = max((len(str(label)) for label in labels), default=0)
+    width = max(9.0, 5.0 + 0.085 * longest, 1.0 + 0.09 * len(heading))
+    fig, ax = plt.subplots(figsize=(width, height))
     y = {cfg: i for i, cfg in enumerate(data.bars["config"])}
     mean = data.bars["mean"].to_numpy(dtype=float)
     lo = data.bars["ci_low"].to_numpy(dtype=float)
@@ -96,15 +103,12 @@ def plot_accuracy(data: AccuracyData, title: str, reference_source: str = "") ->
         ax.scatter(data.reference["value"], data.reference["config"].map(y), marker="X", s=80,
                    color="tab:red", zorder=4,
                    label=f"published ({reference_source})" if reference_source else "published")
-    labels, axis_name = strip_key(list(data.bars["config"]))
     ax.set_yticks(range(n), labels)
     ax.set_ylim(n - 0.5, -0.5)
     ax.set_ylabel(axis_name)
     ax.set_xlabel(unit_label(data.metric))
     ax.grid(axis="x", alpha=0.3)
-    shown = "" if n >= data.total else f" (best {n} of {data.total})"
-    ax.set_title(f"{title}: {unit_label(data.metric).split(' (')[0]} per configuration"
-                 f"{shown}")
+    ax.set_title(heading)
     handles, texts = ax.get_legend_handles_labels()
     fig.legend(handles, texts, loc="lower center", ncol=2, frameon=False, fontsize=9)
     rows = math.ceil(len(texts) / 2)
