@@ -20,7 +20,7 @@ from typing import Any
 
 from hpo import spec, store
 from hpo.errors import HpoError
-from hpo.schema import TRIALS_FILE
+from hpo.schema import END_ATTR, TRIALS_FILE
 
 PLAN_KEYS = {"study", "out", "name", "set", "jobs", "epoch_cpu_s", "note", "data_subdir"}
 # The time a campaign keeps free at the end of its budget (writing a report, the summary): a
@@ -154,7 +154,11 @@ def progress(entry: Entry) -> Progress:
     cpu = [t.user_attrs.get("cpu_time") or t.user_attrs.get("wall_time") for t in finished]
     cpu = [float(c) for c in cpu if isinstance(c, (int, float))]
     per_run = sum(cpu) / len(cpu) if cpu else planned
-    return Progress(entry, total, min(done, total), per_run, bool(cpu),
+    if study.config["until_decided"] and done >= total \
+            and END_ATTR not in study_obj.user_attrs:
+        # Seeds until decided: its looks are not over until it says why they stopped.
+        return Progress(entry, done + 1, done, per_run, bool(cpu), "deciding")
+    return Progress(entry, max(total, done), done, per_run, bool(cpu),
                     "done" if done >= total else "partial")
 
 

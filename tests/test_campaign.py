@@ -294,3 +294,38 @@ def test_sigkill_at_random_moments_loses_nothing_and_runs_each_once(tmp_path, mo
     assert len(counts) == 9 and set(counts.values()) == {1}, counts
     monkeypatch.chdir(tmp_path)  # the README names its folder relative to where it was made
     assert main(["report", "--trials", str(folder), "--check"]) == 0
+
+
+def test_an_entry_deciding_its_seeds_is_not_done_until_its_looks_end(tmp_path):
+    """Seeds until decided: all first seeds in, but no look has said why the seeds stopped."""
+    import copy
+
+    from hpo import campaign, spec, store
+    from hpo.benchmarks import synthetic
+    from hpo.schema import END_ATTR
+
+    reports = tmp_path / "reports"
+    (reports / "g" / "ud").mkdir(parents=True)
+    raw = {"name": "ud", "dataset": "digits", "epochs": 1, "repeats": 2, "sampler": "grid",
+           "until_decided": True, "max_repeats": 4, "space": {"train.lr": [0.01, 0.1]},
+           "claims": [{"text": "x", "kind": "better", "config": {"train.lr": 0.1},
+                       "than": {"train.lr": 0.01}}]}
+    path = tmp_path / "ud.toml"
+    path.write_text('name = "ud"\ndataset = "digits"\nepochs = 1\nrepeats = 2\n'
+                    'sampler = "grid"\nuntil_decided = true\nmax_repeats = 4\n'
+                    '[space]\n"train.lr" = [0.01, 0.1]\n[[claims]]\ntext = "x"\n'
+                    'kind = "better"\nconfig = { "train.lr" = 0.1 }\n'
+                    'than = { "train.lr" = 0.01 }\n')
+    study = spec.validate(copy.deepcopy(raw), "ud.toml")
+    url = f"journal:{reports / 'g' / 'ud' / 'trials.journal'}"
+    study_obj = synthetic.create_study(store.open_storage(url, create=True), study)
+    synthetic.add(study_obj, [synthetic.trial(study, {"train.lr": lr},
+                                              synthetic.record(seed, test_acc=50.0 + seed))
+                              for lr in (0.01, 0.1) for seed in (0, 1)])
+    (reports / "campaign.toml").write_text(f'[[entry]]\nstudy = "{path}"\nout = "g"\n')
+    [entry] = campaign.load_plan(reports / "campaign.toml")
+    row = campaign.progress(entry)
+    assert (row.state, row.done, row.left) == ("deciding", 4, 1)
+    study_obj.set_user_attr(END_ATTR, "all 1 claims decided")
+    row = campaign.progress(entry)
+    assert (row.state, row.done, row.left) == ("done", 4, 0)
