@@ -55,3 +55,8 @@ from hpo.runner.worker import (  # noqa: F401
     load_splits,
     work,
 )
+
+__all__ = [  # the API other packages use; the rest is reached through the submodules
+    "RunOptions", "cap_jobs", "make_pruner", "pending_runs", "pick_device", "pop_waiting",
+    "prepare_study", "reconcile", "remaining", "run", "usable_cores", "work",
+]

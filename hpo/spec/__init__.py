@@ -82,3 +82,11 @@ from hpo.spec.validate import (  # noqa: F401
     check_value,
     validate,
 )
+
+__all__ = [  # the API other packages use; the rest is reached through the submodules
+    "ACTIVATIONS", "BATCH_NORMS", "CHANCE_TOLERANCE", "Claim", "DROPOUT_LOCATIONS", "KEYS",
+    "METRICS", "OPTIMIZERS", "Param", "Reference", "SCHEDULES", "SIMILAR_MARGIN", "SpecError",
+    "Study", "apply_override", "batch_size", "check_config", "find_study_file", "from_dict",
+    "identity_diff", "load", "look_alpha", "planned_looks", "shipped_studies", "spent", "tomllib",
+    "validate",
+]

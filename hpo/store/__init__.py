@@ -62,3 +62,9 @@ from hpo.store.url import (  # noqa: F401
     resolve_url,
     sqlite_path,
 )
+
+__all__ = [  # the API other packages use; the rest is reached through the submodules
+    "GRACE_PERIOD_S", "HEARTBEAT_INTERVAL_S", "Retry", "StoreURL", "check_sqlite", "check_url",
+    "driver_url", "exclusive", "finished_runs", "hot_journal", "load_study", "mask",
+    "open_storage", "parse", "resolve_url", "study_names", "transient",
+]

@@ -70,3 +70,10 @@ from hpo.reporting.figures.importance import (  # noqa: F401
     plot_history,
     plot_importance,
 )
+
+__all__ = [  # the API other packages use; the rest is reached through the submodules
+    "CURVE_METRICS", "ImportanceData", "accuracy_data", "colour_range", "curves_data",
+    "flatness_data", "heatmap_data", "history_data", "importance_agreement", "importance_data",
+    "importance_text", "line_styles", "plot_accuracy", "plot_curves", "plot_flatness",
+    "plot_heatmaps", "plot_history", "plot_importance", "save",
+]
