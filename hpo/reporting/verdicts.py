@@ -150,9 +150,11 @@ def _judge_readings(claim: Claim, summary: Summary, alpha: float, closest: Any,
         reading, weakest = max(per, key=lambda rv: rv[1].p_value
                                if math.isfinite(rv[1].p_value) else -1.0)
         needs = [v.seeds_needed for _, v in per if v.seeds_needed is not None]
+        signs = _differences_by_reading(claim, per, summary)
         return replace(weakest, seeds_needed=_most_seeds(needs) if needs else None, evidence=(
             f"{weakest.evidence} (the same verdict in every reading the seed leaves open, "
-            f"{len(per)}; shown: {side_label(summary, reading)}, the weakest)"))
+            f"{len(per)}; shown: {side_label(summary, reading)}, the weakest"
+            + (f"; the observed difference per reading: {signs}" if signs else "") + ")"))
     opposed = {SUPPORTED, NOT_SUPPORTED} <= kinds
     needs = [v.seeds_needed for _, v in per if v.seeds_needed is not None
              and v.verdict == INCONCLUSIVE]
@@ -175,6 +177,23 @@ def _judge_readings(claim: Claim, summary: Summary, alpha: float, closest: Any,
                    configs=tuple(row for _, v in per for row in v.configs),
                    seeds_needed=None if opposed or not needs else _most_seeds(needs),
                    by_reading=tuple((side_label(summary, r), v.verdict) for r, v in per))
+
+
+def _differences_by_reading(claim: Claim, per: list[tuple[Any, Verdict]], summary: Summary
+                            ) -> str:
+    """``sgd +0.4, adam -4.9`` (claimed side minus the other, in the metric's units) for an
+    undecided `better` claim, so a reader sees where the readings point ("" otherwise)."""
+    if claim.kind != "better" or any(v.verdict != INCONCLUSIVE for _, v in per):
+        return ""
+    parts = []
+    for r, v in per:
+        if len(v.configs) != 2:
+            return ""
+        a, b = (row.get(f"{v.metric}_mean") for row in v.configs)
+        if a is None or b is None or not (math.isfinite(a) and math.isfinite(b)):
+            return ""
+        parts.append(f"{side_label(summary, r)} {a - b:+.3g}")
+    return ", ".join(parts)
 
 
 def _pointing_against(claim: Claim, per: list[tuple[Any, Verdict]], summary: Summary
