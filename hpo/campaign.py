@@ -126,7 +126,8 @@ class Progress:
     done: int
     cpu_s_per_run: float  # measured (its trials) or planned (epoch_cpu_s x epochs)
     measured: bool
-    state: str = ""  # done | partial | new | skipped: WHY | failed: WHY
+    state: str = ""  # done | partial | new | deciding | skipped: WHY | failed: WHY
+    cpu_h_spent: float = 0.0  # CPU-hours of its finished runs (measured)
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -154,12 +155,13 @@ def progress(entry: Entry) -> Progress:
     cpu = [t.user_attrs.get("cpu_time") or t.user_attrs.get("wall_time") for t in finished]
     cpu = [float(c) for c in cpu if isinstance(c, (int, float))]
     per_run = sum(cpu) / len(cpu) if cpu else planned
+    spent = sum(cpu) / 3600
     if study.config["until_decided"] and done >= total \
             and END_ATTR not in study_obj.user_attrs:
         # Seeds until decided: its looks are not over until it says why they stopped.
-        return Progress(entry, done + 1, done, per_run, bool(cpu), "deciding")
+        return Progress(entry, done + 1, done, per_run, bool(cpu), "deciding", cpu_h_spent=spent)
     return Progress(entry, max(total, done), done, per_run, bool(cpu),
-                    "done" if done >= total else "partial")
+                    "done" if done >= total else "partial", cpu_h_spent=spent)
 
 
 def summary_lines(rows: Sequence[Progress]) -> list[str]:
@@ -186,11 +188,11 @@ def summary_markdown(rows: Sequence[Progress], root: Path) -> str:
              "Every report folder of [campaign.toml](campaign.toml), in the order `hpo campaign` "
              "runs them; each folder's trials are in its `trials.journal`. Written by `hpo "
              "campaign --status --markdown > reports/CATALOGUE.md` (CI checks it is current). "
-             "CPU-hours left: measured per run where the entry has trials, else planned from "
-             "`epoch_cpu_s`.", "",
-             "| report | study file | run with | runs | CPU-h left "
+             "CPU-hours: spent, the finished runs' own CPU time (all threads); left, measured "
+             "per run where the entry has trials, else planned from `epoch_cpu_s`.", "",
+             "| report | study file | run with | runs | CPU-h spent | CPU-h left "
              "| why it differs from the seed |",
-             "|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|"]
     for row in rows:
         entry = row.entry
         rel = entry.folder.relative_to(root) if entry.folder.is_relative_to(root) \
@@ -200,7 +202,8 @@ def summary_markdown(rows: Sequence[Progress], root: Path) -> str:
                             if not o.startswith("name=")) or "as shipped"
         cost = f"{row.cpu_h_left:.2f}" + ("" if row.measured or row.left == 0 else " (planned)")
         lines.append(f"| {name} | `{entry.study}` | {setting.replace('|', '/')} | "
-                     f"{row.done} of {row.total} | {cost} | {entry.note or '–'} |")
+                     f"{row.done} of {row.total} | {row.cpu_h_spent:.2f} | {cost} | "
+                     f"{entry.note or '–'} |")
     left = sum(r.cpu_h_left for r in rows)
     done = sum(1 for r in rows if r.left == 0)
     lines += ["", f"{done} of {len(rows)} reports complete; {sum(r.left for r in rows)} runs "
