@@ -87,6 +87,20 @@ def _attach_figures(study_obj: object, written: object, url: store.StoreURL,
         upload_report_figures(study_obj, figures, artifact_store(folder))
 
 
+def _attach_or_warn(study_obj: object, written: object, url: store.StoreURL,
+                    artifacts: str | None) -> None:
+    """Attach the figures; a store that cannot take them (read-only) is a warning: the
+    report is written already."""
+    try:
+        _attach_figures(study_obj, written, url, artifacts)
+    except Exception as exc:  # noqa: BLE001 - the report is written; the extra is not
+        from hpo.errors import first_line_of
+
+        print(f"hpo: warning: the report is written, but its figures were not attached to the "
+              f"study for optuna-dashboard ({first_line_of(exc)}); the store or its artifacts "
+              "folder is read-only? --no-artifacts skips this", file=sys.stderr)
+
+
 def main(args: argparse.Namespace) -> int:
     import matplotlib
 
@@ -129,15 +143,7 @@ def main(args: argparse.Namespace) -> int:
                                      command=store.mask(report_command(args, name)))
         entries.append((summary, written))
         if not args.no_artifacts:
-            try:
-                _attach_figures(study_obj, written, url, args.artifacts)
-            except Exception as exc:  # noqa: BLE001 - the report is written; the extra is not
-                from hpo.errors import first_line_of
-
-                print(f"hpo: warning: the report is written, but its figures were not attached "
-                      f"to the study for optuna-dashboard ({first_line_of(exc)}); the store or "
-                      "its artifacts folder is read-only? --no-artifacts skips this",
-                      file=sys.stderr)
+            _attach_or_warn(study_obj, written, url, args.artifacts)
         if args.all:
             print(f"== {name} ==")
         limit = None if summary.study.is_grid else TERMINAL_LIMIT

@@ -71,6 +71,12 @@ def _figure_specs(summary: Summary) -> list[tuple[str, str, Any]]:
             "the labels the run was trained on (dashed, mean). Loss on a log scale.",
             lambda: figures.plot_flatness(figures.flatness_data(summary), name),
         ))
+    return specs + _grid_figure_specs(summary) + _tuning_figure_specs(summary)
+
+
+def _grid_figure_specs(summary: Summary) -> list[tuple[str, str, Any]]:
+    """A two-parameter grid's heat maps ([] otherwise)."""
+    specs: list[tuple[str, str, Any]] = []
     if is_two_way_grid(summary):
         specs.append((
             "heatmap",
@@ -78,13 +84,20 @@ def _figure_specs(summary: Summary) -> list[tuple[str, str, Any]]:
             f"{time_basis(summary).label} per run. {time_basis(summary).note} "
             "Outlined (black) cells are the best cell by mean test accuracy and those not "
             f"significantly different from it in test accuracy (Welch's t-test, p ≥ {ALPHA:g}; "
-            "the tables test the study's metric instead; cells with one run are not tested and "
-            "not outlined). The accuracy colour scale spans at least "
+            "the tables test the study's metric instead; cells with one run are not tested; no "
+            "cell with a run at chance is outlined). The accuracy colour scale spans at least "
             f"{figures.MIN_SPAN_POINTS:g} points or {figures.MIN_SPAN_STDS:g} times the largest "
             "seed standard deviation below the best cell, so a spread within noise stays "
             "near one colour.",
-            lambda: figures.plot_heatmaps(figures.heatmap_data(summary), name),
+            lambda: figures.plot_heatmaps(figures.heatmap_data(summary), summary.name),
         ))
+    return specs
+
+
+def _tuning_figure_specs(summary: Summary) -> list[tuple[str, str, Any]]:
+    """A tuning study's importance and optimisation history ([] for a grid)."""
+    name = summary.name
+    specs: list[tuple[str, str, Any]] = []
     if not summary.study.is_grid:
         # Computed now, not when drawn: the caption says whether the two estimators agree.
         importance = figures.importance_data(summary)
