@@ -181,12 +181,14 @@ def _from_trials(args: argparse.Namespace, formats: list[str]) -> int:
 
     folders = committed.trial_folders(args.trials)
     problems: list[str] = []
+    checked = 0
     for folder in folders:
         started = time.perf_counter()
         if args.check and not (folder / "README.md").exists():
             print(f"{'no report':10}{folder} (its runs are not complete yet)", file=sys.stderr)
             continue
         if args.check:
+            checked += 1
             found = committed.check(folder, formats)
             problems += found
             print(f"{'differs' if found else 'same':8}{folder}", file=sys.stderr)
@@ -200,5 +202,8 @@ def _from_trials(args: argparse.Namespace, formats: list[str]) -> int:
                        "render; run `hpo report --trials FOLDER` and commit the result, or "
                        "revert the study file that changed")
     if args.check:
-        print(f"{len(folders)} reports re-render identically from their trials")
+        waiting = len(folders) - checked
+        print(f"{checked} reports re-render identically from their trials"
+              + (f"; {waiting} folders have trials and no report yet (runs incomplete)"
+                 if waiting else ""))
     return 0
