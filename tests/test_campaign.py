@@ -330,3 +330,11 @@ def test_an_entry_deciding_its_seeds_is_not_done_until_its_looks_end(tmp_path):
     study_obj.set_user_attr(END_ATTR, "all 1 claims decided")
     row = campaign.progress(entry)
     assert (row.state, row.done, row.left) == ("done", 4, 0)
+
+
+def test_markdown_without_status_is_one_line(tmp_path, capsys):
+    plan, _ = tiny_plan(tmp_path)
+    assert main(["campaign", "--plan", str(plan), "--markdown"]) == 1
+    assert capsys.readouterr().err == (
+        "hpo: error: --markdown goes with --status (a campaign run writes reports/CATALOGUE.md "
+        "itself)\n")

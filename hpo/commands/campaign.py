@@ -46,6 +46,9 @@ def main(args: argparse.Namespace) -> int:
     from hpo.errors import HpoError
     from hpo.runner import usable_cores
 
+    if args.markdown and not args.status:
+        raise HpoError("--markdown goes with --status (a campaign run writes "
+                       "reports/CATALOGUE.md itself)")
     if args.jobs < 0:
         raise HpoError(f"--jobs must be >= 1 (0: the usable cores), got {args.jobs}")
     deadline = time.time() + parse_duration(args.budget) if args.budget else None
