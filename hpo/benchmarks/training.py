@@ -10,6 +10,7 @@ Both train the same model (same builder, optimizer, epochs and seeds) on the sam
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import platform
@@ -21,8 +22,11 @@ from pathlib import Path
 from typing import Any
 
 from hpo import spec
+from hpo.benchmarks import paired
 from hpo.nn.data import SPLIT_SEED, default_data_dir
 from hpo.nn.train import peak_rss_mb
+from hpo.schema import trial_label
+from hpo.space import cell_key
 
 
 @dataclass
@@ -36,6 +40,9 @@ class WayResult:
     trials: int
     peak_rss_mb: float  # per worker process
     notes: str = ""
+    # One record per run: config (label), seed, test_acc, train_acc, train_loss (final epoch);
+    # the paired comparison reads these. Results written before it have none.
+    runs: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass
@@ -50,11 +57,30 @@ class BenchResult:
     device: str = "cpu"
     machine: dict[str, Any] = field(default_factory=dict)
     ways: list[WayResult] = field(default_factory=list)
+    loss_reduction: str = "mean"  # for the at_chance rule on the final training loss
+    margin: float = paired.MARGIN  # equivalence margin of the accuracy verdict (points)
 
     @property
     def speedup(self) -> float:
         seeds, hpo_way = self.ways
         return seeds.wall_time / hpo_way.wall_time
+
+    def comparison(self) -> paired.Paired | None:
+        """The two ways' runs paired by (configuration, seed); None where a way has no
+        per-run records (a result written before the paired comparison)."""
+        seeds, hpo_way = self.ways
+        if not seeds.runs or not hpo_way.runs:
+            return None
+        return paired.compare(seeds.runs, hpo_way.runs, self.dataset, self.loss_reduction,
+                              self.margin)
+
+
+def run_record(cell: dict[str, Any], seed: int, test_acc: float, train_acc: float | None,
+               train_loss: float | None) -> dict[str, Any]:
+    """One run as the paired comparison reads it; the configuration's label is taken from its
+    canonical key, so both ways name a cell alike whatever order its keys came in."""
+    return {"config": trial_label(json.loads(cell_key(cell))), "seed": int(seed),
+            "test_acc": test_acc, "train_acc": train_acc, "train_loss": train_loss}
 
 
 def machine_info(device: str = "cpu") -> dict[str, Any]:
@@ -130,7 +156,6 @@ def run_seeds_way(study: spec.Study, data_dir: Path, device: str = "cpu") -> Way
     """One trial at a time, DataLoader with per-sample transforms (the course reports' code);
     on a GPU each batch is copied to it as the tutorials do (``xb.to(device)``)."""
     import torch
-    import torch.nn.functional as F
     from torch.utils.data import DataLoader, random_split
 
     from hpo.nn.models import ModelConfig, build_model
@@ -143,7 +168,7 @@ def run_seeds_way(study: spec.Study, data_dir: Path, device: str = "cpu") -> Way
     train, val = random_split(full, [len(full) - n_val, n_val],
                               generator=torch.Generator().manual_seed(SPLIT_SEED))
     shape = tuple(full[0][0].shape)
-    accs, epoch_times, images = [], [], 0
+    runs, epoch_times, images = [], [], 0
     for cell in study.cells():
         resolved = study.resolve(cell)
         for seed in study.seeds():
@@ -153,17 +178,13 @@ def run_seeds_way(study: spec.Study, data_dir: Path, device: str = "cpu") -> Way
             loader = DataLoader(train, batch_size=config["batch_size"], shuffle=True)
             for _ in range(config["epochs"]):
                 t0 = time.perf_counter()
-                model.train()
-                for xb, yb in loader:
-                    xb, yb = xb.to(device), yb.to(device)
-                    optimizer.zero_grad()
-                    loss = F.cross_entropy(model(xb), yb)
-                    loss.backward()
-                    optimizer.step()
+                train_loss, train_acc = _loader_epoch(model, optimizer, loader, device)
                 _loader_eval(model, DataLoader(val, batch_size=1000), device)
                 epoch_times.append(time.perf_counter() - t0)
                 images += len(train)
-            accs.append(_loader_eval(model, DataLoader(test, batch_size=1000), device)[1])
+            test_acc = _loader_eval(model, DataLoader(test, batch_size=1000), device)[1]
+            runs.append(run_record(cell, seed, test_acc, train_acc, train_loss))
+    accs = [r["test_acc"] for r in runs]
     return WayResult(
         name="seeds' way (DataLoader + per-sample ToTensor, one trial at a time)",
         wall_time=time.perf_counter() - started,
@@ -173,7 +194,28 @@ def run_seeds_way(study: spec.Study, data_dir: Path, device: str = "cpu") -> Way
         test_acc_std=statistics.stdev(accs) if len(accs) > 1 else 0.0,
         trials=len(accs),
         peak_rss_mb=peak_rss_mb(),
+        runs=runs,
     )
+
+
+def _loader_epoch(model: Any, optimizer: Any, loader: Any, device: str) -> tuple[float, float]:
+    """One training epoch the tutorials' way: (mean training loss, training accuracy %) over
+    the epoch's minibatches, as hpo records them (the at_chance rule reads the last epoch's)."""
+    import torch.nn.functional as F
+
+    model.train()
+    loss_sum, correct, seen = 0.0, 0, 0
+    for xb, yb in loader:
+        xb, yb = xb.to(device), yb.to(device)
+        optimizer.zero_grad()
+        out = model(xb)
+        loss = F.cross_entropy(out, yb)
+        loss.backward()
+        optimizer.step()
+        loss_sum += loss.item() * len(yb)
+        correct += (out.detach().argmax(1) == yb).sum().item()
+        seen += len(yb)
+    return loss_sum / max(seen, 1), 100.0 * correct / max(seen, 1)
 
 
 def run_hpo_way(study: spec.Study, data_dir: Path, jobs: int, device: str = "cpu") -> WayResult:
@@ -193,6 +235,9 @@ def run_hpo_way(study: spec.Study, data_dir: Path, jobs: int, device: str = "cpu
     wall = time.perf_counter() - started
     epoch_times = [h["seconds"] for t in trials for h in t.user_attrs["history"]]
     accs = [t.user_attrs["test_acc"] for t in trials]
+    runs = [run_record(json.loads(t.user_attrs["cell"]), t.user_attrs["seed"],
+                       t.user_attrs["test_acc"], t.user_attrs.get("train_acc"),
+                       t.user_attrs.get("train_loss")) for t in trials]
     return WayResult(
         name=f"hpo ({jobs} worker{'s' if jobs > 1 else ''}, tensors in memory, "
              f"{study.config['train.precision']})",
@@ -205,6 +250,7 @@ def run_hpo_way(study: spec.Study, data_dir: Path, jobs: int, device: str = "cpu
         trials=len(trials),
         # Each trial records its worker's peak so far; the last ones hold each worker's peak.
         peak_rss_mb=max(t.user_attrs["peak_rss_mb"] for t in trials),
+        runs=runs,
     )
 
 
@@ -218,13 +264,14 @@ def _train_size(study: spec.Study, data_dir: Path) -> int:
 
 
 def run_bench(study: spec.Study, data_dir: str | None, jobs: int,
-              device: str = "cpu") -> BenchResult:
+              device: str = "cpu", margin: float = paired.MARGIN) -> BenchResult:
     root = Path(data_dir) if data_dir else default_data_dir()
     result = BenchResult(
         study=study.name, dataset=study.config["dataset"], epochs=study.config["epochs"],
         repeats=study.config["repeats"], configurations=len(study.cells()), jobs=jobs,
         precision=study.config["train.precision"], device=device,
-        machine=machine_info(device),
+        machine=machine_info(device), loss_reduction=study.config["train.loss_reduction"],
+        margin=margin,
     )
     # The seeds' way runs in a fresh process of its own: nothing hpo sets up in a process
     # (its allocator setting, torch's thread count) reaches it, and each way's peak memory
@@ -272,15 +319,50 @@ def to_markdown(result: BenchResult, command: str) -> str:
             f"{way.epoch_time:.2f} | {way.test_acc_mean:.2f} ± {way.test_acc_std:.2f} | "
             f"{way.trials} | {way.peak_rss_mb:.0f} |"
         )
-    lines += [
-        "",
-        f"Speed-up, study wall time: **{result.speedup:.2f}x**; mean test accuracy "
-        f"difference: {hpo_way.test_acc_mean - seeds.test_acc_mean:+.2f} points.",
-        "",
-        "images/s counts training images per second of epoch time (each epoch's validation "
-        "included); for hpo it is summed over its parallel workers.",
-    ]
+    found = result.comparison()
+    lines += ["", paired.speed_line(result.speedup, found), "",
+              *accuracy_lines(result, found, command), "",
+              "images/s counts training images per second of epoch time (each epoch's "
+              "validation included); for hpo it is summed over its parallel workers."]
     return "\n".join(lines) + "\n"
+
+
+def accuracy_lines(result: BenchResult, found: paired.Paired | None, command: str) -> list[str]:
+    """The accuracy paragraph: the paired comparison, or, for a result without per-run
+    records, why there is none and what re-measures it (no verdict from unpaired means)."""
+    seeds, hpo_way = result.ways
+    if found is not None:
+        return [" ".join(paired.lines(found))]
+    return [
+        f"This result predates the paired comparison: it holds each way's mean and standard "
+        f"deviation of test accuracy only (seeds' way {seeds.test_acc_mean:.2f} ± "
+        f"{seeds.test_acc_std:.2f}, hpo {hpo_way.test_acc_mean:.2f} ± "
+        f"{hpo_way.test_acc_std:.2f} over {seeds.trials} and {hpo_way.trials} runs; means "
+        f"differ by {hpo_way.test_acc_mean - seeds.test_acc_mean:+.2f} points), not the "
+        "per-run results that pairing by configuration and seed needs, so it draws no "
+        "accuracy verdict and does not count collapsed runs. "
+        f"`{command}` re-measures it with the paired comparison "
+        f"(equivalence margin ±{result.margin:g} point{'' if result.margin == 1 else 's'}, "
+        "`--margin`)."]
+
+
+def from_payload(payload: dict[str, Any]) -> tuple[BenchResult, str]:
+    """A written result (its JSON, read) back as (BenchResult, command), older results
+    included: a field they lack takes its default (no runs: no paired comparison)."""
+    fields = {f.name for f in dataclasses.fields(BenchResult)} - {"ways"}
+    way_fields = {f.name for f in dataclasses.fields(WayResult)}
+    result = BenchResult(**{k: v for k, v in payload.items() if k in fields})
+    result.ways = [WayResult(**{k: v for k, v in way.items() if k in way_fields})
+                   for way in payload["ways"]]
+    return result, payload.get("command", "hpo bench")
+
+
+def render(json_path: Path) -> Path:
+    """Re-write a result's Markdown from its JSON (no training); returns the .md path."""
+    result, command = from_payload(json.loads(json_path.read_text()))
+    md_path = json_path.with_suffix(".md")
+    md_path.write_text(to_markdown(result, command))
+    return md_path
 
 
 def _device_words(result: BenchResult) -> str:

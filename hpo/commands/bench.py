@@ -39,6 +39,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="allow more --jobs than usable cores")
     p.add_argument("--threads", type=int, default=0,
                    help="torch threads per hpo worker (default: cores // jobs)")
+    p.add_argument("--margin", type=float, default=1.0, metavar="POINTS",
+                   help="training: equivalence margin of the paired accuracy verdict, in test "
+                   "accuracy points (default 1): 'equal within noise' only when the 95%% "
+                   "interval of the paired difference lies inside +-POINTS")
+    p.add_argument("--render", nargs="+", metavar="JSON",
+                   help="training: re-write the Markdown of written results from their JSON "
+                   "(no training)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides")
     p.add_argument("--out", default="reports/bench", help="folder for the JSON + Markdown result")
 
@@ -49,6 +56,10 @@ def main(args: argparse.Namespace) -> int:
         raise HpoError(f"--jobs must be >= 1 (0: the default), got {args.jobs}")
     if args.threads < 0:
         raise HpoError(f"--threads must be >= 0, got {args.threads}")
+    if not args.margin > 0:
+        raise HpoError(f"--margin must be > 0 points, got {args.margin:g}")
+    if args.render:
+        return _render(args.render)
     # An --out that cannot be written fails now (one line naming it), not after the training.
     Path(args.out).mkdir(parents=True, exist_ok=True)
     if args.mode == "pruning":
@@ -77,10 +88,25 @@ def _training(args: argparse.Namespace, command: str) -> int:
           f"{len(study.cells())} configs x {study.config['repeats']} seeds x "
           f"{study.config['epochs']} epochs, both ways (this trains the study twice)...",
           file=sys.stderr)
-    result = training.run_bench(study, study.data_folder(args.data_dir), jobs, device)
+    result = training.run_bench(study, study.data_folder(args.data_dir), jobs, device,
+                                margin=args.margin)
     json_path, md_path = training.write(result, Path(args.out), command)
     print(training.to_markdown(result, command), end="")
     print(f"wrote {json_path} and {md_path}", file=sys.stderr)
+    return 0
+
+
+def _render(paths: list[str]) -> int:
+    from hpo.benchmarks import training
+
+    for name in paths:
+        path = Path(name)
+        try:
+            md_path = training.render(path)
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise HpoError(f"--render {name}: not a written training result ({exc}); give "
+                           "a training_*.json that hpo bench wrote") from None
+        print(f"wrote {md_path}", file=sys.stderr)
     return 0
 
 
