@@ -250,7 +250,8 @@ def test_time_and_epoch_metrics(tmp_path: Path) -> None:
                                "not detect the observed 0 s difference in practice (more than "
                                "1,000,000 " + CAPPED)
     assert claims.lower_is_better("epochs_to_target") and not claims.lower_is_better("val_acc")
-    flat = {"alpha": [0.5, 1.0, 1.5], "train_loss": [0.5, 0.1, 0.9]}
+    # Read 0.05 either side of theta_final; the far points (0.5, 1.5) do not count.
+    flat = {"alpha": [0.5, 0.95, 1.0, 1.05, 1.5], "train_loss": [9.0, 0.5, 0.1, 0.9, 9.0]}
     assert claims.sharpness(flat) == pytest.approx(0.6)
     assert math.isnan(claims.sharpness({"alpha": [1.0], "train_loss": [0.1]}))
 

@@ -48,7 +48,8 @@ def test_interpolation_is_exact_at_the_ends_and_linear_between() -> None:
     assert mid["bn.num_batches_tracked"].item() == 7  # integer buffers: the final ones
     # Extrapolated past the end a variance would go negative (1 - 1.5 * 3 < 0): clipped to 0.
     assert flatness.interpolate(b, a, 1.5)["bn.running_var"].tolist() == [0.0]
-    assert flatness.ALPHAS[5] == 0.0 and flatness.ALPHAS[15] == 1.0 and len(flatness.ALPHAS) == 21
+    assert flatness.ALPHAS[5] == 0.0 and flatness.ALPHAS[17] == 1.0 and len(flatness.ALPHAS) == 25
+    assert flatness.ALPHAS[15:20] == (0.95, 0.98, 1.0, 1.02, 1.05)  # the sharpness's neighbourhood
 
 
 @pytest.mark.slow

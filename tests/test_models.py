@@ -201,3 +201,16 @@ def test_r1_final_network_builds_for_cifar10_and_trains_one_step():
     assert result.epochs_run == 1 and result.history[0].train_loss > 0
     before, after = result.initial_state, result.final_state
     assert all(not torch.equal(before[k], after[k]) for k in before if k.endswith("weight"))
+
+
+def test_out_init_scale_multiplies_only_the_output_layer():
+    cfg = dict(family="mlp", fc_layers=1, fc_width=8)
+    torch.manual_seed(0)
+    plain = build_model(ModelConfig(**cfg), (1, 8, 8), 10)
+    torch.manual_seed(0)
+    scaled = build_model(ModelConfig(**cfg, out_init_scale=13.0), (1, 8, 8), 10)
+    (hidden, out), (hidden_s, out_s) = ([m for m in net if isinstance(m, nn.Linear)]
+                                         for net in (plain, scaled))
+    assert torch.equal(hidden.weight, hidden_s.weight)
+    assert torch.allclose(out_s.weight, 13.0 * out.weight)
+    assert torch.allclose(out_s.bias, 13.0 * out.bias)

@@ -294,3 +294,26 @@ def test_log_every_records_a_point_per_window_across_epochs_and_changes_nothing(
     assert logged.summary()["steps"] == logged.steps
     assert "steps" not in plain.summary()
     assert [h.train_loss for h in logged.history] == [h.train_loss for h in plain.history]
+
+
+@pytest.mark.parametrize("optimizer", ["momentum", "nesterov"])
+def test_dampened_momentum_is_the_ema_velocity(optimizer):
+    """momentum_form = dampened steps by v = m v + (1 - m) g from v = 0 (Nesterov: g + m v),
+    written out by hand here for three steps of a quadratic."""
+    from hpo.nn.train import make_optimizer
+
+    m, lr = 0.9, 0.1
+    weight = torch.nn.Parameter(torch.tensor([1.0, -2.0]))
+    opt = make_optimizer([weight], TrainConfig(optimizer=optimizer, lr=lr, momentum=m,
+                                               momentum_form="dampened"))
+    by_hand, velocity = torch.tensor([1.0, -2.0]), torch.zeros(2)
+    for _ in range(3):
+        opt.zero_grad()
+        (weight ** 2).sum().backward()
+        opt.step()
+        grad = 2 * by_hand
+        velocity = m * velocity + (1 - m) * grad
+        by_hand = by_hand - lr * ((1 - m) * grad + m * velocity if optimizer == "nesterov"
+                                  else velocity)
+        assert torch.allclose(weight.detach(), by_hand, atol=1e-6)
+    assert by_hand.tolist() != [1.0, -2.0]

@@ -17,8 +17,10 @@ from hpo.nn.data import Splits
 from hpo.nn.models import ModelConfig, build_model
 from hpo.nn.train import evaluate, finite_or_none
 
-# 21 points, step 0.1: alpha = 0 and alpha = 1 are among them, written exactly.
-ALPHAS = tuple(round(-0.5 + 0.1 * i, 10) for i in range(21))
+# 21 points, step 0.1 (alpha = 0 and alpha = 1 among them, written exactly), and four more
+# close to theta_final, where the sharpness is read (the loss rise 0.05 of the way either side).
+NEAR_FINAL = (0.95, 0.98, 1.02, 1.05)
+ALPHAS = tuple(sorted({round(-0.5 + 0.1 * i, 10) for i in range(21)} | set(NEAR_FINAL)))
 
 
 def interpolate(initial: Mapping[str, Any], final: Mapping[str, Any], alpha: float) -> dict:

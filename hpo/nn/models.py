@@ -265,8 +265,18 @@ def build_model(cfg: ModelConfig, input_shape: tuple[int, int, int], n_classes: 
         layers.append(activation())
         add_dropout("between_fc")
         features = units
-    layers.append(nn.Linear(features, n_classes, bias=cfg.bias))
+    layers.append(output_layer(features, n_classes, cfg))
     return nn.Sequential(*layers)
+
+
+def output_layer(features: int, n_classes: int, cfg: ModelConfig) -> nn.Linear:
+    """The logits layer, its initial weights and bias scaled by ``cfg.out_init_scale``."""
+    layer = nn.Linear(features, n_classes, bias=cfg.bias)
+    if cfg.out_init_scale != 1.0:
+        with torch.no_grad():
+            for param in layer.parameters():
+                param.mul_(cfg.out_init_scale)
+    return layer
 
 
 def count_parameters(model, trainable_only: bool = False) -> int:

@@ -89,6 +89,7 @@ class ModelConfig:
     fc_width: int = 128
     fc_units: Sequence[int] = ()
     bias: bool = True
+    out_init_scale: float = 1.0
     pretrained: str = "none"
     finetune: bool = True
     finetune_bn: str = "train"

@@ -78,6 +78,7 @@ class TrainConfig:
     lr: float = 1e-3
     weight_decay: float = 0.0
     momentum: float = 0.9
+    momentum_form: str = "pytorch"  # pytorch | dampened (v = m v + (1 - m) g)
     l2: float = 0.0
     schedule: str = "none"
     step_size: int = 5
@@ -170,6 +171,13 @@ def make_optimizer(params: Any, cfg: TrainConfig):
     match cfg.optimizer:
         case "sgd":
             return optim.SGD(params, **common)
+        case "momentum" | "nesterov" if cfg.momentum_form == "dampened":
+            # v = m v + (1 - m) g from a zero start is (1 - m) x PyTorch's v, step for step, so
+            # the dampened form is PyTorch's at lr x (1 - m), Nesterov's look-ahead included
+            # (torch.optim.SGD refuses nesterov with dampening, so both use this one form).
+            common["lr"] = cfg.lr * (1.0 - cfg.momentum)
+            return optim.SGD(params, momentum=cfg.momentum,
+                             nesterov=cfg.optimizer == "nesterov", **common)
         case "momentum":
             return optim.SGD(params, momentum=cfg.momentum, **common)
         case "nesterov":

@@ -21,8 +21,10 @@ from hpo.schema import LOWER_IS_BETTER, lower_is_better  # noqa: F401
 from hpo.spec import Claim
 
 # sharpness: the training-set loss (labels as trained on) at alpha = 1 -/+ SHARPNESS_STEP,
-# averaged, minus the loss at theta_final (alpha = 1).
-SHARPNESS_STEP = 0.5
+# averaged, minus the loss at theta_final (alpha = 1): the valley's curvature in a small
+# neighbourhood of the minimum, both directions (farther out it measures the climb back towards
+# the initial weights, which every run has, not the valley's width).
+SHARPNESS_STEP = 0.05
 
 
 @dataclass

@@ -54,6 +54,7 @@ from hpo.spec.rules import (  # noqa: F401
     DROPOUT_LOCATIONS,
     FAMILIES,
     LOSS_REDUCTIONS,
+    MOMENTUM_FORMS,
     METRICS,
     OPTIMIZERS,
     POOLS,

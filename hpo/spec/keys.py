@@ -16,6 +16,7 @@ from hpo.spec.rules import (
     FAMILIES,
     FINETUNE_BN,
     LOSS_REDUCTIONS,
+    MOMENTUM_FORMS,
     METRICS,
     OPTIMIZERS,
     POOLS,
@@ -140,6 +141,9 @@ KEYS: dict[str, Key] = {
     "model.fc_width": Key(128, integer(1), "units per hidden fc layer when fc_units is empty"),
     "model.fc_units": Key([], int_list(1), "units per hidden fc layer (overrides fc_width)"),
     "model.bias": Key(True, boolean, "layers have bias terms"),
+    "model.out_init_scale": Key(1.0, real(gt=0, le=1000), "cnn, mlp: the output layer's "
+                                "initial weights and bias times this (larger: larger initial "
+                                "logits and loss; R3's loss of 5-6 at 13-18% accuracy)"),
     "model.pretrained": Key("none", choice(*PRETRAINED), "alexnet, efficientnet_lite0: start "
                             "from ImageNet weights, or from random ones"),
     "model.finetune": Key(True, boolean, "alexnet, efficientnet_lite0: train every layer "
@@ -156,6 +160,9 @@ KEYS: dict[str, Key] = {
     "train.lr": Key(1e-3, real(gt=0), "learning rate"),
     "train.weight_decay": Key(0.0, real(ge=0), "optimizer weight decay"),
     "train.momentum": Key(0.9, real(ge=0, lt=1), "momentum of the momentum/nesterov optimizers"),
+    "train.momentum_form": Key("pytorch", choice(*MOMENTUM_FORMS), "momentum/nesterov: "
+                               "PyTorch's velocity (v = m v + g) or the dampened one "
+                               "(v = m v + (1 - m) g: steps 1 - m times as long, R3's reading)"),
     "train.l2": Key(0.0, real(ge=0), "explicit L2 penalty lambda * sum(w^2) added to the loss"),
     "train.schedule": Key("none", choice(*SCHEDULES), "learning-rate schedule"),
     "train.step_size": Key(5, integer(1), "epochs between lr steps (schedule = step)"),

@@ -55,7 +55,7 @@ CHANCE_TOLERANCE = 5.0  # at_chance: percentage points either side of 100 / n_cl
 SIMILAR_MARGIN = 1.0  # similar: accuracy points either way that count as "the same"
 # What a claim may compare, beyond METRICS: seconds per run (wall, CPU), seconds per epoch,
 # epochs run, epochs to target_acc, and "sharpness" (analysis = flatness: how much the training
-# loss rises half the way from theta_final back towards theta_0 and as far beyond it).
+# loss rises 0.05 of the way from theta_final towards theta_0 and as far beyond it).
 CLAIM_METRICS = (*METRICS, "wall_time", "cpu_time", "epoch_seconds", "epochs_run",
                  "epochs_to_target", "sharpness")
 STOP_REASONS = ("completed", "patience", "loss_threshold", "diverged", "pruned")

@@ -39,6 +39,9 @@ OPTIMIZERS = (
 SCHEDULES = ("none", "step", "cosine", "plateau")
 PRECISIONS = ("fp32", "bf16")
 LOSS_REDUCTIONS = ("mean", "sum")
+# PyTorch's momentum adds the whole gradient to the velocity; the dampened (EMA) form adds
+# (1 - momentum) x the gradient, as some course frameworks and textbooks write it.
+MOMENTUM_FORMS = ("pytorch", "dampened")
 THRESHOLD_ON = ("epoch", "minibatch")
 SAMPLERS = ("grid", "tpe", "random", "gp", "cmaes")
 PRUNERS = ("none", "median", "percentile", "hyperband")
