@@ -246,7 +246,7 @@ def build_model(cfg: ModelConfig, input_shape: tuple[int, int, int], n_classes: 
                           padding=cfg.conv_padding(), bias=cfg.bias)
             )
             if cfg.batch_norm in ("conv", "both"):
-                layers.append(nn.BatchNorm2d(out_c))
+                layers.append(nn.BatchNorm2d(out_c, affine=cfg.bn_affine))
             layers.append(activation())
             pool = cfg.pool_of(block)
             if pool != "none":
@@ -261,7 +261,7 @@ def build_model(cfg: ModelConfig, input_shape: tuple[int, int, int], n_classes: 
     for units in cfg.hidden_units():
         layers.append(nn.Linear(features, units, bias=cfg.bias))
         if cfg.batch_norm in ("fc", "both"):
-            layers.append(nn.BatchNorm1d(units))
+            layers.append(nn.BatchNorm1d(units, affine=cfg.bn_affine))
         layers.append(activation())
         add_dropout("between_fc")
         features = units

@@ -83,6 +83,7 @@ class ModelConfig:
     pool_size: int = 2
     activation: str = "relu"
     batch_norm: str = "none"
+    bn_affine: bool = True
     dropout: float = 0.0
     dropout_location: str = "none"
     fc_layers: int = 0

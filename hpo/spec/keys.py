@@ -135,6 +135,8 @@ KEYS: dict[str, Key] = {
     "model.pool_size": Key(2, integer(2), "pooling window and stride"),
     "model.activation": Key("relu", choice(*ACTIVATIONS), "activation function"),
     "model.batch_norm": Key("none", choice(*BATCH_NORMS), "where batch norm goes"),
+    "model.bn_affine": Key(True, boolean, "batch norm learns a scale and shift (PyTorch's "
+                           "default); false: normalise only (R2's Q1, affine=False)"),
     "model.dropout": Key(0.0, real(ge=0, lt=1), "dropout rate"),
     "model.dropout_location": Key("none", choice(*DROPOUT_LOCATIONS), "where dropout goes"),
     "model.fc_layers": Key(0, integer(0), "hidden fully connected layers before the output"),
