@@ -11,6 +11,7 @@ from its trials. This layer sits above the runner and the reports and below the 
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import time
 from collections.abc import Callable, Sequence
@@ -137,6 +138,21 @@ class Progress:
     @property
     def cpu_h_left(self) -> float:
         return self.left * self.cpu_s_per_run / 3600
+
+
+def select(entries: Sequence[Entry], wanted: Sequence[str], plan_dir: Path) -> list[Entry]:
+    """The entries, in plan order, that ``wanted`` names: each item a report folder as
+    `--status` shows it (reports/mnist/depth), relative to the plan (mnist/depth), or a bare
+    folder name, which selects every entry of that name (dropout_location: digits and MNIST)."""
+    def names(entry: Entry) -> set[str]:
+        relative = os.path.relpath(entry.folder, plan_dir)
+        return {entry.name, str(entry.folder), relative, relative.replace(os.sep, "/")}
+
+    for item in wanted:
+        if not any(item.rstrip("/") in names(e) for e in entries):
+            raise HpoError(f"--only: no entry {item!r} in the plan; `hpo campaign --status` "
+                           "lists them")
+    return [e for e in entries if names(e) & {w.rstrip("/") for w in wanted}]
 
 
 def progress(entry: Entry) -> Progress:

@@ -252,6 +252,22 @@ def test_the_shipped_plan_loads_and_names_every_committed_trials_file():
     assert committed <= planned
 
 
+def test_only_takes_a_folder_as_status_shows_it_or_relative_to_the_plan(tmp_path, capsys):
+    plan = tmp_path / "campaign.toml"
+    plan.write_text('[[entry]]\nstudy = "dropout_location"\nout = "."\n'
+                    '[[entry]]\nstudy = "dropout_location"\nout = "mnist"\n')
+    digits, mnist = tmp_path / "dropout_location", tmp_path / "mnist" / "dropout_location"
+    for only, folders in [(str(mnist), [mnist]), ("mnist/dropout_location", [mnist]),
+                          ("mnist/dropout_location/", [mnist]),
+                          ("dropout_location", [digits, mnist])]:
+        assert main(["campaign", "--plan", str(plan), "--status", "--only", only]) == 0
+        lines = capsys.readouterr().out.splitlines()[1:-1]
+        assert [line.split()[0] for line in lines] == [str(f) for f in folders], only
+    assert main(["campaign", "--plan", str(plan), "--status", "--only", "mnist/depth"]) == 1
+    assert capsys.readouterr().err == ("hpo: error: --only: no entry 'mnist/depth' in the "
+                                       "plan; `hpo campaign --status` lists them\n")
+
+
 def test_status_counts_runs_and_costs_without_running(tmp_path, capsys):
     plan, folder = tiny_plan(tmp_path)
     assert main(["campaign", "--plan", str(plan), "--status"]) == 0

@@ -23,7 +23,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--budget", metavar="DURATION",
                    help="stop within this time (90m, 2h, 1h30m); default: until done")
     p.add_argument("--only", metavar="LIST",
-                   help="comma-separated entry names (report folders) to run, in plan order")
+                   help="comma-separated report folders to run, in plan order: as --status shows "
+                   "them (reports/mnist/depth), or relative to the plan (mnist/depth)")
     p.add_argument("--data-dir", help="folder holding the datasets (MNIST/raw, FashionMNIST/raw, "
                    "cifar-10-batches-bin, ...; default: $HPO_DATA_DIR or ./data); entries "
                    "whose dataset is not there are skipped and listed")
@@ -55,11 +56,7 @@ def main(args: argparse.Namespace) -> int:
     entries = campaign.load_plan(Path(args.plan))
     if args.only:
         wanted = [n.strip() for n in args.only.split(",") if n.strip()]
-        unknown = [n for n in wanted if n not in {e.name for e in entries}]
-        if unknown:
-            raise HpoError(f"--only: no entry named {unknown[0]!r} in {args.plan}; "
-                           f"`hpo campaign --status` lists them")
-        entries = [e for e in entries if e.name in wanted]
+        entries = campaign.select(entries, wanted, Path(args.plan).parent)
     if args.status:
         rows = [campaign.progress(e) for e in entries]
     else:
