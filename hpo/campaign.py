@@ -278,7 +278,8 @@ def _run_entry(row: Progress, deadline: float | None, data_dir: str | None, devi
 
     runner.run(study, decide.with_hook(opts, study))
     after = progress(entry)
-    row.done, row.cpu_s_per_run, row.measured = after.done, after.cpu_s_per_run, after.measured
+    row.total, row.done = after.total, after.done  # until decided: the total was a guess
+    row.cpu_s_per_run, row.measured = after.cpu_s_per_run, after.measured
     row.state = after.state
     if row.left == 0:
         _render_if_needed(row, say)

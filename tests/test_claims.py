@@ -478,6 +478,27 @@ def test_a_claim_is_judged_within_the_closest_reading(tmp_path: Path,
     assert v.p_value == pytest.approx(max(
         claims.evaluate(v.claim, summary2, 0.05, (("train.lr", r),)).p_value
         for r in (0.01, 0.1)))
+    # Inconclusive in every reading: the advice is the seeds that decide every reading (the
+    # weakest by p is not the one that needs the most), never the weakest reading's own.
+    url3 = f"sqlite:///{tmp_path}/r3.db"
+    study_obj = synthetic.create_study(store.open_storage(url3, create=True), study)
+    acc = {("before_pool", 0.01): (80.0, 81.0, 85.0), ("none", 0.01): (80.0, 82.0, 84.0),
+           ("before_pool", 0.1): (80.0, 86.0, 89.0), ("none", 0.1): (80.0, 82.0, 84.0)}
+    synthetic.add(study_obj, [
+        synthetic.trial(study, {LOC: loc, "train.lr": lr}, synthetic.record(seed, test_acc=a))
+        for (loc, lr), values in acc.items() for seed, a in enumerate(values)])
+    summary3 = tables.summarize(store.load_study(store.open_storage(url3, create=False), "cl"))
+    summary3.study = summary.study
+    (v,) = verdicts.evaluate_all(summary3)
+    per = [claims.evaluate(v.claim, summary3, 0.05, (("train.lr", r),)) for r in (0.01, 0.1)]
+    assert [p.verdict for p in per] == ["inconclusive", "inconclusive"]
+    needs = [p.seeds_needed(0.05) for p in per]
+    assert v.verdict == "inconclusive" and v.seeds_needed(0.05) == max(needs)
+    from hpo.reporting.claim_sides import seeds_text
+
+    assert needs == [95, 23]  # lr=0.01 (+0, TOST) and lr=0.1 (+3, Welch)
+    assert ("; inconclusive: " + seeds_text(95, "decide it in every reading", 0.05)
+            + " (the same verdict in every reading") in v.evidence
 
 
 def test_a_claim_may_leave_a_reading_key_open() -> None:

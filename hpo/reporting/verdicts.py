@@ -151,8 +151,14 @@ def _judge_readings(claim: Claim, summary: Summary, alpha: float, closest: Any,
                                if math.isfinite(rv[1].p_value) else -1.0)
         needs = [v.seeds_needed for _, v in per if v.seeds_needed is not None]
         signs = _differences_by_reading(claim, per, summary)
+        evidence = weakest.evidence
+        if weakest.verdict == INCONCLUSIVE and needs and "; inconclusive: " in evidence:
+            # The weakest reading's p is not the one needing most seeds: advise for them all.
+            evidence = (evidence.rsplit("; inconclusive: ", 1)[0] + "; inconclusive: "
+                        + seeds_text(_most_seeds(needs)(alpha), "decide it in every reading",
+                                     alpha))
         return replace(weakest, seeds_needed=_most_seeds(needs) if needs else None, evidence=(
-            f"{weakest.evidence} (the same verdict in every reading the seed leaves open, "
+            f"{evidence} (the same verdict in every reading the seed leaves open, "
             f"{len(per)}; shown: {side_label(summary, reading)}, the weakest"
             + (f"; the observed difference per reading: {signs}" if signs else "") + ")"))
     opposed = {SUPPORTED, NOT_SUPPORTED} <= kinds
