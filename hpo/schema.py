@@ -78,7 +78,7 @@ SHOW_METRICS = ("val_acc", "test_acc", "test_loss")
 
 # What else a claim may compare where less is better (seconds, epochs, sharpness).
 LOWER_IS_BETTER = ("wall_time", "cpu_time", "epoch_seconds", "epochs_run", "epochs_to_target",
-                   "sharpness")
+                   "sharpness", "late_loss_fall")
 
 
 def lower_is_better(metric: str) -> bool:

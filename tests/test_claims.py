@@ -256,6 +256,23 @@ def test_time_and_epoch_metrics(tmp_path: Path) -> None:
     assert math.isnan(claims.sharpness({"alpha": [1.0], "train_loss": [0.1]}))
 
 
+def test_the_curve_metrics_read_the_start_and_the_end_of_a_run() -> None:
+    from hpo.reporting.claim_sides import early_mean, late_loss_fall, trial_value
+
+    steps = {"step": [10, 20, 30, 40], "loss": [2.0, 1.0, 0.5, None], "acc": [10, 30, 50, 70]}
+    assert early_mean(steps, "loss", 20) == pytest.approx(1.5)
+    assert early_mean(steps, "acc", 1000) == pytest.approx(40.0)
+    assert math.isnan(early_mean(None, "loss", 100))
+    record = {"steps": steps, "history": [{"train_loss": x} for x in (2.0, 1.0, 0.8, 0.6)]}
+    assert trial_value(record, "early_train_acc", 0, early_steps=30) == pytest.approx(30.0)
+    # The last epoch (0.6) against the one two before it (1.0): the loss still fell 40%.
+    assert trial_value(record, "late_loss_fall", 0) == pytest.approx(40.0)
+    assert late_loss_fall([{"train_loss": 1.0}, {"train_loss": 1.0}, {"train_loss": 1.0}]) == 0
+    assert math.isnan(late_loss_fall([{"train_loss": 1.0}, {"train_loss": 0.5}]))
+    assert math.isnan(late_loss_fall([{"train_loss": None}] + [{"train_loss": 1.0}] * 2))
+    assert claims.lower_is_better("late_loss_fall") and claims.lower_is_better("early_train_loss")
+
+
 def test_readme_has_a_claims_section(tmp_path: Path) -> None:
     study = study_with(claim("best", "before_pool"), claim("at_chance", "before_fc"))
     summary = summary_for(tmp_path, study)
@@ -302,7 +319,7 @@ def test_claims_survive_the_store_and_the_note() -> None:
     ({"text": "x", "kind": "best", "config": {LOC: "none"}, "metric": "acc"},
      "s.toml: claims[0].metric must be one of val_acc, val_loss, test_acc, test_loss, "
      "train_acc, train_loss, wall_time, cpu_time, epoch_seconds, epochs_run, epochs_to_target, "
-     "sharpness, got 'acc'"),
+     "sharpness, early_train_loss, early_train_acc, late_loss_fall, got 'acc'"),
     ({"text": "x", "kind": "at_chance", "config": {LOC: "none"}, "metric": "val_loss"},
      "s.toml: claims[0].metric must be an accuracy (train_acc, val_acc, test_acc) for kind "
      "'at_chance', got 'val_loss'"),
@@ -354,6 +371,12 @@ def test_claims_survive_the_store_and_the_note() -> None:
      "accuracy to reach), got target_acc = 0"),
     ({"text": "x", "kind": "best", "config": {LOC: "none"}, "metric": "sharpness"},
      "s.toml: claims[0].metric 'sharpness' needs analysis = 'flatness', got 'table'"),
+    ({"text": "x", "kind": "best", "config": {LOC: "none"}, "metric": "early_train_loss"},
+     "s.toml: claims[0].metric 'early_train_loss' reads the per-step training curve: set "
+     "train.log_every (minibatches per point), got 0"),
+    ({"text": "x", "kind": "best", "config": {LOC: "none"}, "metric": "late_loss_fall"},
+     "s.toml: claims[0].metric 'late_loss_fall' compares the last epoch with the one two "
+     "before it: needs epochs >= 3, got 2"),
 ])
 def test_every_bad_claim_field_is_one_line(bad: object, message: str) -> None:
     with pytest.raises(SpecError) as info:

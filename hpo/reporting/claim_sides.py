@@ -76,7 +76,36 @@ def sharpness(flatness: Any) -> float:
     return (points[0] + points[2]) / 2 - points[1]
 
 
-def trial_value(record: dict, metric: str, target: float) -> float:
+LATE_EPOCHS = 2  # late_loss_fall: the last epoch against the one this many before it
+
+
+def late_loss_fall(history: Any) -> float:
+    """How much (%) the training loss fell over the last LATE_EPOCHS epochs; NaN if unknown."""
+    losses = [h.get("train_loss") for h in history or [] if isinstance(h, dict)]
+    if len(losses) <= LATE_EPOCHS:
+        return math.nan
+    before, last = losses[-1 - LATE_EPOCHS], losses[-1]
+    if not all(isinstance(x, (int, float)) and math.isfinite(x) for x in (before, last)) \
+            or before <= 0:
+        return math.nan
+    return 100.0 * (before - last) / before
+
+
+def early_mean(steps: Any, key: str, until_step: int) -> float:
+    """The mean of the per-step curve's ``key`` (loss, acc) over its points up to
+    ``until_step`` minibatches; NaN without a curve."""
+    if not isinstance(steps, dict):
+        return math.nan
+    points = [v for s, v in zip(steps.get("step") or [], steps.get(key) or [])
+              if s <= until_step and isinstance(v, (int, float)) and math.isfinite(v)]
+    return sum(points) / len(points) if points else math.nan
+
+
+def trial_value(record: dict, metric: str, target: float, early_steps: int = 100) -> float:
+    if metric in ("early_train_loss", "early_train_acc"):
+        return early_mean(record.get("steps"), metric.rsplit("_", 1)[1], early_steps)
+    if metric == "late_loss_fall":
+        return late_loss_fall(record.get("history"))
     if metric == "epoch_seconds":
         return epoch_seconds(record.get("history"))
     if metric == "epochs_to_target":
@@ -108,8 +137,9 @@ def side_of(summary: Summary, row: dict, metric: str) -> Side:
     import numpy as np
 
     target = float(summary.study.config.get("target_acc") or 0)
+    early = int(summary.study.config.get("early_steps") or 100)
     runs = side_runs(summary, row)
-    pairs = [(r.get("seed"), trial_value(r, metric, target)) for r in runs]
+    pairs = [(r.get("seed"), trial_value(r, metric, target, early)) for r in runs]
     pairs = [(s, v) for s, v in pairs if math.isfinite(v)]
     return Side(row, np.asarray([v for _, v in pairs], dtype=float), [s for s, _ in pairs])
 
@@ -146,6 +176,8 @@ def amount_text(diff: float, m: str) -> str:
         return f"{x} s difference"
     if m in ("epochs_run", "epochs_to_target"):
         return f"{x}-epoch difference"
+    if m == "late_loss_fall":
+        return f"{x}-percentage-point difference in the late loss fall"
     return f"difference of {x} in {m}"
 
 

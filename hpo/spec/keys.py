@@ -72,6 +72,9 @@ KEYS: dict[str, Key] = {
         True, boolean, "report: compare the measurements with the published numbers; false "
         "where the seed's setting differs (another network or dataset): they are then listed "
         "for context, never compared or drawn", False),
+    "early_steps": Key(100, integer(1), "report: the claim metrics early_train_loss and "
+                       "early_train_acc average the per-step training curve (train.log_every) "
+                       "up to this minibatch: how a run starts", False),
     "consistent_within": Key(
         3.0, real(gt=0, le=100),
         "report: a published accuracy is 'inside' the measurement only where the 95% "

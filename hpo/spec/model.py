@@ -54,10 +54,14 @@ CLAIM_FIELDS = ("text", "kind", "config", "than", "metric", "tolerance", "margin
 CHANCE_TOLERANCE = 5.0  # at_chance: percentage points either side of 100 / n_classes
 SIMILAR_MARGIN = 1.0  # similar: accuracy points either way that count as "the same"
 # What a claim may compare, beyond METRICS: seconds per run (wall, CPU), seconds per epoch,
-# epochs run, epochs to target_acc, and "sharpness" (analysis = flatness: how much the training
-# loss rises 0.05 of the way from theta_final towards theta_0 and as far beyond it).
+# epochs run, epochs to target_acc, "sharpness" (analysis = flatness: how much the training
+# loss rises 0.05 of the way from theta_final towards theta_0 and as far beyond it), the
+# training curve's start (early_train_loss, early_train_acc: the per-step points up to
+# early_steps; needs train.log_every) and its end (late_loss_fall: how much, in %, the training
+# loss still fell over the last two epochs: near 0 once it has flattened, R4's "converged").
+EARLY_METRICS = ("early_train_loss", "early_train_acc")
 CLAIM_METRICS = (*METRICS, "wall_time", "cpu_time", "epoch_seconds", "epochs_run",
-                 "epochs_to_target", "sharpness")
+                 "epochs_to_target", "sharpness", *EARLY_METRICS, "late_loss_fall")
 STOP_REASONS = ("completed", "patience", "loss_threshold", "diverged", "pruned")
 
 

@@ -16,6 +16,7 @@ from hpo.spec.model import (
     CLAIM_FIELDS,
     CLAIM_KINDS,
     CLAIM_METRICS,
+    EARLY_METRICS,
     STOP_REASONS,
     Claim,
     Param,
@@ -294,6 +295,12 @@ def _validate_claim(i: int, raw: Any, study: Study) -> Claim:
     if metric == "epochs_to_target" and not study.config["target_acc"]:
         raise SpecError(f"{where}.metric 'epochs_to_target' needs target_acc > 0 (the "
                         "validation accuracy to reach), got target_acc = 0")
+    if metric in EARLY_METRICS and not study.config["train.log_every"]:
+        raise SpecError(f"{where}.metric {metric!r} reads the per-step training curve: set "
+                        "train.log_every (minibatches per point), got 0")
+    if metric == "late_loss_fall" and study.config["epochs"] < 3:
+        raise SpecError(f"{where}.metric 'late_loss_fall' compares the last epoch with the "
+                        f"one two before it: needs epochs >= 3, got {study.config['epochs']}")
     if metric == "sharpness" and study.config["analysis"] != "flatness":
         raise SpecError(f"{where}.metric 'sharpness' needs analysis = 'flatness', got "
                         f"{study.config['analysis']!r}")
