@@ -256,6 +256,30 @@ def test_time_and_epoch_metrics(tmp_path: Path) -> None:
     assert math.isnan(claims.sharpness({"alpha": [1.0], "train_loss": [0.1]}))
 
 
+def fresh(tmp_path: Path, name: str) -> Path:
+    (tmp_path / name).mkdir()
+    return tmp_path / name
+
+
+def test_above_tests_the_mean_against_a_value(tmp_path: Path) -> None:
+    from hpo.reporting.claim_sides import val_loss_rise
+
+    assert val_loss_rise([{"val_loss": x} for x in (1.0, 0.7, 0.9, 1.1)]) == pytest.approx(0.4)
+    assert val_loss_rise([{"val_loss": 1.0}, {"val_loss": 0.5}]) == 0.0
+    assert math.isnan(val_loss_rise([{"val_loss": None}]))
+    # test_acc per seed for none: 80, 82, 84 (mean 82, sd 2).
+    v = one(fresh(tmp_path, "0"), claim("above", "none", metric="test_acc", value=70))
+    assert (v.verdict, v.evidence) == (
+        "supported", "dropout_location=none: test_acc 82 ± 2 (n=3) against 70; t-test "
+        "p = 0.00913 (significantly above)")
+    v = one(fresh(tmp_path, "1"), claim("above", "none", metric="test_acc", value=90))
+    assert v.verdict == "not supported" and v.evidence.endswith("(significantly below)")
+    v = one(fresh(tmp_path, "2"), claim("above", "none", metric="test_acc", value=80))
+    assert v.verdict == "inconclusive"
+    assert v.evidence.endswith("t-test p = 0.225 (not significant); inconclusive: ≈ 10 seeds "
+                               "would show the mean is above 80 (80% power, α = 0.05)")
+
+
 def test_the_curve_metrics_read_the_start_and_the_end_of_a_run() -> None:
     from hpo.reporting.claim_sides import early_mean, late_loss_fall, trial_value
 
@@ -312,14 +336,14 @@ def test_claims_survive_the_store_and_the_note() -> None:
      "s.toml: claims[0].text must be a non-empty string, got ' '"),
     ({"text": "x", "kind": "worst", "config": {LOC: "none"}},
      "s.toml: claims[0].kind must be one of 'best', 'better', 'similar', 'at_chance', "
-     "got 'worst'"),
+     "'above', got 'worst'"),
     ({"text": "x", "kind": "best", "config": {LOC: "none"}, "why": 1},
      "s.toml: claims[0]: unknown field 'why'; allowed: applies_if, config, kind, margin, "
-     "metric, requires_stop, text, than, tolerance"),
+     "metric, requires_stop, text, than, tolerance, value"),
     ({"text": "x", "kind": "best", "config": {LOC: "none"}, "metric": "acc"},
      "s.toml: claims[0].metric must be one of val_acc, val_loss, test_acc, test_loss, "
      "train_acc, train_loss, wall_time, cpu_time, epoch_seconds, epochs_run, epochs_to_target, "
-     "sharpness, early_train_loss, early_train_acc, late_loss_fall, got 'acc'"),
+     "sharpness, early_train_loss, early_train_acc, late_loss_fall, val_loss_rise, got 'acc'"),
     ({"text": "x", "kind": "at_chance", "config": {LOC: "none"}, "metric": "val_loss"},
      "s.toml: claims[0].metric must be an accuracy (train_acc, val_acc, test_acc) for kind "
      "'at_chance', got 'val_loss'"),
@@ -374,6 +398,11 @@ def test_claims_survive_the_store_and_the_note() -> None:
     ({"text": "x", "kind": "best", "config": {LOC: "none"}, "metric": "early_train_loss"},
      "s.toml: claims[0].metric 'early_train_loss' reads the per-step training curve: set "
      "train.log_every (minibatches per point), got 0"),
+    ({"text": "x", "kind": "above", "config": {LOC: "none"}},
+     "s.toml: claims[0]: kind 'above' needs value, a finite number (the threshold the mean "
+     "must exceed), got None"),
+    ({"text": "x", "kind": "best", "config": {LOC: "none"}, "value": 3},
+     "s.toml: claims[0].value is only for kind 'above', got kind 'best'"),
     ({"text": "x", "kind": "best", "config": {LOC: "none"}, "metric": "late_loss_fall"},
      "s.toml: claims[0].metric 'late_loss_fall' compares the last epoch with the one two "
      "before it: needs epochs >= 3, got 2"),

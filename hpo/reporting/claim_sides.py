@@ -91,6 +91,14 @@ def late_loss_fall(history: Any) -> float:
     return 100.0 * (before - last) / before
 
 
+def val_loss_rise(history: Any) -> float:
+    """The last epoch's validation loss minus the run's lowest; NaN if unknown."""
+    losses = [h.get("val_loss") for h in history or [] if isinstance(h, dict)]
+    if not losses or not all(isinstance(x, (int, float)) and math.isfinite(x) for x in losses):
+        return math.nan
+    return losses[-1] - min(losses)
+
+
 def early_mean(steps: Any, key: str, until_step: int) -> float:
     """The mean of the per-step curve's ``key`` (loss, acc) over its points up to
     ``until_step`` minibatches; NaN without a curve."""
@@ -106,6 +114,8 @@ def trial_value(record: dict, metric: str, target: float, early_steps: int = 100
         return early_mean(record.get("steps"), metric.rsplit("_", 1)[1], early_steps)
     if metric == "late_loss_fall":
         return late_loss_fall(record.get("history"))
+    if metric == "val_loss_rise":
+        return val_loss_rise(record.get("history"))
     if metric == "epoch_seconds":
         return epoch_seconds(record.get("history"))
     if metric == "epochs_to_target":

@@ -154,6 +154,8 @@ def _evaluate(claim: Claim, summary: Summary, alpha: float | None,
         return Verdict(claim, m, INCONCLUSIVE, stat_text(side, m), configs=tuple(rows))
     if claim.kind == "at_chance":
         return _at_chance(claim, summary, side, m, alpha)
+    if claim.kind == "above":
+        return _above(claim, side, m, alpha)
     if claim.kind == "best":
         return _best(claim, summary, side, m, alpha, reading)
     other = side_of(summary, rows[1], m)
@@ -401,3 +403,30 @@ def _at_chance(claim: Claim, summary: Summary, a: Side, m: str, alpha: float) ->
                        seeds_needed=lambda _alpha: 2)
     sd = float(a.values.std(ddof=1))
     return _equivalence(claim, d, claim.tolerance, m, alpha, sd, 1, evidence, (a.row,))
+
+
+def _above(claim: Claim, a: Side, m: str, alpha: float) -> Verdict:
+    """Supported iff the mean is significantly above ``claim.value`` (one-sample t, two-sided
+    at alpha), not supported iff significantly below it."""
+    value = float(claim.value if claim.value is not None else 0.0)
+    evidence = f"{stat_text(a, m)} against {value:g}"
+    d = stats.one_sample_diff(a.values, value)
+    if d is None:
+        return Verdict(claim, m, INCONCLUSIVE, f"{evidence}; no test (n < 2); inconclusive: at "
+                       "least 2 seeds are needed for a test", configs=(a.row,),
+                       seeds_needed=lambda _alpha: 2)
+    p = stats.p_two_sided(d)
+    evidence += f"; t-test {p_text(p, 'p')}"
+    if p < alpha:
+        verdict = SUPPORTED if d.diff > 0 else NOT_SUPPORTED
+        return Verdict(claim, m, verdict, f"{evidence} (significantly "
+                       f"{'above' if d.diff > 0 else 'below'})", p, configs=(a.row,))
+    sd = float(a.values.std(ddof=1))
+
+    def needed(level: float) -> int | None:
+        return stats.seeds_to_detect(d.diff, sd, level, groups=1)
+
+    side = "above" if d.diff > 0 else "below"
+    return Verdict(claim, m, INCONCLUSIVE, f"{evidence} (not significant); inconclusive: "
+                   + seeds_text(needed(alpha), f"show the mean is {side} {value:g}", alpha,
+                                groups=1), p, configs=(a.row,), seeds_needed=needed)

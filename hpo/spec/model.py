@@ -48,9 +48,9 @@ class Reference:
     rows: tuple[tuple[tuple[tuple[str, Any], ...], float], ...]
 
 
-CLAIM_KINDS = ("best", "better", "similar", "at_chance")
+CLAIM_KINDS = ("best", "better", "similar", "at_chance", "above")
 CLAIM_FIELDS = ("text", "kind", "config", "than", "metric", "tolerance", "margin",
-                "requires_stop", "applies_if")
+                "requires_stop", "applies_if", "value")
 CHANCE_TOLERANCE = 5.0  # at_chance: percentage points either side of 100 / n_classes
 SIMILAR_MARGIN = 1.0  # similar: accuracy points either way that count as "the same"
 # What a claim may compare, beyond METRICS: seconds per run (wall, CPU), seconds per epoch,
@@ -58,10 +58,12 @@ SIMILAR_MARGIN = 1.0  # similar: accuracy points either way that count as "the s
 # loss rises 0.05 of the way from theta_final towards theta_0 and as far beyond it), the
 # training curve's start (early_train_loss, early_train_acc: the per-step points up to
 # early_steps; needs train.log_every) and its end (late_loss_fall: how much, in %, the training
-# loss still fell over the last two epochs: near 0 once it has flattened, R4's "converged").
+# loss still fell over the last two epochs: near 0 once it has flattened, R4's "converged"),
+# and val_loss_rise (the last epoch's validation loss minus the lowest of the run: overfitting).
 EARLY_METRICS = ("early_train_loss", "early_train_acc")
 CLAIM_METRICS = (*METRICS, "wall_time", "cpu_time", "epoch_seconds", "epochs_run",
-                 "epochs_to_target", "sharpness", *EARLY_METRICS, "late_loss_fall")
+                 "epochs_to_target", "sharpness", *EARLY_METRICS, "late_loss_fall",
+                 "val_loss_rise")
 STOP_REASONS = ("completed", "patience", "loss_threshold", "diverged", "pruned")
 
 
@@ -82,6 +84,7 @@ class Claim:
     margin: float | None = None  # similar: None means SIMILAR_MARGIN (accuracy metrics)
     requires_stop: str | None = None  # "not exercised" unless a run stopped for this reason
     applies_if: tuple[tuple[str, Any], ...] = ()  # "not applicable" unless the study ran so
+    value: float | None = None  # above: the mean must be significantly above this
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"text": self.text, "kind": self.kind, "config": dict(self.config)}
@@ -97,6 +100,8 @@ class Claim:
             out["requires_stop"] = self.requires_stop
         if self.applies_if:
             out["applies_if"] = dict(self.applies_if)
+        if self.value is not None:
+            out["value"] = self.value
         return out
 
 

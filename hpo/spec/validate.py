@@ -5,6 +5,7 @@ from __future__ import annotations
 import collections
 import itertools
 import json
+import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -333,7 +334,21 @@ def _validate_claim(i: int, raw: Any, study: Study) -> Claim:
         if than == config:
             raise SpecError(f"{where}: than must differ from config, got {dict(than)!r} twice")
     return Claim(text_.strip(), kind, config, than, metric, float(tolerance), margin,
-                 requires_stop, applies_if)
+                 requires_stop, applies_if, _claim_value(where, raw, kind))
+
+
+def _claim_value(where: str, raw: Mapping[str, Any], kind: str) -> float | None:
+    """above: the threshold the mean must exceed (required); no other kind takes one."""
+    if kind != "above":
+        if "value" in raw:
+            raise SpecError(f"{where}.value is only for kind 'above', got kind {kind!r}")
+        return None
+    value = raw.get("value")
+    if isinstance(value, bool) or not isinstance(value, (int, float)) \
+            or not math.isfinite(value):
+        raise SpecError(f"{where}: kind 'above' needs value, a finite number (the threshold "
+                        f"the mean must exceed), got {value!r}")
+    return float(value)
 
 
 def _claim_margin(where: str, raw: Mapping[str, Any], kind: str, metric: str) -> float | None:
