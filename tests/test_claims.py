@@ -280,6 +280,39 @@ def test_above_tests_the_mean_against_a_value(tmp_path: Path) -> None:
                                "would show the mean is above 80 (80% power, α = 0.05)")
 
 
+def test_spread_compares_two_metrics_between_seed_spreads() -> None:
+    import numpy as np
+
+    from hpo.reporting.claim_sides import Side
+
+    def verdict(a: list[float], b: list[float], seeds: list[int] | None = None) -> claims.Verdict:
+        seeds = seeds or list(range(len(a)))
+        spread = spec.Claim("x", "spread", (), metric="early_train_loss",
+                            than_metric="test_acc")
+        row = {"config": "base configuration"}
+        return claims._spread(spread, Side(row, np.array(a), seeds),
+                              Side(row, np.array(b), list(range(len(b)))),
+                              "early_train_loss", 0.05)
+
+    wide = [1.0, 2.0, 1.5, 0.5, 2.5, 1.2, 1.8, 0.8]  # CV ~0.45
+    narrow = [97.0, 97.5, 96.5, 97.2, 96.8, 97.1, 96.9, 97.3]  # CV ~0.003
+    v = verdict(wide, narrow)
+    assert v.verdict == "supported"
+    assert v.evidence == (
+        "base configuration: between-seed spread (std / |mean|) of early_train_loss against "
+        "test_acc over 8 seeds: 147 times as large [95% bootstrap interval 70.2, 339]; "
+        "bootstrap p < 0.001")
+    assert verdict(narrow, wide).verdict == "not supported"
+    same = verdict(wide, [2 * x for x in wide])  # the same CV: the ratio is exactly 1
+    assert same.verdict == "inconclusive" and " 1 times as large" in same.evidence
+    assert verdict(wide[:2], narrow[:2]).evidence.endswith(
+        "over 2 seeds; inconclusive: at least 3 seeds with both metrics are needed")
+    # Paired by seed: seeds missing from one metric do not count.
+    assert "over 3 seeds" in verdict(wide[:3], narrow, seeds=[0, 1, 2]).evidence
+    assert verdict(wide, [97.0] * 8).evidence.endswith("inconclusive: a spread is zero or a "
+                                                      "mean is 0")
+
+
 def test_the_curve_metrics_read_the_start_and_the_end_of_a_run() -> None:
     from hpo.reporting.claim_sides import early_mean, late_loss_fall, trial_value
 
@@ -336,10 +369,10 @@ def test_claims_survive_the_store_and_the_note() -> None:
      "s.toml: claims[0].text must be a non-empty string, got ' '"),
     ({"text": "x", "kind": "worst", "config": {LOC: "none"}},
      "s.toml: claims[0].kind must be one of 'best', 'better', 'similar', 'at_chance', "
-     "'above', got 'worst'"),
+     "'above', 'spread', got 'worst'"),
     ({"text": "x", "kind": "best", "config": {LOC: "none"}, "why": 1},
      "s.toml: claims[0]: unknown field 'why'; allowed: applies_if, config, kind, margin, "
-     "metric, requires_stop, text, than, tolerance, value"),
+     "metric, requires_stop, text, than, than_metric, tolerance, value"),
     ({"text": "x", "kind": "best", "config": {LOC: "none"}, "metric": "acc"},
      "s.toml: claims[0].metric must be one of val_acc, val_loss, test_acc, test_loss, "
      "train_acc, train_loss, wall_time, cpu_time, epoch_seconds, epochs_run, epochs_to_target, "
@@ -401,6 +434,11 @@ def test_claims_survive_the_store_and_the_note() -> None:
     ({"text": "x", "kind": "above", "config": {LOC: "none"}},
      "s.toml: claims[0]: kind 'above' needs value, a finite number (the threshold the mean "
      "must exceed), got None"),
+    ({"text": "x", "kind": "spread", "config": {LOC: "none"}, "metric": "test_acc"},
+     "s.toml: claims[0]: kind 'spread' needs metric and than_metric, two different metrics of "
+     + ", ".join(spec.CLAIM_METRICS) + "; got 'test_acc' and None"),
+    ({"text": "x", "kind": "best", "config": {LOC: "none"}, "than_metric": "test_acc"},
+     "s.toml: claims[0].than_metric is only for kind 'spread', got kind 'best'"),
     ({"text": "x", "kind": "best", "config": {LOC: "none"}, "value": 3},
      "s.toml: claims[0].value is only for kind 'above', got kind 'best'"),
     ({"text": "x", "kind": "best", "config": {LOC: "none"}, "metric": "late_loss_fall"},

@@ -113,9 +113,9 @@ def _row(summary: Summary, params: Any) -> tuple[dict | None, str]:
 
 def _sides_and_rows(claim: Claim, summary: Summary, reading: Any) -> tuple[list[dict], str]:
     rows = []
-    for params in (claim.config, claim.than):
-        if not params:
-            continue
+    for side, params in enumerate((claim.config, claim.than)):
+        if not params and (side == 1 or summary.study.space):
+            continue  # no than; an empty config names the one configuration of an empty space
         row, why = _row(summary, tuple(params) + tuple(reading))
         if row is None:
             return [], why
@@ -156,6 +156,8 @@ def _evaluate(claim: Claim, summary: Summary, alpha: float | None,
         return _at_chance(claim, summary, side, m, alpha)
     if claim.kind == "above":
         return _above(claim, side, m, alpha)
+    if claim.kind == "spread":
+        return _spread(claim, side, side_of(summary, rows[0], str(claim.than_metric)), m, alpha)
     if claim.kind == "best":
         return _best(claim, summary, side, m, alpha, reading)
     other = side_of(summary, rows[1], m)
@@ -430,3 +432,45 @@ def _above(claim: Claim, a: Side, m: str, alpha: float) -> Verdict:
     return Verdict(claim, m, INCONCLUSIVE, f"{evidence} (not significant); inconclusive: "
                    + seeds_text(needed(alpha), f"show the mean is {side} {value:g}", alpha,
                                 groups=1), p, configs=(a.row,), seeds_needed=needed)
+
+
+BOOTSTRAP_DRAWS = 4000  # spread: resamples of the seeds (fixed generator: the same report twice)
+
+
+def _spread(claim: Claim, a: Side, b: Side, m: str, alpha: float) -> Verdict:
+    """Supported iff ``m`` varies more between seeds, relative to its mean (coefficient of
+    variation), than ``claim.than_metric`` in the same runs: the percentile bootstrap interval
+    (seeds resampled in pairs) of log(CV_m / CV_than) lies above 0; not supported iff below."""
+    import numpy as np
+
+    other = str(claim.than_metric)
+    paired = {s: v for s, v in zip(b.seeds, b.values)}
+    pairs = np.array([(v, paired[s]) for s, v in zip(a.seeds, a.values) if s in paired])
+    evidence = (f"{a.row['config']}: between-seed spread (std / |mean|) of {m} against {other}"
+                f" over {len(pairs)} seeds")
+    if len(pairs) < 3:
+        return Verdict(claim, m, INCONCLUSIVE, f"{evidence}; inconclusive: at least 3 seeds "
+                       "with both metrics are needed", configs=(a.row,))
+
+    def log_ratio(x: Any) -> Any:
+        cv = x.std(axis=-2, ddof=1) / np.abs(x.mean(axis=-2))
+        return np.log(cv[..., 0] / cv[..., 1])
+
+    draws = np.random.default_rng(0).integers(0, len(pairs), (BOOTSTRAP_DRAWS, len(pairs)))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        observed, boot = float(log_ratio(pairs)), log_ratio(pairs[draws])
+    boot = boot[np.isfinite(boot)]
+    if not math.isfinite(observed) or len(boot) < BOOTSTRAP_DRAWS // 2:
+        return Verdict(claim, m, INCONCLUSIVE, f"{evidence}; inconclusive: a spread is zero "
+                       "or a mean is 0", configs=(a.row,))
+    low, high = np.quantile(boot, [alpha / 2, 1 - alpha / 2])
+    p = min(1.0, 2 * min(float((boot <= 0).mean()), float((boot >= 0).mean())))
+    evidence += (f": {math.exp(observed):.3g} times as large [{100 * (1 - alpha):.3g}% "
+                 f"bootstrap interval {math.exp(low):.3g}, {math.exp(high):.3g}]")
+    if low > 0 or high < 0:
+        verdict = SUPPORTED if low > 0 else NOT_SUPPORTED
+        return Verdict(claim, m, verdict, f"{evidence}; bootstrap {p_text(p, 'p')}", p,
+                       configs=(a.row,))
+    return Verdict(claim, m, INCONCLUSIVE, f"{evidence}; bootstrap {p_text(p, 'p')}; "
+                   "inconclusive: the interval includes 1 (more seeds narrow it)", p,
+                   configs=(a.row,))

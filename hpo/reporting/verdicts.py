@@ -18,6 +18,7 @@ from typing import Any
 from hpo.reporting import stats
 from hpo.reporting.claim_sides import claim_metric, report_alpha, seeds_text, side_label
 from hpo.reporting.claims import (
+    BOOTSTRAP_DRAWS,
     INCONCLUSIVE,
     NOT_EXERCISED,
     NOT_SUPPORTED,
@@ -315,8 +316,22 @@ def claims_intro(summary: Summary) -> str:
         "did not train (its mean final training accuracy within the at_chance tolerance of "
         "chance) is left out of that claim's verdict and named; with no reading left the claim "
         "is not exercised. "
-        "Verdicts named for other readings are uncorrected." + looks
+        "Verdicts named for other readings are uncorrected." + looks + _new_kinds(summary)
     )
+
+
+def _new_kinds(summary: Summary) -> str:
+    """The rules of the kinds only some studies use, said where they are used."""
+    kinds = {c.kind for c in summary.study.claims}
+    return "".join([
+        " `above`: supported iff the configuration's mean is significantly above the stated "
+        "value (one-sample t-test, two-sided), not supported iff significantly below; its seed "
+        "advice is for that one-sample test." if "above" in kinds else "",
+        " `spread`: supported iff the metric varies more between seeds, relative to its mean "
+        "(std / |mean|), than the other metric in the same runs: the percentile bootstrap "
+        f"interval (seeds resampled in pairs, {BOOTSTRAP_DRAWS} draws, a fixed generator) of "
+        "the ratio lies above 1; not supported iff below 1; no seed advice."
+        if "spread" in kinds else ""])
 
 
 def claims_markdown(verdicts: list[Verdict]) -> str:

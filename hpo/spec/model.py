@@ -48,9 +48,9 @@ class Reference:
     rows: tuple[tuple[tuple[tuple[str, Any], ...], float], ...]
 
 
-CLAIM_KINDS = ("best", "better", "similar", "at_chance", "above")
+CLAIM_KINDS = ("best", "better", "similar", "at_chance", "above", "spread")
 CLAIM_FIELDS = ("text", "kind", "config", "than", "metric", "tolerance", "margin",
-                "requires_stop", "applies_if", "value")
+                "requires_stop", "applies_if", "value", "than_metric")
 CHANCE_TOLERANCE = 5.0  # at_chance: percentage points either side of 100 / n_classes
 SIMILAR_MARGIN = 1.0  # similar: accuracy points either way that count as "the same"
 # What a claim may compare, beyond METRICS: seconds per run (wall, CPU), seconds per epoch,
@@ -85,6 +85,7 @@ class Claim:
     requires_stop: str | None = None  # "not exercised" unless a run stopped for this reason
     applies_if: tuple[tuple[str, Any], ...] = ()  # "not applicable" unless the study ran so
     value: float | None = None  # above: the mean must be significantly above this
+    than_metric: str | None = None  # spread: metric varies more between seeds than this one
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"text": self.text, "kind": self.kind, "config": dict(self.config)}
@@ -102,6 +103,8 @@ class Claim:
             out["applies_if"] = dict(self.applies_if)
         if self.value is not None:
             out["value"] = self.value
+        if self.than_metric is not None:
+            out["than_metric"] = self.than_metric
         return out
 
 

@@ -290,21 +290,8 @@ def _validate_claim(i: int, raw: Any, study: Study) -> Claim:
         raise SpecError(f"{where}.kind must be one of "
                         f"{', '.join(repr(k) for k in CLAIM_KINDS)}, got {kind!r}")
     metric = raw.get("metric")
-    if metric is not None and metric not in CLAIM_METRICS:
-        raise SpecError(f"{where}.metric must be one of {', '.join(CLAIM_METRICS)}, got "
-                        f"{metric!r}")
-    if metric == "epochs_to_target" and not study.config["target_acc"]:
-        raise SpecError(f"{where}.metric 'epochs_to_target' needs target_acc > 0 (the "
-                        "validation accuracy to reach), got target_acc = 0")
-    if metric in EARLY_METRICS and not study.config["train.log_every"]:
-        raise SpecError(f"{where}.metric {metric!r} reads the per-step training curve: set "
-                        "train.log_every (minibatches per point), got 0")
-    if metric == "late_loss_fall" and study.config["epochs"] < 3:
-        raise SpecError(f"{where}.metric 'late_loss_fall' compares the last epoch with the "
-                        f"one two before it: needs epochs >= 3, got {study.config['epochs']}")
-    if metric == "sharpness" and study.config["analysis"] != "flatness":
-        raise SpecError(f"{where}.metric 'sharpness' needs analysis = 'flatness', got "
-                        f"{study.config['analysis']!r}")
+    for field in ("metric", "than_metric"):
+        _check_claim_metric(f"{where}.{field}", raw.get(field), study)
     if kind == "at_chance" and metric is not None and not metric.endswith("_acc"):
         raise SpecError(f"{where}.metric must be an accuracy (train_acc, val_acc, test_acc) "
                         f"for kind 'at_chance', got {metric!r}")
@@ -334,7 +321,40 @@ def _validate_claim(i: int, raw: Any, study: Study) -> Claim:
         if than == config:
             raise SpecError(f"{where}: than must differ from config, got {dict(than)!r} twice")
     return Claim(text_.strip(), kind, config, than, metric, float(tolerance), margin,
-                 requires_stop, applies_if, _claim_value(where, raw, kind))
+                 requires_stop, applies_if, _claim_value(where, raw, kind),
+                 _claim_than_metric(where, raw, kind, metric))
+
+
+def _check_claim_metric(where: str, metric: Any, study: Study) -> None:
+    """A claim's metric is one hpo can compute, and the study records what it needs."""
+    if metric is not None and metric not in CLAIM_METRICS:
+        raise SpecError(f"{where} must be one of {', '.join(CLAIM_METRICS)}, got {metric!r}")
+    if metric == "epochs_to_target" and not study.config["target_acc"]:
+        raise SpecError(f"{where} 'epochs_to_target' needs target_acc > 0 (the "
+                        "validation accuracy to reach), got target_acc = 0")
+    if metric in EARLY_METRICS and not study.config["train.log_every"]:
+        raise SpecError(f"{where} {metric!r} reads the per-step training curve: set "
+                        "train.log_every (minibatches per point), got 0")
+    if metric == "late_loss_fall" and study.config["epochs"] < 3:
+        raise SpecError(f"{where} 'late_loss_fall' compares the last epoch with the "
+                        f"one two before it: needs epochs >= 3, got {study.config['epochs']}")
+    if metric == "sharpness" and study.config["analysis"] != "flatness":
+        raise SpecError(f"{where} 'sharpness' needs analysis = 'flatness', got "
+                        f"{study.config['analysis']!r}")
+
+
+def _claim_than_metric(where: str, raw: Mapping[str, Any], kind: str,
+                       metric: str | None) -> str | None:
+    """spread: the metric whose between-seed spread the claim's metric exceeds."""
+    if kind != "spread":
+        if "than_metric" in raw:
+            raise SpecError(f"{where}.than_metric is only for kind 'spread', got kind {kind!r}")
+        return None
+    other = raw.get("than_metric")
+    if metric is None or other not in CLAIM_METRICS or other == metric:
+        raise SpecError(f"{where}: kind 'spread' needs metric and than_metric, two different "
+                        f"metrics of {', '.join(CLAIM_METRICS)}; got {metric!r} and {other!r}")
+    return str(other)
 
 
 def _claim_value(where: str, raw: Mapping[str, Any], kind: str) -> float | None:
@@ -384,7 +404,7 @@ def _claim_applies_if(where: str, raw: Any, study: Study) -> tuple[tuple[str, An
 def _claim_config(where: str, raw: Any, study: Study, label: str) -> tuple[tuple[str, Any], ...]:
     """Keys of [space] with valid values; in a grid study they must select one configuration."""
     space_keys = [p.key for p in study.space]
-    if not isinstance(raw, dict) or not raw:
+    if not isinstance(raw, dict) or (not raw and space_keys):  # {}: the one configuration
         raise SpecError(f"{where} must be a non-empty table of space keys and values, "
                         f"got {raw!r}")
     checked = {}
