@@ -68,3 +68,28 @@ def test_the_catalogue_is_current():
     fresh = campaign.summary_markdown(rows, plan.parent)
     assert (ROOT / "reports" / "CATALOGUE.md").read_text(encoding="utf-8") == fresh, (
         "run `hpo campaign --status --markdown > reports/CATALOGUE.md` and commit it")
+
+
+# The seeds whose open choices run as readings in several MNIST studies (issue 24, item 7):
+# reports/mnist/readings_<seed>.md ranks each reading over all the seed's published accuracies.
+SEED_STUDIES = {"R3": ["batch_size_lr", "full_batch", "momentum", "l2"],
+                "R4": ["learning_rate", "weight_decay", "dropout_location", "dropout_rate",
+                       "cnn_vs_mlp"]}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", sorted(SEED_STUDIES))
+def test_each_seeds_readings_table_is_current(seed, monkeypatch):
+    """Over the seed's complete report folders: `hpo report --seed-readings SEED
+    --across-trials <those folders> --out reports/mnist` gives the committed file."""
+    from hpo.reporting import seed_readings, tables
+
+    monkeypatch.chdir(ROOT)
+    folders = [ROOT / "reports" / "mnist" / s for s in SEED_STUDIES[seed]]
+    summaries = [tables.summarize(committed.load_folder_study(f)) for f in folders
+                 if (f / "README.md").exists()]
+    fresh = seed_readings.markdown(seed, seed_readings.seed_readings(summaries))
+    path = ROOT / "reports" / "mnist" / f"readings_{seed}.md"
+    assert path.read_text(encoding="utf-8") == fresh, (
+        f"run `hpo report --seed-readings {seed} --across-trials <its complete folders> --out "
+        "reports/mnist` and commit it")

@@ -246,3 +246,43 @@ def test_published_numbers_of_another_setting_are_listed_never_compared(
     assert figures.accuracy_data(other, "test_acc").reference.empty
     assert readings.closest_reading(other) is None
     assert not figures.accuracy_data(summary, "test_acc").reference.empty
+
+
+def test_one_closest_reading_across_a_seeds_studies(summary: tables.Summary) -> None:
+    """Two studies of one seed: sgd lands 1 point from the published values on average, adam
+    5; a study that does not vary the reading key counts for every value of it."""
+    from hpo.reporting import seed_readings
+
+    # A second study of the seed, without readings: it counts for sgd and adam alike.
+    plain = dataclasses.replace(summary, name="other", study=dataclasses.replace(
+        summary.study, config={**summary.study.config, "readings": []}))
+    ranked = seed_readings.seed_readings([summary, plain])
+    assert [seed_readings.label(s) for s in ranked] == ["optimizer=sgd", "optimizer=adam"]
+    sgd, adam = ranked
+    # sgd: none 88 vs 90 (-2), before_pool 92 vs 92 (0): mean |difference| 1.
+    assert [round(c.diff, 6) for c in sgd.comparisons] == [-2.0, 0.0]
+    assert sgd.mean_abs == pytest.approx(1.0) and adam.mean_abs == pytest.approx(5.0)
+    # The study without readings is not a seed reading of its own: it adds no rows.
+    assert {c.study for c in sgd.comparisons} == {"r4"}
+    text = seed_readings.markdown("R4", ranked)
+    # sgd at none ran 88 twice: an interval of width 0 tells, and 90 lies outside it.
+    assert "| optimizer=sgd | 2 | 1.0 | 0 / 1 | r4: optimizer=sgd, dropout_location=none: " \
+           "88.0 vs 90 (-2.0) |" in text
+    assert text.rstrip().endswith(
+        "Explains R4 best: **optimizer=sgd**, 1.0 points from the published accuracies on "
+        "average over 2 rows (next: optimizer=adam, 5.0); it fails worst at r4: optimizer=sgd, "
+        "dropout_location=none (88.0% measured against 90%); 1 of the 1 published values whose "
+        "interval can tell lie outside it.")
+    assert "no study of this seed" in seed_readings.markdown("R3", []).lower()
+
+
+def test_seed_readings_needs_its_folders_and_a_plain_title(capsys: pytest.CaptureFixture[str]
+                                                            ) -> None:
+    from hpo.cli import main
+
+    assert main(["report", "--seed-readings", "R3"]) == 1
+    assert capsys.readouterr().err == ("hpo: error: --seed-readings goes with --across-trials "
+                                       "DIR... (the seed's report folders)\n")
+    assert main(["report", "--seed-readings", "../R3", "--across-trials", "reports"]) == 1
+    assert capsys.readouterr().err == ("hpo: error: --seed-readings must be a plain title such "
+                                       "as R3 (letters, digits, _), got '../R3'\n")

@@ -25,12 +25,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     which.add_argument("--across-datasets", metavar="LIST",
                        help="comma-separated study names: one table of their claims' verdicts "
                        "per dataset they ran on in the store (OUT/across_datasets/README.md)")
+    which.add_argument("--seed-readings", metavar="SEED",
+                       help="with --across-trials: one table ranking every reading of what "
+                       "the seed (a title, e.g. R3) left open over all the published accuracies "
+                       "of those folders' studies (OUT/readings_SEED.md)")
     which.add_argument("--trials", nargs="+", metavar="DIR",
                        help="report folders that ship their trials (DIR/trials.journal; a "
                        "folder without one: every such folder below it): each report is written "
                        "into its own folder from its trials and the current study file")
     p.add_argument("--across-trials", nargs="+", metavar="DIR",
-                   help="with --across-datasets: read the runs from these report folders' "
+                   help="with --across-datasets or --seed-readings: read the runs from these "
+                   "report folders' "
                    "trials files (a folder without one: every such folder below it) instead of "
                    "--storage")
     p.add_argument("--check", action="store_true",
@@ -112,9 +117,12 @@ def main(args: argparse.Namespace) -> int:
         raise HpoError("--check goes with --trials DIR (the report folders to check)")
     if args.trials:
         return _from_trials(args, formats)
+    if args.seed_readings:
+        return _seed_readings(args)
     if args.across_trials:
         if not args.across_datasets:
-            raise HpoError("--across-trials goes with --across-datasets LIST")
+            raise HpoError("--across-trials goes with --across-datasets LIST or "
+                           "--seed-readings SEED")
         from hpo.reporting import committed
 
         return _across(args, committed.merged_storage(committed.trial_folders(args.across_trials)))
@@ -171,6 +179,29 @@ def _across(args: argparse.Namespace, storage: object) -> int:
     path = across.write(result, args.out)
     print(result.table.reset_index().to_markdown(index=False, disable_numparse=True)
           if not result.table.empty else "(the studies have no claims)")
+    print(f"wrote {path}", file=sys.stderr)
+    return 0
+
+
+def _seed_readings(args: argparse.Namespace) -> int:
+    """``--seed-readings``: one seed's readings ranked over all its studies' published rows."""
+    from pathlib import Path
+
+    from hpo.reporting import committed, seed_readings, tables
+
+    if not args.across_trials:
+        raise HpoError("--seed-readings goes with --across-trials DIR... (the seed's report "
+                       "folders)")
+    if not args.seed_readings.replace("_", "").isalnum():
+        raise HpoError(f"--seed-readings must be a plain title such as R3 (letters, digits, "
+                       f"_), got {args.seed_readings!r}")
+    summaries = [tables.summarize(committed.load_folder_study(folder))
+                 for folder in committed.trial_folders(args.across_trials)]
+    text = seed_readings.markdown(args.seed_readings, seed_readings.seed_readings(summaries))
+    path = Path(args.out) / f"readings_{args.seed_readings}.md"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    print(text)
     print(f"wrote {path}", file=sys.stderr)
     return 0
 

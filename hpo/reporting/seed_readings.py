@@ -1,0 +1,165 @@
+"""One closest reading per seed, across all of its studies (issue 24, item 7).
+
+A seed (R3, R4) leaves choices open that several of its studies run as readings (R4's unnamed
+optimizer; R3's loss reduction, training-set size, output-layer initialisation, momentum form).
+Each study ranks its own readings against its own published table; a reader needs one answer per
+seed: which reading explains *all* of the seed's published accuracies best, and where it fails.
+
+A *seed reading* assigns a value to every reading key any of the studies varies. A study's
+reading is *compatible* with it when they agree on the study's own reading keys, so a study that
+does not vary a key (the momentum form outside momentum) counts for every value of it, and a
+value only one study ran (the whole training set) is judged on that study's rows alone (its row
+count says so). Only accuracy tables count (one scale, points); studies run off the seed's
+dataset count for nothing.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from hpo.reporting import readings as readings_mod
+from hpo.reporting.tables import Summary, format_value, matches_row
+
+if TYPE_CHECKING:
+    from hpo.reporting.readings import Reading
+
+
+@dataclass
+class Comparison:
+    study: str
+    config: str
+    metric: str
+    measured: float
+    published: float
+    inside: bool | None  # inside the 95% prediction interval of one run; None: cannot tell
+
+    @property
+    def diff(self) -> float:
+        return self.measured - self.published
+
+
+@dataclass
+class SeedReading:
+    values: tuple[tuple[str, object], ...]
+    comparisons: list[Comparison] = field(default_factory=list)
+
+    @property
+    def mean_abs(self) -> float:
+        diffs = [abs(c.diff) for c in self.comparisons]
+        return sum(diffs) / len(diffs) if diffs else math.nan
+
+    @property
+    def worst(self) -> Comparison | None:
+        return max(self.comparisons, key=lambda c: abs(c.diff), default=None)
+
+
+def _comparisons(summary: Summary, reading: Reading) -> list[Comparison]:
+    """Every (published accuracy row, configuration of this reading) pair, both finite."""
+    from hpo.reporting.published import prediction_interval, tells
+
+    within = summary.study.config["consistent_within"]
+    rows = [r for r in summary.table.to_dict("records") if matches_row(reading, r)]
+    out = []
+    for ref in readings_mod.references(summary):
+        if not ref.metric.endswith("_acc"):
+            continue
+        for params, value in ref.rows:
+            for row in (r for r in rows if matches_row(params, r)):
+                mean = row.get(f"{ref.metric}_mean")
+                if mean is None or not (math.isfinite(mean) and math.isfinite(value)):
+                    continue
+                low, high = prediction_interval(float(mean), float(row.get(
+                    f"{ref.metric}_std", math.nan)), int(row.get("n", 0)))
+                inside = (low <= value <= high) if math.isfinite(low) and tells(
+                    ref.metric, low, high, within) else None
+                out.append(Comparison(summary.name, str(row["config"]), ref.metric,
+                                      float(mean), float(value), inside))
+    return out
+
+
+def seed_readings(summaries: Sequence[Summary]) -> list[SeedReading]:
+    """Every seed reading over ``summaries`` (one seed's studies), with its comparisons,
+    closest first (by mean absolute difference among those with the most comparisons)."""
+    usable = [s for s in summaries if readings_mod.readings_of(s)
+              and not readings_mod.not_comparable(s)]
+    values: dict[str, list[object]] = {}
+    for summary in usable:
+        for reading in readings_mod.readings_of(summary):
+            for key, value in reading:
+                if value not in values.setdefault(key, []):
+                    values[key].append(value)
+    keys = sorted(values)
+    out = []
+    for combo in itertools.product(*(values[k] for k in keys)):
+        seed = SeedReading(tuple(zip(keys, combo)))
+        for summary in usable:
+            own = set(readings_mod.reading_keys(summary))
+            mine = tuple((k, v) for k, v in seed.values if k in own)
+            if mine in readings_mod.readings_of(summary):
+                seed.comparisons += _comparisons(summary, mine)
+        if seed.comparisons:
+            out.append(seed)
+    most = max((len(s.comparisons) for s in out), default=0)
+    return sorted(out, key=lambda s: (len(s.comparisons) < most, s.mean_abs))
+
+
+def label(seed: SeedReading) -> str:
+    return ", ".join(f"{k.split('.')[-1]}={format_value(v)}" for k, v in seed.values)
+
+
+def markdown(title: str, seeds: Sequence[SeedReading], within: float = 3.0) -> str:
+    """The seed's readings table and the sentence that names the best and where it fails."""
+    if not seeds:
+        return (f"# {title}: one closest reading\n\nNo study of this seed has both readings and "
+                "published accuracies on the seed's dataset yet.\n")
+    most = len(seeds[0].comparisons)
+    studies = sorted({c.study for s in seeds for c in s.comparisons})
+    lines = [f"# {title}: one closest reading across its studies", "",
+             f"Every reading of what {title} left open, over all of its published accuracies "
+             f"in {', '.join(studies)} together (points; a study that does not vary a key counts "
+             "for every value of it). Ranked by the mean absolute difference among the readings "
+             f"compared on the most rows ({most}); a reading with fewer rows was run by fewer "
+             "studies and is listed after them. 'Inside' counts published values inside the "
+             f"95% prediction interval of one run where that interval is at most ±{within:g} "
+             "points wide (else it cannot tell).", "",
+             "| reading | rows | mean \\|difference\\| (points) | inside / can tell | "
+             "largest difference |", "|---|---|---|---|---|"]
+    for s in seeds:
+        told = [c for c in s.comparisons if c.inside is not None]
+        worst = s.worst
+        lines.append(
+            f"| {label(s)} | {len(s.comparisons)} | {s.mean_abs:.1f} | "
+            f"{sum(1 for c in told if c.inside)} / {len(told)} | "
+            + (f"{worst.study}: {worst.config}: {worst.measured:.1f} vs {worst.published:g} "
+               f"({worst.diff:+.1f})" if worst else "–") + " |")
+    lines += ["", _verdict(title, seeds, within), ""]
+    return "\n".join(lines)
+
+
+def _verdict(title: str, seeds: Sequence[SeedReading], within: float) -> str:
+    """Which reading explains the seed best, by how much, and where it fails."""
+    best, worst = seeds[0], seeds[0].worst
+    told = [c for c in best.comparisons if c.inside is not None]
+    fails = [c for c in told if not c.inside]
+    text = (f"Explains {title} best: **{label(best)}**, {best.mean_abs:.1f} points from the "
+            f"published accuracies on average over {len(best.comparisons)} rows")
+    if len(seeds) > 1 and len(seeds[1].comparisons) == len(best.comparisons):
+        text += f" (next: {label(seeds[1])}, {seeds[1].mean_abs:.1f})"
+    if worst is not None:
+        text += (f"; it fails worst at {worst.study}: {worst.config} ({worst.measured:.1f}% "
+                 f"measured against {worst.published:g}%)")
+    if not told:
+        text += ("; none of its prediction intervals is narrow enough to tell whether a "
+                 "published value lies inside it")
+    else:
+        text += (f"; {len(fails)} of the {len(told)} published values whose interval can tell "
+                 "lie outside it")
+    text += "."
+    if best.mean_abs > within:
+        text += (f" It does not reproduce the seed within noise: its mean difference is more "
+                 f"than ±{within:g} points.")
+    return text
