@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 import math
 import os
 import signal
@@ -326,3 +327,129 @@ def test_a_real_effect_is_found_and_stops_early() -> None:
     rng = np.random.default_rng(7)
     outcomes = Counter(_sequential(rng, 3.0, 1.0, 3, 12) for _ in range(200))
     assert outcomes["supported"] / 200 >= 0.9, outcomes
+
+
+# ---------------------------------------------------------------------------------------------
+# The benchmark rendered from the campaign's trials (python -m hpo.benchmarks.until_decided
+# --from-trials DIR): journal-file report folders made of synthetic trials, no training.
+
+# Fixed: 4 seeds of every configuration, both claims decided at alpha = 0.05 (12 runs).
+FIXED = {"none": (80.0, 81.0, 80.0, 81.0), "before_pool": (90.0, 91.0, 90.0, 91.0),
+         "before_fc": (90.2, 91.2, 90.2, 91.2)}
+# Until decided, the same claims decided at look 1 of 2 from 2 seeds: 6 runs, half the fixed.
+EARLY = {"none": (80.0, 81.0), "before_pool": (90.0, 91.0), "before_fc": (90.2, 91.2)}
+# Seeds 2, 3 added as in FIRST then SECOND above: both decided, but in 10 runs.
+LATE = {"none": FIRST["none"], "before_pool": FIRST["before_pool"] + (90.0, 91.0),
+        "before_fc": FIRST["before_fc"] + (90.0, 91.0)}
+
+
+def _bench_folder(folder: Path, study: spec.Study, accs: dict[str, tuple[float, ...]],
+                  complete: bool = True, end: str | None = None) -> None:
+    """A campaign report folder: trials.journal with one run per (location, seed), each 36
+    CPU-s (the first run of before_fc stores only its wall time, 5 s); README.md once complete."""
+    folder.mkdir(parents=True)
+    storage = store.open_storage(f"journal:{folder / 'trials.journal'}", create=True)
+    study_obj = synthetic.create_study(storage, study, name=folder.name)
+    runs = []
+    for loc, values in accs.items():
+        for seed, acc in enumerate(values):
+            record = synthetic.record(seed, test_acc=acc)
+            if (loc, seed) != ("before_fc", 0):
+                record["cpu_time"] = 36.0
+            runs.append(synthetic.trial(study, {LOC: loc}, record))
+    synthetic.add(study_obj, runs)
+    if end:
+        study_obj.set_user_attr(decide.END_ATTR, end)
+    if complete:
+        (folder / "README.md").write_text("# the report\n")
+
+
+def _render(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, decided: dict | None,
+            **kwargs: Any) -> tuple[list[str], dict[str, Any]]:
+    from hpo.benchmarks import until_decided
+
+    monkeypatch.chdir(tmp_path)
+    root = Path("digits")
+    _bench_folder(root / "fixed" / "ud", study_of(until_decided=False, repeats=4), FIXED)
+    if decided is not None:
+        _bench_folder(root / "decided" / "ud", study_of(), decided, **kwargs)
+    assert until_decided.main(["--from-trials", "digits", "--studies", "ud"]) == 0
+    result = json.loads((root / "result.json").read_text())
+    return (root / "README.md").read_text().splitlines(), result
+
+
+TABLE_HEAD = ["| study | run | complete runs | seeds per configuration | CPU-hours | test level α "
+              "| claims decided | verdicts |", "|---|---|---|---|---|---|---|---|"]
+# 11 runs x 36 CPU-s + one run's 5 s of wall time.
+FIXED_ROW = "| ud | fixed | 12 | 4 | 0.111* | 0.05 | 2 of 2 | supported, supported |"
+TARGET = "until decided reaches every decision the fixed run reaches in at most half its runs: "
+
+
+def _after(lines: list[str], first: str, count: int) -> list[str]:
+    return lines[lines.index(first):lines.index(first) + count]
+
+
+def test_from_trials_target_met(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    lines, result = _render(tmp_path, monkeypatch, EARLY, end="all 2 claims decided")
+    assert lines[0] == "# Seeds until decided vs fixed seeds (digits), from the campaign's trials"
+    assert lines[2].endswith("Written by `python -m hpo.benchmarks.until_decided --from-trials "
+                             "digits --studies ud`.")
+    assert _after(lines, TABLE_HEAD[0], 4) == TABLE_HEAD + [
+        FIXED_ROW,
+        # 5 runs x 36 CPU-s + 5 s; look 1 of 2 tests at 0.05 ln(1 + (e - 1)/2) = 0.031.
+        "| ud | until decided | 6 | 2 | 0.051* | 0.031 | 2 of 2 | supported, supported |"]
+    assert lines[lines.index(TABLE_HEAD[0]) + 4:] == [
+        "", "Why until decided stopped:", "", "- ud: all 2 claims decided", "",
+        "Totals over the 1 study complete both ways: fixed 12 runs, 0.11 CPU-hours, 2 of 2 "
+        "claims decided; until decided 6 runs (50% of fixed), 0.05 CPU-hours, 2 of 2 claims "
+        "decided.", "",
+        TARGET + "yes", "", "Verdicts that differ between the two runs:", "", "- none"]
+    assert result["target"] == {"met": True, "at_most_half_the_runs": True,
+                                "fixed_decisions_lost": 0}
+    assert result["totals"]["decided"]["runs"] == 6
+    assert result["studies"][0]["decided"]["wall_time_for_cpu"] == 1
+
+
+def test_from_trials_target_missed_by_a_decision(tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    lines, result = _render(tmp_path, monkeypatch, FIRST)  # claim 2 undecided at 2 seeds
+    assert "| ud | until decided | 6 | 2 | 0.051* | 0.031 | 1 of 2 | supported, inconclusive |" \
+        in lines
+    assert _after(lines, TARGET + "no", 9) == [
+        TARGET + "no", "", "- runs: 6 until decided against 12 fixed, at most half",
+        "- decisions of the fixed run that until decided does not reach: 1", "",
+        "Verdicts that differ between the two runs:", "",
+        '- ud: "before_fc is as good as before_pool": fixed supported, until decided '
+        'inconclusive']
+    assert result["differ"] == [{"study": "ud", "claim": "before_fc is as good as before_pool",
+                                 "fixed": "supported", "decided": "inconclusive"}]
+
+
+def test_from_trials_target_missed_by_the_runs(tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    lines, result = _render(tmp_path, monkeypatch, LATE)  # the same decisions, 10 runs of 12
+    assert "| ud | until decided | 10 | 2–4 | 0.091* | 0.031 | 2 of 2 | supported, supported |" \
+        in lines
+    assert _after(lines, TARGET + "no", 8) == [
+        TARGET + "no", "", "- runs: 10 until decided against 12 fixed, more than half",
+        "- decisions of the fixed run that until decided does not reach: 0", "",
+        "Verdicts that differ between the two runs:", "", "- none"]
+    assert result["target"]["met"] is False
+
+
+@pytest.mark.parametrize("partial", [False, True], ids=["missing", "in progress"])
+def test_from_trials_names_what_is_not_complete(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                partial: bool) -> None:
+    lines, result = _render(tmp_path, monkeypatch, EARLY if partial else None, complete=False)
+    assert _after(lines, TABLE_HEAD[0], 4) == TABLE_HEAD + [FIXED_ROW, (
+        "| ud | until decided | 6 so far | – | 0.051* so far | – | – | in progress: no report "
+        "yet |" if partial else
+        "| ud | until decided | – | – | – | – | – | missing: no trials yet |")]
+    assert lines[lines.index(TABLE_HEAD[0]) + 4:] == [
+        "", "Totals over the 0 studies complete both ways: fixed 0 runs, 0.00 CPU-hours, 0 of 0 "
+        "claims decided; until decided 0 runs, 0.00 CPU-hours, 0 of 0 claims decided.", "",
+        TARGET + "not known yet (not complete: decided/ud)", "",
+        "Verdicts that differ between the two runs:", "", "- none", "",
+        "Not complete yet (the campaign continues them; nothing above stands in for them): "
+        "decided/ud."]
+    assert result["not_complete"] == ["decided/ud"] and result["target"]["met"] is None
