@@ -13,7 +13,7 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 # torch and torchvision stay inside the functions here, unlike in models/train/flatness: the
 # parent of `hpo run --jobs N` calls ensure_available() before it starts its workers, and a
@@ -27,6 +27,10 @@ from hpo.nn.shapes import (  # noqa: F401  (the dataset table lives there, torch
     DatasetInfo,
     input_shape,
 )
+
+if TYPE_CHECKING:
+    import torchvision.datasets
+    from torch import Tensor
 
 SPLIT_SEED = 20_240_601  # fixed: every trial of every study sees the same train/val split
 DIGITS_TEST_FRACTION = 0.2
@@ -47,12 +51,12 @@ class Splits:
     """Train, validation and test tensors on one device: x float32 (N, C, H, W), y int64 (N,)."""
 
     name: str
-    train_x: Any
-    train_y: Any
-    val_x: Any
-    val_y: Any
-    test_x: Any
-    test_y: Any
+    train_x: Tensor
+    train_y: Tensor
+    val_x: Tensor
+    val_y: Tensor
+    test_x: Tensor
+    test_y: Tensor
     n_classes: int
 
     @property
@@ -82,8 +86,8 @@ def load(
                         int(image_size))
 
 
-def read_arrays(name: str, root: Path, download: bool = False,
-                image_size: int = DEFAULT_IMAGE_SIZE) -> tuple[Any, Any, Any, Any, int]:
+def read_arrays(name: str, root: Path, download: bool = False, image_size: int = DEFAULT_IMAGE_SIZE
+                ) -> tuple[Tensor, Tensor, Tensor, Tensor, int]:
     """(train_x, train_y, test_x, test_y, n_classes) as stored: NCHW uint8 images (digits:
     0..16), int64 labels; no split, no normalisation."""
     if name not in DATASETS:
@@ -125,7 +129,7 @@ def _load_cached(
         mean = train.mean(dim=(0, 2, 3), keepdim=True)
         std = train.std(dim=(0, 2, 3), keepdim=True).clamp_min(1e-6)
 
-    def prepare(x: Any) -> Any:
+    def prepare(x: Tensor) -> Tensor:
         return ((x.float() - mean) / std).contiguous().to(device)
 
     return Splits(
@@ -140,7 +144,7 @@ def _load_cached(
     )
 
 
-def _digits() -> tuple[Any, Any, Any, Any]:
+def _digits() -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """scikit-learn's bundled 8x8 digits (1,797 images, values 0..16): no network needed."""
     import importlib.util
 
@@ -269,7 +273,7 @@ def idx_shape(head: bytes, size: int, name: str) -> tuple[int, ...]:
     return shape
 
 
-def read_idx(path: Path) -> Any:
+def read_idx(path: Path) -> Tensor:
     """An IDX file (MNIST's format: big-endian header, then uint8 data) as a uint8 tensor."""
     import numpy as np
     import torch
@@ -298,7 +302,7 @@ def check_idx_files(name: str, root: Path) -> None:
                             "files and download them again") from None
 
 
-def _mnist_like(name: str, root: Path) -> tuple[Any, Any, Any, Any]:
+def _mnist_like(name: str, root: Path) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """MNIST-layout IDX files read directly: importing torchvision costs each worker ~1.5 s."""
     folder = root / DATASETS[name].folder
     try:
@@ -315,7 +319,7 @@ def _mnist_like(name: str, root: Path) -> tuple[Any, Any, Any, Any]:
     return train_x.unsqueeze(1), train_y.long(), test_x.unsqueeze(1), test_y.long()
 
 
-def read_cifar10(root: Path, download: bool = False) -> tuple[Any, Any, Any, Any]:
+def read_cifar10(root: Path, download: bool = False) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """CIFAR-10 from the binary release if complete, else torchvision's python release.
 
     Both hold the same images in the same order (data_batch_1..5, then test_batch), so either
@@ -341,7 +345,7 @@ def _cifar_error(path: Path, root: Path, problem: str) -> DataError:
                      f"release into {root} again (or download it with torchvision)")
 
 
-def _cifar_bin(path: Path, root: Path) -> tuple[Any, Any]:
+def _cifar_bin(path: Path, root: Path) -> tuple[Tensor, Tensor]:
     """One batch of the binary release: records of a label byte and the R, G, B 32x32 planes."""
     import numpy as np
     import torch
@@ -362,13 +366,13 @@ _PICKLE_ALLOWED = {("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode
     for name in ("_reconstruct", "scalar")}
 
 
-def _load_pickle(path: Path) -> Any:
+def _load_pickle(path: Path) -> object:
     """Unpickle ``path`` allowing numpy arrays only: a pickle can run any code it names, and a
     data folder is not trusted code."""
     import pickle
 
     class Restricted(pickle.Unpickler):
-        def find_class(self, module: str, name: str) -> Any:
+        def find_class(self, module: str, name: str) -> object:
             if (module, name) not in _PICKLE_ALLOWED:
                 raise pickle.UnpicklingError(f"{module}.{name} is not allowed")
             return super().find_class(module, name)
@@ -377,7 +381,7 @@ def _load_pickle(path: Path) -> Any:
         return Restricted(f, encoding="latin1").load()  # torchvision's encoding (Python 2)
 
 
-def _cifar_py(path: Path, root: Path) -> tuple[Any, Any]:
+def _cifar_py(path: Path, root: Path) -> tuple[Tensor, Tensor]:
     """One batch of torchvision's python release: a pickled dict of data (N, 3072) and labels."""
     import numpy as np
     import torch
@@ -396,7 +400,7 @@ def _cifar_py(path: Path, root: Path) -> tuple[Any, Any]:
     return torch.from_numpy(x.reshape(-1, 3, 32, 32).copy()), torch.from_numpy(y)
 
 
-def _torchvision(name: str, root: Path, download: bool) -> tuple[Any, Any, Any, Any]:
+def _torchvision(name: str, root: Path, download: bool) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     import torch
 
     info = DATASETS[name]
@@ -414,7 +418,8 @@ def _torchvision(name: str, root: Path, download: bool) -> tuple[Any, Any, Any, 
             "files and download them again"
         ) from None
 
-    def tensors(ds: Any) -> tuple[Any, Any]:
+    def tensors(ds: torchvision.datasets.MNIST | torchvision.datasets.CIFAR10
+                ) -> tuple[Tensor, Tensor]:
         x = torch.as_tensor(ds.data)
         x = x.unsqueeze(1) if x.dim() == 3 else x.permute(0, 3, 1, 2)  # CIFAR is NHWC
         return x.contiguous(), torch.as_tensor(ds.targets, dtype=torch.int64)
@@ -453,7 +458,7 @@ def imagefolder_files(root: Path) -> tuple[list[str], dict[str, list[tuple[Path,
     return names, files
 
 
-def _imagefolder(root: Path, size: int) -> tuple[Any, Any, Any, Any, int]:
+def _imagefolder(root: Path, size: int) -> tuple[Tensor, Tensor, Tensor, Tensor, int]:
     """Decode every image once (PIL): shorter side to size·256/224, center crop, uint8 RGB.
 
     The resize-then-crop ratio is torchvision's ImageNet evaluation transform. No augmentation:
@@ -465,7 +470,7 @@ def _imagefolder(root: Path, size: int) -> tuple[Any, Any, Any, Any, int]:
 
     names, files = imagefolder_files(root)
 
-    def decode(items: list[tuple[Path, int]]) -> tuple[Any, Any]:
+    def decode(items: list[tuple[Path, int]]) -> tuple[Tensor, Tensor]:
         images = []
         for path, _ in items:
             try:

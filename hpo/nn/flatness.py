@@ -9,7 +9,6 @@ valley around alpha = 1 for real labels, a narrow, sharp one for memorised (shuf
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 import torch
 
@@ -23,7 +22,8 @@ NEAR_FINAL = (0.95, 0.98, 1.02, 1.05)
 ALPHAS = tuple(sorted({round(-0.5 + 0.1 * i, 10) for i in range(21)} | set(NEAR_FINAL)))
 
 
-def interpolate(initial: Mapping[str, Any], final: Mapping[str, Any], alpha: float) -> dict:
+def interpolate(initial: Mapping[str, torch.Tensor], final: Mapping[str, torch.Tensor],
+                alpha: float) -> dict[str, torch.Tensor]:
     """theta(alpha) = (1 - alpha) * theta_0 + alpha * theta_final, key by key.
 
     Floating-point buffers (batch-norm running mean and variance) are interpolated like the
@@ -47,11 +47,11 @@ def interpolate(initial: Mapping[str, Any], final: Mapping[str, Any], alpha: flo
 def flatness_curve(
     model_cfg: ModelConfig,
     data: Splits,
-    initial: Mapping[str, Any],
-    final: Mapping[str, Any],
+    initial: Mapping[str, torch.Tensor],
+    final: Mapping[str, torch.Tensor],
     *,
     alphas: Sequence[float] = ALPHAS,
-    train_y: Any = None,
+    train_y: torch.Tensor | None = None,
     precision: str = "fp32",
 ) -> dict[str, list[float | None]]:
     """Validation (and training) loss and error (%) at every alpha, JSON-ready.

