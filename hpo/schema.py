@@ -11,9 +11,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, TypeAlias
 
 from hpo.listvalues import label
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+# A value as a study file (TOML) or a stored attribute (JSON) spells it: a key's setting, a
+# parameter's choice, a user attribute.
+JSON: TypeAlias = "None | bool | int | float | str | list[JSON] | dict[str, JSON]"
 
 # ---------------------------------------------------------------------------------------------
 # Stored keys
@@ -101,7 +108,7 @@ def best_position(means: Sequence[float], metric: str) -> int | None:
     return pick(finite, key=lambda im: im[1])[0]
 
 
-def ranked(table: Any, column: str, metric: str) -> Any:
+def ranked(table: pd.DataFrame, column: str, metric: str) -> pd.DataFrame:
     """``table`` (a DataFrame) with rows best first by ``column``, the mean of ``metric``:
     ties keep their order, missing means last."""
     return table.sort_values([column], ascending=lower_is_better(metric), kind="stable",
@@ -118,7 +125,7 @@ def short_names(keys: Sequence[str]) -> dict[str, str]:
     return {k: (s if last.count(s) == 1 else k) for k, s in zip(keys, last)}
 
 
-def norm(value: Any) -> Any:
+def norm(value: object) -> object:
     """One spelling per value, so trial columns (NaN, 100.0) and grid cells (None, 100) agree."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return None
@@ -132,24 +139,24 @@ def norm(value: Any) -> Any:
     return label(value)  # a list as trials_frame writes it
 
 
-def config_key(values: Sequence[Any]) -> str:
+def config_key(values: Sequence[object]) -> str:
     return "|".join(repr(norm(v)) for v in values)
 
 
-def format_value(value: Any) -> str:
+def format_value(value: object) -> str:
     value = norm(value)
     if isinstance(value, float):
         return f"{value:g}"
     return str(value)
 
 
-def trial_label(params: Mapping[str, Any]) -> str:
+def trial_label(params: Mapping[str, object]) -> str:
     """One trial's configuration as `hpo show` and the dashboard's figure titles write it:
     ``dropout_location=before_pool, lr=0.001`` (values as stored), ``base`` for none."""
     return ", ".join(f"{k.split('.')[-1]}={label(v)}" for k, v in params.items()) or "base"
 
 
-def config_label(keys: Sequence[str], values: Sequence[Any]) -> str:
+def config_label(keys: Sequence[str], values: Sequence[object]) -> str:
     """``dropout_location=before_pool, lr=0.001``; inactive (conditional) keys are left out."""
     names = short_names(keys)
     parts = [f"{names[k]}={format_value(v)}" for k, v in zip(keys, values) if norm(v) is not None]

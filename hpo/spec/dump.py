@@ -47,7 +47,7 @@ def _reference_toml(header: str, ref: Mapping[str, Any]) -> list[str]:
     return [*lines, "rows = [", *(f"  {_toml_value(row)}," for row in rows), "]"]
 
 
-def _toml_value(value: Any) -> str:
+def _toml_value(value: object) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, (int, float)):

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass
-from typing import Any
 
+from hpo.schema import JSON
 from hpo.spec.rules import (
     ACTIVATIONS,
     ANALYSES,
@@ -45,7 +45,7 @@ from hpo.spec.rules import (
 class Key:
     """One configuration key: default, rule and meaning."""
 
-    default: Any
+    default: JSON
     check: Validator
     doc: str
     # Keys that change what a trial computes; a stored study refuses a resume that changes them.

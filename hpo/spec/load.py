@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from hpo.errors import SpecError
+from hpo.schema import JSON
 from hpo.spec.keys import KEYS, unknown_key
 from hpo.spec.model import Study, reference_from_dict
 from hpo.spec.validate import validate
@@ -100,7 +101,7 @@ def load(name_or_path: str, overrides: Iterable[str] = ()) -> Study:
     return study
 
 
-def parse_override(item: str, source: str) -> tuple[str, Any]:
+def parse_override(item: str, source: str) -> tuple[str, JSON]:
     key, sep, value_text = item.partition("=")
     key = key.strip()
     if not sep or not key:
@@ -123,7 +124,7 @@ def apply_override(raw: dict[str, Any], item: str, source: str) -> None:
     _assign(raw, key, value)
 
 
-def _assign(raw: dict[str, Any], key: str, value: Any) -> None:
+def _assign(raw: dict[str, Any], key: str, value: JSON) -> None:
     head, _, rest = key.partition(".")
     if rest:
         raw.setdefault(head, {})[rest] = value

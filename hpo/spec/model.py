@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from hpo.schema import JSON
 from hpo.spec.keys import KEYS
 from hpo.spec.rules import METRICS
 
@@ -205,7 +206,7 @@ def _param_to_dict(param: Param) -> dict[str, Any]:
 def identity_diff(stored: dict[str, Any], current: dict[str, Any]) -> list[str]:
     """The keys that define the runs and differ between two ``Study.identity()`` dicts, as
     ``key old -> new``; "the search space" when the grids differ."""
-    def value(cfg: dict[str, Any], key: str) -> Any:
+    def value(cfg: dict[str, Any], key: str) -> JSON:
         # A key added to hpo after the study was stored ran with what is now its default.
         return cfg.get(key, KEYS[key].default if key in KEYS else None)
 

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Any
+from typing import TypeGuard
 
-from hpo.schema import METRICS  # noqa: F401  (a study metric: the record schema's names)
+from hpo.schema import (
+    JSON,
+    METRICS,  # noqa: F401  (a study metric: the record schema's names)
+)
 
 DATASETS = ("digits", "mnist", "fashion_mnist", "kmnist", "cifar10", "imagefolder")
 FAMILIES = ("cnn", "mlp", "alexnet", "efficientnet_lite0")
@@ -52,10 +55,11 @@ class RuleError(ValueError):
     """Raised by a validator with the rule that was broken (``must be > 0``)."""
 
 
-Validator = Callable[[Any], Any]
+# A study file's value in, the value the study keeps out (or a RuleError).
+Validator = Callable[[object], JSON]
 
 
-def is_int(value: Any) -> bool:
+def is_int(value: object) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
@@ -63,7 +67,7 @@ def integer(low: int | None = None, high: int | None = None) -> Validator:
     rule = "must be an integer" + (f" >= {low}" if low is not None else "")
     rule += f" and <= {high}" if high is not None else ""
 
-    def check(value: Any) -> int:
+    def check(value: object) -> int:
         if not is_int(value) or (low is not None and value < low):
             raise RuleError(rule)
         if high is not None and value > high:
@@ -81,7 +85,7 @@ def real(
              f"< {lt}" if lt is not None else "", f"<= {le}" if le is not None else ""]
     rule = "must be a number " + " and ".join(p for p in parts if p)
 
-    def check(value: Any) -> float:
+    def check(value: object) -> float:
         if not (is_int(value) or isinstance(value, float)) or not math.isfinite(value):
             raise RuleError(rule.strip())
         if (gt is not None and not value > gt) or (ge is not None and not value >= ge):
@@ -96,7 +100,7 @@ def real(
 def choice(*options: str) -> Validator:
     rule = "must be one of " + ", ".join(repr(o) for o in options)
 
-    def check(value: Any) -> str:
+    def check(value: object) -> str:
         if value not in options:
             raise RuleError(rule)
         return value
@@ -104,13 +108,13 @@ def choice(*options: str) -> Validator:
     return check
 
 
-def boolean(value: Any) -> bool:
+def boolean(value: object) -> bool:
     if not isinstance(value, bool):
         raise RuleError("must be true or false")
     return value
 
 
-def text(value: Any) -> str:
+def text(value: object) -> str:
     if not isinstance(value, str):
         raise RuleError("must be a string")
     return value
@@ -120,20 +124,20 @@ def optional_choice(*options: str) -> Validator:
     """None (unset) or one of ``options``."""
     pick = choice(*options)
 
-    def check(value: Any) -> str | None:
+    def check(value: object) -> str | None:
         return None if value in (None, "") else pick(value)
 
     return check
 
 
-def optional_text(value: Any) -> str | None:
+def optional_text(value: object) -> str | None:
     return None if value in (None, "") else text(value)
 
 
 def int_list(low: int) -> Validator:
     rule = f"must be a list of integers >= {low}"
 
-    def check(value: Any) -> list[int]:
+    def check(value: object) -> list[int]:
         if not isinstance(value, list) or not all(is_int(v) and v >= low for v in value):
             raise RuleError(rule)
         return list(value)
@@ -144,7 +148,7 @@ def int_list(low: int) -> Validator:
 def int_or(literal: str, low: int) -> Validator:
     rule = f"must be an integer >= {low} or {literal!r}"
 
-    def check(value: Any) -> int | str:
+    def check(value: object) -> int | str:
         if value == literal or (is_int(value) and value >= low):
             return value
         raise RuleError(rule)
@@ -152,7 +156,7 @@ def int_or(literal: str, low: int) -> Validator:
     return check
 
 
-def key_list(value: Any) -> list[str]:
+def key_list(value: object) -> list[str]:
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise RuleError("must be a list of dotted keys of [space]")
     if len(set(value)) != len(value):
@@ -163,7 +167,7 @@ def key_list(value: Any) -> list[str]:
 def choice_or_list(*options: str) -> Validator:
     rule = "must be one of " + ", ".join(repr(o) for o in options) + ", or a list of them"
 
-    def check(value: Any) -> str | list[str]:
+    def check(value: object) -> str | list[str]:
         if value in options:
             return value
         if isinstance(value, list) and value and all(v in options for v in value):

@@ -11,6 +11,7 @@ from typing import Any
 
 from hpo.errors import SpecError
 from hpo.nn.shapes import ModelConfig, ShapeError, feature_shape, input_shape
+from hpo.schema import JSON
 from hpo.spec.keys import KEYS, SECTIONS, SPACE_TYPES, unknown_key
 from hpo.spec.model import (
     CHANCE_TOLERANCE,
@@ -112,7 +113,7 @@ def check_name(name: str, source: str) -> None:
                         "'..' or control characters); choose a plain name such as my_study")
 
 
-def check_value(key: str, value: Any, source: str, label: str | None = None) -> Any:
+def check_value(key: str, value: object, source: str, label: str | None = None) -> JSON:
     """Validate one value of ``key``; the message names ``label`` (default: the key)."""
     try:
         return KEYS[key].check(value)
@@ -120,7 +121,8 @@ def check_value(key: str, value: Any, source: str, label: str | None = None) -> 
         raise SpecError(f"{source}: {label or key} {exc}, got {value!r}") from None
 
 
-def _validate_space(raw_space: Any, config: Mapping[str, Any], source: str) -> tuple[Param, ...]:
+def _validate_space(raw_space: object, config: Mapping[str, Any],
+                    source: str) -> tuple[Param, ...]:
     if not isinstance(raw_space, dict):
         raise SpecError(f"{source}: [space] must be a table of key = values")
     params = []
@@ -136,7 +138,7 @@ def _validate_space(raw_space: Any, config: Mapping[str, Any], source: str) -> t
     return tuple(params)
 
 
-def _validate_param(key: str, entry: Any, source: str) -> Param:
+def _validate_param(key: str, entry: object, source: str) -> Param:
     where = f"{source}: space.{key}"
     if key not in KEYS or not KEYS[key].identity or key in ("seed",):
         if key in KEYS:
@@ -185,7 +187,7 @@ def _validate_param(key: str, entry: Any, source: str) -> Param:
     return Param(key, kind, low=low, high=high, step=step, log=log, when=when)
 
 
-def _validate_when(when: Any, source: str, param_key: str) -> dict[str, tuple[Any, ...]]:
+def _validate_when(when: object, source: str, param_key: str) -> dict[str, tuple[Any, ...]]:
     where = f"{source}: space.{param_key}"
     if not isinstance(when, dict):
         raise SpecError(f"{where}.when must be a table of key = [values], got {when!r}")
@@ -200,7 +202,7 @@ def _validate_when(when: Any, source: str, param_key: str) -> dict[str, tuple[An
     return out
 
 
-def _hashable(value: Any) -> Any:
+def _hashable(value: object) -> str:
     return json.dumps(value, sort_keys=True)
 
 
@@ -230,7 +232,7 @@ def _validate_references(raw: Mapping[str, Any], study: Study) -> list[Reference
     return tables
 
 
-def _validate_reference(raw_ref: Any, study: Study, label: str = "reference") -> Reference:
+def _validate_reference(raw_ref: object, study: Study, label: str = "reference") -> Reference:
     where = f"{study.source}: {label}"
     if not isinstance(raw_ref, dict):
         raise SpecError(f"{where} must be a table with source, metric and rows")
@@ -265,14 +267,14 @@ def _validate_reference(raw_ref: Any, study: Study, label: str = "reference") ->
     )
 
 
-def _validate_claims(raw_claims: Any, study: Study) -> tuple[Claim, ...]:
+def _validate_claims(raw_claims: object, study: Study) -> tuple[Claim, ...]:
     if not isinstance(raw_claims, list):
         raise SpecError(f"{study.source}: claims must be an array of tables ([[claims]]), "
                         f"got {raw_claims!r}")
     return tuple(_validate_claim(i, c, study) for i, c in enumerate(raw_claims))
 
 
-def _validate_claim(i: int, raw: Any, study: Study) -> Claim:
+def _validate_claim(i: int, raw: object, study: Study) -> Claim:
     where = f"{study.source}: claims[{i}]"
     if not isinstance(raw, dict):
         raise SpecError(f"{where} must be a table with text, kind and config, got {raw!r}")
@@ -325,7 +327,7 @@ def _validate_claim(i: int, raw: Any, study: Study) -> Claim:
                  _claim_than_metric(where, raw, kind, metric))
 
 
-def _check_claim_metric(where: str, metric: Any, study: Study) -> None:
+def _check_claim_metric(where: str, metric: object, study: Study) -> None:
     """A claim's metric is one hpo can compute, and the study records what it needs."""
     if metric is not None and metric not in CLAIM_METRICS:
         raise SpecError(f"{where} must be one of {', '.join(CLAIM_METRICS)}, got {metric!r}")
@@ -390,7 +392,7 @@ def _claim_margin(where: str, raw: Mapping[str, Any], kind: str, metric: str) ->
     return float(margin)
 
 
-def _claim_applies_if(where: str, raw: Any, study: Study) -> tuple[tuple[str, Any], ...]:
+def _claim_applies_if(where: str, raw: object, study: Study) -> tuple[tuple[str, Any], ...]:
     """Keys of the study file with the values the claim needs (checked against the run)."""
     if not isinstance(raw, dict):
         raise SpecError(f"{where}.applies_if must be a table of key = value, got {raw!r}")
@@ -401,7 +403,8 @@ def _claim_applies_if(where: str, raw: Any, study: Study) -> tuple[tuple[str, An
     return tuple(sorted(raw.items()))
 
 
-def _claim_config(where: str, raw: Any, study: Study, label: str) -> tuple[tuple[str, Any], ...]:
+def _claim_config(where: str, raw: object, study: Study,
+                  label: str) -> tuple[tuple[str, JSON], ...]:
     """Keys of [space] with valid values; in a grid study they must select one configuration."""
     space_keys = [p.key for p in study.space]
     if not isinstance(raw, dict) or (not raw and space_keys):  # {}: the one configuration

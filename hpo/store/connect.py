@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hpo.errors import StoreError
 from hpo.store.locks import advisory_lock, file_lock
@@ -23,8 +23,16 @@ from hpo.store.url import (
     parse,
 )
 
+if TYPE_CHECKING:
+    import sqlite3
 
-def open_storage(url: str | StoreURL, *, create: bool = True, heartbeat: bool = False) -> Any:
+    import sqlalchemy
+    from optuna.storages import JournalStorage, RDBStorage
+    from sqlalchemy.pool import ConnectionPoolEntry
+
+
+def open_storage(url: str | StoreURL, *, create: bool = True,
+                 heartbeat: bool = False) -> JournalStorage | RDBStorage:
     """An Optuna storage for ``url``; ``heartbeat`` lets dead workers' trials be failed.
 
     Opening creates the tables of a new store, which two processes must not do at once (SQLite
@@ -71,7 +79,7 @@ def open_storage(url: str | StoreURL, *, create: bool = True, heartbeat: bool = 
     return storage
 
 
-def _rdb_storage(url: str, kwargs: dict[str, Any]) -> Any:
+def _rdb_storage(url: str, kwargs: dict[str, Any]) -> RDBStorage:
     import optuna
 
     try:
@@ -113,7 +121,7 @@ def _creation_lock(url: str | StoreURL, engine_kwargs: dict[str, Any]) -> Iterat
         engine.dispose()
 
 
-def _serialize_sqlite_transactions(engine: Any) -> None:
+def _serialize_sqlite_transactions(engine: sqlalchemy.engine.Engine) -> None:
     """Make every SQLite transaction take the write lock when it begins.
 
     Python's sqlite3 starts a transaction only at the first write, so Optuna's "read WAITING,
@@ -123,11 +131,12 @@ def _serialize_sqlite_transactions(engine: Any) -> None:
     from sqlalchemy import event
 
     @event.listens_for(engine, "connect")
-    def _no_implicit_begin(dbapi_connection: Any, _record: Any) -> None:
+    def _no_implicit_begin(dbapi_connection: sqlite3.Connection,
+                           _record: ConnectionPoolEntry) -> None:
         dbapi_connection.isolation_level = None
 
     @event.listens_for(engine, "begin")
-    def _begin_immediate(connection: Any) -> None:
+    def _begin_immediate(connection: sqlalchemy.engine.Connection) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
     engine.dispose()  # connections opened before the listeners existed would skip them

@@ -5,9 +5,19 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from hpo.schema import DONE_STATES
+
+if TYPE_CHECKING:
+    import datetime
+    import types
+
+    import optuna
+    import sqlalchemy
+    from optuna.trial import FrozenTrial, TrialState
+
+Run = TypeVar("Run", "FrozenTrial", "TrialRow")
 
 
 @dataclass
@@ -15,20 +25,20 @@ class TrialRow:
     """The fields of an Optuna FrozenTrial that trials_frame reads, without the ORM."""
 
     number: int
-    state: Any  # has .name, like TrialState
+    state: TrialState | types.SimpleNamespace  # has .name, like TrialState
     params: dict[str, Any]
     user_attrs: dict[str, Any]
     system_attrs: dict[str, Any]
     values: list[float] | None
-    datetime_start: Any
-    datetime_complete: Any
+    datetime_start: datetime.datetime | None
+    datetime_complete: datetime.datetime | None
 
     @property
     def value(self) -> float | None:
         return self.values[0] if self.values else None
 
 
-def fetch_trials(study_obj: Any) -> list[Any]:
+def fetch_trials(study_obj: optuna.Study) -> list[FrozenTrial] | list[TrialRow]:
     """Every trial of a study, fast: plain SQL on RDB stores, else ``get_trials``.
 
     Optuna's ORM builds ~30 objects per trial (one per attribute and intermediate value):
@@ -45,7 +55,7 @@ def fetch_trials(study_obj: Any) -> list[Any]:
     return unique_runs(study_obj.get_trials(deepcopy=False), study_obj.study_name)
 
 
-def unique_runs(trials: list[Any], study_name: str = "") -> list[Any]:
+def unique_runs(trials: list[Run], study_name: str = "") -> list[Run]:
     """``trials`` with each (configuration, seed) finished at most once: the first finished.
 
     hpo runs each (cell, seed) once (see hpo.runner), but a store written by an older hpo, by
@@ -54,7 +64,7 @@ def unique_runs(trials: list[Any], study_name: str = "") -> list[Any]:
     """
     import sys
 
-    first: dict[tuple[Any, Any], Any] = {}
+    first: dict[tuple[str, int], Run] = {}
     for t in trials:
         attrs = t.user_attrs
         if t.state.name not in DONE_STATES or not {"cell", "seed"} <= attrs.keys():
@@ -79,14 +89,14 @@ def unique_runs(trials: list[Any], study_name: str = "") -> list[Any]:
     return [t for t in trials if t.number not in dropped]
 
 
-def _finished_order(trial: Any) -> tuple[Any, int]:
+def _finished_order(trial: FrozenTrial | TrialRow) -> tuple[datetime.datetime, int]:
     import datetime
 
     done = trial.datetime_complete or datetime.datetime.max
     return (done.replace(tzinfo=None), trial.number)
 
 
-def _sql_trials(engine: Any, study_id: int) -> list[TrialRow]:
+def _sql_trials(engine: sqlalchemy.engine.Engine, study_id: int) -> list[TrialRow]:
     import datetime
     import json
     import types
@@ -94,7 +104,7 @@ def _sql_trials(engine: Any, study_id: int) -> list[TrialRow]:
     from optuna.distributions import json_to_distribution
     from sqlalchemy import text
 
-    def when(value: Any) -> Any:
+    def when(value: str | datetime.datetime | None) -> datetime.datetime | None:
         return datetime.datetime.fromisoformat(value) if isinstance(value, str) else value
 
     join = "JOIN trials t ON x.trial_id = t.trial_id WHERE t.study_id = :sid"

@@ -7,10 +7,14 @@ import fcntl
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from hpo.errors import StoreError
 from hpo.store.url import LOCK_KEY, StoreURL, first_line, mask, parse
+
+if TYPE_CHECKING:
+    import optuna
+    import sqlalchemy
 
 
 @contextlib.contextmanager
@@ -31,7 +35,7 @@ def file_lock(path: Path) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def advisory_lock(engine: Any, url: str) -> Iterator[None]:
+def advisory_lock(engine: sqlalchemy.engine.Engine, url: str) -> Iterator[None]:
     """PostgreSQL's session advisory lock. It dies with its connection: a server restart frees
     it silently while its holder still writes, so two reconciles may then queue one cell twice.
     Workers therefore also check every trial they pop (runner.pop_waiting): a second run of a
@@ -54,7 +58,7 @@ def advisory_lock(engine: Any, url: str) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def exclusive(url: str | StoreURL, storage: Any) -> Iterator[None]:
+def exclusive(url: str | StoreURL, storage: optuna.storages.BaseStorage) -> Iterator[None]:
     """Hold a store-wide lock: study creation and the re-queueing of cells happen once at a time.
 
     SQLite and journal files take an flock on the file itself (independent of SQLite's own

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hpo.errors import StoreError
 from hpo.store.url import CONNECT_TIMEOUT_S, StoreURL, driver_url, parse
+
+if TYPE_CHECKING:
+    import optuna
 
 
 def finished_runs(url: str | StoreURL, name: str) -> tuple[set[tuple[str, int]], float | None]:
@@ -54,13 +57,13 @@ def _select(url: str | StoreURL, sql: str, name: str) -> list[tuple[Any, ...]]:
         engine.dispose()
 
 
-def study_names(storage: Any) -> list[str]:
+def study_names(storage: str | optuna.storages.BaseStorage) -> list[str]:
     import optuna
 
     return [s.study_name for s in optuna.get_all_study_summaries(storage=storage)]
 
 
-def load_study(storage: Any, name: str) -> Any:
+def load_study(storage: str | optuna.storages.BaseStorage, name: str) -> optuna.Study:
     """Load an existing study; an unknown name lists the ones that exist."""
     import optuna
 

@@ -3,7 +3,8 @@ errors retrying may cure, and the worker's retry loop."""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import ParamSpec, TypeVar
 
 from hpo.errors import StoreError
 from hpo.store.url import (
@@ -14,6 +15,9 @@ from hpo.store.url import (
     first_line,
     mask,
 )
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 def transient(exc: BaseException) -> bool:
@@ -99,7 +103,7 @@ class Retry:
                   file=sys.stderr)
         self.since, self.delay = None, RETRY_BACKOFF_S[0]
 
-    def call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+    def call(self, fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
         """``fn(*args, **kwargs)`` retried on transient store errors."""
         while True:
             try:
