@@ -14,19 +14,24 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from hpo import spec, store
+from hpo.schema import JSON
+
+if TYPE_CHECKING:
+    import optuna
+    import pandas as pd
 
 
-def load_study_file(name_or_path: str, overrides: dict[str, Any] | None = None) -> spec.Study:
+def load_study_file(name_or_path: str, overrides: dict[str, JSON] | None = None) -> spec.Study:
     """A shipped study (by name) or a study file (by path), validated, with overrides."""
     return spec.load(name_or_path, [_override(k, v) for k, v in (overrides or {}).items()])
 
 
 def run(study: str | spec.Study, *, storage: str | None = None, jobs: int = 1,
         data_dir: str | None = None, device: str = "auto", artifacts: bool = False,
-        **overrides: Any) -> Any:
+        **overrides: JSON) -> optuna.Study:
     """Run (or resume) ``study`` to completion; returns the ``optuna.Study``.
 
     ``storage`` defaults as the CLI's (``$HPO_STORAGE``, else ``sqlite:///hpo.db``);
@@ -47,7 +52,7 @@ def run(study: str | spec.Study, *, storage: str | None = None, jobs: int = 1,
     return runner.run(study, decide.with_hook(opts, study))
 
 
-def results(storage: str, name: str) -> Any:
+def results(storage: str, name: str) -> pd.DataFrame:
     """One row per trial of the stored study ``name`` (a pandas DataFrame): number, state, the
     varied keys, seed and the trial record (losses, accuracies, times, epochs, history)."""
     from hpo import records
@@ -70,7 +75,7 @@ def report(storage: str, name: str, out: str | Path = "reports") -> Path:
     return write.write_report(summary, out, command=command).folder
 
 
-def _with_overrides(study: spec.Study, overrides: dict[str, Any]) -> spec.Study:
+def _with_overrides(study: spec.Study, overrides: dict[str, JSON]) -> spec.Study:
     """``study`` (already loaded, its own overrides kept) with more overrides, re-validated."""
     if not overrides:
         return study
@@ -82,7 +87,7 @@ def _with_overrides(study: spec.Study, overrides: dict[str, Any]) -> spec.Study:
     return spec.validate(raw, study.source)
 
 
-def _override(key: str, value: Any) -> str:
+def _override(key: str, value: JSON) -> str:
     """``key=value`` in the TOML that ``--set`` reads (strings quoted, lists kept)."""
     if isinstance(value, bool):
         return f"{key}={'true' if value else 'false'}"

@@ -16,10 +16,16 @@ import sys
 import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hpo import dashboard, store
 from hpo.errors import HpoError
+
+if TYPE_CHECKING:
+    import optuna
+    from optuna.artifacts import FileSystemArtifactStore
+    from optuna.trial import FrozenTrial
+    from torch import Tensor
 
 ARTIFACTS_ENV = "HPO_ARTIFACTS"  # read, never written: runs pass the folder in RunOptions
 RDB_ARTIFACTS = "hpo/artifacts"  # under $XDG_DATA_HOME (~/.local/share)
@@ -49,7 +55,7 @@ def artifacts_dir(url: str | store.StoreURL, explicit: str | None = None) -> Pat
     return path.parent / f"{path.stem}-artifacts"
 
 
-def artifact_store(directory: Path, *, create: bool = True) -> Any:
+def artifact_store(directory: Path, *, create: bool = True) -> FileSystemArtifactStore:
     """A FileSystemArtifactStore on ``directory`` (created, with its parent, if asked)."""
     from optuna.artifacts import FileSystemArtifactStore
 
@@ -76,7 +82,7 @@ def _warn(message: str, key: str | None = None) -> None:
     print(f"hpo: warning: {store.mask(message)}", file=sys.stderr)
 
 
-def save_trial_curve(trial: Any, folder: Path | None) -> str | None:
+def save_trial_curve(trial: optuna.Trial, folder: Path | None) -> str | None:
     """Runner hook: upload ``trial``'s learning curve (PNG) as an artifact in ``folder`` (None:
     artifacts are off); returns its id.
 
@@ -105,8 +111,9 @@ def save_trial_curve(trial: Any, folder: Path | None) -> str | None:
 WEIGHT_FILES = ("theta_0", "theta_final")  # artifact file names: <name>_trial_<number>.pt
 
 
-def save_trial_weights(trial: Any, folder: Path | None, initial: Mapping[str, Any] | None,
-                       final: Mapping[str, Any] | None) -> list[str]:
+def save_trial_weights(trial: optuna.Trial, folder: Path | None,
+                       initial: Mapping[str, Tensor] | None,
+                       final: Mapping[str, Tensor] | None) -> list[str]:
     """Runner hook (analysis = "flatness"): upload the initial and final state dicts of
     ``trial`` as artifacts (``torch.save``); returns their ids. Like the learning curve: before
     tell, skipped by --no-artifacts, and a failure is one warning line, never a failed trial.
@@ -130,7 +137,8 @@ def save_trial_weights(trial: Any, folder: Path | None, initial: Mapping[str, An
         return []
 
 
-def load_trial_weights(trial: Any, directory: Path) -> tuple[dict, dict]:
+def load_trial_weights(trial: FrozenTrial, directory: Path
+                       ) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
     """The (theta_0, theta_final) state dicts saved for ``trial`` (a FrozenTrial) under the
     artifact folder ``directory``, loaded with ``torch.load(weights_only=True)`` on the CPU."""
     import torch
@@ -151,15 +159,16 @@ def load_trial_weights(trial: Any, directory: Path) -> tuple[dict, dict]:
     return states[0], states[1]
 
 
-def _upload(artifacts: Any, path: Path, study_or_trial: Any) -> str:
+def _upload(artifacts: FileSystemArtifactStore, path: Path,
+            study_or_trial: optuna.Study | optuna.Trial) -> str:
     from optuna.artifacts import upload_artifact
 
     return upload_artifact(artifact_store=artifacts, file_path=str(path),
                            study_or_trial=study_or_trial)
 
 
-def upload_report_figures(study_obj: Any, figure_paths: Iterable[str | Path],
-                          artifacts: Any) -> list[str]:
+def upload_report_figures(study_obj: optuna.Study, figure_paths: Iterable[str | Path],
+                          artifacts: FileSystemArtifactStore) -> list[str]:
     """Attach a report's figures to the study (for `hpo report`); returns the artifact ids.
 
     A figure uploaded again replaces the earlier one of the same file name, so re-running a
@@ -187,13 +196,13 @@ def upload_report_figures(study_obj: Any, figure_paths: Iterable[str | Path],
 # Listing and deleting a study's artifacts
 
 
-def study_artifacts(study_obj: Any) -> list[dict[str, Any]]:
+def study_artifacts(study_obj: optuna.Study) -> list[dict[str, Any]]:
     """Artifacts attached to the study itself (not its trials): dicts with artifact_id etc."""
     attrs = study_obj._storage.get_study_system_attrs(study_obj._study_id)
     return _metas(attrs)
 
 
-def all_artifacts(study_obj: Any) -> list[tuple[int | None, dict[str, Any]]]:
+def all_artifacts(study_obj: optuna.Study) -> list[tuple[int | None, dict[str, Any]]]:
     """Every artifact of a study and its trials as (trial_id or None, meta)."""
     out: list[tuple[int | None, dict[str, Any]]] = [(None, m) for m in study_artifacts(study_obj)]
     for trial in study_obj.get_trials(deepcopy=False):
@@ -208,8 +217,8 @@ def _metas(system_attrs: Mapping[str, Any]) -> list[dict[str, Any]]:
     return [m for m in metas if m is not None]  # None: removed (see _remove_artifact)
 
 
-def _remove_artifact(study_obj: Any, trial_id: int | None, artifact_id: str,
-                     artifacts: Any) -> None:
+def _remove_artifact(study_obj: optuna.Study, trial_id: int | None, artifact_id: str,
+                     artifacts: FileSystemArtifactStore) -> None:
     from optuna.artifacts.exceptions import ArtifactNotFound
 
     with contextlib.suppress(ArtifactNotFound):

@@ -17,11 +17,10 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from hpo import spec, store
 from hpo.errors import HpoError
-from hpo.schema import END_ATTR, TRIALS_FILE
+from hpo.schema import END_ATTR, JSON, TRIALS_FILE
 
 PLAN_KEYS = {"study", "out", "name", "set", "jobs", "epoch_cpu_s", "note", "data_subdir"}
 # The time a campaign keeps free at the end of its budget (writing a report, the summary): a
@@ -65,7 +64,7 @@ class Entry:
         return " ".join(shlex.quote(w) for w in words)
 
 
-def _toml(value: Any) -> str:
+def _toml(value: JSON) -> str:
     """A plan value as the TOML text ``--set`` reads (inline tables for tables)."""
     if isinstance(value, bool):
         return str(value).lower()

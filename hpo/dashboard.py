@@ -12,16 +12,20 @@ import json
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from hpo import store
 from hpo.schema import CELL_ATTR, COMMAND_ATTR, SEED_ATTR, SPEC_ATTR, trial_label
 from hpo.spec.dump import spec_toml
 
+if TYPE_CHECKING:
+    import optuna
+    from matplotlib.figure import Figure
+
 NOTE_HASH_ATTR = "hpo:note_sha256"
 
 
-def study_note(study_obj: Any) -> str:
+def study_note(study_obj: optuna.Study) -> str:
     """The Markdown note: the question, how to reproduce the study, and its resolved study file."""
     attrs = study_obj.user_attrs
     spec = attrs[SPEC_ATTR]
@@ -58,7 +62,7 @@ def study_note(study_obj: Any) -> str:
     return store.mask("\n".join(parts))
 
 
-def update_study_note(study_obj: Any) -> bool:
+def update_study_note(study_obj: optuna.Study) -> bool:
     """Write hpo's note on a study; runner hook at creation and resume. Returns True if written.
 
     The note is rewritten when the stored spec changed (repeats grow between runs), but never
@@ -136,7 +140,7 @@ def curve_data(history: Sequence[Mapping[str, Any]]) -> CurveData:
                      column("val_loss"), column("train_acc"), column("val_acc"))
 
 
-def plot_curve(data: CurveData, title: str) -> Any:
+def plot_curve(data: CurveData, title: str) -> Figure:
     """Loss and accuracy per epoch, train vs validation; a matplotlib Figure (Agg, no pyplot)."""
     from matplotlib.figure import Figure
 

@@ -27,7 +27,7 @@ the look itself, above the runner and the report; the runner reaches it only thr
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hpo import space as space_mod
 from hpo import store
@@ -35,8 +35,14 @@ from hpo.runner.queue import cell_seeds, targets  # noqa: F401  (decide.targets 
 from hpo.schema import END_ATTR, LOOKS_ATTR, TARGETS_ATTR  # noqa: F401
 from hpo.spec import Study, batch_size, look_alpha, planned_looks, spent  # noqa: F401
 
+if TYPE_CHECKING:
+    import optuna
 
-def with_hook(opts: Any, study: Study) -> Any:
+    from hpo.reporting.tables import Summary
+    from hpo.runner import RunOptions
+
+
+def with_hook(opts: RunOptions, study: Study) -> RunOptions:
     """``opts`` (runner.RunOptions) whose idle workers take a look when the study adds seeds
     until decided: the runner calls it instead of importing this module."""
     import dataclasses
@@ -57,14 +63,14 @@ def _cell_of(study: Study, keys: list[str], row: Mapping[str, Any]) -> dict[str,
     return None
 
 
-def _pending(study_obj: Any) -> int:
+def _pending(study_obj: optuna.Study) -> int:
     from optuna.trial import TrialState
 
     return len(study_obj.get_trials(deepcopy=False,
                                     states=(TrialState.WAITING, TrialState.RUNNING)))
 
 
-def add_seeds(study_obj: Any, study: Study, url: str | store.StoreURL) -> int:
+def add_seeds(study_obj: optuna.Study, study: Study, url: str | store.StoreURL) -> int:
     """Take one look (under the store lock); returns trials now waiting or running.
 
     0 means the study is finished: every claim decided, or the cap reached where it is not.
@@ -89,7 +95,7 @@ def add_seeds(study_obj: Any, study: Study, url: str | store.StoreURL) -> int:
         return runner.reconcile(study_obj, study)
 
 
-def next_targets(study_obj: Any, study: Study) -> tuple[dict[str, int], dict[str, Any]]:
+def next_targets(study_obj: optuna.Study, study: Study) -> tuple[dict[str, int], dict[str, Any]]:
     """Evaluate the claims on the stored trials; the raised targets and a record of the look."""
     from hpo.reporting import tables, verdicts
 
@@ -139,7 +145,7 @@ def next_targets(study_obj: Any, study: Study) -> tuple[dict[str, int], dict[str
     return raised, look
 
 
-def _next_look_alpha(study_obj: Any, study: Study) -> float:
+def _next_look_alpha(study_obj: optuna.Study, study: Study) -> float:
     """The level the look after this one tests at (what more seeds would be judged by)."""
     from hpo.reporting.tables import ALPHA
 
@@ -147,7 +153,7 @@ def _next_look_alpha(study_obj: Any, study: Study) -> float:
     return look_alpha(ALPHA, taken + 1, planned_looks(study.config))
 
 
-def _labels(study: Study, summary: Any) -> list[tuple[dict[str, Any], str]]:
+def _labels(study: Study, summary: Summary) -> list[tuple[dict[str, Any], str]]:
     out = []
     for row in summary.table.to_dict("records"):
         cell = _cell_of(study, summary.keys, row)

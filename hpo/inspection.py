@@ -9,18 +9,23 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
-from hpo.schema import SHOW_METRICS, STATES, trial_label  # noqa: F401  (inspection.SHOW_METRICS)
+from hpo.schema import JSON, SHOW_METRICS, STATES, trial_label  # noqa: F401  (inspection.SHOW_METRICS)
+
+if TYPE_CHECKING:
+    import optuna
+    import pandas as pd
+    from optuna.trial import FrozenTrial
 
 
-def metric_name(study_obj: Any) -> str:
+def metric_name(study_obj: optuna.Study) -> str:
     names = study_obj.metric_names
     return names[0] if names and names[0] else "value"
 
 
-def study_rows(storage: Any) -> list[dict[str, Any]]:
+def study_rows(storage: optuna.storages.BaseStorage) -> list[dict[str, Any]]:
     """One dict per study in ``storage``: trials by state, best value, last activity."""
     import optuna
 
@@ -52,11 +57,11 @@ def study_rows(storage: Any) -> list[dict[str, Any]]:
     return rows
 
 
-def _finite(value: Any) -> bool:
+def _finite(value: object) -> bool:
     return isinstance(value, (int, float)) and math.isfinite(value)
 
 
-def _decoder(study_obj: Any) -> Any:
+def _decoder(study_obj: optuna.Study) -> Callable[[Mapping[str, object]], dict[str, object]]:
     """params -> {key: value} in the study file's terms (hpo studies), else Optuna's own."""
     if "hpo.spec" not in study_obj.user_attrs:
         return lambda params: dict(params)
@@ -69,12 +74,12 @@ def _decoder(study_obj: Any) -> Any:
     }
 
 
-def trial_params(t: Any) -> dict[str, Any]:
+def trial_params(t: FrozenTrial) -> dict[str, Any]:
     # Queued (WAITING) trials have no params yet, only the fixed ones they were enqueued with.
     return dict(t.params or t.system_attrs.get("fixed_params", {}))
 
 
-def trial_rows(study_obj: Any) -> list[dict[str, Any]]:
+def trial_rows(study_obj: optuna.Study) -> list[dict[str, Any]]:
     """One dict per trial: number, state, configuration, seed, value and the hpo metrics."""
     decode = _decoder(study_obj)
     rows = []
@@ -95,7 +100,7 @@ def trial_rows(study_obj: Any) -> list[dict[str, Any]]:
     return rows
 
 
-def _unique_trials(study_obj: Any) -> list[Any]:
+def _unique_trials(study_obj: optuna.Study) -> list[FrozenTrial]:
     """Every trial, each (configuration, seed) finished once (see results.unique_runs)."""
     from hpo.records import unique_runs
 
@@ -113,7 +118,7 @@ configuration_label = trial_label  # the schema's label of one trial
 # Export
 
 
-def export_json(study_obj: Any, storage_label: str) -> dict[str, Any]:
+def export_json(study_obj: optuna.Study, storage_label: str) -> dict[str, Any]:
     """Everything hpo knows about a study: settings, and every trial with its per-epoch record."""
     decode = _decoder(study_obj)
     trials = []
@@ -138,7 +143,7 @@ def export_json(study_obj: Any, storage_label: str) -> dict[str, Any]:
     })
 
 
-def export_frame(study_obj: Any) -> Any:
+def export_frame(study_obj: optuna.Study) -> pd.DataFrame:
     """One row per trial for CSV (per-epoch history and flatness curve: the JSON export)."""
     if "hpo.spec" in study_obj.user_attrs:
         from hpo.records import trials_frame
@@ -154,7 +159,7 @@ def export_frame(study_obj: Any) -> Any:
     return frame
 
 
-def jsonable(value: Any) -> Any:
+def jsonable(value: object) -> JSON:
     """Strict JSON: non-finite floats become null (a diverged run records ``diverged: true``)."""
     if isinstance(value, float):
         return value if math.isfinite(value) else None
@@ -167,7 +172,7 @@ def jsonable(value: Any) -> Any:
     return value
 
 
-def dumps(value: Any) -> str:
+def dumps(value: object) -> str:
     return json.dumps(jsonable(value), indent=2, allow_nan=False)
 
 
@@ -186,7 +191,7 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]], right: set[int]
     return "\n".join(lines)
 
 
-def fmt(value: Any, digits: int = 2) -> str:
+def fmt(value: object, digits: int = 2) -> str:
     if value is None:
         return "-"
     if isinstance(value, bool):

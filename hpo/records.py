@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hpo import listvalues
 from hpo.errors import HpoError, StoreError
@@ -10,10 +10,15 @@ from hpo.schema import FRAME_METRICS, SPEC_ATTR, config_label, ranked
 from hpo.spec import Study, from_dict
 from hpo.store.fetch import TrialRow, fetch_trials, unique_runs  # noqa: F401
 
+if TYPE_CHECKING:
+    import optuna
+    import pandas as pd
+    from optuna.trial import FrozenTrial
+
 METRICS = FRAME_METRICS  # the record's columns of a trials frame
 
 
-def study_spec(study_obj: Any) -> Study:
+def study_spec(study_obj: optuna.Study) -> Study:
     """The study file a stored study was run with (hpo stores it with the study)."""
     data = study_obj.user_attrs.get(SPEC_ATTR)
     if data is None:
@@ -24,7 +29,7 @@ def study_spec(study_obj: Any) -> Study:
     return from_dict(data, f"study {study_obj.study_name!r}")
 
 
-def current_spec(study_obj: Any, stored: Study) -> Study:
+def current_spec(study_obj: optuna.Study, stored: Study) -> Study:
     """The study file the trials were run from, as it is now (with the run's overrides): its
     question, claims and references are what the report says. The keys that define the runs
     must still agree with the trials; if they do not, one line says which and how to fix it.
@@ -57,8 +62,8 @@ def current_spec(study_obj: Any, stored: Study) -> Study:
     return current
 
 
-def trials_frame(study_obj: Any, study: Study | None = None, trials: list[Any] | None = None
-                 ) -> Any:
+def trials_frame(study_obj: optuna.Study, study: Study | None = None,
+                 trials: list[FrozenTrial] | list[TrialRow] | None = None) -> pd.DataFrame:
     """One row per trial, every state: number, state, the varied keys, seed and the record.
 
     ``trials`` (FrozenTrials already fetched) saves a second read of a large store.
@@ -94,7 +99,8 @@ def varied_keys(study: Study) -> list[str]:
     return [p.key for p in study.space]
 
 
-def config_summary(frame: Any, keys: list[str], metric: str = "test_acc") -> Any:
+def config_summary(frame: pd.DataFrame, keys: list[str], metric: str = "test_acc"
+                   ) -> pd.DataFrame:
     """Completed trials grouped by configuration: n, mean and std of ``metric``."""
     done = frame[frame["state"] == "COMPLETE"]
     if not keys:
@@ -104,13 +110,13 @@ def config_summary(frame: Any, keys: list[str], metric: str = "test_acc") -> Any
     return grouped.agg(n="count", mean="mean", std="std").reset_index()
 
 
-def rank_summary(summary: Any, metric: str) -> Any:
+def rank_summary(summary: pd.DataFrame, metric: str) -> pd.DataFrame:
     """``config_summary``'s rows best first by mean ``metric``: the rule `hpo report` ranks
     by (schema.ranked)."""
     return ranked(summary, "mean", metric)
 
 
-def format_summary(summary: Any, keys: list[str], metric: str = "test_acc") -> str:
+def format_summary(summary: pd.DataFrame, keys: list[str], metric: str = "test_acc") -> str:
     """Plain text, one configuration a line: what `hpo run` prints when it ends."""
     lines = []
     for _, row in summary.iterrows():

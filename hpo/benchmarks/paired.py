@@ -19,11 +19,14 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hpo.reporting import stats
 from hpo.reporting.claim_sides import SEED_CAP
 from hpo.reporting.tables import CONFIDENCE, at_chance
+
+if TYPE_CHECKING:
+    import numpy as np
 
 MARGIN = 1.0  # points of test accuracy: the default equivalence margin (--margin)
 EQUAL = "equal within noise"
@@ -115,7 +118,7 @@ def compare(a: Sequence[Mapping[str, Any]], b: Sequence[Mapping[str, Any]], data
 def _collapsed(runs: Sequence[Mapping[str, Any]], dataset: str, reduction: str) -> list[bool]:
     import numpy as np
 
-    def column(name: str) -> Any:
+    def column(name: str) -> np.ndarray:
         return np.array([math.nan if r.get(name) is None else float(r[name]) for r in runs],
                         dtype=float)
 

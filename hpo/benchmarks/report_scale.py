@@ -24,9 +24,17 @@ import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hpo.benchmarks import synthetic
+
+if TYPE_CHECKING:
+    import sqlite3
+
+    import optuna
+    from sqlalchemy.pool import ConnectionPoolEntry
+
+    from hpo.spec import Study
 
 TUNING = {
     "name": "bench_tuning", "dataset": "digits", "epochs": 10, "repeats": 3,
@@ -70,7 +78,8 @@ def _record(rng: random.Random, seed: int, params: dict[str, Any]) -> dict[str, 
     )
 
 
-def fill_tuning(storage: Any, study: Any, n_trials: int, rng: random.Random) -> None:
+def fill_tuning(storage: str | optuna.storages.BaseStorage, study: Study, n_trials: int,
+                rng: random.Random) -> None:
     study_obj = synthetic.create_study(storage, study, command="synthetic (benchmark)")
     trials = []
     while len(trials) < n_trials:
@@ -84,7 +93,8 @@ def fill_tuning(storage: Any, study: Any, n_trials: int, rng: random.Random) -> 
     synthetic.add(study_obj, trials[:n_trials])
 
 
-def fill_grid(storage: Any, study: Any, n_trials: int, rng: random.Random) -> None:
+def fill_grid(storage: str | optuna.storages.BaseStorage, study: Study, n_trials: int,
+              rng: random.Random) -> None:
     study_obj = synthetic.create_study(storage, study, command="synthetic (benchmark)")
     trials = []
     for seed in study.seeds():
@@ -93,7 +103,7 @@ def fill_grid(storage: Any, study: Any, n_trials: int, rng: random.Random) -> No
     synthetic.add(study_obj, trials[:n_trials])
 
 
-def _fast_sqlite(url: str) -> Any:
+def _fast_sqlite(url: str) -> optuna.storages.RDBStorage:
     """A storage for filling only: no fsync per trial (the store is thrown away)."""
     import optuna
     from sqlalchemy import event
@@ -101,7 +111,7 @@ def _fast_sqlite(url: str) -> Any:
     storage = optuna.storages.RDBStorage(url)
 
     @event.listens_for(storage.engine, "connect")
-    def _no_sync(dbapi_connection: Any, _record: Any) -> None:
+    def _no_sync(dbapi_connection: sqlite3.Connection, _record: ConnectionPoolEntry) -> None:
         dbapi_connection.execute("PRAGMA synchronous=OFF")
         dbapi_connection.execute("PRAGMA journal_mode=MEMORY")
 

@@ -9,11 +9,15 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hpo import listvalues
 from hpo import space as space_mod
 from hpo.spec import Study
+
+if TYPE_CHECKING:
+    import optuna
+    from optuna.trial import FrozenTrial
 
 STUDY_ATTRS = {
     "hpo.versions": {"hpo": "0.1.0", "torch": "synthetic", "optuna": "5.0.0",
@@ -23,8 +27,8 @@ STUDY_ATTRS = {
 }
 
 
-def create_study(storage: Any, study: Study, name: str | None = None,
-                 command: str = "synthetic") -> Any:
+def create_study(storage: str | optuna.storages.BaseStorage, study: Study,
+                 name: str | None = None, command: str = "synthetic") -> optuna.Study:
     """An Optuna study with the attributes `hpo run` gives it (without importing torch)."""
     import optuna
 
@@ -74,7 +78,7 @@ def record(seed: int, *, test_acc: float, val_acc: float | None = None,
 
 
 def trial(study: Study, params: Mapping[str, Any], attrs: Mapping[str, Any],
-          state: str = "COMPLETE") -> Any:
+          state: str = "COMPLETE") -> FrozenTrial:
     """A FrozenTrial of ``study`` with ``params`` (decoded values), ready for add_trials."""
     import optuna
     from optuna.trial import TrialState
@@ -103,5 +107,5 @@ def trial(study: Study, params: Mapping[str, Any], attrs: Mapping[str, Any],
         )
 
 
-def add(study_obj: Any, trials: Sequence[Any]) -> None:
+def add(study_obj: optuna.Study, trials: Sequence[FrozenTrial]) -> None:
     study_obj.add_trials(list(trials))

@@ -17,9 +17,10 @@ import platform
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from hpo import spec
 from hpo.benchmarks import paired
@@ -27,6 +28,13 @@ from hpo.nn.data import SPLIT_SEED, default_data_dir
 from hpo.nn.train import peak_rss_mb
 from hpo.schema import trial_label
 from hpo.space import cell_key
+
+if TYPE_CHECKING:
+    from PIL.Image import Image
+    from torch import Tensor, nn, optim
+    from torch.utils.data import DataLoader
+
+R = TypeVar("R")
 
 
 @dataclass
@@ -102,13 +110,14 @@ def machine_info(device: str = "cpu") -> dict[str, Any]:
 class _SeedsDataset:
     """Per-sample conversion exactly as torchvision's MNIST does it (PIL, then transforms)."""
 
-    def __init__(self, images: Any, labels: Any, transform: Any) -> None:
+    def __init__(self, images: Tensor, labels: Tensor,
+                 transform: Callable[[Image], Tensor]) -> None:
         self.images, self.labels, self.transform = images, labels, transform
 
     def __len__(self) -> int:
         return len(self.labels)
 
-    def __getitem__(self, i: int) -> tuple[Any, int]:
+    def __getitem__(self, i: int) -> tuple[Tensor, int]:
         from PIL import Image
 
         img = self.images[i]  # C x H x W, uint8
@@ -117,7 +126,7 @@ class _SeedsDataset:
         return self.transform(pil), int(self.labels[i])
 
 
-def _seeds_datasets(name: str, data_dir: Path) -> tuple[Any, Any]:
+def _seeds_datasets(name: str, data_dir: Path) -> tuple[_SeedsDataset, _SeedsDataset]:
     """(train+val, test) datasets with per-sample transforms, as torchvision's datasets give
     them (PIL image, ToTensor, Normalize); the pixels come from hpo's own readers, which read
     every layout hpo accepts (CIFAR-10's binary release included, which torchvision cannot)."""
@@ -136,7 +145,7 @@ def _seeds_datasets(name: str, data_dir: Path) -> tuple[Any, Any]:
     return _SeedsDataset(train_x, train_y, tf), _SeedsDataset(test_x, test_y, tf)
 
 
-def _loader_eval(model: Any, loader: Any, device: str) -> tuple[float, float]:
+def _loader_eval(model: nn.Module, loader: DataLoader, device: str) -> tuple[float, float]:
     import torch
     import torch.nn.functional as F
 
@@ -198,7 +207,8 @@ def run_seeds_way(study: spec.Study, data_dir: Path, device: str = "cpu") -> Way
     )
 
 
-def _loader_epoch(model: Any, optimizer: Any, loader: Any, device: str) -> tuple[float, float]:
+def _loader_epoch(model: nn.Module, optimizer: optim.Optimizer, loader: DataLoader,
+                  device: str) -> tuple[float, float]:
     """One training epoch the tutorials' way: (mean training loss, training accuracy %) over
     the epoch's minibatches, as hpo records them (the at_chance rule reads the last epoch's)."""
     import torch.nn.functional as F
@@ -287,7 +297,7 @@ def _seeds_way_from_dict(spec_dict: dict, source: str, root: Path, device: str) 
     return run_seeds_way(spec.from_dict(spec_dict, source), root, device)
 
 
-def _in_fresh_process(fn: Any, *args: Any) -> Any:
+def _in_fresh_process(fn: Callable[..., R], *args: object) -> R:
     import concurrent.futures
     import multiprocessing
 

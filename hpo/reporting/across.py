@@ -12,10 +12,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hpo.errors import HpoError
 from hpo.reporting.write import command_study
+
+if TYPE_CHECKING:
+    import optuna
+    import pandas as pd
+
+    from hpo.reporting.claims import Verdict
 
 NOT_RUN = "–"
 
@@ -24,7 +30,8 @@ NOT_RUN = "–"
 class Across:
     studies: list[str]  # study files asked for, in the order given
     datasets: list[str]  # columns
-    table: Any  # rows: "study: claim", columns: datasets, cells: verdict (NOT_RUN if not run)
+    # rows: "study: claim", columns: datasets, cells: verdict (NOT_RUN if not run)
+    table: pd.DataFrame
     sources: dict[tuple[str, str], list[str]] = field(default_factory=dict)  # (study, dataset) ->
     # stored studies behind that column, with their setup
 
@@ -54,7 +61,7 @@ def _dataset_order(datasets: set[str]) -> list[str]:
     return known + sorted(datasets - set(known))
 
 
-def across_datasets(storage: Any, studies: Sequence[str]) -> Across:
+def across_datasets(storage: str | optuna.storages.BaseStorage, studies: Sequence[str]) -> Across:
     """Evaluate every stored run of ``studies`` and lay the verdicts out claim × dataset."""
     import optuna
     import pandas as pd
@@ -105,7 +112,7 @@ def across_datasets(storage: Any, studies: Sequence[str]) -> Across:
     return Across(studies=list(studies), datasets=columns, table=table, sources=sources)
 
 
-def cell_text(verdict: Any) -> str:
+def cell_text(verdict: Verdict) -> str:
     """The verdict, and where readings disagreed, each reading's own (uncorrected) in brackets,
     so a reader sees which findings hold in which reading."""
     if not verdict.by_reading:

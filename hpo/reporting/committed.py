@@ -12,12 +12,18 @@ import filecmp
 import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from hpo import store
 from hpo.errors import HpoError
 from hpo.schema import TRIALS_FILE
 from hpo.version import __version__
+
+if TYPE_CHECKING:
+    import optuna
+
+    from hpo.reporting.tables import Summary
+    from hpo.reporting.write import Written
 
 
 def trial_folders(paths: Iterable[str | Path]) -> list[Path]:
@@ -44,7 +50,7 @@ def trials_url(folder: Path) -> store.StoreURL:
     return store.parse(f"journal:{folder / TRIALS_FILE}")
 
 
-def load_folder_study(folder: Path) -> Any:
+def load_folder_study(folder: Path) -> optuna.Study:
     """The one study in ``folder``'s trials file, whose name must be the folder's."""
     url = trials_url(folder)
     storage = store.open_storage(url, create=False)
@@ -81,7 +87,8 @@ def display(folder: Path) -> str:
         return str(folder.resolve())
 
 
-def render(folder: Path, formats: Sequence[str], out_root: Path | None = None) -> Any:
+def render(folder: Path, formats: Sequence[str],
+           out_root: Path | None = None) -> tuple[Summary, Written]:
     """Write ``folder``'s report (into ``out_root/<name>/``, default the folder itself) from
     its trials and the current study file; returns (summary, written)."""
     from hpo.reporting import tables, write
@@ -113,7 +120,7 @@ def check(folder: Path, formats: Sequence[str]) -> list[str]:
         return problems
 
 
-def merged_storage(folders: Sequence[Path]) -> Any:
+def merged_storage(folders: Sequence[Path]) -> optuna.storages.InMemoryStorage:
     """One in-memory store holding a copy of every folder's study (for claims × datasets,
     which reads several studies from one store)."""
     import optuna

@@ -9,10 +9,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING
 
 from hpo.reporting import readings, render
 from hpo.reporting.tables import CONFIDENCE, Summary, format_value, matches_row, short_names
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from hpo.spec import Reference
 
 
 def prediction_interval(mean: float, std: float, n: int) -> tuple[float, float]:
@@ -56,7 +61,7 @@ def seeds_to_narrow(std: float, half_width: float) -> int | None:
     return None
 
 
-def reference_table(summary: Summary, ref: Any = None) -> Any | None:
+def reference_table(summary: Summary, ref: Reference | None = None) -> pd.DataFrame | None:
     """A published table (``ref``, default the study's first) beside the measured means: one
     row per (published row, matching configuration); a published row naming a subset of the
     keys matches every configuration that agrees on those keys. ``difference`` is measured
@@ -143,7 +148,7 @@ def published_lines(summary: Summary) -> list[str]:
     return lines
 
 
-def narrowing_line(summary: Summary, published: Sequence[Any], within: float) -> str:
+def narrowing_line(summary: Summary, published: Sequence[Reference], within: float) -> str:
     """How many comparisons can tell, and what seeds the others need (or why none helps)."""
     refs = [reference_table(summary, source) for source in published]
     rows = [r for ref in refs for r in ref.to_dict("records") if r.get("config") is not None

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import math
-from typing import Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, TypeGuard
 
 from hpo.reporting.tables import ALPHA, STATE_COLUMNS, Summary, pivot, short_names, time_basis
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 # The per-configuration columns of the main table: metric and header.
 SHOWN_METRICS = {
@@ -25,11 +29,11 @@ PIVOT_METRICS = {
 DASH = "–"
 
 
-def _finite(x: Any) -> bool:
+def _finite(x: object) -> TypeGuard[float]:
     return x is not None and isinstance(x, (int, float)) and math.isfinite(x)
 
 
-def fmt_num(x: Any, metric: str) -> str:
+def fmt_num(x: object, metric: str) -> str:
     if not _finite(x):
         return DASH
     if metric.endswith("_loss"):
@@ -39,7 +43,7 @@ def fmt_num(x: Any, metric: str) -> str:
     return f"{x:.2f}"
 
 
-def fmt_stat(row: Any, metric: str, ci: bool = True) -> str:
+def fmt_stat(row: Mapping[str, object] | pd.Series, metric: str, ci: bool = True) -> str:
     """``80.87 ± 1.53 [77.06, 84.68]``: mean ± std over seeds, then the 95% interval, all in
     the mean's format (a tiny loss switches all four to scientific notation)."""
     mean = row[f"{metric}_mean"]
@@ -47,7 +51,7 @@ def fmt_stat(row: Any, metric: str, ci: bool = True) -> str:
         return "diverged" if metric.endswith("_loss") and row.get("diverged", 0) else DASH
     std = row[f"{metric}_std"]
 
-    def fmt(x: Any) -> str:
+    def fmt(x: object) -> str:
         if metric.endswith("_loss") and _finite(x) and 0 < abs(mean) < 0.01:
             return f"{x:.2e}"
         return fmt_num(x, metric) if not metric.endswith("_loss") else (
@@ -61,7 +65,7 @@ def fmt_stat(row: Any, metric: str, ci: bool = True) -> str:
     return text
 
 
-def fmt_p(row: Any) -> str:
+def fmt_p(row: Mapping[str, object]) -> str:
     if row["best"]:
         return "best"
     p = row["p_value"]
@@ -71,7 +75,7 @@ def fmt_p(row: Any) -> str:
     return f"{p:.3f} ({label})" if p >= 0.001 else f"<0.001 ({label})"
 
 
-def display_table(summary: Summary, limit: int | None = None) -> Any:
+def display_table(summary: Summary, limit: int | None = None) -> pd.DataFrame:
     """The main table as strings: one row per configuration, the columns a reader needs.
 
     State columns (pruned, failed, running, waiting) appear only when the study has such
@@ -125,18 +129,18 @@ def display_table(summary: Summary, limit: int | None = None) -> Any:
     return out.reset_index(drop=True)
 
 
-def fmt_key(value: Any) -> str:
+def fmt_key(value: object) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return DASH
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
-def _fmt_n(row: Any) -> str:
+def _fmt_n(row: Mapping[str, object]) -> str:
     n, asked = int(row["n"]), int(row["n_asked"])
     return f"{n}" if n >= asked else f"{n} of {asked}"
 
 
-def markdown_table(frame: Any, bold_rows: tuple[int, ...] = ()) -> str:
+def markdown_table(frame: pd.DataFrame, bold_rows: tuple[int, ...] = ()) -> str:
     frame = frame.copy()
     for i in bold_rows:
         frame.iloc[i, 0] = f"**{frame.iloc[i, 0]}**"
@@ -157,7 +161,7 @@ def terminal_table(summary: Summary, limit: int | None = None) -> str:
                     disable_numparse=True)
 
 
-def pivot_display(summary: Summary, metric: str) -> Any:
+def pivot_display(summary: Summary, metric: str) -> pd.DataFrame:
     """A two-way grid's ``metric`` as mean ± std strings, rows the first key."""
     table = summary.table.copy()
     if metric in ("wall_time", "cpu_time"):
@@ -172,12 +176,12 @@ def pivot_display(summary: Summary, metric: str) -> Any:
     return matrix.fillna(DASH)
 
 
-def pivot_numeric(summary: Summary, metric: str) -> Any:
+def pivot_numeric(summary: Summary, metric: str) -> pd.DataFrame:
     column = f"{metric}_mean"
     return pivot(summary.table, summary.keys, column).astype(float)
 
 
-def reference_display(ref: Any, metric: str) -> Any:
+def reference_display(ref: pd.DataFrame, metric: str) -> pd.DataFrame:
     import pandas as pd
 
     out = pd.DataFrame({
@@ -249,7 +253,7 @@ def csv_table(summary: Summary) -> str:
     return summary.table.to_csv(index=False)
 
 
-def _params_cell(total: Any, trained: Any) -> str:
+def _params_cell(total: object, trained: object) -> str:
     """Parameter count, with the trained ones where fewer are (a frozen network's head)."""
     if not _finite(total):
         return DASH

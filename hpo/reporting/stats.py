@@ -9,9 +9,13 @@ formula of G*Power and R's ``power.t.test``: d = 1 needs 17 seeds per group, d =
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
 
 POWER = 0.8
 MAX_SEEDS = 1_000_000  # beyond this a seed count is reported as "more than"
@@ -31,14 +35,14 @@ class Diff:
         return self.se == 0.0
 
 
-def _clean(values: Any) -> Any:
+def _clean(values: npt.ArrayLike) -> np.ndarray:
     import numpy as np
 
     x = np.asarray(values, dtype=float)
     return x[np.isfinite(x)]
 
 
-def welch_diff(a: Any, b: Any) -> Diff | None:
+def welch_diff(a: npt.ArrayLike, b: npt.ArrayLike) -> Diff | None:
     """None when either side has fewer than 2 finite values (no variance estimate)."""
     a, b = _clean(a), _clean(b)
     if len(a) < 2 or len(b) < 2:
@@ -52,7 +56,7 @@ def welch_diff(a: Any, b: Any) -> Diff | None:
     return Diff(diff, math.sqrt(se2), float(df))
 
 
-def one_sample_diff(x: Any, center: float) -> Diff | None:
+def one_sample_diff(x: npt.ArrayLike, center: float) -> Diff | None:
     """mean(x) - center with the one-sample standard error; None with fewer than 2 values."""
     x = _clean(x)
     if len(x) < 2:
@@ -119,7 +123,7 @@ def holm(pvalues: Sequence[float]) -> list[float]:
     return out
 
 
-def pooled_std(a: Any, b: Any) -> float:
+def pooled_std(a: npt.ArrayLike, b: npt.ArrayLike) -> float:
     a, b = _clean(a), _clean(b)
     dof = len(a) + len(b) - 2
     if len(a) < 2 or len(b) < 2 or dof <= 0:
@@ -163,7 +167,7 @@ def power_beyond(effect: float, margin: float, n: int, alpha: float, groups: int
     return float(stats.nct.sf(crit, df, (abs(effect) - margin) / factor))
 
 
-def _smallest_n(power: Any, target: float = POWER) -> int | None:
+def _smallest_n(power: Callable[[int], float], target: float = POWER) -> int | None:
     """The smallest n >= 2 with power(n) >= target (power grows with n); None past MAX_SEEDS."""
     if power(2) >= target:
         return 2

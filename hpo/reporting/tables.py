@@ -8,9 +8,9 @@ Diverged runs are COMPLETE trials (their accuracy is what the broken weights rea
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from hpo.errors import HpoError
 from hpo.schema import (  # noqa: F401  (re-exported: the report's modules read them here)
@@ -29,6 +29,14 @@ from hpo.schema import (  # noqa: F401  (re-exported: the report's modules read 
 from hpo.schema import norm as _norm
 from hpo.spec import Study
 
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+    import optuna
+    import pandas as pd
+
+# Per-run numbers as a pandas Series or a numpy array (at_chance answers in the same kind).
+Runs = TypeVar("Runs", "pd.Series", "np.ndarray")
 CONFIDENCE = 0.95
 ALPHA = 0.05  # a p-value below this marks a difference from the best row as significant
 
@@ -39,8 +47,8 @@ class Summary:
 
     name: str
     study: Study
-    frame: Any  # one row per trial, every state (hpo.records.trials_frame)
-    table: Any  # one row per configuration, numeric (see config_table)
+    frame: pd.DataFrame  # one row per trial, every state (hpo.records.trials_frame)
+    table: pd.DataFrame  # one row per configuration, numeric (see config_table)
     keys: list[str]  # varied keys, in space order
     metric: str  # the ranking metric (default: the study's metric)
     counts: dict[str, int]  # trials per state, over the whole study
@@ -51,7 +59,7 @@ class Summary:
         return not lower_is_better(self.metric)
 
     @property
-    def best(self) -> Any | None:
+    def best(self) -> pd.Series | None:
         rows = self.table[self.table["best"]]
         return None if rows.empty else rows.iloc[0]
 
@@ -74,7 +82,8 @@ def mean_std_ci(values: Sequence[float], confidence: float = CONFIDENCE) -> tupl
     return mean, std, mean - half, mean + half
 
 
-def welch_p(mean1: Any, std1: Any, n1: Any, mean2: Any, std2: Any, n2: Any) -> Any:
+def welch_p(mean1: npt.ArrayLike, std1: npt.ArrayLike, n1: npt.ArrayLike, mean2: npt.ArrayLike,
+            std2: npt.ArrayLike, n2: npt.ArrayLike) -> np.ndarray:
     """Two-sided p-value of Welch's unequal-variance t-test, from summary statistics.
 
     Vectorised over numpy arrays. Rules for the degenerate cases: fewer than 2 runs on either
@@ -97,7 +106,7 @@ def welch_p(mean1: Any, std1: Any, n1: Any, mean2: Any, std2: Any, n2: Any) -> A
     return p
 
 
-def state_counts(frame: Any) -> dict[str, int]:
+def state_counts(frame: pd.DataFrame) -> dict[str, int]:
     counts = frame["state"].value_counts()
     return {state: int(counts.get(state, 0)) for state in STATES}
 
@@ -114,8 +123,8 @@ def chance_acc(dataset: str) -> float:
 CHANCE_LOSS_SHARE = 0.95
 
 
-def at_chance(train_acc: Any, dataset: str, train_loss: Any = None,
-              reduction: str = "mean") -> Any:
+def at_chance(train_acc: Runs, dataset: str, train_loss: Runs | None = None,
+              reduction: str = "mean") -> Runs:
     """Runs that learned nothing: final training accuracy (%, a Series) within the at_chance
     tolerance of guessing, or, for a mean-reduced loss, final training loss at least
     CHANCE_LOSS_SHARE of ln(classes). A missing accuracy (a diverged run) counts as at chance."""
@@ -128,7 +137,7 @@ def at_chance(train_acc: Any, dataset: str, train_loss: Any = None,
     return stuck
 
 
-def config_table(frame: Any, study: Study, metric: str | None = None) -> Any:
+def config_table(frame: pd.DataFrame, study: Study, metric: str | None = None) -> pd.DataFrame:
     """One row per configuration, in grid order (grids) or best first (tuning studies).
 
     Columns: ``config`` (label), the varied keys, ``n`` (complete runs), ``n_asked`` (seeds
@@ -185,7 +194,7 @@ def config_table(frame: Any, study: Study, metric: str | None = None) -> Any:
     return table.reset_index(drop=True)
 
 
-def _run_values(done: Any, target: float) -> Any:
+def _run_values(done: pd.DataFrame, target: float) -> pd.DataFrame:
     """One row per complete run (indexed as ``done``): its numbers, non-finite ones NaN."""
     import numpy as np
     import pandas as pd
@@ -208,7 +217,7 @@ def _run_values(done: Any, target: float) -> Any:
     return values
 
 
-def _aggregate(values: Any, target: float) -> Any:
+def _aggregate(values: pd.DataFrame, target: float) -> pd.DataFrame:
     """One row per configuration (``_key``): counts, means and stds of the runs' numbers."""
     import pandas as pd
 
@@ -232,7 +241,7 @@ def _aggregate(values: Any, target: float) -> Any:
     return agg
 
 
-def _add_intervals(table: Any) -> Any:
+def _add_intervals(table: pd.DataFrame) -> pd.DataFrame:
     """``<m>_ci_low``/``<m>_ci_high`` for every STAT_METRICS ``m`` (t-based, CONFIDENCE),
     from the ``_<m>_count`` columns, which it removes."""
     import numpy as np
@@ -253,14 +262,14 @@ def _add_intervals(table: Any) -> Any:
     return table
 
 
-def epoch_seconds(history: Any) -> float:
+def epoch_seconds(history: Iterable[Mapping[str, object]] | None) -> float:
     """Mean seconds per epoch of one run's history (NaN without any timed epoch)."""
     seconds = [h.get("seconds") for h in history or ()]
     seconds = [float(x) for x in seconds if isinstance(x, (int, float)) and math.isfinite(x)]
     return sum(seconds) / len(seconds) if seconds else math.nan
 
 
-def epochs_to_target(history: Any, target: float) -> float:
+def epochs_to_target(history: Iterable[Mapping[str, object]] | None, target: float) -> float:
     """The first epoch whose validation accuracy is >= ``target`` (%); NaN if none is."""
     for h in history or ():
         acc = h.get("val_acc")
@@ -269,13 +278,14 @@ def epochs_to_target(history: Any, target: float) -> float:
     return math.nan
 
 
-def _grid_values(study: Study, keys: list[str]) -> list[tuple[Any, ...]]:
+def _grid_values(study: Study, keys: list[str]) -> list[tuple[object, ...]]:
     if not study.is_grid:
         return []
     return [tuple(cell.get(k) for k in keys) for cell in study.cells()]
 
 
-def _row_order(frame: Any, study: Study, keys: list[str], agg: Any) -> list[str]:
+def _row_order(frame: pd.DataFrame, study: Study, keys: list[str],
+               agg: pd.DataFrame) -> list[str]:
     """Grid: every cell in grid order (cells not run yet included), then any stray config.
     Tuning: configurations with at least one complete run (the others are only counted)."""
     if not study.is_grid:
@@ -289,7 +299,7 @@ def _row_order(frame: Any, study: Study, keys: list[str], agg: Any) -> list[str]
     return order
 
 
-def _order_columns(table: Any, keys: list[str]) -> Any:
+def _order_columns(table: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     head = ["config", *keys, "n", "n_asked"]
     stats_cols = [f"{m}_{s}" for m in STAT_METRICS for s in ("mean", "std", "ci_low", "ci_high")]
     tail = ["wall_time_mean", "epoch_seconds_mean", "cpu_time_mean", "cpu_epoch_seconds_mean",
@@ -302,7 +312,7 @@ def _order_columns(table: Any, keys: list[str]) -> Any:
     return table[head + stats_cols + tail]
 
 
-def _mark_best(table: Any, metric: str) -> Any:
+def _mark_best(table: pd.DataFrame, metric: str) -> pd.DataFrame:
     import numpy as np
 
     mean = table[f"{metric}_mean"].to_numpy(dtype=float)
@@ -319,11 +329,11 @@ def _mark_best(table: Any, metric: str) -> Any:
     return table
 
 
-def _tuning_order(table: Any, metric: str) -> Any:
+def _tuning_order(table: pd.DataFrame, metric: str) -> pd.DataFrame:
     return ranked(table, f"{metric}_mean", metric)
 
 
-def summarize(study_obj: Any, metric: str | None = None) -> Summary:
+def summarize(study_obj: optuna.Study, metric: str | None = None) -> Summary:
     """Load a stored study's trials and build its per-configuration table."""
     from hpo import records
 
@@ -385,7 +395,7 @@ def _jobs(command: str) -> int:
     return 1
 
 
-def overlapping(frame: Any) -> bool:
+def overlapping(frame: pd.DataFrame) -> bool:
     """Whether any two complete trials ran at the same time (start before another's end)."""
     done = frame[frame["state"] == "COMPLETE"].dropna(
         subset=["datetime_start", "datetime_complete"])
@@ -422,7 +432,7 @@ def time_basis(summary: Summary) -> TimeBasis:
     return TimeBasis("wall_time", False, "Time is wall time; one trial ran at a time.")
 
 
-def pivot(table: Any, keys: Sequence[str], column: str) -> Any:
+def pivot(table: pd.DataFrame, keys: Sequence[str], column: str) -> pd.DataFrame:
     """A two-parameter grid as a matrix: rows the first key, columns the second, grid order."""
     import pandas as pd
 
@@ -444,7 +454,7 @@ def is_two_way_grid(summary: Summary) -> bool:
             and summary.table[summary.keys].notna().all().all())
 
 
-def matches_row(params: Sequence[tuple[str, Any]], row: Any) -> bool:
+def matches_row(params: Sequence[tuple[str, object]], row: Mapping[str, object]) -> bool:
     for key, value in params:
         have, want = _norm(row[key]), _norm(value)
         if isinstance(have, float) and isinstance(want, float):

@@ -5,10 +5,10 @@ from __future__ import annotations
 import contextlib
 import os
 import shlex
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, TypeAlias
 
 from hpo.reporting import figures, published, readings, render, verdicts
 from hpo.reporting.figures import steps as step_figures
@@ -21,8 +21,13 @@ from hpo.reporting.tables import (
     time_basis,
 )
 
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
 FORMATS = ("md", "csv", "tex")
 README_LIMIT = 30  # rows of a tuning study's table shown in README.md (all are in table.csv)
+# (file stem, caption, thunk drawing the figure)
+FigureSpec: TypeAlias = "tuple[str, str, Callable[[], Figure]]"
 
 
 @dataclass
@@ -31,10 +36,10 @@ class Written:
     files: list[Path] = field(default_factory=list)
 
 
-def _figure_specs(summary: Summary) -> list[tuple[str, str, Any]]:
+def _figure_specs(summary: Summary) -> list[FigureSpec]:
     """(file stem, caption, thunk drawing the figure) for every figure this study gets."""
     name = summary.name
-    specs: list[tuple[str, str, Any]] = []
+    specs: list[FigureSpec] = []
     if summary.counts["COMPLETE"] == 0:
         return specs
     specs.append((
@@ -74,9 +79,9 @@ def _figure_specs(summary: Summary) -> list[tuple[str, str, Any]]:
     return specs + _grid_figure_specs(summary) + _tuning_figure_specs(summary)
 
 
-def _grid_figure_specs(summary: Summary) -> list[tuple[str, str, Any]]:
+def _grid_figure_specs(summary: Summary) -> list[FigureSpec]:
     """A two-parameter grid's heat maps ([] otherwise)."""
-    specs: list[tuple[str, str, Any]] = []
+    specs: list[FigureSpec] = []
     if is_two_way_grid(summary):
         specs.append((
             "heatmap",
@@ -94,10 +99,10 @@ def _grid_figure_specs(summary: Summary) -> list[tuple[str, str, Any]]:
     return specs
 
 
-def _tuning_figure_specs(summary: Summary) -> list[tuple[str, str, Any]]:
+def _tuning_figure_specs(summary: Summary) -> list[FigureSpec]:
     """A tuning study's importance and optimisation history ([] for a grid)."""
     name = summary.name
-    specs: list[tuple[str, str, Any]] = []
+    specs: list[FigureSpec] = []
     if not summary.study.is_grid:
         # Computed now, not when drawn: the caption says whether the two estimators agree.
         importance = figures.importance_data(summary)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 from hpo.reporting.figures.common import (
     MAX_BARS,
@@ -14,6 +14,10 @@ from hpo.reporting.figures.common import (
 )
 from hpo.reporting.tables import Summary
 
+if TYPE_CHECKING:
+    import pandas as pd
+    from matplotlib.figure import Figure
+
 # ---------------------------------------------------------------------------------------------
 # Accuracy per configuration
 
@@ -21,9 +25,9 @@ from hpo.reporting.tables import Summary
 @dataclass
 class AccuracyData:
     metric: str
-    bars: Any  # config, mean, ci_low, ci_high, n, best (table order)
-    seeds: Any  # config, value: one point per run
-    reference: Any  # config, value: published numbers, when the study has a reference
+    bars: pd.DataFrame  # config, mean, ci_low, ci_high, n, best (table order)
+    seeds: pd.DataFrame  # config, value: one point per run
+    reference: pd.DataFrame  # config, value: published numbers, when the study has a reference
     total: int
     ranked_by: str = "val_acc"  # the metric that picked the best row
 
@@ -68,7 +72,7 @@ def strip_key(labels: list[str]) -> tuple[list[str], str]:
     return labels, "configuration"
 
 
-def plot_accuracy(data: AccuracyData, title: str, reference_source: str = "") -> Any:
+def plot_accuracy(data: AccuracyData, title: str, reference_source: str = "") -> Figure:
     import matplotlib.pyplot as plt
     import numpy as np
 

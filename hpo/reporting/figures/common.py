@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from hpo.reporting.tables import Summary, config_key
 from hpo.schema import ranked
+
+if TYPE_CHECKING:
+    import os
+
+    import pandas as pd
+    from matplotlib.figure import Figure
 
 CURVE_METRICS = ("train_loss", "val_loss", "train_acc", "val_acc")
 LABELS = {
@@ -36,7 +42,7 @@ def shown_configs(summary: Summary, limit: int) -> tuple[list[str], int]:
     return list(table["config"]), int((summary.table["n"] > 0).sum())
 
 
-def complete_with_labels(summary: Summary) -> Any:
+def complete_with_labels(summary: Summary) -> pd.DataFrame:
     keys = summary.keys
     done = summary.frame[summary.frame["state"] == "COMPLETE"]
     key_to_label = {config_key(tuple(r[k] for k in keys)): r["config"]
@@ -48,17 +54,17 @@ def complete_with_labels(summary: Summary) -> Any:
     return done.assign(config=cfg)
 
 
-def palette(n: int) -> list[Any]:
+def palette(n: int) -> list[tuple[float, float, float]]:
     import seaborn as sns
 
     return sns.color_palette("tab10" if n <= 10 else "husl", n)
 
 
-def tick(value: Any) -> str:
+def tick(value: object) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
-def save(fig: Any, path: Any) -> None:
+def save(fig: Figure, path: str | os.PathLike[str]) -> None:
     import matplotlib.pyplot as plt
 
     fig.savefig(path, dpi=DPI)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, TypeAlias
 
 from hpo.reporting.figures.accuracy import strip_key
 from hpo.reporting.figures.common import (
@@ -17,23 +17,30 @@ from hpo.reporting.figures.common import (
 )
 from hpo.reporting.tables import Summary
 
+if TYPE_CHECKING:
+    import pandas as pd
+    from matplotlib.figure import Figure
+
 # ---------------------------------------------------------------------------------------------
 # Learning curves
 
 
 @dataclass
 class CurvesData:
-    curves: Any  # columns: config, epoch, metric, mean, std, n
+    curves: pd.DataFrame  # columns: config, epoch, metric, mean, std, n
     configs: list[str]  # drawn, in table order
     total: int  # configurations with a complete run
-    seeds: Any = None  # columns: config, seed, epoch, metric, value (one line per run)
+    # columns: config, seed, epoch, metric, value (one line per run)
+    seeds: pd.DataFrame | None = None
 
 
 # Line styles: every configuration gets its own dash pattern and marker as well as its colour,
 # so two configurations whose curves coincide (ReLU and ELU; momentum and Nesterov) stay
 # distinguishable; configurations drawn earlier get wider lines, so one drawn later on top of
 # them leaves their edges visible.
-DASHES: tuple[Any, ...] = ("-", (0, (6, 2)), (0, (2, 1.5)), (0, (6, 2, 1.5, 2)), (0, (10, 3)),
+# A matplotlib line style: a name ("-"), or (offset, on-off lengths in points).
+Dash: TypeAlias = "str | tuple[float, tuple[float, ...]]"
+DASHES: tuple[Dash, ...] = ("-", (0, (6, 2)), (0, (2, 1.5)), (0, (6, 2, 1.5, 2)), (0, (10, 3)),
                            (0, (1, 1)), (0, (4, 1, 1, 1, 1, 1)), (0, (8, 2, 2, 2)))
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "<", ">")
 WIDEST, NARROWEST = 3.4, 1.2
@@ -41,7 +48,7 @@ WIDEST, NARROWEST = 3.4, 1.2
 
 @dataclass(frozen=True)
 class LineStyle:
-    dash: Any
+    dash: Dash
     marker: str
     width: float
     zorder: int
@@ -94,7 +101,7 @@ def curves_data(summary: Summary, limit: int = MAX_CURVES) -> CurvesData:
     return CurvesData(curves=curves, configs=configs, total=total, seeds=seeds)
 
 
-def plot_curves(data: CurvesData, title: str) -> Any:
+def plot_curves(data: CurvesData, title: str) -> Figure:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(2, 2, figsize=(11, 7.5), sharex=True)

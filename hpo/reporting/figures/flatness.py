@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 from hpo.reporting.figures.common import complete_with_labels, palette
 from hpo.reporting.figures.curves import line_styles
 from hpo.reporting.tables import Summary
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from matplotlib.figure import Figure
 
 # ---------------------------------------------------------------------------------------------
 # Flatness: loss along theta(alpha) = (1 - alpha) theta_0 + alpha theta_final
@@ -19,9 +23,10 @@ FLATNESS_METRICS = ("val_loss", "val_err", "train_loss", "train_err")
 
 @dataclass
 class FlatnessData:
-    curves: Any  # columns: config, alpha, metric, mean, std, n
+    curves: pd.DataFrame  # columns: config, alpha, metric, mean, std, n
     configs: list[str]  # in table order
-    seeds: Any = None  # columns: config, seed, alpha, metric, value (one line per run)
+    # columns: config, seed, alpha, metric, value (one line per run)
+    seeds: pd.DataFrame | None = None
 
 
 def flatness_data(summary: Summary) -> FlatnessData:
@@ -61,7 +66,7 @@ def flatness_data(summary: Summary) -> FlatnessData:
     return FlatnessData(curves=curves[columns], configs=order, seeds=seeds)
 
 
-def plot_flatness(data: FlatnessData, title: str) -> Any:
+def plot_flatness(data: FlatnessData, title: str) -> Figure:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.8))

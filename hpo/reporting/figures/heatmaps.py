@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING
 
 from hpo.reporting.figures.common import tick, unit_label
 from hpo.reporting.render import fmt_num, pivot_numeric
 from hpo.reporting.tables import Summary, short_names
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from matplotlib.figure import Figure
 
 # ---------------------------------------------------------------------------------------------
 # Heat maps of two-parameter grids
@@ -16,10 +20,10 @@ from hpo.reporting.tables import Summary, short_names
 @dataclass
 class HeatmapData:
     keys: tuple[str, str]
-    matrices: dict[str, Any] = field(default_factory=dict)  # metric -> numeric pivot
+    matrices: dict[str, pd.DataFrame] = field(default_factory=dict)  # metric -> numeric pivot
     # metric -> bool pivot: the best cell and the cells whose Welch p against it is >= ALPHA
     # (accuracy and loss maps only; a cell with n < 2 is not marked: it cannot be tested)
-    within_noise: dict[str, Any] = field(default_factory=dict)
+    within_noise: dict[str, pd.DataFrame] = field(default_factory=dict)
     ranges: dict[str, tuple[float, float]] = field(default_factory=dict)  # colour scale
 
 
@@ -52,7 +56,7 @@ def heatmap_data(summary: Summary, metrics: tuple[str, ...] = ("test_acc", "time
     return data
 
 
-def _within_noise(summary: Summary, metric: str) -> tuple[Any, float]:
+def _within_noise(summary: Summary, metric: str) -> tuple[pd.DataFrame, float]:
     """Bool pivot (best cell and cells not significantly different from it, Welch p >= ALPHA)
     and the largest std of a cell."""
     import numpy as np
@@ -77,7 +81,7 @@ def _within_noise(summary: Summary, metric: str) -> tuple[Any, float]:
     return matrix, spread
 
 
-def colour_range(matrix: Any, metric: str, spread: float) -> tuple[float, float]:
+def colour_range(matrix: pd.DataFrame, metric: str, spread: float) -> tuple[float, float]:
     import numpy as np
 
     values = matrix.to_numpy(dtype=float)
@@ -90,7 +94,7 @@ def colour_range(matrix: Any, metric: str, spread: float) -> tuple[float, float]
     return max(min(low, high - span), 0.0), high  # an accuracy is >= 0
 
 
-def plot_heatmaps(data: HeatmapData, title: str) -> Any:
+def plot_heatmaps(data: HeatmapData, title: str) -> Figure:
     import matplotlib.pyplot as plt
     import seaborn as sns
     from matplotlib.patches import Rectangle

@@ -6,10 +6,17 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING
 
 from hpo.reporting.figures.common import unit_label
 from hpo.reporting.tables import Summary
+
+if TYPE_CHECKING:
+    import optuna
+    import pandas as pd
+    from matplotlib.figure import Figure
+    from optuna.importance import BaseImportanceEvaluator
+    from optuna.trial import FrozenTrial
 
 # ---------------------------------------------------------------------------------------------
 # Parameter importance (tuning studies)
@@ -17,7 +24,7 @@ from hpo.reporting.tables import Summary
 
 @dataclass
 class ImportanceData:
-    importances: Any  # columns: evaluator, param, importance, ci_low, ci_high
+    importances: pd.DataFrame  # columns: evaluator, param, importance, ci_low, ci_high
     errors: dict[str, str] = field(default_factory=dict)  # evaluator -> why it has no result
     n_configs: int = 0  # configurations (points) the importances were computed from
     resamples: dict[str, int] = field(default_factory=dict)  # evaluator -> bootstrap resamples
@@ -41,7 +48,7 @@ AGREEMENT_RHO = 0.5
 EVALUATORS = ("fANOVA", "PED-ANOVA")
 
 
-def importance_trials(summary: Summary) -> list[Any]:
+def importance_trials(summary: Summary) -> list[FrozenTrial]:
     """One Optuna trial per configuration, valued at the mean of the study's objective over
     its seeds: seed noise averaged out, and 3x fewer points for fANOVA, whose pure-Python
     marginalisation grows with the number of tree leaves."""
@@ -68,7 +75,7 @@ def importance_trials(summary: Summary) -> list[Any]:
     return trials
 
 
-def importance_study(summary: Summary, trials: list[Any] | None = None) -> Any:
+def importance_study(summary: Summary, trials: list[FrozenTrial] | None = None) -> optuna.Study:
     """An in-memory Optuna study of ``trials`` (default: importance_trials(summary))."""
     import optuna
 
@@ -77,7 +84,7 @@ def importance_study(summary: Summary, trials: list[Any] | None = None) -> Any:
     return study
 
 
-def _evaluators() -> dict[str, Any]:
+def _evaluators() -> dict[str, BaseImportanceEvaluator]:
     import optuna
 
     return {
@@ -87,7 +94,7 @@ def _evaluators() -> dict[str, Any]:
     }
 
 
-def _importances(study: Any, evaluator: Any) -> dict[str, float]:
+def _importances(study: optuna.Study, evaluator: BaseImportanceEvaluator) -> dict[str, float]:
     import optuna
 
     return {k: float(v) for k, v in
@@ -194,7 +201,7 @@ def importance_text(data: ImportanceData) -> str:
                    f"{AGREEMENT_RHO:g}). Neither ranking should be read as settled.")
 
 
-def plot_importance(data: ImportanceData, title: str, metric: str) -> Any:
+def plot_importance(data: ImportanceData, title: str, metric: str) -> Figure:
     import matplotlib.pyplot as plt
     import numpy as np
 
@@ -228,7 +235,7 @@ def plot_importance(data: ImportanceData, title: str, metric: str) -> Any:
 # Optimisation history (tuning studies)
 
 
-def history_data(summary: Summary) -> Any:
+def history_data(summary: Summary) -> pd.DataFrame:
     """Complete trials in order: trial number, objective value and the best value so far."""
     import numpy as np
     import pandas as pd
@@ -242,7 +249,7 @@ def history_data(summary: Summary) -> Any:
                          "best_so_far": best.to_numpy()})
 
 
-def plot_history(data: Any, title: str, metric: str) -> Any:
+def plot_history(data: pd.DataFrame, title: str, metric: str) -> Figure:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(9, 5))

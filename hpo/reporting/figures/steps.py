@@ -4,7 +4,7 @@ point per epoch cannot show."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from hpo.reporting.figures.common import (
     MAX_CURVES,
@@ -14,13 +14,17 @@ from hpo.reporting.figures.common import (
 )
 from hpo.reporting.tables import Summary
 
+if TYPE_CHECKING:
+    import pandas as pd
+    from matplotlib.figure import Figure
+
 
 def has_steps(summary: Summary) -> bool:
     return "steps" in summary.frame and summary.frame["steps"].map(
         lambda s: isinstance(s, dict) and bool(s.get("step"))).any()
 
 
-def steps_data(summary: Summary, limit: int = MAX_CURVES) -> Any:
+def steps_data(summary: Summary, limit: int = MAX_CURVES) -> pd.DataFrame:
     """One row per (configuration, seed, logged step): config, seed, step, loss, acc."""
     import pandas as pd
 
@@ -40,7 +44,7 @@ def steps_data(summary: Summary, limit: int = MAX_CURVES) -> Any:
                              if col.name == "config" else col, kind="stable")
 
 
-def plot_steps(data: Any, title: str, every: int) -> Any:
+def plot_steps(data: pd.DataFrame, title: str, every: int) -> Figure:
     """Training loss and accuracy per logged window: mean over seeds thick, seeds thin."""
     import matplotlib.pyplot as plt
 
