@@ -113,19 +113,9 @@ def main(args: argparse.Namespace) -> int:
     from hpo.reporting import render, tables, write
 
     formats = parse_formats(args.format)
-    if args.check and not args.trials:
-        raise HpoError("--check goes with --trials DIR (the report folders to check)")
-    if args.trials:
-        return _from_trials(args, formats)
-    if args.seed_readings:
-        return _seed_readings(args)
-    if args.across_trials:
-        if not args.across_datasets:
-            raise HpoError("--across-trials goes with --across-datasets LIST or "
-                           "--seed-readings SEED")
-        from hpo.reporting import committed
-
-        return _across(args, committed.merged_storage(committed.trial_folders(args.across_trials)))
+    from_folders = _from_report_folders(args, formats)
+    if from_folders is not None:
+        return from_folders
     url = store.parse(store.resolve_url(args.storage))
     storage = store.open_storage(url, create=False)
     if getattr(args, "across_datasets", None):
@@ -169,6 +159,25 @@ def main(args: argparse.Namespace) -> int:
         index = write.write_index(args.out, entries)
         print(f"wrote {index}", file=sys.stderr)
     return 0
+
+
+def _from_report_folders(args: argparse.Namespace, formats: list[str]) -> int | None:
+    """The modes that read committed report folders (--trials, --seed-readings,
+    --across-trials); None for the others, which read --storage."""
+    if args.check and not args.trials:
+        raise HpoError("--check goes with --trials DIR (the report folders to check)")
+    if args.trials:
+        return _from_trials(args, formats)
+    if args.seed_readings:
+        return _seed_readings(args)
+    if args.across_trials:
+        if not args.across_datasets:
+            raise HpoError("--across-trials goes with --across-datasets LIST or "
+                           "--seed-readings SEED")
+        from hpo.reporting import committed
+
+        return _across(args, committed.merged_storage(committed.trial_folders(args.across_trials)))
+    return None
 
 
 def _across(args: argparse.Namespace, storage: object) -> int:
