@@ -7,6 +7,7 @@ import argparse
 import shlex
 import sys
 import time
+from pathlib import Path
 
 from hpo import store
 from hpo.commands import add_storage
@@ -194,8 +195,6 @@ def _across(args: argparse.Namespace, storage: object) -> int:
 
 def _seed_readings(args: argparse.Namespace) -> int:
     """``--seed-readings``: one seed's readings ranked over all its studies' published rows."""
-    from pathlib import Path
-
     from hpo.reporting import committed, seed_readings, tables
 
     if not args.across_trials:
@@ -227,6 +226,14 @@ def _from_trials(args: argparse.Namespace, formats: list[str]) -> int:
         if args.check and not (folder / "README.md").exists():
             print(f"{'no report':10}{folder} (its runs are not complete yet)", file=sys.stderr)
             continue
+        left, total = committed.runs_left(folder)
+        if left and not args.check:
+            named = any(Path(raw).resolve() == folder.resolve() for raw in args.trials)
+            print(f"{'partial' if named else 'skipped':8}{folder}: {total - left} of {total} "
+                  "runs" + ("; rendered, as named" if named else "; name the folder to render "
+                            "it anyway"), file=sys.stderr)
+            if not named:
+                continue
         if args.check:
             checked += 1
             found = committed.check(folder, formats)

@@ -87,6 +87,24 @@ def display(folder: Path) -> str:
         return str(folder.resolve())
 
 
+def runs_left(folder: Path) -> tuple[int, int]:
+    """(runs ``folder``'s grid still lacks, runs it has in all), each (configuration, seed)
+    once; a study adding seeds until decided lacks one more until it says why it stopped."""
+    from hpo import records
+    from hpo.schema import END_ATTR
+
+    study_obj = load_folder_study(folder)
+    study = records.study_spec(study_obj)
+    done = {(t.user_attrs.get("cell"), t.user_attrs.get("seed"))
+            for t in study_obj.get_trials(deepcopy=False) if t.state.name == "COMPLETE"}
+    if not study.is_grid:
+        return 0, len(done)
+    total = max(len(study.cells()) * len(study.seeds()), len(done))
+    if study.config.get("until_decided") and END_ATTR not in study_obj.user_attrs:
+        total = max(total, len(done) + 1)
+    return total - len(done), total
+
+
 def render(folder: Path, formats: Sequence[str],
            out_root: Path | None = None) -> tuple[Summary, Written]:
     """Write ``folder``'s report (into ``out_root/<name>/``, default the folder itself) from
