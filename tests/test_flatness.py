@@ -94,8 +94,9 @@ def test_a_real_run_records_the_curve_and_saves_both_weights(flat_store: tuple[s
     for t in trials:
         curve = t.user_attrs["flatness"]
         assert curve["alpha"] == list(flatness.ALPHAS)
-        assert all(len(curve[k]) == len(flatness.ALPHAS) == 25 for k in ("val_loss", "val_err", "train_loss",
-                                                   "train_err"))
+        assert len(flatness.ALPHAS) == 25
+        assert all(len(curve[k]) == 25 for k in ("val_loss", "val_err", "train_loss",
+                                                 "train_err"))
         # alpha = 1 is the final network: the last epoch's validation numbers.
         assert curve["val_loss"][15] == pytest.approx(t.user_attrs["val_loss"], rel=1e-6)
         assert curve["val_err"][15] == pytest.approx(100 - t.user_attrs["val_acc"])
