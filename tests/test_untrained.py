@@ -4,6 +4,7 @@ named, and counted; runs at chance are counted per configuration (issue 24, item
 from __future__ import annotations
 
 import copy
+import dataclasses
 
 import optuna
 import pytest
@@ -63,17 +64,29 @@ def test_a_reading_where_the_favoured_side_did_not_train_is_left_out_and_named(t
         "train: lr=0.001 (optimizer=momentum, lr=0.001 did not train)")
 
 
-def test_a_reading_where_the_expected_loser_did_not_train_counts_and_says_so(tmp_path):
-    """R1's sigmoid that never leaves chance is what "ReLU is faster" predicts: the reading
-    counts, and the evidence says its difference is a failure to start."""
+def test_a_reading_where_the_expected_loser_did_not_train_is_left_out_too(tmp_path):
+    """R1's sigmoid that never leaves chance agrees with "ReLU is faster" but does not measure
+    it: the reading is left out like any other in which a compared network did not train."""
     summary = build_summary(tmp_path, SGD_STUCK, "sgd-stuck")
     [verdict] = verdicts.evaluate_all(summary)
-    assert verdict.verdict == claims.INCONCLUSIVE  # supported at 1e-3, not at 1e-2
-    assert verdict.untrained == ()
-    assert verdict.stalled == ("lr=0.001 (optimizer=sgd, lr=0.001 did not train)",)
+    assert verdict.verdict == claims.NOT_SUPPORTED  # lr 1e-2 alone: plain SGD is better
+    assert verdict.untrained == ("lr=0.001 (optimizer=sgd, lr=0.001 did not train)",)
     assert verdict.evidence.endswith(
-        "where the side expected to lose did not train, its difference is a failure to start, "
-        "not the seed's effect size: lr=0.001 (optimizer=sgd, lr=0.001 did not train)")
+        "(judged within lr=0.01, the one reading that trains); left out, as they did not "
+        "train: lr=0.001 (optimizer=sgd, lr=0.001 did not train)")
+
+
+def test_without_readings_a_compared_network_that_did_not_train_leaves_it_unexercised(
+        tmp_path):
+    summary = build_summary(tmp_path, SGD_STUCK, "sgd-stuck")
+    claim = spec.Claim("momentum beats sgd at 1e-3", "better",
+                       (("train.lr", 0.001), ("train.optimizer", "momentum")),
+                       (("train.lr", 0.001), ("train.optimizer", "sgd")))
+    summary.study = dataclasses.replace(summary.study, claims=(claim,))
+    [verdict] = verdicts.evaluate_all(summary)
+    assert (verdict.verdict, verdict.evidence) == (
+        claims.NOT_EXERCISED, "optimizer=sgd, lr=0.001 did not train: a network that never "
+        "leaves chance does not measure the claim")
 
 
 def test_the_report_counts_runs_at_chance_and_says_what_was_left_out(tmp_path):
@@ -84,8 +97,8 @@ def test_the_report_counts_runs_at_chance_and_says_what_was_left_out(tmp_path):
     shown = render.display_table(summary, None)
     assert list(shown["diverged / at chance"]) == ["0 / 3", "0 / 0", "0 / 0", "0 / 0"]
     text = write.readme(summary, [], ["md"])
-    assert ("*Did not train, kept where a claim expects them to lose (a failure to start, not "
-            "the seed's effect size): lr=0.001 (optimizer=sgd, lr=0.001 did not train).*") in text
+    assert ("*Did not train, so left out of the claims they would decide: lr=0.001 "
+            "(optimizer=sgd, lr=0.001 did not train).*") in text
     assert ("3 complete runs in 1 configurations ended at chance (training "
             "accuracy or loss at guessing's: they did not train; column \"at chance\").") in text
 

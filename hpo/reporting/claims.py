@@ -88,8 +88,6 @@ class Verdict:
     by_reading: tuple[tuple[str, str], ...] = ()
     # Readings left out of the verdict because the configuration it favours did not train there.
     untrained: tuple[str, ...] = ()
-    # Readings kept although the side the claim expects to lose did not train there.
-    stalled: tuple[str, ...] = ()
 
     @property
     def decided(self) -> bool:

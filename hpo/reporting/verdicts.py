@@ -84,29 +84,26 @@ def evaluate_in_readings(claim: Claim, summary: Summary, alpha: float) -> Verdic
     verdict holds only where every reading gives it (an intersection-union test: its p-value is
     the largest of the readings'), and readings that disagree leave the claim inconclusive.
 
-    A reading in which the configuration a claim favours did not train (or, for `similar`,
-    either side) says nothing about the claim: it is left out, and named; if no reading is
-    left, the claim is not exercised. Where only the side the claim expects to lose did not
-    train, the reading counts (the claim's ordering is what it predicts: R1's sigmoid that
-    never leaves chance), and the evidence says that its difference is a failure to start."""
+    A reading in which a configuration the claim compares did not train says nothing about
+    the claim, whichever side it is on (a network that never leaves chance does not measure
+    the seed's effect, even where the claim expects it to lose): it is left out, and named;
+    if no reading is left, the claim is not exercised. A study without readings is one
+    reading."""
     closest, every = _claim_readings(claim, summary)
     if not every:
-        return evaluate(claim, summary, alpha)
-    untrained, stalled = {}, {}
-    for r in every:
-        verdict = evaluate(claim, summary, alpha, r)
+        verdict = evaluate(claim, summary, alpha)
         rows = _untrained_rows(claim, verdict, summary.study.config)
-        voids = claim.kind == "similar" or any(row is verdict.configs[0] for row in rows)
-        if rows and voids:
+        if not rows:
+            return verdict
+        named = (" and ".join(row["config"] for row in rows) + " did not train",)
+        return Verdict(claim, verdict.metric, NOT_EXERCISED, f"{named[0]}: a network that "
+                       "never leaves chance does not measure the claim", configs=verdict.configs,
+                       untrained=named)
+    untrained = {}
+    for r in every:
+        rows = _untrained_rows(claim, evaluate(claim, summary, alpha, r), summary.study.config)
+        if rows:
             untrained[r] = rows
-        elif rows:
-            stalled[r] = rows
-    if stalled:
-        named = tuple(_untrained_label(summary, r, rows) for r, rows in stalled.items())
-        kept = _with_untrained(claim, summary, alpha, closest, every, untrained)
-        return replace(kept, stalled=named, evidence=(
-            f"{kept.evidence}; where the side expected to lose did not train, its difference is "
-            f"a failure to start, not the seed's effect size: {'; '.join(named)}"))
     return _with_untrained(claim, summary, alpha, closest, every, untrained)
 
 
@@ -314,8 +311,9 @@ def claims_intro(summary: Summary) -> str:
         "(p: the largest of the readings'), and readings that disagree leave it inconclusive. "
         "A reading in which a configuration that a `better`, `best` or `similar` claim compares "
         "did not train (its mean final training accuracy within the at_chance tolerance of "
-        "chance) is left out of that claim's verdict and named; with no reading left the claim "
-        "is not exercised. "
+        "chance, or its training loss near guessing's), on either side, is left out of that "
+        "claim's verdict and named (a study without readings is one reading); with no reading "
+        "left the claim is not exercised. "
         "Verdicts named for other readings are uncorrected." + looks + _new_kinds(summary)
     )
 

@@ -331,10 +331,6 @@ def readme(summary: Summary, drawn: Sequence[tuple[str, str]], formats: Sequence
     if untrained:
         lines += [f"*Did not train, so left out of the claims they would decide: "
                   f"{'; '.join(untrained)}.*", ""]
-    stalled = sorted({r for v in judged for r in v.stalled} - set(untrained))
-    if stalled:
-        lines += [f"*Did not train, kept where a claim expects them to lose (a failure to "
-                  f"start, not the seed's effect size): {'; '.join(stalled)}.*", ""]
     if config["description"]:
         lines += [config["description"].strip(), ""]
     lines += ["## Setup", "", *_setup_lines(summary), ""]
