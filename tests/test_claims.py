@@ -634,3 +634,43 @@ def test_disagreeing_readings_show_each_equivalence_difference_and_margin() -> N
         " (p = 0.238, difference -1.62 [90% CI -6.4, +3.2], margin ±3 points)")
     better = dataclasses.replace(verdict, claim=dataclasses.replace(claim, kind="better"))
     assert reading_gist(better) == " (p = 0.238)"
+
+
+def test_a_significant_difference_below_the_margin_is_said_to_be_too_small(tmp_path):
+    acc = {"none": (80.0, 80.1, 80.2), "before_pool": (80.5, 80.6, 80.7)}
+    v = one(tmp_path, claim("better", "before_pool", "none"), acc)
+    assert v.verdict == "supported"
+    assert v.evidence.endswith("(significantly better, but by 0.5, less than the 1 point that "
+                               "matters: a real difference, too small to matter)")
+
+
+def test_readings_pointing_opposite_ways_get_no_seed_advice(tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """Inconclusive in both readings, +2 in one and -2 in the other (margin 1): more seeds
+    would settle the readings apart, so no number of seeds is advised."""
+    from hpo.reporting import readings
+
+    raw = copy.deepcopy(RAW)
+    raw["space"] = {LOC: ["none", "before_pool"], "train.lr": [0.01, 0.1]}
+    study = spec.validate(raw, "s.toml")
+    url = f"sqlite:///{tmp_path}/split.db"
+    study_obj = synthetic.create_study(store.open_storage(url, create=True), study)
+    acc = {("before_pool", 0.01): (82.0, 84.0, 86.0), ("none", 0.01): (80.0, 82.0, 84.0),
+           ("before_pool", 0.1): (78.0, 80.0, 82.0), ("none", 0.1): (80.0, 82.0, 84.0)}
+    synthetic.add(study_obj, [
+        synthetic.trial(study, {LOC: loc, "train.lr": lr}, synthetic.record(seed, test_acc=a))
+        for (loc, lr), values in acc.items() for seed, a in enumerate(values)])
+    summary = tables.summarize(store.load_study(store.open_storage(url, create=False), "cl"))
+    summary.study = dataclasses.replace(summary.study, claims=(spec.Claim(
+        "before_pool beats none", "better", ((LOC, "before_pool"),), ((LOC, "none"),),
+        "test_acc"),))
+    monkeypatch.setattr(readings, "readings_of",
+                        lambda s: [(("train.lr", 0.01),), (("train.lr", 0.1),)])
+    monkeypatch.setattr(readings, "closest_reading", lambda s: None)
+    (v,) = verdicts.evaluate_all(summary)
+    assert v.verdict == "inconclusive" and v.seeds_needed is None
+    assert ("; inconclusive: the readings differ in direction by more than the difference that "
+            "matters, so more seeds would more likely settle them apart than decide it; a closer "
+            "reproduction of the seed's setting would (the same verdict in every reading the "
+            "seed leaves open, 2;") in v.evidence
+    assert v.evidence.endswith("the observed difference per reading: lr=0.01 +2, lr=0.1 -2)")

@@ -219,7 +219,7 @@ def _better(claim: Claim, a: Side, b: Side, m: str, alpha: float) -> Verdict:
                        "configuration are needed for a test", p, configs=rows,
                        seeds_needed=lambda _alpha: 2)
     sd = stats.pooled_std(a.values, b.values)
-    margin = _meaningful(claim, m)
+    margin = meaningful_difference(claim, m)
     # Where the observed difference is below the smallest one that matters, the decision it
     # points to is "no meaningful difference" (TOST); otherwise a difference.
     small = margin is not None and abs(d.diff) < margin
@@ -231,8 +231,10 @@ def _better(claim: Claim, a: Side, b: Side, m: str, alpha: float) -> Verdict:
 
     if p < alpha:
         wins = _gain(d.diff, m) > 0
+        below = (f", but by {abs(d.diff):.3g}, less than the {margin:g}{units_text(m, margin)} "
+                 "that matters: a real difference, too small to matter" if small else "")
         return Verdict(claim, m, SUPPORTED if wins else NOT_SUPPORTED,
-                       f"{evidence} (significantly {'better' if wins else 'worse'})", p,
+                       f"{evidence} (significantly {'better' if wins else 'worse'}{below})", p,
                        configs=rows, seeds_needed=needed)
     if margin is not None:
         p_eq = stats.p_equivalent(d, margin)
@@ -254,7 +256,7 @@ def _better(claim: Claim, a: Side, b: Side, m: str, alpha: float) -> Verdict:
                                 alpha), p, configs=rows, seeds_needed=needed)
 
 
-def _meaningful(claim: Claim, m: str) -> float | None:
+def meaningful_difference(claim: Claim, m: str) -> float | None:
     """A better claim's smallest difference that matters: its margin, else SIMILAR_MARGIN
     accuracy points; None on other metrics without a margin (times, losses, epochs)."""
     if claim.margin is not None:

@@ -26,6 +26,7 @@ from hpo.reporting.claims import (
     TESTED,
     Verdict,
     evaluate,
+    meaningful_difference,
 )
 from hpo.reporting.tables import ALPHA, Summary
 from hpo.spec import SIMILAR_MARGIN, Claim
@@ -150,7 +151,14 @@ def _judge_readings(claim: Claim, summary: Summary, alpha: float, closest: Any,
         needs = [v.seeds_needed for _, v in per if v.seeds_needed is not None]
         signs = _differences_by_reading(claim, per, summary)
         evidence = weakest.evidence
-        if weakest.verdict == INCONCLUSIVE and needs and "; inconclusive: " in evidence:
+        split = _split(claim, per)
+        if weakest.verdict == INCONCLUSIVE and split and "; inconclusive: " in evidence:
+            needs = []  # more seeds would settle the readings apart, not decide the claim
+            evidence = (evidence.rsplit("; inconclusive: ", 1)[0] + "; inconclusive: the "
+                        "readings differ in direction by more than the difference that matters, "
+                        "so more seeds would more likely settle them apart than decide it; a "
+                        "closer reproduction of the seed's setting would")
+        elif weakest.verdict == INCONCLUSIVE and needs and "; inconclusive: " in evidence:
             # The weakest reading's p is not the one needing most seeds: advise for them all.
             evidence = (evidence.rsplit("; inconclusive: ", 1)[0] + "; inconclusive: "
                         + seeds_text(_most_seeds(needs)(alpha), "decide it in every reading",
@@ -198,6 +206,24 @@ def _differences_by_reading(claim: Claim, per: list[tuple[Any, Verdict]], summar
             return ""
         parts.append(f"{side_label(summary, r)} {a - b:+.3g}")
     return ", ".join(parts)
+
+
+def _split(claim: Claim, per: list[tuple[Any, Verdict]]) -> bool:
+    """Whether a `better` claim's readings point opposite ways, each by at least the smallest
+    difference that matters (any nonzero difference where the metric has none)."""
+    if claim.kind != "better":
+        return False
+    signs = set()
+    for _, v in per:
+        if len(v.configs) != 2:
+            return False
+        a, b = (row.get(f"{v.metric}_mean") for row in v.configs)
+        if a is None or b is None or not (math.isfinite(a) and math.isfinite(b)):
+            return False
+        margin = meaningful_difference(claim, v.metric) or 0.0
+        if abs(a - b) >= margin and a != b:
+            signs.add(a > b)
+    return len(signs) == 2
 
 
 def _pointing_against(claim: Claim, per: list[tuple[Any, Verdict]], summary: Summary
