@@ -266,13 +266,15 @@ def test_one_closest_reading_across_a_seeds_studies(summary: tables.Summary) -> 
     assert {c.study for c in sgd.comparisons} == {"r4"}
     text = seed_readings.markdown("R4", ranked)
     # sgd at none ran 88 twice: an interval of width 0 tells, and 90 lies outside it.
-    assert "| optimizer=sgd | 2 | 1.0 | 0 / 1 | r4: optimizer=sgd, dropout_location=none: " \
-           "88.0 vs 90 (-2.0) |" in text
+    # |differences| 2 and 0: mean 1, t-interval 1 ± 12.7 (two rows), clipped at 0.
+    assert "| optimizer=sgd | 2 | 1.0 [0.0, 13.7] | 0 / 1 | r4: optimizer=sgd, " \
+           "dropout_location=none: test_acc 88.0 vs 90 (-2.0) |" in text
     assert text.rstrip().endswith(
-        "Explains R4 best: **optimizer=sgd**, 1.0 points from the published accuracies on "
-        "average over 2 rows (next: optimizer=adam, 5.0); it fails worst at r4: optimizer=sgd, "
-        "dropout_location=none (88.0% measured against 90%); 1 of the 1 published values whose "
-        "interval can tell lie outside it.")
+        "Closest to R4: **optimizer=sgd**, 1.0 points from the published accuracies on "
+        "average over 2 rows (next: optimizer=adam, 5.0); its interval overlaps another "
+        "reading's, so the data do not single it out; it fails worst at r4: optimizer=sgd, "
+        "dropout_location=none (test_acc 88.0% measured against 90%); 1 of the 1 published "
+        "values whose interval can tell lie outside it.")
     assert "no study of this seed" in seed_readings.markdown("R3", []).lower()
 
 

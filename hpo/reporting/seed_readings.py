@@ -53,6 +53,20 @@ class SeedReading:
         return sum(diffs) / len(diffs) if diffs else math.nan
 
     @property
+    def interval(self) -> tuple[float, float]:
+        """95% t-interval of the mean absolute difference (NaN with fewer than 2 rows;
+        descriptive: the rows share configurations, so they are not independent)."""
+        from scipy import stats
+
+        diffs = [abs(c.diff) for c in self.comparisons]
+        n = len(diffs)
+        if n < 2:
+            return math.nan, math.nan
+        sd = math.sqrt(sum((d - self.mean_abs) ** 2 for d in diffs) / (n - 1))
+        half = float(stats.t.ppf(0.975, n - 1)) * sd / math.sqrt(n)
+        return max(self.mean_abs - half, 0.0), self.mean_abs + half
+
+    @property
     def worst(self) -> Comparison | None:
         return max(self.comparisons, key=lambda c: abs(c.diff), default=None)
 
@@ -120,22 +134,25 @@ def markdown(title: str, seeds: Sequence[SeedReading], within: float = 3.0) -> s
     studies = sorted({c.study for s in seeds for c in s.comparisons})
     lines = [f"# {title}: one closest reading across its studies", "",
              f"Every reading of what {title} left open, over all of its published accuracies "
-             f"in {', '.join(studies)} together (points; a study that does not vary a key counts "
+             f"in the {len(studies)} of its studies complete so far ({', '.join(studies)}) "
+             "together (points; a study that does not vary a key counts "
              "for every value of it). Ranked by the mean absolute difference among the readings "
              f"compared on the most rows ({most}); a reading with fewer rows was run by fewer "
              "studies and is listed after them. 'Inside' counts published values inside the "
              f"95% prediction interval of one run where that interval is at most ±{within:g} "
              "points wide (else it cannot tell).", "",
-             "| reading | rows | mean \\|difference\\| (points) | inside / can tell | "
+             "| reading | rows | mean \\|difference\\| (points) [95% CI] | inside / can tell | "
              "largest difference |", "|---|---|---|---|---|"]
     for s in seeds:
         told = [c for c in s.comparisons if c.inside is not None]
         worst = s.worst
+        low, high = s.interval
+        ci = f" [{low:.1f}, {high:.1f}]" if math.isfinite(low) else ""
         lines.append(
-            f"| {label(s)} | {len(s.comparisons)} | {s.mean_abs:.1f} | "
+            f"| {label(s)} | {len(s.comparisons)} | {s.mean_abs:.1f}{ci} | "
             f"{sum(1 for c in told if c.inside)} / {len(told)} | "
-            + (f"{worst.study}: {worst.config}: {worst.measured:.1f} vs {worst.published:g} "
-               f"({worst.diff:+.1f})" if worst else "–") + " |")
+            + (f"{worst.study}: {worst.config}: {worst.metric} {worst.measured:.1f} vs "
+               f"{worst.published:g} ({worst.diff:+.1f})" if worst else "–") + " |")
     lines += ["", _verdict(title, seeds, within), ""]
     return "\n".join(lines)
 
@@ -145,13 +162,19 @@ def _verdict(title: str, seeds: Sequence[SeedReading], within: float) -> str:
     best, worst = seeds[0], seeds[0].worst
     told = [c for c in best.comparisons if c.inside is not None]
     fails = [c for c in told if not c.inside]
-    text = (f"Explains {title} best: **{label(best)}**, {best.mean_abs:.1f} points from the "
+    rivals = [s for s in seeds[1:] if len(s.comparisons) == len(best.comparisons)]
+    text = (f"Closest to {title}: **{label(best)}**, {best.mean_abs:.1f} points from the "
             f"published accuracies on average over {len(best.comparisons)} rows")
-    if len(seeds) > 1 and len(seeds[1].comparisons) == len(best.comparisons):
-        text += f" (next: {label(seeds[1])}, {seeds[1].mean_abs:.1f})"
+    if rivals:
+        text += f" (next: {label(rivals[0])}, {rivals[0].mean_abs:.1f})"
+        high = best.interval[1]
+        apart = math.isfinite(high) and all(r.interval[0] > high for r in rivals)
+        text += ("; its interval lies below every other reading's, so the data single it out"
+                 if apart else "; its interval overlaps another reading's, so the data do not "
+                 "single it out")
     if worst is not None:
-        text += (f"; it fails worst at {worst.study}: {worst.config} ({worst.measured:.1f}% "
-                 f"measured against {worst.published:g}%)")
+        text += (f"; it fails worst at {worst.study}: {worst.config} ({worst.metric} "
+                 f"{worst.measured:.1f}% measured against {worst.published:g}%)")
     if not told:
         text += ("; none of its prediction intervals is narrow enough to tell whether a "
                  "published value lies inside it")
