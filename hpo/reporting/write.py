@@ -453,5 +453,6 @@ def seeds_line(summary: Summary) -> str:
             f"{'es' if len(looks) != 1 else ''} added): complete seeds per configuration "
             f"{', '.join(got)}. "
             + (f"Seeds were added for the undecided claims ({why}). " if why else
-               "No claim needed more seeds. ")
+               "No seeds were added: no undecided claim could be decided within the cap. "
+               if end and "futility" in end else "No claim needed more seeds. ")
             + (f"Stopped: {end}." if end else "Not finished: re-run the same command."))
