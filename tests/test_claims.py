@@ -674,3 +674,21 @@ def test_readings_pointing_opposite_ways_get_no_seed_advice(tmp_path: Path,
             "reproduction of the seed's setting would (the same verdict in every reading the "
             "seed leaves open, 2;") in v.evidence
     assert v.evidence.endswith("the observed difference per reading: lr=0.01 +2, lr=0.1 -2)")
+
+
+def test_a_decision_needs_min_seeds_a_side(tmp_path):
+    """Two seeds with a tiny spread make a difference 'significant': by default (min_seeds 3)
+    it stays inconclusive and says what it would have been; min_seeds = 2 decides it."""
+    acc = {"none": (80.0, 80.01), "before_pool": (90.0, 90.01)}
+    v = one(fresh(tmp_path, "3"), claim("better", "before_pool", "none"), acc)
+    assert v.verdict == "inconclusive" and v.seeds_needed(0.05) == 3
+    assert v.evidence.endswith(
+        "(significantly better); inconclusive: it would be supported on 2 seeds, but a decision "
+        "needs at least 3 per configuration (min_seeds: two runs' spread is too unreliable to "
+        "decide on)")
+    summary = summary_for(fresh(tmp_path, "2"), study_with(claim("better", "before_pool",
+                                                                "none")), acc)
+    summary.study = dataclasses.replace(summary.study,
+                                        config={**summary.study.config, "min_seeds": 2})
+    (v,) = verdicts.evaluate_all(summary)
+    assert v.verdict == "supported"

@@ -124,7 +124,8 @@ def _sides_and_rows(claim: Claim, summary: Summary, reading: Any) -> tuple[list[
 def evaluate(claim: Claim, summary: Summary, alpha: float | None = None,
              reading: Sequence[tuple[str, Any]] = ()) -> Verdict:
     """One claim's verdict on its own (no correction for the report's other claims)."""
-    verdict = _evaluate(claim, summary, alpha, reading)
+    verdict = _too_few_seeds(_evaluate(claim, summary, alpha, reading),
+                             int(summary.study.config.get("min_seeds", 3)))
     if verdict.metric == "cpu_time":
         runs = [r for row in verdict.configs for r in side_runs(summary, row)]
         missing = sum(1 for r in runs if is_missing(r.get("cpu_time")))
@@ -132,6 +133,18 @@ def evaluate(claim: Claim, summary: Summary, alpha: float | None = None,
             verdict = replace(verdict, evidence=f"{verdict.evidence} (wall time stands in for "
                               f"CPU time on {missing} of {len(runs)} runs stored without it)")
     return verdict
+
+
+def _too_few_seeds(verdict: Verdict, least: int) -> Verdict:
+    """A supported / not supported verdict on fewer than ``least`` (the study's min_seeds)
+    seeds a side is inconclusive, saying what it would have been."""
+    fewest = min((int(row.get("n") or 0) for row in verdict.configs), default=0)
+    if verdict.verdict not in (SUPPORTED, NOT_SUPPORTED) or fewest >= least:
+        return verdict
+    return replace(verdict, verdict=INCONCLUSIVE, evidence=(
+        f"{verdict.evidence}; inconclusive: it would be {verdict.verdict} on {fewest} seeds, "
+        f"but a decision needs at least {least} per configuration (min_seeds: two runs' "
+        "spread is too unreliable to decide on)"), seeds_needed=lambda _alpha: least)
 
 
 def _evaluate(claim: Claim, summary: Summary, alpha: float | None,

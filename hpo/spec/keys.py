@@ -72,6 +72,9 @@ KEYS: dict[str, Key] = {
         True, boolean, "report: compare the measurements with the published numbers; false "
         "where the seed's setting differs (another network or dataset): they are then listed "
         "for context, never compared or drawn", False),
+    "min_seeds": Key(3, integer(2, 1000), "report: a claim is decided (supported or not) only "
+                     "on at least this many seeds a configuration; fewer leave it inconclusive "
+                     "(a std from two runs makes nearly any difference significant)", False),
     "early_steps": Key(100, integer(1), "report: the claim metrics early_train_loss and "
                        "early_train_acc average the per-step training curve (train.log_every) "
                        "up to this minibatch: how a run starts", False),
