@@ -15,7 +15,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from hpo import store
-from hpo.schema import CELL_ATTR, COMMAND_ATTR, SEED_ATTR, SPEC_ATTR, trial_label
+from hpo.schema import (
+    CELL_ATTR,
+    COMMAND_ATTR,
+    DEVICE_ATTR,
+    GIT_COMMIT_ATTR,
+    SEED_ATTR,
+    SPEC_ATTR,
+    VERSIONS_ATTR,
+    trial_label,
+)
 from hpo.spec.dump import spec_toml
 
 if TYPE_CHECKING:
@@ -33,7 +42,7 @@ def study_note(study_obj: optuna.Study) -> str:
     name = study_obj.study_name
     description = " ".join((config.get("description") or "").split())
     command = attrs.get(COMMAND_ATTR) or f"hpo run --study {name}"
-    versions = ", ".join(f"{k} {v}" for k, v in (attrs.get("hpo.versions") or {}).items())
+    versions = ", ".join(f"{k} {v}" for k, v in (attrs.get(VERSIONS_ATTR) or {}).items())
     parts = [
         f"## {config.get('question') or name}",
         "",
@@ -55,7 +64,7 @@ def study_note(study_obj: optuna.Study) -> str:
         spec_toml(spec).rstrip("\n"),
         "```",
         "",
-        f"Device {attrs.get('hpo.device', '?')}; git commit {attrs.get('hpo.git_commit') or '?'}"
+        f"Device {attrs.get(DEVICE_ATTR, '?')}; git commit {attrs.get(GIT_COMMIT_ATTR) or '?'}"
         + (f"; {versions}." if versions else "."),
         "Each trial's learning curve is among its artifacts; `hpo report` adds the study figures.",
     ]

@@ -12,7 +12,7 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from hpo.schema import JSON, SHOW_METRICS, STATES, trial_label  # noqa: F401  (inspection.SHOW_METRICS)
+from hpo.schema import JSON, SHOW_METRICS, SPEC_ATTR, STATES, trial_label  # noqa: F401  (inspection.SHOW_METRICS)
 
 if TYPE_CHECKING:
     import optuna
@@ -63,7 +63,7 @@ def _finite(value: object) -> bool:
 
 def _decoder(study_obj: optuna.Study) -> Callable[[Mapping[str, object]], dict[str, object]]:
     """params -> {key: value} in the study file's terms (hpo studies), else Optuna's own."""
-    if "hpo.spec" not in study_obj.user_attrs:
+    if SPEC_ATTR not in study_obj.user_attrs:
         return lambda params: dict(params)
     from hpo import listvalues
     from hpo.records import study_spec
@@ -145,7 +145,7 @@ def export_json(study_obj: optuna.Study, storage_label: str) -> dict[str, Any]:
 
 def export_frame(study_obj: optuna.Study) -> pd.DataFrame:
     """One row per trial for CSV (per-epoch history and flatness curve: the JSON export)."""
-    if "hpo.spec" in study_obj.user_attrs:
+    if SPEC_ATTR in study_obj.user_attrs:
         from hpo.records import trials_frame
 
         frame = trials_frame(study_obj).drop(columns=["history", "flatness"])

@@ -29,10 +29,17 @@ JSON: TypeAlias = "None | bool | int | float | str | list[JSON] | dict[str, JSON
 SPEC_ATTR = "hpo.spec"  # the study file, as Study.to_dict (spec.from_dict reads it back)
 IDENTITY_ATTR = "hpo.identity"  # what a resume must not change
 COMMAND_ATTR = "hpo.command"  # the command that ran it last (the report's "Reproduce")
+VERSIONS_ATTR = "hpo.versions"  # {"hpo", "torch", "optuna", "python", ...}: what created it
+GIT_COMMIT_ATTR = "hpo.git_commit"  # the checkout's commit then (None outside a checkout)
+DATASET_ATTR = "hpo.dataset"  # the dataset it ran on
+DEVICE_ATTR = "hpo.device"  # the device it ran on
 # The study file the trials were run from, as the command named it (a shipped name or a path),
 # and the overrides given (``--set`` and the shortcuts, as ``key=value``): `hpo report` renders
 # from that file as it is now, after checking that the keys which define the runs still agree.
 SOURCE_ATTR = "hpo.source"
+# Per running trial, a system attribute: the time of its worker's last heartbeat (storages
+# without Optuna's own heartbeats: the journal file), so a dead worker's trial is told apart.
+HEARTBEAT_ATTR = "hpo.heartbeat"
 # Per trial: what ran it (hpo version and commit, library versions, device, threads, the
 # study file's hash), so a trials file read on another machine says where each run came from.
 PROVENANCE_ATTR = "provenance"

@@ -244,9 +244,11 @@ def test_a_long_function_fails(tmp_path: Path) -> None:
 # spec/, store/, benchmarks/, commands/, the report's tables, render, stats, figures and writer,
 # or schema, records, inspection, artifacts, dashboard, decide, api, campaign: they are in
 # runner/, process.py, reporting/claims, claim_sides, verdicts and readings, objective.py,
-# space.py and hpo/__init__.py (a module __getattr__). The ceiling only goes down: lower it as
-# those get their types (issue 25 asks for fewer than 60).
-ANY_CEILING = 60
+# space.py and hpo/__init__.py (a module __getattr__). Then reporting/ and runner/create,
+# liveness got theirs: 30 left, in runner/queue, pool, worker, process.py, objective.py, space.py
+# and hpo/__init__.py. The ceiling only goes down: lower it as those get their types (issue 25
+# asks for fewer than 60).
+ANY_CEILING = 35
 BARE_ANY = re.compile(r"(: Any\b|-> Any\b)")
 BRACKETED_ANY = re.compile(r"\[.*Any.*\]")
 
@@ -286,3 +288,29 @@ def test_bare_any_over_the_ceiling_fails(tmp_path: Path) -> None:
     found = too_many_any(package)
     assert len(found) == ANY_CEILING + 1
     assert found[-1] == "hpo/worse.py:1: def f(x: Any) -> None: ..."
+
+
+# ---------------------------------------------------------------------------------------------
+# Stored names
+
+STORED_NAME = re.compile(r"""["']hpo[.:][a-z_]+["']""")
+
+
+def stored_name_literals(path: Path) -> list[str]:
+    """String literals spelling a stored attribute ("hpo.command") in ``path``."""
+    return STORED_NAME.findall(path.read_text(encoding="utf-8"))
+
+
+def test_stored_attribute_names_are_spelt_only_in_schema() -> None:
+    """schema.py names every stored study and trial attribute; writers and readers use the
+    names (issue 25, item 3)."""
+    found = {str(p.relative_to(PACKAGE.parent)): names
+             for p in sorted(PACKAGE.rglob("*.py")) if p.name != "schema.py"
+             for names in [stored_name_literals(p)] if names}
+    assert found == {}
+
+
+def test_a_planted_stored_name_is_caught(tmp_path: Path) -> None:
+    planted = tmp_path / "m.py"
+    planted.write_text('x = attrs.get("hpo.command")\ny = "hpo:heartbeat"\nz = "hpo"\n')
+    assert stored_name_literals(planted) == ['"hpo.command"', '"hpo:heartbeat"']

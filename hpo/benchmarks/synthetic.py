@@ -13,6 +13,15 @@ from typing import TYPE_CHECKING, Any
 
 from hpo import listvalues
 from hpo import space as space_mod
+from hpo.schema import (
+    COMMAND_ATTR,
+    DATASET_ATTR,
+    DEVICE_ATTR,
+    GIT_COMMIT_ATTR,
+    IDENTITY_ATTR,
+    SPEC_ATTR,
+    VERSIONS_ATTR,
+)
 from hpo.spec import Study
 
 if TYPE_CHECKING:
@@ -20,10 +29,10 @@ if TYPE_CHECKING:
     from optuna.trial import FrozenTrial
 
 STUDY_ATTRS = {
-    "hpo.versions": {"hpo": "0.1.0", "torch": "synthetic", "optuna": "5.0.0",
+    VERSIONS_ATTR: {"hpo": "0.1.0", "torch": "synthetic", "optuna": "5.0.0",
                      "python": "3.11"},
-    "hpo.git_commit": None,
-    "hpo.device": "cpu",
+    GIT_COMMIT_ATTR: None,
+    DEVICE_ATTR: "cpu",
 }
 
 
@@ -34,8 +43,8 @@ def create_study(storage: str | optuna.storages.BaseStorage, study: Study,
 
     study_obj = optuna.create_study(study_name=name or study.name, storage=storage,
                                     direction=study.direction)
-    attrs = {"hpo.spec": study.to_dict(), "hpo.identity": study.identity(), **STUDY_ATTRS,
-             "hpo.dataset": study.config["dataset"], "hpo.command": command}
+    attrs = {SPEC_ATTR: study.to_dict(), IDENTITY_ATTR: study.identity(), **STUDY_ATTRS,
+             DATASET_ATTR: study.config["dataset"], COMMAND_ATTR: command}
     for key, value in attrs.items():
         study_obj.set_user_attr(key, value)
     return study_obj

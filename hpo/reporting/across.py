@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from hpo.errors import HpoError
 from hpo.reporting.write import command_study
+from hpo.schema import COMMAND_ATTR, DATASET_ATTR
 
 if TYPE_CHECKING:
     import optuna
@@ -46,11 +47,11 @@ def parse_studies(text: str) -> list[str]:
 
 def study_of(name: str, attrs: dict[str, Any], wanted: Sequence[str]) -> str | None:
     """Which of the ``wanted`` study files a stored study is a run of (None: none)."""
-    dataset = attrs.get("hpo.dataset", "")
+    dataset = attrs.get(DATASET_ATTR, "")
     for base in wanted:
         if name == base or name in (f"{base}_{dataset}", f"{base}-{dataset}"):
             return base
-    base = command_study(attrs.get("hpo.command", ""))
+    base = command_study(attrs.get(COMMAND_ATTR, ""))
     return base if base in wanted else None
 
 
@@ -74,7 +75,7 @@ def across_datasets(storage: str | optuna.storages.BaseStorage, studies: Sequenc
         attrs = dict(summary.user_attrs)
         base = study_of(summary.study_name, attrs, studies)
         if base is not None:
-            found.setdefault((base, attrs.get("hpo.dataset", "?")), []).append(
+            found.setdefault((base, attrs.get(DATASET_ATTR, "?")), []).append(
                 summary.study_name)
     missing = [s for s in studies if not any(b == s for b, _ in found)]
     if missing:

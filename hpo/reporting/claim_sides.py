@@ -4,8 +4,9 @@ judged on, and the words its evidence is written in."""
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hpo.reporting import stats
 from hpo.reporting.tables import (
@@ -20,6 +21,10 @@ from hpo.reporting.tables import (
 from hpo.schema import LOWER_IS_BETTER, lower_is_better  # noqa: F401
 from hpo.spec import Claim
 
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
 # sharpness: the training-set loss (labels as trained on) at alpha = 1 -/+ SHARPNESS_STEP,
 # averaged, minus the loss at theta_final (alpha = 1): the valley's curvature in a small
 # neighbourhood of the minimum, both directions (farther out it measures the climb back towards
@@ -30,7 +35,7 @@ SHARPNESS_STEP = 0.05
 @dataclass
 class Side:
     row: dict
-    values: Any  # per-seed metric values, finite only, in seed order
+    values: npt.NDArray[np.float64]  # per-seed metric values, finite only, in seed order
     seeds: list[Any]
 
 
@@ -64,7 +69,7 @@ def report_alpha(summary: Summary) -> float:
 # Per-seed values
 
 
-def sharpness(flatness: Any) -> float:
+def sharpness(flatness: object) -> float:
     """Mean training-loss rise SHARPNESS_STEP either side of theta_final; NaN if unknown."""
     if not isinstance(flatness, dict):
         return math.nan
@@ -79,7 +84,7 @@ def sharpness(flatness: Any) -> float:
 LATE_EPOCHS = 2  # late_loss_fall: the last epoch against the one this many before it
 
 
-def late_loss_fall(history: Any) -> float:
+def late_loss_fall(history: Sequence[object] | None) -> float:
     """How much (%) the training loss fell over the last LATE_EPOCHS epochs; NaN if unknown."""
     losses = [h.get("train_loss") for h in history or [] if isinstance(h, dict)]
     if len(losses) <= LATE_EPOCHS:
@@ -91,7 +96,7 @@ def late_loss_fall(history: Any) -> float:
     return 100.0 * (before - last) / before
 
 
-def val_loss_rise(history: Any) -> float:
+def val_loss_rise(history: Sequence[object] | None) -> float:
     """The last epoch's validation loss minus the run's lowest; NaN if unknown."""
     losses = [h.get("val_loss") for h in history or [] if isinstance(h, dict)]
     if not losses or not all(isinstance(x, (int, float)) and math.isfinite(x) for x in losses):
@@ -99,7 +104,7 @@ def val_loss_rise(history: Any) -> float:
     return losses[-1] - min(losses)
 
 
-def early_mean(steps: Any, key: str, until_step: int) -> float:
+def early_mean(steps: object, key: str, until_step: int) -> float:
     """The mean of the per-step curve's ``key`` (loss, acc) over its points up to
     ``until_step`` minibatches; NaN without a curve."""
     if not isinstance(steps, dict):
@@ -158,7 +163,7 @@ def side_of(summary: Summary, row: dict, metric: str) -> Side:
 # Wording
 
 
-def side_label(summary: Summary, params: Any) -> str:
+def side_label(summary: Summary, params: Iterable[tuple[str, object]]) -> str:
     names = short_names(summary.keys)
     return ", ".join(f"{names.get(k, k)}={format_value(v)}" for k, v in params)
 
@@ -214,5 +219,5 @@ def seeds_text(n: int | None, what: str, alpha: float, groups: int = 2) -> str:
     return f"≈ {n:,} seeds{per} would {what}{tail}"
 
 
-def is_missing(value: Any) -> bool:
+def is_missing(value: object) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))

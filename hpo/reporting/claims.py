@@ -99,7 +99,7 @@ class Verdict:
 # The rules
 
 
-def _row(summary: Summary, params: Any) -> tuple[dict | None, str]:
+def _row(summary: Summary, params: tuple[tuple[str, object], ...]) -> tuple[dict | None, str]:
     rows = [r for r in summary.table.to_dict("records") if matches_row(params, r)]
     if len(rows) != 1:
         return None, f"{side_label(summary, params)} matches {len(rows)} configurations, not one"
@@ -109,7 +109,8 @@ def _row(summary: Summary, params: Any) -> tuple[dict | None, str]:
     return row, ""
 
 
-def _sides_and_rows(claim: Claim, summary: Summary, reading: Any) -> tuple[list[dict], str]:
+def _sides_and_rows(claim: Claim, summary: Summary, reading: tuple[tuple[str, object], ...]
+                    ) -> tuple[list[dict], str]:
     rows = []
     for side, params in enumerate((claim.config, claim.than)):
         if not params and (side == 1 or summary.study.space):
@@ -342,7 +343,7 @@ def _best_side(sides: list[Side], m: str) -> Side:
     return pick(sides, key=lambda s: s.values.mean())
 
 
-def _more_than(n: int | None, *sides: Any) -> int | None:
+def _more_than(n: int | None, *sides: Side | dict) -> int | None:
     """A power estimate never below the seeds already run plus one: the formula assumes the
     pooled t-test, Welch's (the test used) has fewer degrees of freedom when the spreads
     differ, so at small n it can promise a decision the current seeds did not give."""
@@ -352,7 +353,7 @@ def _more_than(n: int | None, *sides: Any) -> int | None:
     return max(n, have + 1)
 
 
-def _equivalence(claim: Claim, d: Any, margin: float, m: str, alpha: float, sd: float,
+def _equivalence(claim: Claim, d: stats.Diff, margin: float, m: str, alpha: float, sd: float,
                  groups: int, evidence: str, rows: tuple[dict, ...]) -> Verdict:
     """TOST decision shared by ``similar`` (two samples) and ``at_chance`` (one sample)."""
     p_eq, p_out = stats.p_equivalent(d, margin), stats.p_beyond(d, margin)
@@ -465,7 +466,7 @@ def _spread(claim: Claim, a: Side, b: Side, m: str, alpha: float) -> Verdict:
         return Verdict(claim, m, INCONCLUSIVE, f"{evidence}; inconclusive: at least 3 seeds "
                        "with both metrics are needed", configs=(a.row,))
 
-    def log_ratio(x: Any) -> Any:
+    def log_ratio(x: np.ndarray) -> np.ndarray:
         cv = x.std(axis=-2, ddof=1) / np.abs(x.mean(axis=-2))
         return np.log(cv[..., 0] / cv[..., 1])
 

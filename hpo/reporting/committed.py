@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from hpo import store
 from hpo.errors import HpoError
-from hpo.schema import TRIALS_FILE
+from hpo.schema import TRIALS_FILE, VERSIONS_ATTR
 from hpo.version import __version__
 
 if TYPE_CHECKING:
@@ -63,7 +63,7 @@ def load_folder_study(folder: Path) -> optuna.Study:
                        f"of {folder.name!r}: a trials file from another study; move it to its "
                        "own report folder, or restore this one (git checkout)")
     study_obj = store.load_study(storage, folder.name)
-    written_by = (study_obj.user_attrs.get("hpo.versions") or {}).get("hpo", "0")
+    written_by = (study_obj.user_attrs.get(VERSIONS_ATTR) or {}).get("hpo", "0")
     if _version(written_by) > _version(__version__):
         raise HpoError(f"{path} was written by hpo {written_by}, newer than this hpo "
                        f"{__version__}; upgrade hpo (pip install -U hpo) to read it")

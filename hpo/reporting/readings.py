@@ -15,9 +15,12 @@ per-metric distances are kept beside it.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hpo.reporting.tables import CONFIDENCE, Summary, format_value, matches_row, short_names
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 Reading = tuple[tuple[str, Any], ...]
 COLUMNS = ["reading", "pairs", "rows", "mean_abs_diff", "ci_low", "ci_high", "closest",
@@ -119,7 +122,7 @@ def _t_interval(values: list[float]) -> tuple[float, float, float]:
     return mean, max(mean - half, 0.0), mean + half
 
 
-def reading_distances(summary: Summary) -> Any:
+def reading_distances(summary: Summary) -> pd.DataFrame:
     """One row per reading: ``reading`` (label), ``pairs`` (the Reading), ``rows`` (comparisons),
     ``mean_abs_diff`` with ``ci_low``/``ci_high`` (95% t-interval), ``closest`` (bool), and per
     reference metric ``rows_<metric>`` and ``mean_abs_diff_<metric>``. Empty without readings or
@@ -166,7 +169,7 @@ def closest_reading(summary: Summary) -> Reading | None:
     return hit.iloc[0]["pairs"]
 
 
-def clearly_closest(frame: Any) -> bool:
+def clearly_closest(frame: pd.DataFrame) -> bool:
     """Whether the closest reading's interval lies below every other reading's interval (else
     the data do not single it out)."""
     best = frame[frame["closest"]]
@@ -232,7 +235,7 @@ def readings_markdown(summary: Summary) -> str:
     return text + "\n\n" + "\n".join(lines)
 
 
-def _reproduces(frame: Any, within: float) -> str:
+def _reproduces(frame: pd.DataFrame, within: float) -> str:
     """Whether any reading is consistent with the published table: every published value inside
     the reading's 95% prediction interval of one run (the table's single runs are such runs),
     counting only intervals narrow enough to tell (± ``within`` points for accuracies)."""

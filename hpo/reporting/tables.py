@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from hpo.errors import HpoError
 from hpo.schema import (  # noqa: F401  (re-exported: the report's modules read them here)
+    COMMAND_ATTR,
     STAT_METRICS,
     STATE_COLUMNS,
     STATES,
@@ -417,7 +418,7 @@ def time_basis(summary: Summary) -> TimeBasis:
     # The trials' own times say whether they overlapped (any number of machines); the stored
     # command's --jobs is only a hint (hpo caps it at the usable cores) for stores without them.
     side = (overlapping(summary.frame) if len(timed) >= 2
-            else _jobs(summary.attrs.get("hpo.command", "")) > 1)
+            else _jobs(summary.attrs.get(COMMAND_ATTR, "")) > 1)
     cpu = pd.to_numeric(done["cpu_time"], errors="coerce") if "cpu_time" in done else None
     has_cpu = cpu is not None and len(done) > 0 and bool(cpu.notna().all())
     if side and has_cpu:

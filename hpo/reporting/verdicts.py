@@ -13,7 +13,7 @@ import math
 import re
 from collections.abc import Callable
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hpo.reporting import stats
 from hpo.reporting.claim_sides import claim_metric, report_alpha, seeds_text, side_label
@@ -30,6 +30,9 @@ from hpo.reporting.claims import (
 )
 from hpo.reporting.tables import ALPHA, Summary
 from hpo.spec import SIMILAR_MARGIN, Claim
+
+if TYPE_CHECKING:
+    from hpo.reporting.readings import Reading
 
 # ---------------------------------------------------------------------------------------------
 # Readings and the report's claims together
@@ -55,7 +58,7 @@ def _claim_readings(claim: Claim, summary: Summary) -> tuple[Any, list[Any]]:
 NEEDS_TRAINING = ("better", "best", "similar")
 
 
-def _untrained_label(summary: Summary, reading: Any, rows: list[dict]) -> str:
+def _untrained_label(summary: Summary, reading: Reading, rows: list[dict]) -> str:
     configs = " and ".join(row["config"] for row in rows)
     return f"{side_label(summary, reading)} ({configs} did not train)"
 
@@ -108,7 +111,7 @@ def evaluate_in_readings(claim: Claim, summary: Summary, alpha: float) -> Verdic
     return _with_untrained(claim, summary, alpha, closest, every, untrained)
 
 
-def _with_untrained(claim: Claim, summary: Summary, alpha: float, closest: Any,
+def _with_untrained(claim: Claim, summary: Summary, alpha: float, closest: Reading | None,
                     every: list[Any], untrained: dict) -> Verdict:
     """The readings rule over the readings left once those in ``untrained`` are taken out."""
     if untrained:
@@ -126,7 +129,7 @@ def _with_untrained(claim: Claim, summary: Summary, alpha: float, closest: Any,
     return _judge_readings(claim, summary, alpha, closest, every)
 
 
-def _judge_readings(claim: Claim, summary: Summary, alpha: float, closest: Any,
+def _judge_readings(claim: Claim, summary: Summary, alpha: float, closest: Reading | None,
                     every: list[Any]) -> Verdict:
     """The readings rule over ``every`` (the readings that count)."""
     if len(every) == 1 and closest is None:
@@ -145,28 +148,7 @@ def _judge_readings(claim: Claim, summary: Summary, alpha: float, closest: Any,
     per = [(r, evaluate(claim, summary, alpha, r)) for r in every]
     kinds = {v.verdict for _, v in per}
     if len(kinds) == 1:
-        # The same verdict in every reading: show the weakest (largest p) reading's evidence.
-        reading, weakest = max(per, key=lambda rv: rv[1].p_value
-                               if math.isfinite(rv[1].p_value) else -1.0)
-        needs = [v.seeds_needed for _, v in per if v.seeds_needed is not None]
-        signs = _differences_by_reading(claim, per, summary)
-        evidence = weakest.evidence
-        split = _split(claim, per)
-        if weakest.verdict == INCONCLUSIVE and split and "; inconclusive: " in evidence:
-            needs = []  # more seeds would settle the readings apart, not decide the claim
-            evidence = (evidence.rsplit("; inconclusive: ", 1)[0] + "; inconclusive: the "
-                        "readings differ in direction by more than the difference that matters, "
-                        "so more seeds would more likely settle them apart than decide it; a "
-                        "closer reproduction of the seed's setting would")
-        elif weakest.verdict == INCONCLUSIVE and needs and "; inconclusive: " in evidence:
-            # The weakest reading's p is not the one needing most seeds: advise for them all.
-            evidence = (evidence.rsplit("; inconclusive: ", 1)[0] + "; inconclusive: "
-                        + seeds_text(_most_seeds(needs)(alpha), "decide it in every reading",
-                                     alpha))
-        return replace(weakest, seeds_needed=_most_seeds(needs) if needs else None, evidence=(
-            f"{evidence} (the same verdict in every reading the seed leaves open, "
-            f"{len(per)}; shown: {side_label(summary, reading)}, the weakest"
-            + (f"; the observed difference per reading: {signs}" if signs else "") + ")"))
+        return _same_in_every_reading(claim, summary, alpha, per)
     opposed = {SUPPORTED, NOT_SUPPORTED} <= kinds
     needs = [v.seeds_needed for _, v in per if v.seeds_needed is not None
              and v.verdict == INCONCLUSIVE]
@@ -189,6 +171,33 @@ def _judge_readings(claim: Claim, summary: Summary, alpha: float, closest: Any,
                    configs=tuple(row for _, v in per for row in v.configs),
                    seeds_needed=None if opposed or not needs else _most_seeds(needs),
                    by_reading=tuple((side_label(summary, r), v.verdict) for r, v in per))
+
+
+def _same_in_every_reading(claim: Claim, summary: Summary, alpha: float,
+                           per: list[tuple[Any, Verdict]]) -> Verdict:
+    """The same verdict in every reading: it stands, shown in the weakest (largest p) reading,
+    with seed advice for every reading, or none where the readings point apart."""
+    reading, weakest = max(per, key=lambda rv: rv[1].p_value
+                           if math.isfinite(rv[1].p_value) else -1.0)
+    needs = [v.seeds_needed for _, v in per if v.seeds_needed is not None]
+    signs = _differences_by_reading(claim, per, summary)
+    evidence = weakest.evidence
+    split = _split(claim, per)
+    if weakest.verdict == INCONCLUSIVE and split and "; inconclusive: " in evidence:
+        needs = []  # more seeds would settle the readings apart, not decide the claim
+        evidence = (evidence.rsplit("; inconclusive: ", 1)[0] + "; inconclusive: the "
+                    "readings differ in direction by more than the difference that matters, "
+                    "so more seeds would more likely settle them apart than decide it; a "
+                    "closer reproduction of the seed's setting would")
+    elif weakest.verdict == INCONCLUSIVE and needs and "; inconclusive: " in evidence:
+        # The weakest reading's p is not the one needing most seeds: advise for them all.
+        evidence = (evidence.rsplit("; inconclusive: ", 1)[0] + "; inconclusive: "
+                    + seeds_text(_most_seeds(needs)(alpha), "decide it in every reading",
+                                 alpha))
+    return replace(weakest, seeds_needed=_most_seeds(needs) if needs else None, evidence=(
+        f"{evidence} (the same verdict in every reading the seed leaves open, "
+        f"{len(per)}; shown: {side_label(summary, reading)}, the weakest"
+        + (f"; the observed difference per reading: {signs}" if signs else "") + ")"))
 
 
 def _differences_by_reading(claim: Claim, per: list[tuple[Any, Verdict]], summary: Summary

@@ -20,6 +20,7 @@ from hpo.reporting.tables import (
     short_names,
     time_basis,
 )
+from hpo.schema import COMMAND_ATTR, DEVICE_ATTR, GIT_COMMIT_ATTR, VERSIONS_ATTR
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -188,7 +189,7 @@ def _inert_train_keys(config: dict, varied: set[str]) -> set[str]:
 def _setup_lines(summary: Summary) -> list[str]:
     config = summary.study.config
     attrs = summary.attrs
-    versions = attrs.get("hpo.versions", {})
+    versions = attrs.get(VERSIONS_ATTR, {})
     varied = set(summary.keys)
     model = {k[6:]: v for k, v in config.items() if k.startswith("model.") and k not in varied}
     train = {k[6:]: v for k, v in config.items() if k.startswith("train.") and k not in varied
@@ -214,9 +215,9 @@ def _setup_lines(summary: Summary) -> list[str]:
         + f"; objective {config['metric']} ({summary.study.direction}); "
         f"pruner {config['pruner']}",
         "- **Software:** " + ", ".join(f"{k} {v}" for k, v in versions.items())
-        + (f"; git commit `{attrs['hpo.git_commit'][:12]}`" if attrs.get("hpo.git_commit")
+        + (f"; git commit `{attrs[GIT_COMMIT_ATTR][:12]}`" if attrs.get(GIT_COMMIT_ATTR)
            else "")
-        + (f"; device {attrs['hpo.device']}" if attrs.get("hpo.device") else ""),
+        + (f"; device {attrs[DEVICE_ATTR]}" if attrs.get(DEVICE_ATTR) else ""),
     ]
     return lines
 
@@ -284,7 +285,7 @@ def changed_from_shipped(summary: Summary, file_name: str | None = None) -> str:
     shipped_names = spec.shipped_studies()
     name = file_name or summary.study.name
     if name not in shipped_names:
-        name = command_study(summary.attrs.get("hpo.command", "")) or ""
+        name = command_study(summary.attrs.get(COMMAND_ATTR, "")) or ""
     if name not in shipped_names:
         return ""
     try:
@@ -334,7 +335,7 @@ def readme(summary: Summary, drawn: Sequence[tuple[str, str]], formats: Sequence
     if config["description"]:
         lines += [config["description"].strip(), ""]
     lines += ["## Setup", "", *_setup_lines(summary), ""]
-    stored = summary.attrs.get("hpo.command")
+    stored = summary.attrs.get(COMMAND_ATTR)
     lines += ["Reproduce:", "", "```sh"]
     if stored:
         lines.append(stored)

@@ -7,15 +7,30 @@ import json
 import os
 import sys
 import warnings
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hpo import dashboard, store
 from hpo.errors import SpecError
 from hpo.runner.plan import RunOptions
 from hpo.runner.queue import reconcile
-from hpo.schema import SOURCE_ATTR
+from hpo.schema import (
+    COMMAND_ATTR,
+    DATASET_ATTR,
+    DEVICE_ATTR,
+    GIT_COMMIT_ATTR,
+    IDENTITY_ATTR,
+    SOURCE_ATTR,
+    SPEC_ATTR,
+    VERSIONS_ATTR,
+)
 from hpo.spec import Study, identity_diff
 from hpo.version import __version__
+
+if TYPE_CHECKING:
+    import optuna
+    from optuna.pruners import BasePruner
+    from optuna.samplers import BaseSampler
+    from optuna.storages import BaseStorage
 
 
 def study_metadata(study: Study, device: str, command: str) -> dict[str, Any]:
@@ -23,16 +38,16 @@ def study_metadata(study: Study, device: str, command: str) -> dict[str, Any]:
     import torch
 
     return {
-        "hpo.spec": study.to_dict(),
-        "hpo.identity": study.identity(),
-        "hpo.versions": {
+        SPEC_ATTR: study.to_dict(),
+        IDENTITY_ATTR: study.identity(),
+        VERSIONS_ATTR: {
             "hpo": __version__, "torch": torch.__version__, "optuna": optuna.__version__,
             "python": sys.version.split()[0],
         },
-        "hpo.git_commit": _git_commit(),
-        "hpo.dataset": study.config["dataset"],
-        "hpo.device": device,
-        "hpo.command": store.mask(command),
+        GIT_COMMIT_ATTR: _git_commit(),
+        DATASET_ATTR: study.config["dataset"],
+        DEVICE_ATTR: device,
+        COMMAND_ATTR: store.mask(command),
     }
 
 
@@ -77,7 +92,8 @@ def _git_commit() -> str | None:
     return commit + ("-dirty" if changed else "")
 
 
-def prepare_study(study: Study, storage: Any, opts: RunOptions, device: str) -> Any:
+def prepare_study(study: Study, storage: BaseStorage, opts: RunOptions, device: str
+                  ) -> optuna.Study:
     """Create the Optuna study once (or check the stored one matches) and queue missing cells."""
     import optuna
 
@@ -86,7 +102,7 @@ def prepare_study(study: Study, storage: Any, opts: RunOptions, device: str) -> 
             study_name=study.name, storage=storage, direction=study.direction,
             sampler=make_sampler(study), pruner=make_pruner(study), load_if_exists=True,
         )
-        stored_identity = study_obj.user_attrs.get("hpo.identity")
+        stored_identity = study_obj.user_attrs.get(IDENTITY_ATTR)
         if stored_identity is None:
             for key, value in study_metadata(study, device, opts.command).items():
                 study_obj.set_user_attr(key, value)
@@ -103,9 +119,9 @@ def prepare_study(study: Study, storage: Any, opts: RunOptions, device: str) -> 
                 )
             # Repeats and n_trials may grow between runs: keep the stored spec current, and
             # the command that ran it last (the report's "Reproduce" shows it).
-            study_obj.set_user_attr("hpo.spec", study.to_dict())
+            study_obj.set_user_attr(SPEC_ATTR, study.to_dict())
             if opts.command:
-                study_obj.set_user_attr("hpo.command", store.mask(opts.command))
+                study_obj.set_user_attr(COMMAND_ATTR, store.mask(opts.command))
         if opts.source is not None:
             study_obj.set_user_attr(SOURCE_ATTR, {"study": opts.source,
                                                   "overrides": list(opts.overrides)})
@@ -114,7 +130,7 @@ def prepare_study(study: Study, storage: Any, opts: RunOptions, device: str) -> 
     return study_obj
 
 
-def make_sampler(study: Study, worker: int = 0) -> Any:
+def make_sampler(study: Study, worker: int = 0) -> BaseSampler:
     """The study's sampler; worker i of a ``--jobs N`` run seeds it with sampler_seed + i.
 
     With one seed for all, every worker drew the same random start-up trials: with --jobs 2
@@ -138,7 +154,7 @@ def make_sampler(study: Study, worker: int = 0) -> Any:
     raise SpecError(f"unknown sampler {study.config['sampler']!r}")
 
 
-def make_pruner(study: Study) -> Any:
+def make_pruner(study: Study) -> BasePruner:
     import optuna
 
     match study.config["pruner"]:

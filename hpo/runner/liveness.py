@@ -5,9 +5,12 @@ from __future__ import annotations
 import sys
 import threading
 import time
-from typing import Any
+from typing import TYPE_CHECKING
 
-HEARTBEAT_ATTR = "hpo:heartbeat"
+from hpo.schema import HEARTBEAT_ATTR  # noqa: F401  (queue.reclaim_stale reads it here)
+
+if TYPE_CHECKING:
+    from optuna.storages import BaseStorage
 
 
 class Heartbeat:
@@ -19,7 +22,7 @@ class Heartbeat:
     the time of the last beat in the system attribute ``HEARTBEAT_ATTR``.
     """
 
-    def __init__(self, storage: Any, trial_id: int, interval: float) -> None:
+    def __init__(self, storage: BaseStorage, trial_id: int, interval: float) -> None:
         self._storage, self._trial_id, self._interval = storage, trial_id, interval
         self._native = bool(getattr(storage, "heartbeat_interval", None))
         self._stop = threading.Event()
