@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from hpo import dashboard, store
 from hpo.errors import HpoError
+from hpo.store import internals
 
 if TYPE_CHECKING:
     import optuna
@@ -198,7 +199,8 @@ def upload_report_figures(study_obj: optuna.Study, figure_paths: Iterable[str | 
 
 def study_artifacts(study_obj: optuna.Study) -> list[dict[str, Any]]:
     """Artifacts attached to the study itself (not its trials): dicts with artifact_id etc."""
-    attrs = study_obj._storage.get_study_system_attrs(study_obj._study_id)
+    attrs = internals.study_storage(study_obj).get_study_system_attrs(
+        internals.study_id(study_obj))
     return _metas(attrs)
 
 
@@ -206,14 +208,13 @@ def all_artifacts(study_obj: optuna.Study) -> list[tuple[int | None, dict[str, A
     """Every artifact of a study and its trials as (trial_id or None, meta)."""
     out: list[tuple[int | None, dict[str, Any]]] = [(None, m) for m in study_artifacts(study_obj)]
     for trial in study_obj.get_trials(deepcopy=False):
-        out += [(trial._trial_id, m) for m in _metas(trial.system_attrs)]
+        out += [(internals.trial_id(trial), m) for m in _metas(trial.system_attrs)]
     return out
 
 
 def _metas(system_attrs: Mapping[str, Any]) -> list[dict[str, Any]]:
-    from optuna.artifacts._upload import ARTIFACTS_ATTR_PREFIX
-
-    metas = (json.loads(v) for k, v in system_attrs.items() if k.startswith(ARTIFACTS_ATTR_PREFIX))
+    prefix = internals.artifacts_attr_prefix()
+    metas = (json.loads(v) for k, v in system_attrs.items() if k.startswith(prefix))
     return [m for m in metas if m is not None]  # None: removed (see _remove_artifact)
 
 
@@ -224,10 +225,9 @@ def _remove_artifact(study_obj: optuna.Study, trial_id: int | None, artifact_id:
     with contextlib.suppress(ArtifactNotFound):
         artifacts.remove(artifact_id)
     if trial_id is None:  # Optuna has no "delete attribute": a null meta is skipped by listings
-        from optuna.artifacts._upload import ARTIFACTS_ATTR_PREFIX
-
-        study_obj._storage.set_study_system_attr(
-            study_obj._study_id, ARTIFACTS_ATTR_PREFIX + artifact_id, json.dumps(None))
+        internals.study_storage(study_obj).set_study_system_attr(
+            internals.study_id(study_obj), internals.artifacts_attr_prefix() + artifact_id,
+            json.dumps(None))
 
 
 def remove_files(metas: Iterable[dict[str, Any]], directory: Path) -> int:

@@ -6,12 +6,9 @@ someone edited in the dashboard). The curve is drawn here (``curve_data`` -> ``p
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
-import sys
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from hpo import store
@@ -26,6 +23,7 @@ from hpo.schema import (
     trial_label,
 )
 from hpo.spec.dump import spec_toml
+from hpo.store import internals
 
 if TYPE_CHECKING:
     import optuna
@@ -77,11 +75,11 @@ def update_study_note(study_obj: optuna.Study) -> bool:
     The note is rewritten when the stored spec changed (repeats grow between runs), but never
     over a note someone edited in the dashboard: hpo keeps the hash of what it last wrote.
     """
-    get_note, save_note = _dashboard_note_functions()
+    get_note, save_note = internals.dashboard_note_functions()
     if SPEC_ATTR not in study_obj.user_attrs:
         return False
     body = study_note(study_obj)
-    storage, study_id = study_obj._storage, study_obj._study_id
+    storage, study_id = internals.study_storage(study_obj), internals.study_id(study_obj)
     current = get_note(study_obj)
     last_written = storage.get_study_system_attrs(study_id).get(NOTE_HASH_ATTR)
     if current == body or (current and _sha(current) != last_written):
@@ -89,33 +87,6 @@ def update_study_note(study_obj: optuna.Study) -> bool:
     save_note(study_obj, body)
     storage.set_study_system_attr(study_id, NOTE_HASH_ATTR, _sha(body))
     return True
-
-
-@functools.cache
-def _dashboard_note_functions() -> tuple[Any, Any]:
-    """optuna-dashboard's get_note and save_note, without importing the dashboard app.
-
-    `import optuna_dashboard` loads its web app and optuna.importance (1.6 s on 2 cores, in
-    the parent before any worker starts); its note format lives in one small module that
-    needs only optuna, so that module is loaded on its own. Falls back to the package import
-    if a future release moves it.
-    """
-    import importlib.util
-
-    name = "optuna_dashboard._note"
-    module = sys.modules.get(name)
-    if module is None:
-        package = importlib.util.find_spec("optuna_dashboard")
-        locations = list(package.submodule_search_locations or []) if package else []
-        path = Path(locations[0]) / "_note.py" if locations else None
-        if path is None or not path.is_file():
-            from optuna_dashboard import get_note, save_note
-
-            return get_note, save_note
-        spec = importlib.util.spec_from_file_location(name, path)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    return module.get_note, module.save_note
 
 
 def _sha(text: str) -> str:

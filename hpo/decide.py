@@ -34,6 +34,7 @@ from hpo import store
 from hpo.runner.queue import cell_seeds, targets  # noqa: F401  (decide.targets in tests)
 from hpo.schema import END_ATTR, LOOKS_ATTR, TARGETS_ATTR  # noqa: F401
 from hpo.spec import Study, batch_size, look_alpha, planned_looks, spent  # noqa: F401
+from hpo.store import internals
 
 if TYPE_CHECKING:
     import optuna
@@ -77,7 +78,7 @@ def add_seeds(study_obj: optuna.Study, study: Study, url: str | store.StoreURL) 
     """
     from hpo import runner
 
-    with store.exclusive(url, study_obj._storage):
+    with store.exclusive(url, internals.study_storage(study_obj)):
         pending = _pending(study_obj)
         if pending:
             return pending  # another worker's batch (or a run in progress): finish it first

@@ -314,3 +314,38 @@ def test_a_planted_stored_name_is_caught(tmp_path: Path) -> None:
     planted = tmp_path / "m.py"
     planted.write_text('x = attrs.get("hpo.command")\ny = "hpo:heartbeat"\nz = "hpo"\n')
     assert stored_name_literals(planted) == ['"hpo.command"', '"hpo:heartbeat"']
+
+
+# ---------------------------------------------------------------------------------------------
+# Optuna's private names
+
+INTERNALS = "hpo/store/internals.py"
+OPTUNA_PRIVATE = re.compile(r"\._(storage|study_id|trial_id)\b|\b(optuna|optuna_dashboard)"
+                            r"(\.[a-z_]+)*\._[a-z]")
+# Reached directly still, until the runner's queue and worker go through internals as well.
+PRIVATE_ALLOWED = frozenset({"hpo/runner/queue.py", "hpo/runner/worker.py"})
+
+
+def optuna_private_uses(path: Path) -> list[str]:
+    """Lines of ``path`` that reach a private name of Optuna or optuna-dashboard."""
+    return [f"{n}: {line.strip()}"
+            for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+            if OPTUNA_PRIVATE.search(line) and not line.lstrip().startswith("#")]
+
+
+def test_optuna_privates_are_reached_from_one_module() -> None:
+    found = {rel: uses for p in sorted(PACKAGE.rglob("*.py"))
+             for rel in [p.relative_to(PACKAGE.parent).as_posix()]
+             if rel != INTERNALS and rel not in PRIVATE_ALLOWED
+             for uses in [optuna_private_uses(p)] if uses}
+    assert found == {}, "use hpo.store.internals"
+
+
+def test_a_planted_optuna_private_is_caught(tmp_path: Path) -> None:
+    planted = tmp_path / "m.py"
+    planted.write_text("a = study._storage\nb = trial._trial_id\n"
+                       "from optuna.artifacts._upload import X\nc = self._storage_url\n"
+                       "# study._study_id in a comment\n")
+    assert optuna_private_uses(planted) == [
+        "1: a = study._storage", "2: b = trial._trial_id",
+        "3: from optuna.artifacts._upload import X"]

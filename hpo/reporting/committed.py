@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from hpo import store
 from hpo.errors import HpoError
 from hpo.schema import TRIALS_FILE, VERSIONS_ATTR
+from hpo.store import internals
 from hpo.version import __version__
 
 if TYPE_CHECKING:
@@ -146,6 +147,6 @@ def merged_storage(folders: Sequence[Path]) -> optuna.storages.InMemoryStorage:
     merged = optuna.storages.InMemoryStorage()
     for folder in folders:
         study_obj = load_folder_study(folder)
-        optuna.copy_study(from_study_name=study_obj.study_name, from_storage=study_obj._storage,
-                          to_storage=merged)
+        optuna.copy_study(from_study_name=study_obj.study_name,
+                          from_storage=internals.study_storage(study_obj), to_storage=merged)
     return merged

@@ -23,7 +23,7 @@ class Heartbeat:
     """
 
     def __init__(self, storage: BaseStorage, trial_id: int, interval: float) -> None:
-        self._storage, self._trial_id, self._interval = storage, trial_id, interval
+        self._backend, self._trial, self._interval = storage, trial_id, interval
         self._native = bool(getattr(storage, "heartbeat_interval", None))
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -36,9 +36,9 @@ class Heartbeat:
 
     def beat(self) -> None:
         if self._native:
-            self._storage.record_heartbeat(self._trial_id)
+            self._backend.record_heartbeat(self._trial)
         else:
-            self._storage.set_trial_system_attr(self._trial_id, HEARTBEAT_ATTR, time.time())
+            self._backend.set_trial_system_attr(self._trial, HEARTBEAT_ATTR, time.time())
 
     def _run(self) -> None:
         import optuna
@@ -49,7 +49,7 @@ class Heartbeat:
             except optuna.exceptions.UpdateFinishedTrialError:
                 return  # another worker failed this trial as stale; the worker finds out at tell
             except Exception as exc:  # a database hiccup must not stop the beating for good
-                print(f"hpo: warning: heartbeat of trial {self._trial_id} failed: "
+                print(f"hpo: warning: heartbeat of trial {self._trial} failed: "
                       f"{type(exc).__name__}; retrying", file=sys.stderr)
 
     def __exit__(self, *exc: object) -> None:

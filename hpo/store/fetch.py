@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from hpo.schema import DONE_STATES
+from hpo.store import internals
 
 if TYPE_CHECKING:
     import datetime
@@ -49,7 +50,8 @@ def fetch_trials(study_obj: optuna.Study) -> list[FrozenTrial] | list[TrialRow]:
     engine = getattr(backend, "engine", None)
     if engine is not None:
         try:
-            return unique_runs(_sql_trials(engine, study_obj._study_id), study_obj.study_name)
+            return unique_runs(_sql_trials(engine, internals.study_id(study_obj)),
+                               study_obj.study_name)
         except Exception:  # schema drift: Optuna's reader is always right
             pass
     return unique_runs(study_obj.get_trials(deepcopy=False), study_obj.study_name)

@@ -52,13 +52,12 @@ def warn_cut_tail(path: Path) -> None:
 def repair_cut_tail(path: Path) -> None:
     """For writers: cut a cut tail off, under the journal's lock (no record being appended
     right now is taken for one), saying so in one line."""
-    from optuna.storages.journal import JournalFileSymlinkLock
-    from optuna.storages.journal._file import get_lock_file
+    from hpo.store.internals import journal_lock
 
     good, size = good_length(path)
     if size == good:
         return
-    with get_lock_file(JournalFileSymlinkLock(str(path))):
+    with journal_lock(path):
         good, size = good_length(path)  # again, now that no one appends
         if size == good:
             return
