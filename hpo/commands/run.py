@@ -55,8 +55,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 TOP_CONFIGS = 10
 
 def main(args: argparse.Namespace) -> int:
-    from hpo import records, runner
-    from hpo.artifacts import artifact_store, artifacts_dir
+    from hpo.process import stop_signals
+
+    # SIGINT and SIGTERM stop the command from its first line (KeyboardInterrupt: one line,
+    # exit 130), also while a study is being queued; once stopped, later ones are ignored,
+    # so that a second Ctrl-C cannot raise in the clean-up of a process about to exit.
+    with stop_signals(then="ignore_if_stopped"):
+        return _run(args)
+
+
+def _check_counts(args: argparse.Namespace) -> None:
+    """--jobs and --threads, before anything is read or stored."""
+    from hpo import runner
 
     if args.jobs < 1:
         raise HpoError(f"--jobs must be >= 1, got {args.jobs}")
@@ -66,7 +76,15 @@ def main(args: argparse.Namespace) -> int:
     if args.threads > cores and not args.oversubscribe:
         raise HpoError(f"--threads {args.threads} is more than the {cores} usable cores; use at "
                        "most that, or --oversubscribe to insist")
+
+
+def _run(args: argparse.Namespace) -> int:
     import time
+
+    from hpo import decide, records, runner
+    from hpo.artifacts import artifact_store, artifacts_dir
+
+    _check_counts(args)
 
     budget = parse_duration(args.budget) if args.budget else None
     overrides = overrides_from(args)
@@ -89,8 +107,6 @@ def main(args: argparse.Namespace) -> int:
     artifacts = artifacts_dir(opts.storage_url, args.artifacts)
     if not args.no_artifacts and (args.artifacts or artifacts.parent.is_dir()):
         artifact_store(artifacts)  # unusable folder: one error now, not one per trial
-    from hpo import decide
-
     study_obj = runner.run(study, decide.with_hook(opts, study))
     left = runner.remaining(study_obj, study)
     if left and opts.deadline is not None:
@@ -108,8 +124,6 @@ def main(args: argparse.Namespace) -> int:
         print(f"best {TOP_CONFIGS} configurations by mean {metric}:")
     print(records.format_summary(summary, keys, metric))
     if study.config["until_decided"]:
-        from hpo import decide
-
         attrs = study_obj.user_attrs
         print(f"until decided: {len(attrs.get(decide.LOOKS_ATTR, []))} batches of seeds added; "
               f"{attrs.get(decide.END_ATTR, 'not finished')} (`hpo report` says which and why)")

@@ -11,7 +11,7 @@ from typing import Any
 
 from hpo import space as space_mod
 from hpo import store
-from hpo.errors import HpoError
+from hpo.errors import HpoError, StoreError
 from hpo.spec import Study
 
 # Memory one worker is assumed to need before any trial of the study has recorded its
@@ -19,6 +19,8 @@ from hpo.spec import Study
 DEFAULT_WORKER_MB = 1000
 # Share of MemAvailable that workers may plan to take: the page cache and the parent need some.
 MEMORY_SHARE = 0.8
+# More hidden fc layers than any network hpo is meant for (check_memory).
+MAX_FC_LAYERS = 10_000
 
 
 @dataclass(frozen=True)
@@ -146,11 +148,18 @@ def check_memory(study: Study, jobs: int) -> None:
     layer outputs, from the shapes), naming the key that makes it large."""
     from hpo.nn.shapes import training_bytes
 
+    configs = [study.resolve(c) for c in study.cells()] if study.is_grid else [study.config]
+    for config in configs:
+        # The sizes below are summed layer by layer: a count past any network is refused
+        # before it becomes a list (fc_layers = 10**9 was 8 GB of it).
+        layers = config.get("model.fc_layers") or 0
+        if isinstance(layers, int) and layers > MAX_FC_LAYERS:
+            raise HpoError(f"{study.source}: model.fc_layers = {layers:,} is more hidden layers "
+                           f"than hpo builds (at most {MAX_FC_LAYERS:,}); use fewer")
     avail = available_mb()
     if avail is None:
         return
     share = avail * MEMORY_SHARE / max(1, jobs) * 2**20
-    configs = [study.resolve(c) for c in study.cells()] if study.is_grid else [study.config]
     for config in configs:
         need, key, params = training_bytes(config)
         if need > share:
@@ -160,3 +169,30 @@ def check_memory(study: Study, jobs: int) -> None:
                 f"to train ({params:,} parameters, batch_size {config['batch_size']}), more than "
                 f"{workers} may take ({share / 2**30:,.1f} GB of {avail / 1024:,.1f} GB "
                 f"available); use a smaller {key}")
+
+
+def check_store_folder(url: store.StoreURL) -> None:
+    """An SQLite or journal store that may be written in a folder that may not: refused with
+    one line before anything is written. Every write to it creates a file beside it (SQLite's
+    rollback journal, the journal store's lock), which the store itself reports only as
+    "attempt to write a readonly database" or "permission denied" on the store's own name.
+    A store that is itself read-only is left to the store's own check, which says so."""
+    path = url.path
+    if url.kind not in ("sqlite", "journal") or path is None or not path.is_file():
+        return
+    if not _may_write(path) or _may_write(path.parent):
+        return
+    beside = (f"SQLite's journal {path.name}-journal" if url.kind == "sqlite"
+              else f"the journal's lock {path.name}.lock")
+    raise StoreError(f"store {path}: its folder {path.parent} is read-only, and every run "
+                     f"writes {beside} beside the store; make the folder writable, or move "
+                     "the store to a writable one and pass its new path to --storage")
+
+
+def _may_write(path: Path) -> bool:
+    """``os.access`` says yes to root whatever the mode: a file or folder nobody may write is
+    read-only here too."""
+    try:
+        return os.access(path, os.W_OK) and bool(path.stat().st_mode & 0o222)
+    except OSError:
+        return False

@@ -14,35 +14,43 @@ from pathlib import Path
 from typing import Any
 
 from hpo import store
-from hpo.errors import HpoError
+from hpo.errors import HpoError, one_line, os_error_line
+from hpo.process import stop_requested, stop_signals, stop_signals_blocked
 from hpo.runner.create import prepare_study
 from hpo.runner.plan import (
     RunOptions,
     check_memory,
+    check_store_folder,
     pick_device,
     plan_jobs,
     threads_per_worker,
 )
 from hpo.runner.queue import DONE_STATES, remaining, state_name
-from hpo.runner.worker import load_splits, set_up_process, stop_signals, work
+from hpo.runner.worker import hold_stops_in_store, load_splits, set_up_process, work
 from hpo.spec import Study, from_dict
 
 # The parent's go signal to its workers (a shared int): the device to use, or CANCEL.
 PENDING, CANCEL = 0, -1
 DEVICE_CODES = {"cpu": 1, "cuda": 2, "mps": 3}
+# A worker's exit code when a signal stopped it: its own (130), or death by the signal.
+INTERRUPTED_CODES = (130, -signal.SIGINT, -signal.SIGTERM)
 
 
 def _worker_process(spec_dict: dict, source: str, url: store.StoreURL, requested_device: str,
                     threads: int, data_dir: str | None, go: Any, worker: int,
                     artifacts: Path | None, deadline: float | None,
                     on_idle: Any = None) -> None:
-    from hpo.process import die_with_parent, quiet_libraries
+    from hpo.process import die_with_parent, quiet_libraries, unblock_stop_signals
 
-    die_with_parent()
-    quiet_libraries(verbose=False)
-    study = from_dict(spec_dict, source)
     try:
-        with stop_signals():
+        # Until here (spawn's imports, unpickling) SIGINT and SIGTERM were held (blocked by the
+        # parent as it started this process); from here on they stop it. Once stopped or done,
+        # it ignores them: a late Ctrl-C must not raise in multiprocessing's own clean-up.
+        with stop_signals(then="ignore"):
+            unblock_stop_signals()
+            die_with_parent()
+            quiet_libraries(verbose=False)
+            study = from_dict(spec_dict, source)
             _warm_up(study, requested_device, threads, data_dir)
             device = _wait_for_go(go)
             if device is None:
@@ -52,20 +60,18 @@ def _worker_process(spec_dict: dict, source: str, url: store.StoreURL, requested
     except KeyboardInterrupt:
         sys.exit(130)
     except HpoError as exc:
-        from hpo.errors import one_line
-
-        print(f"hpo: error: {one_line(str(exc))}", file=sys.stderr)
-        sys.exit(1)
+        _say(f"hpo: error: {one_line(str(exc))}")
     except OSError as exc:  # a path or a full disk, as `hpo` itself reports them
-        from hpo.errors import one_line, os_error_line
-
-        print(f"hpo: error: {one_line(os_error_line(exc))}", file=sys.stderr)
-        sys.exit(1)
+        _say(f"hpo: error: {one_line(os_error_line(exc))}")
     except Exception as exc:  # a bug: one line, as `hpo` itself says it (no traceback)
         first = (str(exc).strip().splitlines() or [""])[0]
-        print(f"hpo: internal error: {type(exc).__name__}: {store.mask(first)}",
-              file=sys.stderr)
-        sys.exit(1)
+        _say(f"hpo: internal error: {type(exc).__name__}: {store.mask(first)}")
+
+
+def _say(line: str) -> None:
+    """A worker's last word: one line on stderr, exit 1."""
+    print(line, file=sys.stderr)
+    sys.exit(1)
 
 
 def _warm_up(study: Study, requested_device: str, threads: int, data_dir: str | None) -> None:
@@ -106,46 +112,69 @@ def ensure_weights(study: Study) -> None:
 
 
 def run(study: Study, opts: RunOptions) -> Any:
-    """Run ``study`` to completion in ``opts.jobs`` workers; returns the Optuna study."""
+    """Run ``study`` to completion in ``opts.jobs`` workers; returns the Optuna study.
+
+    From the first worker's start to the end, SIGINT and SIGTERM stop the run (KeyboardInterrupt,
+    once; later signals are ignored): while workers start, while the study is queued (which
+    may take minutes), while trials run. A trial in progress is failed, never left RUNNING.
+    """
+    opts, threads = _plan(study, opts)
+    with stop_signals():
+        workers = _Workers(study, opts, threads) if opts.jobs > 1 else None
+        try:
+            if workers is not None:
+                workers.start()
+            device = pick_device(opts.device)
+            ensure_weights(study)
+            storage = store.open_storage(opts.storage_url, heartbeat=True)  # bad: fails fast
+            hold_stops_in_store(storage)
+            study_obj = prepare_study(study, storage, opts, device)
+            _check_stop()
+        except BaseException:
+            if workers is not None:
+                workers.cancel()
+            raise
+        bar = _progress(remaining(study_obj, study), study.name, opts.progress)
+        try:
+            if workers is None:
+                with _stop_at(opts.deadline):
+                    work(study, opts.storage_url, device=device, threads=threads,
+                         data_dir=opts.data_dir, on_trial=lambda frozen: _advance(bar, frozen),
+                         artifacts=opts.artifacts_folder(), deadline=opts.deadline,
+                         on_idle=opts.on_idle)
+            else:
+                workers.go(device, study_obj, bar, opts.deadline)
+        except KeyboardInterrupt:
+            if not _past(opts.deadline):
+                raise
+            # The budget ran out during a trial: it was failed and is queued again next time.
+        finally:
+            bar.close()
+    return study_obj
+
+
+def _plan(study: Study, opts: RunOptions) -> tuple[RunOptions, int]:
+    """Every check that needs no store write, before any worker starts: the data, the store's
+    file and folder, how many workers, the memory one needs; ``opts`` with the storage URL
+    parsed and the workers capped, and the torch threads each gets."""
     from hpo.nn import data as data_mod
 
     # Before the store is opened: a missing dataset must not leave a new store behind.
     data_mod.ensure_available(study.config["dataset"], study.data_folder(opts.data_dir))
     opts = dataclasses.replace(opts, storage_url=store.parse(opts.storage_url))
+    check_store_folder(opts.storage_url)
     if opts.jobs > 1:
         store.check_url(opts.storage_url)  # a bad store must not start workers to stop again
         opts = dataclasses.replace(opts, jobs=plan_jobs(study, opts))
     check_memory(study, opts.jobs)
-    threads = threads_per_worker(opts.jobs, opts.threads)
-    workers = _Workers(study, opts, threads) if opts.jobs > 1 else None
-    # With workers waiting, a SIGTERM must not kill this process before it tells them.
-    with stop_signals() if workers is not None else contextlib.nullcontext():
-        try:
-            device = pick_device(opts.device)
-            ensure_weights(study)
-            storage = store.open_storage(opts.storage_url, heartbeat=True)  # bad: fails fast
-            study_obj = prepare_study(study, storage, opts, device)
-        except BaseException:
-            if workers is not None:
-                workers.cancel()
-            raise
-    bar = _progress(remaining(study_obj, study), study.name, opts.progress)
-    try:
-        if workers is None:
-            with _stop_at(opts.deadline):
-                work(study, opts.storage_url, device=device, threads=threads,
-                     data_dir=opts.data_dir, on_trial=lambda frozen: _advance(bar, frozen),
-                     artifacts=opts.artifacts_folder(), deadline=opts.deadline,
-                     on_idle=opts.on_idle)
-        else:
-            workers.go(device, study_obj, bar, opts.deadline)
-    except KeyboardInterrupt:
-        if not _past(opts.deadline):
-            raise
-        # The budget ran out during a trial: it was failed and is queued again next time.
-    finally:
-        bar.close()
-    return study_obj
+    return opts, threads_per_worker(opts.jobs, opts.threads)
+
+
+def _check_stop() -> None:
+    """A stop signal whose KeyboardInterrupt a library swallowed on the way (one raised in a
+    finalizer is only printed) still stops the run."""
+    if stop_requested():
+        raise KeyboardInterrupt
 
 
 def _past(deadline: float | None) -> bool:
@@ -184,7 +213,11 @@ class _Workers:
                               opts.artifacts_folder(), opts.deadline, opts.on_idle))
             for worker in range(opts.jobs)
         ]
-        with stop_signals():
+
+    def start(self) -> None:
+        """Start the workers with SIGINT and SIGTERM held: each takes them from the moment its
+        handlers are in place (a signal sent before waits for them)."""
+        with stop_signals_blocked():
             for proc in self.procs:
                 proc.start()
 
@@ -197,29 +230,37 @@ class _Workers:
         from multiprocessing.connection import wait
 
         self.signal.value = DEVICE_CODES[device]
-        # Idle until the workers finish: import what the closing summary needs meanwhile.
-        import pandas  # noqa: F401
-
-        finished = _finished_count(study_obj)
         try:
-            with stop_signals():
-                while any(p.is_alive() for p in self.procs):
-                    wait([p.sentinel for p in self.procs if p.is_alive()], timeout=1.0)
-                    if _past(deadline):
-                        _stop_workers(self.procs)  # budget spent: their trials are failed
-                        return
-                    try:
-                        now = _finished_count(study_obj)
-                    except Exception as exc:  # noqa: BLE001 - the workers retry the store
-                        if not store.transient(exc):
-                            raise
-                        continue  # the bar waits for the store; the workers say why
-                    _grow(bar, now - finished)
-                    finished = now
+            # Idle until the workers finish: import what the closing summary needs meanwhile.
+            import pandas  # noqa: F401
+
+            finished = _finished_count(study_obj)
+            while any(p.is_alive() for p in self.procs):
+                wait([p.sentinel for p in self.procs if p.is_alive()], timeout=1.0)
+                _check_stop()
+                if _past(deadline):
+                    _stop_workers(self.procs)  # budget spent: their trials are failed
+                    return
+                try:
+                    now = _finished_count(study_obj)
+                except Exception as exc:  # noqa: BLE001 - the workers retry the store
+                    if not store.transient(exc):
+                        raise
+                    continue  # the bar waits for the store; the workers say why
+                _grow(bar, now - finished)
+                finished = now
+            _check_stop()
         except KeyboardInterrupt:
             _stop_workers(self.procs)
             raise
+        self._check_exit_codes()
+
+    def _check_exit_codes(self) -> None:
         failed = [p.exitcode for p in self.procs if p.exitcode not in (0, None)]
+        if failed and all(code in INTERRUPTED_CODES for code in failed):
+            # Stopped by a signal sent to them, not to this process (`kill -INT` of a worker,
+            # a Ctrl-C this process missed): an interruption, not a failure.
+            raise KeyboardInterrupt
         if failed:
             raise HpoError(f"{len(failed)} of {len(self.procs)} workers failed (exit codes "
                            f"{failed}); see the messages above, then re-run the same command "
@@ -231,12 +272,13 @@ def _stop_workers(procs: list[Any], wait_s: float = 30.0) -> None:
 
     A terminal's Ctrl-C reaches the workers already; a SIGINT or SIGTERM sent to this process
     alone does not, hence the forwarding (workers ignore the second signal)."""
-    for proc in procs:
-        if proc.is_alive() and proc.pid is not None:
+    started = [proc for proc in procs if proc.pid is not None]
+    for proc in started:
+        if proc.is_alive():
             with contextlib.suppress(ProcessLookupError):
                 os.kill(proc.pid, signal.SIGTERM)
     deadline = time.monotonic() + wait_s
-    for proc in procs:
+    for proc in started:
         proc.join(max(0.0, deadline - time.monotonic()))
         if proc.is_alive():
             proc.kill()  # its trial turns stale and is run again after the grace period

@@ -3,6 +3,7 @@ reconcile re-queues what did not finish, and stale RUNNING trials (dead workers)
 
 from __future__ import annotations
 
+import sys
 import time
 import warnings
 from collections.abc import Mapping
@@ -10,8 +11,14 @@ from typing import Any
 
 from hpo import listvalues, store
 from hpo import space as space_mod
+from hpo.process import signals_deferred
 from hpo.schema import DONE_STATES, PENDING_STATES, TARGETS_ATTR
 from hpo.spec import Study
+
+# Queueing costs one store transaction per run: from this many runs on, one line says that
+# it takes a while, and another every QUEUE_PROGRESS_S seconds how far it is.
+QUEUE_NOTE_RUNS = 500
+QUEUE_PROGRESS_S = 10.0
 
 
 def state_name(trial: Any) -> str:
@@ -46,8 +53,6 @@ def reconcile(study_obj: Any, study: Study) -> int:
     Grid: every cell on every seed. Tuning: the other seeds of each completed configuration.
     Must run under ``store.exclusive``: two reconciles at once would queue a cell twice.
     """
-    import optuna
-
     trials = study_obj.get_trials(deepcopy=False)
     if study.is_grid:
         # Seeds until decided raise some cells' seed counts (stored, so every worker agrees).
@@ -61,19 +66,38 @@ def reconcile(study_obj: Any, study: Study) -> int:
         key = _run_key(trial)
         if key is not None and state_name(trial) in DONE_STATES + PENDING_STATES:
             covered.add(key)
-    queued = 0
+    todo = []
     for params, cell, seed, repeat_of in wanted:
-        if (cell, seed) in covered:
-            continue
+        if (cell, seed) not in covered:
+            covered.add((cell, seed))
+            todo.append((params, cell, seed, repeat_of))
+    _enqueue(study_obj, todo)
+    return len(todo)
+
+
+def _enqueue(study_obj: Any, todo: list[tuple[Any, str, int, int | None]]) -> None:
+    """Queue each run as a WAITING trial (one store transaction each, a few to tens of ms:
+    minutes for many thousands, so a large queue says so and shows its progress). A stop
+    signal waits for the run being queued: what is queued is whole, the rest is queued by the
+    next run of the same command."""
+    import optuna
+
+    note = len(todo) >= QUEUE_NOTE_RUNS
+    if note:
+        print(f"hpo: queueing {len(todo):,} runs (configuration x seed) of study "
+              f"{study_obj.study_name!r}; this takes a while (Ctrl-C stops it, the same "
+              "command resumes)", file=sys.stderr, flush=True)
+    last = time.monotonic()
+    for done, (params, cell, seed, repeat_of) in enumerate(todo, 1):
         attrs: dict[str, Any] = {"cell": cell, "seed": seed}
         if repeat_of is not None:
             attrs["repeat_of"] = repeat_of
-        with warnings.catch_warnings():
+        with signals_deferred(), warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             study_obj.enqueue_trial(params, user_attrs=attrs)
-        covered.add((cell, seed))
-        queued += 1
-    return queued
+        if note and time.monotonic() - last >= QUEUE_PROGRESS_S:
+            print(f"hpo: queued {done:,} of {len(todo):,} runs", file=sys.stderr, flush=True)
+            last = time.monotonic()
 
 
 def is_original(trial: Any) -> bool:

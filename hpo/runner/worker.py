@@ -3,77 +3,23 @@
 from __future__ import annotations
 
 import contextlib
-import signal
 import sys
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hpo import store
 from hpo.artifacts import artifacts_dir, save_trial_curve, save_trial_weights
+from hpo.process import hold_stops, release_stops, signals_deferred, stop_signals
 from hpo.runner.create import make_pruner, make_sampler, provenance
 from hpo.runner.queue import DONE_STATES, is_original, next_trial, reconcile, running_elsewhere
 from hpo.schema import PROVENANCE_ATTR
 from hpo.spec import Study
 
-
-def _interrupt_once(signum: int, _frame: Any) -> None:
-    """SIGINT/SIGTERM: stop once. A second signal (the terminal's Ctrl-C reaches every worker
-    and the parent forwards it too; SLURM and Kubernetes send SIGTERM to all) is ignored, so
-    it cannot cut short the telling of FAIL for the trial in progress."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    raise KeyboardInterrupt
-
-
-@contextlib.contextmanager
-def stop_signals() -> Iterator[None]:
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    old = {sig: signal.signal(sig, _interrupt_once) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for sig, handler in old.items():
-            signal.signal(sig, handler)
-
-
-@contextlib.contextmanager
-def _signals_deferred() -> Iterator[None]:
-    """Hold SIGINT/SIGTERM while the block runs; one that arrived meanwhile is handled as it
-    ends. The hold is bounded by the store's own limits (SQLite's busy timeout, PostgreSQL's
-    connect timeout), and the parent of ``--jobs N`` kills a worker that has not stopped 30 s
-    after asking.
-
-    Held by swapping the Python handlers, not by masking: a thread mask covers only the main
-    thread, and the kernel hands a process signal to any thread that does not block it (torch's
-    worker threads), whose handler then ran in the main thread mid-block anyway (a trial was
-    left RUNNING in about 1 of 4 tries). Python runs every handler in the main thread, so a
-    handler that only records the signal holds it whichever thread received it."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    pending: list[int] = []
-    old = {sig: signal.signal(sig, lambda signum, _frame: pending.append(signum))
-           for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for sig, handler in old.items():
-            signal.signal(sig, handler)
-        if pending:
-            _deliver(pending[0], old[pending[0]])
-
-
-def _deliver(signum: int, handler: Any) -> None:
-    """Handle a held signal now, as its own handler would have."""
-    if callable(handler):
-        handler(signum, None)
-    elif handler == signal.SIG_DFL:
-        signal.raise_signal(signum)
+if TYPE_CHECKING:
+    import optuna
+    import sqlalchemy
 
 
 def _fail_quietly(study_obj: Any, trial: Any) -> None:
@@ -81,6 +27,37 @@ def _fail_quietly(study_obj: Any, trial: Any) -> None:
 
     with contextlib.suppress(Exception):
         study_obj.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
+
+
+def hold_stops_in_store(storage: optuna.storages.BaseStorage) -> None:
+    """Stop signals wait while the store is in use by this thread: a database connection from
+    checkout to checkin (a KeyboardInterrupt in a transaction can leave the connection holding
+    SQLite's write lock, and then nobody can tell FAIL), a journal file while lines are
+    appended (a cut line breaks the file for every reader). Bounded by the store's own
+    limits (SQLite's busy timeout, PostgreSQL's connect timeout). Not the connection that
+    holds PostgreSQL's store-wide lock: it stays out while a whole study is queued."""
+    engine = getattr(storage, "engine", None)
+    if engine is not None:
+        from sqlalchemy import event
+
+        # Keyed by the pool's own dict for the connection (the same from either side).
+        def lock_only(conn: sqlalchemy.Connection, _cursor: object, statement: str,
+                      *_rest: object) -> None:
+            if "pg_advisory" in statement:
+                release_stops(id(conn.connection.info))
+
+        event.listen(engine, "checkout", lambda _dbapi, rec, _proxy: hold_stops(id(rec.info)))
+        event.listen(engine, "checkin", lambda _dbapi, rec: release_stops(id(rec.info)))
+        event.listen(engine, "before_cursor_execute", lock_only)
+        return
+    backend = getattr(storage, "_backend", None)
+    append = getattr(backend, "append_logs", None)
+    if append is not None:
+        def append_held(logs: list[dict[str, Any]]) -> None:
+            with signals_deferred():
+                append(logs)
+
+        backend.append_logs = append_held
 
 
 def load_splits(study: Study, device: str, data_dir: str | None) -> Any:
@@ -117,9 +94,7 @@ def work(
     on_idle: Callable[[Any, Study, store.StoreURL], int] | None = None,
 ) -> int:
     """One worker: run trials until the study has nothing left; returns trials run.
-
-    ``artifacts``: the folder for the dashboard's figures; "store": the store's
-    (``artifacts_dir``); None: no figures.
+    ``artifacts``: the folder for the dashboard's figures; "store": the store's; None: none.
 
     With nothing to start while other workers still run trials, it waits: if one of them
     dies, its trial turns stale after the grace period and this worker runs the cell again.
@@ -131,13 +106,8 @@ def work(
     if artifacts == "store":
         artifacts = artifacts_dir(url)
     retry = store.Retry(url)  # a database restarting as the worker starts is waited for
-    storage = retry.call(store.open_storage, url, heartbeat=True)
-    study_obj = retry.call(store.load_study, storage, study.name)
-    study_obj.sampler = make_sampler(study, worker)
-    study_obj.pruner = make_pruner(study)
+    study_obj = _open_study(study, url, worker, retry)
     splits = load_splits(study, device, data_dir)  # cached: free if the warm-up read it
-    # An idle worker keeps `hpo run` waiting: it looks again twice a second (one cheap query).
-    poll = max(0.2, min(0.5, store.HEARTBEAT_INTERVAL_S / 2))
     ran = 0
     made_by = provenance(study, device, threads)
     with stop_signals():
@@ -146,20 +116,14 @@ def work(
             if deadline is not None and time.time() + expected_trial_s(study_obj) > deadline:
                 return ran
             try:
-                with _signals_deferred():  # a popped trial is RUNNING: it must be in hand
+                with signals_deferred():  # a popped trial is RUNNING: it must be in hand
                     trial = next_trial(study_obj, study, url)
                     if trial is not None:
                         trial.set_user_attr(PROVENANCE_ATTR, made_by)
                 if trial is None:
-                    if running_elsewhere(study_obj) == 0:
-                        # Nothing left: the caller's hook may queue more (seeds until decided
-                        # returns the trials it queued).
-                        if on_idle is not None and on_idle(study_obj, study, url) > 0:
-                            continue
-                        return ran
-                    retry.succeeded()
-                    time.sleep(poll)
-                    continue
+                    if _wait_for_more(study_obj, study, url, on_idle, retry):
+                        continue
+                    return ran
                 retry.succeeded()
                 frozen = _run_one(study_obj, study, url, trial, splits, retry, artifacts)
             except Exception as exc:  # noqa: BLE001 - a store that went away: wait, carry on
@@ -171,11 +135,35 @@ def work(
                 if trial is not None:
                     _fail_quietly(study_obj, trial)
                 raise
-            if frozen is None:
-                continue
-            ran += 1
-            if on_trial is not None:
-                on_trial(frozen)
+            if frozen is not None:
+                ran += 1
+                if on_trial is not None:
+                    on_trial(frozen)
+
+
+def _open_study(study: Study, url: store.StoreURL, worker: int,
+                retry: store.Retry) -> optuna.Study:
+    """This worker's own connection to the stored study, with its sampler and pruner."""
+    storage = retry.call(store.open_storage, url, heartbeat=True)
+    hold_stops_in_store(storage)
+    study_obj = retry.call(store.load_study, storage, study.name)
+    study_obj.sampler = make_sampler(study, worker)
+    study_obj.pruner = make_pruner(study)
+    return study_obj
+
+
+def _wait_for_more(study_obj: optuna.Study, study: Study, url: store.StoreURL,
+                   on_idle: Callable[[optuna.Study, Study, store.StoreURL], int] | None,
+                   retry: store.Retry) -> bool:
+    """Nothing to start now. False when nothing is left: no other worker runs a trial (one
+    that dies turns stale and comes back) and the caller's hook queued none (seeds until
+    decided returns the trials it queued). Else True, after a moment: an idle worker keeps
+    `hpo run` waiting, so it looks again twice a second (one cheap query)."""
+    if running_elsewhere(study_obj) == 0:
+        return on_idle is not None and on_idle(study_obj, study, url) > 0
+    retry.succeeded()
+    time.sleep(max(0.2, min(0.5, store.HEARTBEAT_INTERVAL_S / 2)))
+    return True
 
 
 def expected_trial_s(study_obj: Any) -> float:
