@@ -14,6 +14,7 @@ from hpo import space as space_mod
 from hpo.process import signals_deferred
 from hpo.schema import DONE_STATES, PENDING_STATES, TARGETS_ATTR
 from hpo.spec import Study
+from hpo.store import internals
 
 # Queueing costs one store transaction per run: from this many runs on, one line says that
 # it takes a while, and another every QUEUE_PROGRESS_S seconds how far it is.
@@ -121,21 +122,22 @@ def pop_waiting(study_obj: Any) -> Any | None:
     import optuna
     from optuna.trial import TrialState
 
-    storage = study_obj._storage
+    storage = internals.study_storage(study_obj)
     native_heartbeat = bool(getattr(storage, "heartbeat_interval", None))
     for frozen in study_obj.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
         try:
             if native_heartbeat:
                 # Optuna never counts a RUNNING trial without a heartbeat row as stale: beat
                 # before taking it, so a worker killed right after the take is still noticed.
-                storage.record_heartbeat(frozen._trial_id)
-            if not storage.set_trial_state_values(frozen._trial_id, state=TrialState.RUNNING):
+                storage.record_heartbeat(internals.trial_id(frozen))
+            if not storage.set_trial_state_values(internals.trial_id(frozen),
+                                                  state=TrialState.RUNNING):
                 continue
             other = _duplicate_of(study_obj, frozen)
             if other is None:
-                return optuna.Trial(study_obj, frozen._trial_id)
-            storage.set_trial_user_attr(frozen._trial_id, "duplicate_of", other)
-            storage.set_trial_state_values(frozen._trial_id, state=TrialState.FAIL)
+                return optuna.Trial(study_obj, internals.trial_id(frozen))
+            storage.set_trial_user_attr(internals.trial_id(frozen), "duplicate_of", other)
+            storage.set_trial_state_values(internals.trial_id(frozen), state=TrialState.FAIL)
         except optuna.exceptions.UpdateFinishedTrialError:
             continue
     return None
@@ -154,11 +156,11 @@ def _duplicate_of(study_obj: Any, taken: Any) -> int | None:
     if key is None:
         return None
     for t in study_obj.get_trials(deepcopy=False):
-        if t._trial_id == taken._trial_id or _run_key(t) != key:
+        if internals.trial_id(t) == internals.trial_id(taken) or _run_key(t) != key:
             continue
         state = state_name(t)
         if state in DONE_STATES or state == "RUNNING" or (
-                state == "WAITING" and t._trial_id < taken._trial_id):
+                state == "WAITING" and internals.trial_id(t) < internals.trial_id(taken)):
             return t.number
     return None
 
@@ -205,7 +207,7 @@ def next_trial(study_obj: Any, study: Study, url: str | store.StoreURL) -> Any |
     if trial is not None:
         return trial
     reclaim_stale(study_obj)
-    with store.exclusive(url, study_obj._storage):
+    with store.exclusive(url, internals.study_storage(study_obj)):
         if reconcile(study_obj, study) > 0:
             pass  # popped below, outside the lock
         elif study.is_grid or not can_sample(study_obj.get_trials(deepcopy=False), study):
@@ -214,8 +216,9 @@ def next_trial(study_obj: Any, study: Study, url: str | store.StoreURL) -> Any |
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # "heartbeat is supposed to be used with optimize"
                 trial = study_obj.ask()
-            if getattr(study_obj._storage, "heartbeat_interval", None):
-                study_obj._storage.record_heartbeat(trial._trial_id)
+            backend = internals.study_storage(study_obj)
+            if getattr(backend, "heartbeat_interval", None):
+                backend.record_heartbeat(internals.trial_id(trial))
             return trial
     return pop_waiting(study_obj)
 
@@ -232,7 +235,7 @@ def reclaim_stale(study_obj: Any) -> None:
 
     from hpo.runner.liveness import HEARTBEAT_ATTR
 
-    storage = study_obj._storage
+    storage = internals.study_storage(study_obj)
     if getattr(storage, "heartbeat_interval", None):
         optuna.storages.fail_stale_trials(study_obj)
         return
@@ -243,7 +246,7 @@ def reclaim_stale(study_obj: Any) -> None:
             last = t.datetime_start.timestamp()
         if last is not None and now - last > store.GRACE_PERIOD_S:
             try:
-                storage.set_trial_state_values(t._trial_id, state=TrialState.FAIL)
+                storage.set_trial_state_values(internals.trial_id(t), state=TrialState.FAIL)
             except optuna.exceptions.UpdateFinishedTrialError:
                 pass  # another worker failed it first
 

@@ -16,6 +16,7 @@ from hpo.runner.create import make_pruner, make_sampler, provenance
 from hpo.runner.queue import DONE_STATES, is_original, next_trial, reconcile, running_elsewhere
 from hpo.schema import PROVENANCE_ATTR
 from hpo.spec import Study
+from hpo.store import internals
 
 if TYPE_CHECKING:
     import optuna
@@ -50,7 +51,7 @@ def hold_stops_in_store(storage: optuna.storages.BaseStorage) -> None:
         event.listen(engine, "checkin", lambda _dbapi, rec: release_stops(id(rec.info)))
         event.listen(engine, "before_cursor_execute", lock_only)
         return
-    backend = getattr(storage, "_backend", None)
+    backend = internals.journal_backend(storage)
     append = getattr(backend, "append_logs", None)
     if append is not None:
         def append_held(logs: list[dict[str, Any]]) -> None:
@@ -187,7 +188,8 @@ def _run_one(study_obj: Any, study: Study, url: store.StoreURL, trial: Any, spli
     from hpo.runner.liveness import Heartbeat
 
     try:
-        with Heartbeat(study_obj._storage, trial._trial_id, store.HEARTBEAT_INTERVAL_S):
+        with Heartbeat(internals.study_storage(study_obj), internals.trial_id(trial),
+                       store.HEARTBEAT_INTERVAL_S):
             result = run_trial(trial, study, splits)
             save_trial_curve(trial, artifacts)  # before tell: attrs are frozen after
             if result.initial_state is not None:  # analysis = "flatness"
@@ -209,7 +211,7 @@ def _run_one(study_obj: Any, study: Study, url: store.StoreURL, trial: Any, spli
               "runs again", file=sys.stderr)
         return None
     if frozen.state == TrialState.COMPLETE and not study.is_grid and is_original(frozen):
-        with store.exclusive(url, study_obj._storage):
+        with store.exclusive(url, internals.study_storage(study_obj)):
             reconcile(study_obj, study)
     return frozen
 
@@ -227,7 +229,7 @@ def _tell_result(study_obj: Any, study: Study, trial: Any, result: Any) -> Any:
             return study_obj.tell(trial, state=TrialState.PRUNED)
         return study_obj.tell(trial, objective_value(study, result.summary()))
     except optuna.exceptions.UpdateFinishedTrialError:
-        frozen = study_obj._storage.get_trial(trial._trial_id)
+        frozen = internals.study_storage(study_obj).get_trial(internals.trial_id(trial))
         if frozen.state.name in DONE_STATES:  # only this worker tells its trial a result
             return frozen
         raise

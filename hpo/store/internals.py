@@ -37,6 +37,12 @@ def trial_id(trial: FrozenTrial | optuna.Trial) -> int:
     return trial._trial_id
 
 
+def journal_backend(storage: BaseStorage) -> object | None:
+    """The journal file backend behind a JournalStorage (``_backend``: its ``append_logs``
+    writes one line per record); None for other storages."""
+    return getattr(storage, "_backend", None)
+
+
 def artifacts_attr_prefix() -> str:
     """The system-attribute prefix under which Optuna records an uploaded artifact's meta."""
     from optuna.artifacts._upload import ARTIFACTS_ATTR_PREFIX
