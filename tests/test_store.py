@@ -43,9 +43,15 @@ def _optuna_store(path: Path) -> None:
     [
         (b"hello world\n", "{path} is not an SQLite database; point --storage at an hpo store"),
         (b"SQLite format 3\x00" + b"\xff" * 200,
-         "store {path} is corrupt (file is not a database); restore it from a backup"),
+         "store {path} is corrupt (its header's page size 65535 is not one SQLite writes); "
+         "restore it from a backup"),
+        (b"SQLite format 3\x00\x10\x00" + b"\x00" * 200,
+         "store {path} is corrupt (218 bytes is not a whole number of its 4,096-byte pages: "
+         "cut short); restore it from a backup"),
+        (b"SQLite format 3\x00", "store {path} is corrupt (16 bytes, less than SQLite's "
+         "100-byte header); restore it from a backup"),
     ],
-    ids=["not-sqlite", "corrupt"],
+    ids=["not-sqlite", "corrupt", "cut-in-a-page", "cut-in-the-header"],
 )
 def test_bad_sqlite_file(tmp_path: Path, capsys: pytest.CaptureFixture, content: bytes,
                          message: str) -> None:
@@ -280,3 +286,14 @@ def test_a_store_left_mid_write_by_a_killed_run_is_recovered(tmp_path: Path) -> 
     tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     con.close()
     assert "studies" in tables and "half_written" not in tables  # rolled back
+
+
+def test_reading_an_empty_sqlite_file_writes_nothing(tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture) -> None:
+    path = tmp_path / "hpo.db"
+    path.touch()
+    assert cli.main(["show", "x", "--storage", f"sqlite:///{path}"]) == 1
+    assert capsys.readouterr().err == (
+        f"hpo: error: store {path} is empty: no study has run into it yet; run `hpo run "
+        f"--study NAME --storage sqlite:///{path}` first\n")
+    assert path.read_bytes() == b""

@@ -135,7 +135,13 @@ def check_sqlite(path: Path, *, create: bool) -> None:
     if create and not _writable(path):
         raise StoreError(f"store {path} is read-only; make it writable or use another --storage")
     if not head:
+        if not create:  # reading it would make Optuna write its tables into the file
+            raise StoreError(f"store {path} is empty: no study has run into it yet; run `hpo "
+                             f"run --study NAME --storage sqlite:///{path}` first")
         return  # an empty file is a valid, empty SQLite database
+    cut = _cut_short(path)
+    if cut:
+        raise StoreError(f"store {path} is corrupt ({cut}); restore it from a backup")
     try:
         con = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=SQLITE_BUSY_TIMEOUT_S)
         try:
@@ -157,6 +163,29 @@ def check_sqlite(path: Path, *, create: bool) -> None:
             f"{path} is an SQLite database but not an Optuna store (no 'studies' table); "
             "use another --storage file"
         )
+
+
+def _cut_short(path: Path) -> str | None:
+    """Why an SQLite file is cut short, read from its header; None when whole. SQLite reads a
+    cut page's missing bytes as zeros and its own quick_check passes, so the sizes decide: the
+    file must be whole pages, and (where the header's page count is valid) all of them."""
+    with path.open("rb") as fh:
+        header = fh.read(100)
+    size = path.stat().st_size
+    if len(header) < 100:
+        return f"{size} bytes, less than SQLite's 100-byte header"
+    page = int.from_bytes(header[16:18], "big")
+    page = 65536 if page == 1 else page
+    if page < 512 or page & (page - 1):
+        return f"its header's page size {page} is not one SQLite writes"
+    if size % page:
+        return f"{size:,} bytes is not a whole number of its {page:,}-byte pages: cut short"
+    pages = int.from_bytes(header[28:32], "big")
+    counter_valid = header[24:28] == header[92:96]
+    if counter_valid and pages and pages * page > size:
+        return (f"its header counts {pages:,} pages of {page:,} bytes, the file holds "
+                f"{size // page:,}")
+    return None
 
 
 def _first_problem(row: tuple | None) -> str | None:
