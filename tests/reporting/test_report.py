@@ -15,7 +15,7 @@ from hpo import cli, spec, store
 from hpo.benchmarks import synthetic
 from hpo.reporting import figures, published, render, tables, write
 
-from .conftest import cached_store
+from tests.conftest import cached_store
 
 matplotlib.use("Agg")
 optuna.logging.set_verbosity(optuna.logging.WARNING)

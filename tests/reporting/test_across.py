@@ -12,7 +12,7 @@ from hpo import cli, spec, store
 from hpo.benchmarks import synthetic
 from hpo.reporting import across
 
-from .conftest import cached_store
+from tests.conftest import cached_store
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 

@@ -6,7 +6,7 @@ import pytest
 from hpo import records, runner, spec, store
 from hpo.errors import SpecError
 
-from .conftest import TINY_STUDY
+from tests.conftest import TINY_STUDY
 
 
 def run_study(path, url, overrides=(), command=""):

@@ -17,7 +17,7 @@ from hpo import records, spec, store
 from hpo.benchmarks import synthetic
 from hpo.reporting import figures, render, tables
 
-from .conftest import cached_store
+from tests.conftest import cached_store
 
 matplotlib.use("Agg")
 optuna.logging.set_verbosity(optuna.logging.WARNING)

@@ -19,7 +19,7 @@ from hpo.reporting import claims, render, tables, verdicts, write
 from hpo.reporting import stats as stats_mod
 from hpo.schema import SPEC_ATTR
 
-from .conftest import cached_store
+from tests.conftest import cached_store
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 

@@ -13,7 +13,7 @@ from hpo import spec, store
 from hpo.benchmarks import synthetic
 from hpo.reporting import claims, render, tables, verdicts, write
 
-from .conftest import cached_store
+from tests.conftest import cached_store
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import (
+from tests.conftest import (
     completed_runs,
     make_grid_study,
     run_hpo,

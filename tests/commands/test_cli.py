@@ -81,7 +81,7 @@ def test_studies_lists_the_shipped_studies():
          "hpo: error: unknown storage URL 'redis://x'; use sqlite:///FILE, "
          "postgresql://USER:PASSWORD@HOST/DB, mysql://..., or journal:FILE"),
         (["run", "--study", "dropout_location", "--set", "train.lr=-1"],
-         f"hpo: error: {Path(__file__).resolve().parent.parent}/studies/dropout_location.toml: "
+         f"hpo: error: {Path(__file__).resolve().parents[2]}/studies/dropout_location.toml: "
          "train.lr must be a number > 0, got -1"),
         (["run", "--study", "dropout_location", "--jobs", "0"],
          "hpo: error: --jobs must be >= 1, got 0"),
@@ -109,7 +109,7 @@ def test_an_option_value_that_looks_like_an_option_is_a_value(capsys, tmp_path):
                  f"sqlite:///{tmp_path / 's.db'}"])
     assert code == 1
     assert capsys.readouterr().err == (
-        f"hpo: error: {Path(__file__).resolve().parent.parent}/studies/dropout_location.toml: "
+        f"hpo: error: {Path(__file__).resolve().parents[2]}/studies/dropout_location.toml: "
         "--set -: unknown key '-' (`hpo keys` lists every key)\n")
     assert not (tmp_path / "s.db").exists()
 

@@ -19,7 +19,7 @@ from optuna.trial import FrozenTrial, TrialState
 from hpo import spec
 from hpo.cli import main
 
-from .conftest import cached_store
+from tests.conftest import cached_store
 
 T0 = dt.datetime(2026, 11, 22, 9, 0, 0)
 SECRET = "s3cr3t-pw"

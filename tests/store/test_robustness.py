@@ -23,7 +23,7 @@ import pytest
 from hpo import cli, records, runner, spec, store
 from hpo.errors import StoreError
 
-from .conftest import (
+from tests.conftest import (
     POSTGRES_URL,
     completed_runs,
     make_grid_study,

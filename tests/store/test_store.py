@@ -11,7 +11,7 @@ import pytest
 from hpo import cli, store
 from hpo.errors import StoreError
 
-from .conftest import POSTGRES_URL, make_grid_study
+from tests.conftest import POSTGRES_URL, make_grid_study
 
 
 @pytest.fixture(autouse=True)

@@ -5,7 +5,7 @@ import pytest
 from hpo import spec
 from hpo.errors import SpecError
 
-from .conftest import TINY_STUDY
+from tests.conftest import TINY_STUDY
 
 
 def load_text(write_study, text: str, overrides=()):

@@ -248,7 +248,7 @@ def test_mnist_imagefolder_script_writes_a_two_class_folder_hpo_reads(fake_mnist
     import importlib.util
     from pathlib import Path
 
-    script = Path(__file__).parents[1] / "scripts" / "mnist_imagefolder.py"
+    script = Path(__file__).parents[2] / "scripts" / "mnist_imagefolder.py"
     spec = importlib.util.spec_from_file_location("mnist_imagefolder", script)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -269,7 +269,7 @@ def test_cifar10_imagefolder_script_writes_cat_and_dog_upscaled(tmp_path):
 
     from PIL import Image
 
-    script = Path(__file__).parents[1] / "scripts" / "cifar10_imagefolder.py"
+    script = Path(__file__).parents[2] / "scripts" / "cifar10_imagefolder.py"
     spec = importlib.util.spec_from_file_location("cifar10_imagefolder", script)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
