@@ -18,7 +18,6 @@ from optuna.trial import FrozenTrial, TrialState
 
 from hpo import spec
 from hpo.cli import main
-
 from tests.conftest import cached_store
 
 T0 = dt.datetime(2026, 11, 22, 9, 0, 0)

@@ -98,8 +98,9 @@ def test_a_real_run_records_the_curve_and_saves_both_weights(flat_store: tuple[s
         assert all(len(curve[k]) == 25 for k in ("val_loss", "val_err", "train_loss",
                                                  "train_err"))
         # alpha = 1 is the final network: the last epoch's validation numbers.
-        assert curve["val_loss"][15] == pytest.approx(t.user_attrs["val_loss"], rel=1e-6)
-        assert curve["val_err"][15] == pytest.approx(100 - t.user_attrs["val_acc"])
+        final = flatness.ALPHAS.index(1.0)
+        assert curve["val_loss"][final] == pytest.approx(t.user_attrs["val_loss"], rel=1e-6)
+        assert curve["val_err"][final] == pytest.approx(100 - t.user_attrs["val_acc"])
         theta0, theta1 = artifacts.load_trial_weights(t, artifacts.artifacts_dir(url))
         assert set(theta0) == set(theta1) and any(k.endswith("running_var") for k in theta0)
         model_cfg = ModelConfig.from_config(spec.load(str(folder / "flat.toml")).config)
@@ -108,7 +109,7 @@ def test_a_real_run_records_the_curve_and_saves_both_weights(flat_store: tuple[s
         assert curve["val_loss"][5] == pytest.approx(
             evaluate(model, splits.val_x, splits.val_y)[0], rel=1e-6)
         model.load_state_dict(theta1)
-        assert curve["val_loss"][15] == pytest.approx(
+        assert curve["val_loss"][flatness.ALPHAS.index(1.0)] == pytest.approx(
             evaluate(model, splits.val_x, splits.val_y)[0], rel=1e-6)
 
 

@@ -11,7 +11,6 @@ import pytest
 from hpo import cli, spec, store
 from hpo.benchmarks import synthetic
 from hpo.reporting import across
-
 from tests.conftest import cached_store
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)

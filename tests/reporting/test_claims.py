@@ -18,7 +18,6 @@ from hpo.errors import SpecError
 from hpo.reporting import claims, render, tables, verdicts, write
 from hpo.reporting import stats as stats_mod
 from hpo.schema import SPEC_ATTR
-
 from tests.conftest import cached_store
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)

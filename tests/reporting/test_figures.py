@@ -16,7 +16,6 @@ import pytest
 from hpo import records, spec, store
 from hpo.benchmarks import synthetic
 from hpo.reporting import figures, render, tables
-
 from tests.conftest import cached_store
 
 matplotlib.use("Agg")

@@ -14,7 +14,6 @@ import pytest
 from hpo import spec, store
 from hpo.benchmarks import synthetic
 from hpo.reporting import readings, tables, write
-
 from tests.conftest import cached_store
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)

@@ -14,7 +14,6 @@ from scipy import stats
 from hpo import cli, spec, store
 from hpo.benchmarks import synthetic
 from hpo.reporting import figures, published, render, tables, write
-
 from tests.conftest import cached_store
 
 matplotlib.use("Agg")

@@ -12,7 +12,6 @@ import pytest
 from hpo import spec, store
 from hpo.benchmarks import synthetic
 from hpo.reporting import claims, render, tables, verdicts, write
-
 from tests.conftest import cached_store
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)

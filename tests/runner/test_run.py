@@ -5,7 +5,6 @@ import pytest
 
 from hpo import records, runner, spec, store
 from hpo.errors import SpecError
-
 from tests.conftest import TINY_STUDY
 
 

@@ -192,7 +192,7 @@ def test_bad_until_decided_settings(changes: dict, message: str) -> None:
 CLI_STUDY = """
 name = "ud"
 dataset = "digits"
-epochs = 1
+epochs = 5
 batch_size = 32
 repeats = 2
 max_repeats = 4
@@ -206,27 +206,28 @@ fc_layers = 1
 fc_width = 16
 
 [space]
-"train.lr" = [0.001, 0.0011, 0.5]
+"train.lr" = [0.01, 0.011, 0.5]
 
 [[claims]]
-text = "lr 0.0011 is the same as 0.001 within a hundredth of a point"
+text = "lr 0.011 is the same as 0.01 within a hundredth of a point"
 kind = "similar"
-config = { "train.lr" = 0.0011 }
-than = { "train.lr" = 0.001 }
+config = { "train.lr" = 0.011 }
+than = { "train.lr" = 0.01 }
 margin = 0.01
 """
 # futility = false (the default is true): without it the claim below would get no seeds at all.
 CLI_STUDY = CLI_STUDY.replace('max_repeats = 4\n', 'max_repeats = 4\nfutility = false\n')
 # A margin of 0.01 points (test accuracy moves in steps of 0.28 points on the digits) cannot be
 # shown with 4 seeds: the claim stays inconclusive and gets every seed up to the cap; lr 0.5 is
-# in no claim and keeps its 2 seeds.
+# in no claim and keeps its 2 seeds. 5 epochs, so that both compared networks train (a claim
+# on networks that never leave chance is not exercised, and would get no seeds).
 
 
 def _check_once_and_targets(url: str) -> None:
     runs = completed_runs(url, "ud")
     assert max(runs.values()) == 1  # no (configuration, seed) ran twice
     per_cell = Counter(spec_lr(cell) for cell, _ in runs)
-    assert per_cell == {0.001: 4, 0.0011: 4, 0.5: 2}
+    assert per_cell == {0.01: 4, 0.011: 4, 0.5: 2}
     assert not [t for t in trials(url, "ud") if t.state.name in ("WAITING", "RUNNING")]
 
 
@@ -257,7 +258,7 @@ def test_cli_until_decided_with_two_workers(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_cli_sigkill_mid_batch_then_rerun_finishes_exactly_once(tmp_path: Path) -> None:
     path = tmp_path / "ud.toml"
-    path.write_text(CLI_STUDY.replace("epochs = 1", "epochs = 30"))
+    path.write_text(CLI_STUDY.replace("epochs = 5", "epochs = 30"))
     url = f"sqlite:///{tmp_path / 'hpo.db'}"
     args = ["run", "--study", str(path), "--storage", url, "--no-progress", "--threads", "1",
             "--no-artifacts", "--until-decided"]

@@ -4,7 +4,6 @@ import pytest
 
 from hpo import spec
 from hpo.errors import SpecError
-
 from tests.conftest import TINY_STUDY
 
 

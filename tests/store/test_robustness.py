@@ -22,7 +22,6 @@ import pytest
 
 from hpo import cli, records, runner, spec, store
 from hpo.errors import StoreError
-
 from tests.conftest import (
     POSTGRES_URL,
     completed_runs,

@@ -10,7 +10,6 @@ import pytest
 
 from hpo import cli, store
 from hpo.errors import StoreError
-
 from tests.conftest import POSTGRES_URL, make_grid_study
 
 
