@@ -175,3 +175,17 @@ def write_study(tmp_path: Path):
 @pytest.fixture
 def storage_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'store.db'}"
+
+
+# Tests that share a service run in one xdist worker, one after another (pytest's `--dist
+# loadgroup`, pyproject's addopts): the PostgreSQL database (test_robustness restarts it under
+# running workers) and the headless browser.
+SERIAL_FILES = ("test_robustness.py",)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        fixtures = getattr(item, "fixturenames", ())
+        if ("postgres_url" in fixtures or item.path.name in SERIAL_FILES
+                or "browser" in item.name):
+            item.add_marker(pytest.mark.xdist_group("services"))
