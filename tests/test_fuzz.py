@@ -398,6 +398,7 @@ BOUNDED = settings(max_examples=25, deadline=None,  # new examples every run, no
                    suppress_health_check=list(HealthCheck))
 
 
+@pytest.mark.slow  # new examples every run; the fast core keeps the derandomized one
 @BOUNDED
 @given(mutated())
 @examples(MUTATED_FOUND)
@@ -489,6 +490,7 @@ STORE_FOUND += [
 ]
 
 
+@pytest.mark.slow  # new examples every run; the fast core keeps the derandomized one
 @BOUNDED
 @given(damage)
 @examples(STORE_FOUND)
