@@ -42,8 +42,9 @@ def trial_folders(paths: Iterable[str | Path]) -> list[Path]:
                                "name a report folder that ships its trials")
             found.extend(below)
         else:
-            raise HpoError(f"{path} is not a folder; --trials takes report folders that hold "
-                           f"{TRIALS_FILE}")
+            what = "is not a folder" if path.exists() else "does not exist"
+            raise HpoError(f"{path} {what}; name report folders that hold {TRIALS_FILE} (or a "
+                           "folder with such folders below it)")
     return list(dict.fromkeys(found))
 
 

@@ -569,15 +569,9 @@ def test_a_claim_is_judged_within_the_closest_reading(tmp_path: Path,
         for r in (0.01, 0.1)))
     # Inconclusive in every reading: the advice is the seeds that decide every reading (the
     # weakest by p is not the one that needs the most), never the weakest reading's own.
-    url3 = f"sqlite:///{tmp_path}/r3.db"
-    study_obj = synthetic.create_study(store.open_storage(url3, create=True), study)
-    acc = {("before_pool", 0.01): (80.0, 81.0, 85.0), ("none", 0.01): (80.0, 82.0, 84.0),
-           ("before_pool", 0.1): (80.0, 86.0, 89.0), ("none", 0.1): (80.0, 82.0, 84.0)}
-    synthetic.add(study_obj, [
-        synthetic.trial(study, {LOC: loc, "train.lr": lr}, synthetic.record(seed, test_acc=a))
-        for (loc, lr), values in acc.items() for seed, a in enumerate(values)])
-    summary3 = tables.summarize(store.load_study(store.open_storage(url3, create=False), "cl"))
-    summary3.study = summary.study
+    summary3 = lr_readings_summary(tmp_path, "r3", {
+        ("before_pool", 0.01): (80.0, 81.0, 85.0), ("none", 0.01): (80.0, 82.0, 84.0),
+        ("before_pool", 0.1): (80.0, 86.0, 89.0), ("none", 0.1): (80.0, 82.0, 84.0)})
     (v,) = verdicts.evaluate_all(summary3)
     per = [claims.evaluate(v.claim, summary3, 0.05, (("train.lr", r),)) for r in (0.01, 0.1)]
     assert [p.verdict for p in per] == ["inconclusive", "inconclusive"]
@@ -643,19 +637,15 @@ def test_a_significant_difference_below_the_margin_is_said_to_be_too_small(tmp_p
                                "matters: a real difference, too small to matter)")
 
 
-def test_readings_pointing_opposite_ways_get_no_seed_advice(tmp_path: Path,
-                                                          monkeypatch: pytest.MonkeyPatch) -> None:
-    """Inconclusive in both readings, +2 in one and -2 in the other (margin 1): more seeds
-    would settle the readings apart, so no number of seeds is advised."""
-    from hpo.reporting import readings
-
+def lr_readings_summary(tmp_path: Path, name: str,
+                        acc: dict[tuple[str, float], tuple[float, ...]]) -> tables.Summary:
+    """A store of dropout location x lr runs (test accuracy per seed) and its summary, with one
+    claim, before_pool beats none, that leaves train.lr open as the reading."""
     raw = copy.deepcopy(RAW)
     raw["space"] = {LOC: ["none", "before_pool"], "train.lr": [0.01, 0.1]}
     study = spec.validate(raw, "s.toml")
-    url = f"sqlite:///{tmp_path}/split.db"
+    url = f"sqlite:///{tmp_path}/{name}.db"
     study_obj = synthetic.create_study(store.open_storage(url, create=True), study)
-    acc = {("before_pool", 0.01): (82.0, 84.0, 86.0), ("none", 0.01): (80.0, 82.0, 84.0),
-           ("before_pool", 0.1): (78.0, 80.0, 82.0), ("none", 0.1): (80.0, 82.0, 84.0)}
     synthetic.add(study_obj, [
         synthetic.trial(study, {LOC: loc, "train.lr": lr}, synthetic.record(seed, test_acc=a))
         for (loc, lr), values in acc.items() for seed, a in enumerate(values)])
@@ -663,6 +653,18 @@ def test_readings_pointing_opposite_ways_get_no_seed_advice(tmp_path: Path,
     summary.study = dataclasses.replace(summary.study, claims=(spec.Claim(
         "before_pool beats none", "better", ((LOC, "before_pool"),), ((LOC, "none"),),
         "test_acc"),))
+    return summary
+
+
+def test_readings_pointing_opposite_ways_get_no_seed_advice(tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """Inconclusive in both readings, +2 in one and -2 in the other (margin 1): more seeds
+    would settle the readings apart, so no number of seeds is advised."""
+    from hpo.reporting import readings
+
+    acc = {("before_pool", 0.01): (82.0, 84.0, 86.0), ("none", 0.01): (80.0, 82.0, 84.0),
+           ("before_pool", 0.1): (78.0, 80.0, 82.0), ("none", 0.1): (80.0, 82.0, 84.0)}
+    summary = lr_readings_summary(tmp_path, "split", acc)
     monkeypatch.setattr(readings, "readings_of",
                         lambda s: [(("train.lr", 0.01),), (("train.lr", 0.1),)])
     monkeypatch.setattr(readings, "closest_reading", lambda s: None)

@@ -287,3 +287,7 @@ def test_seed_readings_needs_its_folders_and_a_plain_title(capsys: pytest.Captur
     assert main(["report", "--seed-readings", "../R3", "--across-trials", "reports"]) == 1
     assert capsys.readouterr().err == ("hpo: error: --seed-readings must be a plain title such "
                                        "as R3 (letters, digits, _), got '../R3'\n")
+    assert main(["report", "--seed-readings", "R4", "--across-trials", "reports/mnist/none"]) == 1
+    assert capsys.readouterr().err == (
+        "hpo: error: reports/mnist/none does not exist; name report folders that hold "
+        "trials.journal (or a folder with such folders below it)\n")
