@@ -9,20 +9,17 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import shlex
 import sys
 from collections.abc import Sequence
 
-from hpo.errors import one_line, os_error_line
-from hpo.process import quiet_libraries
-from hpo.version import __version__
-
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+INTERRUPTED_LINE = "hpo: interrupted; finished trials are kept, re-run the same command to resume"
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The parser: hpo's own options, then each command's, declared in its module."""
     from hpo import commands
+    from hpo.version import __version__
 
     parser = argparse.ArgumentParser(
         prog="hpo",
@@ -68,6 +65,22 @@ def _glue_dash_values(parser: argparse.ArgumentParser, argv: list[str]) -> list[
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """The command line's exit code. A Ctrl-C from here on, building the parser included, is
+    one line and 130; this module imports nothing heavy, so the window in which Python's own
+    traceback can show is the interpreter's start-up alone."""
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:
+        print(INTERRUPTED_LINE, file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def _main(argv: Sequence[str] | None) -> int:
+    import shlex
+
+    from hpo.errors import HpoError, one_line, os_error_line
+    from hpo.process import quiet_libraries
+
     parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
@@ -79,8 +92,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return EXIT_USAGE
-    from hpo.errors import HpoError
-
     try:
         quiet_libraries(args.verbose)
         module = importlib.import_module(f"hpo.commands.{args.command}")
@@ -101,10 +112,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"hpo: error: {one_line(os_error_line(exc))}", file=sys.stderr)
         return EXIT_ERROR
-    except KeyboardInterrupt:
-        print("hpo: interrupted; finished trials are kept, re-run the same command to resume",
-              file=sys.stderr)
-        return EXIT_INTERRUPTED
     except Exception as exc:  # a bug: one line unless --debug
         if args.debug:
             raise
@@ -115,6 +122,5 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_ERROR
 
 
-# What to do about the OSErrors a user can cause, by errno name.
 if __name__ == "__main__":
     sys.exit(main())

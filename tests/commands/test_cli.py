@@ -31,6 +31,29 @@ def test_help_is_fast_and_imports_no_torch():
     assert "run" in result.stdout and "studies" in result.stdout
 
 
+def test_ctrl_c_while_the_parser_is_built_is_one_line_and_130(monkeypatch, capsys):
+    """Issue 26: a Ctrl-C in the first fraction of a second (the command modules importing)
+    printed Python's traceback; from main's first line on it is the usual line."""
+    import hpo.cli
+
+    def interrupted() -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(hpo.cli, "build_parser", interrupted)
+    assert main(["list"]) == 130
+    assert capsys.readouterr().err == (
+        "hpo: interrupted; finished trials are kept, re-run the same command to resume\n")
+
+
+def test_the_entry_module_imports_only_what_main_needs_first():
+    """What runs before main's first line is the window for Python's own traceback: the
+    interpreter's start-up, then importing hpo.cli, which is kept to these modules."""
+    code = ("import sys; before = set(sys.modules); import hpo.cli; "
+            "print(sorted(m for m in set(sys.modules) - before if m.startswith('hpo')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.stdout.strip() == "['hpo', 'hpo.cli', 'hpo.version']"
+
+
 @pytest.mark.slow
 def test_installed_hpo_runs_a_study_end_to_end(write_study, tmp_path):
     path = write_study()
