@@ -43,7 +43,8 @@ def run(study: str | spec.Study, *, storage: str | None = None, jobs: int = 1,
         study = _with_overrides(study, overrides)
     else:
         study = load_study_file(study, overrides)
-    opts = runner.RunOptions(storage_url=store.resolve_url(storage), device=device, jobs=jobs,
+    url = store.parse(store.resolve_url(storage))  # the edge: parsed once, here
+    opts = runner.RunOptions(storage_url=url, device=device, jobs=jobs,
                              data_dir=data_dir, progress=False,
                              command=f"hpo.run({study.source!r}, jobs={jobs})",
                              save_artifacts=artifacts)
@@ -57,7 +58,7 @@ def results(storage: str, name: str) -> pd.DataFrame:
     varied keys, seed and the trial record (losses, accuracies, times, epochs, history)."""
     from hpo import records
 
-    study_obj = store.load_study(store.open_storage(storage, create=False), name)
+    study_obj = store.load_study(store.open_storage(store.parse(storage), create=False), name)
     return records.trials_frame(study_obj)
 
 
@@ -69,7 +70,7 @@ def report(storage: str, name: str, out: str | Path = "reports") -> Path:
     matplotlib.use("Agg")  # files only, never a window
     from hpo.reporting import tables, write
 
-    study_obj = store.load_study(store.open_storage(storage, create=False), name)
+    study_obj = store.load_study(store.open_storage(store.parse(storage), create=False), name)
     summary = tables.summarize(study_obj)
     command = f"hpo report --study {name} --storage {store.mask(storage)} --out {out}"
     return write.write_report(summary, out, command=command).folder

@@ -39,7 +39,7 @@ REPORT_PREFIX = "report_"
 # Where artifacts live
 
 
-def artifacts_dir(url: str | store.StoreURL, explicit: str | None = None) -> Path:
+def artifacts_dir(url: store.StoreURL, explicit: str | None = None) -> Path:
     """--artifacts DIR, else $HPO_ARTIFACTS, else a folder derived from the store.
 
     ``sqlite:///runs/hpo.db`` and ``journal:runs/hpo.log`` -> ``runs/hpo-artifacts``; a database
@@ -49,7 +49,7 @@ def artifacts_dir(url: str | store.StoreURL, explicit: str | None = None) -> Pat
     chosen = explicit or os.environ.get(ARTIFACTS_ENV)
     if chosen:
         return Path(chosen).expanduser()
-    path = store.parse(url).path
+    path = url.path
     if path is None:  # a database server
         base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
         return Path(base) / RDB_ARTIFACTS

@@ -46,8 +46,8 @@ class Entry:
         return self.out / self.name
 
     @property
-    def url(self) -> str:
-        return f"journal:{self.folder / TRIALS_FILE}"
+    def url(self) -> store.StoreURL:
+        return store.parse(f"journal:{self.folder / TRIALS_FILE}")
 
     def load(self) -> spec.Study:
         return spec.load(self.study, self.overrides)
@@ -57,7 +57,7 @@ class Entry:
         words = ["hpo", "run", "--study", self.study]
         for item in self.overrides:
             words += ["--set", item]
-        words += ["--storage", self.url]
+        words += ["--storage", str(self.url)]
         if self.load().config["dataset"] != "digits":  # the embedded dataset needs no folder
             words += ["--data-dir", "DATA"]
         words += ["--jobs", str(jobs)]
@@ -162,8 +162,7 @@ def progress(entry: Entry) -> Progress:
     path = entry.folder / TRIALS_FILE
     if not path.exists():
         return Progress(entry, total, 0, planned, False, "new")
-    study_obj = store.load_study(store.open_storage(store.parse(entry.url), create=False),
-                                 entry.name)
+    study_obj = store.load_study(store.open_storage(entry.url, create=False), entry.name)
     finished = [t for t in study_obj.get_trials(deepcopy=False)
                 if t.state.name in ("COMPLETE", "PRUNED")]
     done = len({(t.user_attrs.get("cell"), t.user_attrs.get("seed")) for t in finished})

@@ -71,7 +71,7 @@ def _pending(study_obj: optuna.Study) -> int:
                                     states=(TrialState.WAITING, TrialState.RUNNING)))
 
 
-def add_seeds(study_obj: optuna.Study, study: Study, url: str | store.StoreURL) -> int:
+def add_seeds(study_obj: optuna.Study, study: Study, url: store.StoreURL) -> int:
     """Take one look (under the store lock); returns trials now waiting or running.
 
     0 means the study is finished: every claim decided, or the cap reached where it is not.

@@ -10,9 +10,12 @@ import textwrap
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
+
+if TYPE_CHECKING:
+    from hpo.store import StoreURL
 
 ROOT = Path(__file__).resolve().parent.parent
 POSTGRES_URL = os.environ.get("HPO_TEST_POSTGRES_URL")
@@ -71,34 +74,39 @@ def run_hpo(*args: str, cwd: Path, timeout: float = 120) -> subprocess.Completed
 _BUILT: dict[str, Path] = {}
 
 
-def cached_store(path: Path, key: Any, build: Any) -> str:
-    """An SQLite store at ``path`` holding what ``build(url)`` writes: built once per test
-    session for each ``key`` (JSON-able: whatever the content depends on) and copied, so every
-    test still gets a store file of its own, as if built for it. Filling a store through
-    Optuna costs ~0.06 s of CPU per trial; a copy costs next to nothing. A store at ``path``
-    already (a second fixture adding its study) is built on, as before."""
+def cached_store(path: Path, key: Any, build: Any) -> StoreURL:
+    """An SQLite store at ``path`` holding what ``build(url)`` writes (``url`` parsed, as the
+    library takes it): built once per test session for each ``key`` (JSON-able: whatever the
+    content depends on) and copied, so every test still gets a store file of its own, as if
+    built for it. Filling a store through Optuna costs ~0.06 s of CPU per trial; a copy costs
+    next to nothing. A store at ``path`` already (a second fixture adding its study) is built
+    on, as before. Returns the store's parsed URL (``str()`` of it for `--storage`)."""
     import json
     import shutil
     import tempfile
 
+    from hpo import store
+
+    url = store.parse(f"sqlite:///{path}")
     if path.exists():
-        build(f"sqlite:///{path}")
-        return f"sqlite:///{path}"
+        build(url)
+        return url
     name = json.dumps(key, sort_keys=True, default=repr)
     if name not in _BUILT:
         folder = Path(tempfile.mkdtemp(prefix="hpo-test-stores-"))
         atexit.register(shutil.rmtree, folder, ignore_errors=True)
-        build(f"sqlite:///{folder / 'store.db'}")
+        build(store.parse(f"sqlite:///{folder / 'store.db'}"))
         _BUILT[name] = folder / "store.db"
     shutil.copyfile(_BUILT[name], path)
-    return f"sqlite:///{path}"
+    return url
 
 
 _STORAGES: dict[str, Any] = {}
 
 
 def trials(url: str, name: str) -> list[Any]:
-    """Every trial of study ``name`` in the store at ``url`` (a fresh read each call)."""
+    """Every trial of study ``name`` in the store at ``url`` (a fresh read each call); ``url``
+    is the string the tests hand to `hpo --storage`, parsed here as a command would."""
     import optuna
 
     from hpo import store
@@ -106,7 +114,7 @@ def trials(url: str, name: str) -> list[Any]:
 
     if url not in _STORAGES:
         try:
-            _STORAGES[url] = store.open_storage(url, create=False)
+            _STORAGES[url] = store.open_storage(store.parse(url), create=False)
         except StoreError:
             return []  # not created yet
     storage = _STORAGES[url]
@@ -173,8 +181,10 @@ def write_study(tmp_path: Path):
 
 
 @pytest.fixture
-def storage_url(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path / 'store.db'}"
+def storage_url(tmp_path: Path) -> StoreURL:
+    from hpo import store
+
+    return store.parse(f"sqlite:///{tmp_path / 'store.db'}")
 
 
 # Tests that share a service run in one xdist worker, one after another (pytest's `--dist

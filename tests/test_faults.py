@@ -58,7 +58,7 @@ def journal_store(tmp_path):
     raw = {"name": "mini", "dataset": "digits", "epochs": 1, "repeats": 1, "sampler": "grid",
            "space": {"train.lr": [0.01, 0.1]}}
     study = spec.validate(copy.deepcopy(raw), "test")
-    url = f"journal:{tmp_path / 'runs.journal'}"
+    url = store.parse(f"journal:{tmp_path / 'runs.journal'}")
     study_obj = synthetic.create_study(store.open_storage(url, create=True), study)
     synthetic.add(study_obj, [synthetic.trial(study, {"train.lr": lr},
                                               synthetic.record(0, test_acc=50.0))
@@ -255,7 +255,8 @@ def test_an_sqlite_store_with_scribbled_pages_is_called_corrupt(tmp_path, capsys
     study = spec.validate({"name": "mini", "dataset": "digits", "epochs": 1, "repeats": 1,
                            "space": {"train.lr": [0.01, 0.1]}}, "test")
     db = tmp_path / "s.db"
-    study_obj = synthetic.create_study(store.open_storage(f"sqlite:///{db}", create=True), study)
+    storage = store.open_storage(store.parse(f"sqlite:///{db}"), create=True)
+    study_obj = synthetic.create_study(storage, study)
     synthetic.add(study_obj, [synthetic.trial(study, {"train.lr": lr},
                                               synthetic.record(0, test_acc=50.0))
                               for lr in (0.01, 0.1)] * 20)
@@ -321,7 +322,8 @@ def test_a_store_in_a_read_only_folder_is_one_line_and_untouched(kind, tmp_path,
     name = {"sqlite": "s.db", "journal": "runs.log"}[kind]
     url = {"sqlite": "sqlite:///", "journal": "journal:"}[kind] + str(folder / name)
     study_file = make_grid_study(tmp_path)
-    synthetic.create_study(store.open_storage(url, create=True), spec.load(str(study_file)))
+    synthetic.create_study(store.open_storage(store.parse(url), create=True),
+                           spec.load(str(study_file)))
     before = {p.name: p.read_bytes() for p in folder.iterdir()}
     monkeypatch.setattr(runner.pool, "work", lambda *a, **k: pytest.fail("training started"))
     folder.chmod(0o555)

@@ -28,7 +28,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from hpo import cli, runner
+from hpo import cli, runner, store
 from hpo.errors import HpoError
 from hpo.spec import KEYS, check_config
 
@@ -180,7 +180,7 @@ def anything(draw: Any) -> tuple[str, list[str], bool]:
 # --- the property ---------------------------------------------------------------------------
 
 
-def _stop_before_training(study: Any, url: str, **_kw: Any) -> int:
+def _stop_before_training(study: Any, url: store.StoreURL, **_kw: Any) -> int:
     # What run_trial checks first for each configuration must already hold: hpo validated
     # every cell before the store was touched, and every model fits this machine's memory.
     from hpo.nn.shapes import training_bytes
@@ -422,7 +422,8 @@ def store_bytes(kind: str) -> bytes:
                            "sampler": "grid", "space": {"train.lr": [0.01, 0.1]}}, "test")
     with tempfile.TemporaryDirectory() as tmp:
         path, url = store_at(Path(tmp), kind)
-        study_obj = synthetic.create_study(store.open_storage(url, create=True), study)
+        study_obj = synthetic.create_study(store.open_storage(store.parse(url), create=True),
+                                           study)
         synthetic.add(study_obj, [
             synthetic.trial(study, {"train.lr": lr}, synthetic.record(s, test_acc=50.0 + s))
             for lr in (0.01, 0.1) for s in (0, 1)])
@@ -430,6 +431,7 @@ def store_bytes(kind: str) -> bytes:
 
 
 def store_at(folder: Path, kind: str) -> tuple[Path, str]:
+    """The store's file and its URL, as `--storage` takes it."""
     path = folder / ("runs.log" if kind == "journal" else "s.db")
     return path, f"journal:{path}" if kind == "journal" else f"sqlite:///{path}"
 

@@ -37,14 +37,15 @@ class SearchResult:
 
 def run_search(study_file: str, pruner: str, sampler_seed: int, overrides: list[str],
                data_dir: str | None, threads: int = 0, device: str = "cpu") -> SearchResult:
-    from hpo import runner
+    from hpo import runner, store
 
     study = spec.load(study_file, [*overrides, f"pruner={pruner!r}",
                                    f"sampler_seed={sampler_seed}"])
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
-        opts = runner.RunOptions(storage_url=f"sqlite:///{Path(tmp) / 'p.db'}", device=device,
-                                 data_dir=data_dir, progress=False, threads=threads)
+        url = store.parse(f"sqlite:///{Path(tmp) / 'p.db'}")
+        opts = runner.RunOptions(storage_url=url, device=device, data_dir=data_dir,
+                                 progress=False, threads=threads)
         trials = runner.run(study, opts).get_trials()
     complete = [t for t in trials if t.state.name == "COMPLETE"]
     best = max(complete, key=lambda t: t.user_attrs["val_acc"])

@@ -230,14 +230,14 @@ def _loader_epoch(model: nn.Module, optimizer: optim.Optimizer, loader: DataLoad
 
 def run_hpo_way(study: spec.Study, data_dir: Path, jobs: int, device: str = "cpu") -> WayResult:
     """`hpo run` itself, into a throwaway store."""
-    from hpo import runner
+    from hpo import runner, store
 
     # Read here first: unreadable data is one line now, not a failure in every worker (whose
     # advice, to re-run the same command to resume, does not fit a throwaway store).
     n_train = _train_size(study, data_dir)
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
-        url = f"sqlite:///{Path(tmp) / 'bench.db'}"
+        url = store.parse(f"sqlite:///{Path(tmp) / 'bench.db'}")
         opts = runner.RunOptions(storage_url=url, device=device, jobs=jobs,
                                  data_dir=str(data_dir), progress=False)
         study_obj = runner.run(study, opts)

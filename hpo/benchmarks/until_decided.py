@@ -53,7 +53,7 @@ def measure(study: str, run_args: list[str], folder: Path, tag: str) -> dict[str
     if done.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} failed:\n{done.stderr}")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study_obj = store.load_study(store.open_storage(url, create=False), study)
+    study_obj = store.load_study(store.open_storage(store.parse(url), create=False), study)
     summary = tables.summarize(study_obj)
     verdicts = verdicts.evaluate_all(summary)
     return {

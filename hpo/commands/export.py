@@ -23,7 +23,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--output", "-o", metavar="FILE", help="write here instead of stdout")
 
 
-def render(study_obj: object, fmt: str, url: str | store.StoreURL) -> str:
+def render(study_obj: object, fmt: str, url: store.StoreURL) -> str:
     if fmt == "json":
         text = inspection.dumps(inspection.export_json(study_obj, store.mask(url))) + "\n"
     else:

@@ -25,7 +25,7 @@ MAX_FC_LAYERS = 10_000
 
 @dataclass(frozen=True)
 class RunOptions:
-    storage_url: str | store.StoreURL  # a string is parsed once, by run()
+    storage_url: store.StoreURL  # parsed once, at the edge (the command, the Python API)
     device: str = "auto"
     jobs: int = 1
     threads: int = 0  # torch threads per worker; 0: cores // jobs

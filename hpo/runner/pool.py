@@ -155,13 +155,12 @@ def run(study: Study, opts: RunOptions) -> Any:
 
 def _plan(study: Study, opts: RunOptions) -> tuple[RunOptions, int]:
     """Every check that needs no store write, before any worker starts: the data, the store's
-    file and folder, how many workers, the memory one needs; ``opts`` with the storage URL
-    parsed and the workers capped, and the torch threads each gets."""
+    file and folder, how many workers, the memory one needs; ``opts`` with the workers capped,
+    and the torch threads each gets."""
     from hpo.nn import data as data_mod
 
     # Before the store is opened: a missing dataset must not leave a new store behind.
     data_mod.ensure_available(study.config["dataset"], study.data_folder(opts.data_dir))
-    opts = dataclasses.replace(opts, storage_url=store.parse(opts.storage_url))
     check_store_folder(opts.storage_url)
     if opts.jobs > 1:
         store.check_url(opts.storage_url)  # a bad store must not start workers to stop again

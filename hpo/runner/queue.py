@@ -201,7 +201,7 @@ def remaining(study_obj: Any, study: Study) -> int:
     return max(0, budget - done)
 
 
-def next_trial(study_obj: Any, study: Study, url: str | store.StoreURL) -> Any | None:
+def next_trial(study_obj: Any, study: Study, url: store.StoreURL) -> Any | None:
     """The next trial this worker should run, or None when nothing can be started now."""
     trial = pop_waiting(study_obj)
     if trial is not None:

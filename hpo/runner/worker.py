@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hpo import store
-from hpo.artifacts import artifacts_dir, save_trial_curve, save_trial_weights
+from hpo.artifacts import save_trial_curve, save_trial_weights
 from hpo.process import hold_stops, release_stops, signals_deferred, stop_signals
 from hpo.runner.create import make_pruner, make_sampler, provenance
 from hpo.runner.queue import DONE_STATES, is_original, next_trial, reconcile, running_elsewhere
@@ -83,19 +83,20 @@ def set_up_process(threads: int, device: str) -> None:
 
 def work(
     study: Study,
-    url: str | store.StoreURL,
+    url: store.StoreURL,
     *,
     device: str,
     threads: int,
     data_dir: str | None,
+    artifacts: Path | None,
     on_trial: Callable[[Any], None] | None = None,
     worker: int = 0,
-    artifacts: Path | None | str = "store",
     deadline: float | None = None,
     on_idle: Callable[[Any, Study, store.StoreURL], int] | None = None,
 ) -> int:
     """One worker: run trials until the study has nothing left; returns trials run.
-    ``artifacts``: the folder for the dashboard's figures; "store": the store's; None: none.
+    ``artifacts``: the folder for the dashboard's figures (RunOptions.artifacts_folder); None:
+    none.
 
     With nothing to start while other workers still run trials, it waits: if one of them
     dies, its trial turns stale after the grace period and this worker runs the cell again.
@@ -103,9 +104,6 @@ def work(
     another trial (its expected length: the mean wall time of the study's finished trials).
     """
     set_up_process(threads, device)
-    url = store.parse(url)
-    if artifacts == "store":
-        artifacts = artifacts_dir(url)
     retry = store.Retry(url)  # a database restarting as the worker starts is waited for
     study_obj = _open_study(study, url, worker, retry)
     splits = load_splits(study, device, data_dir)  # cached: free if the warm-up read it

@@ -20,7 +20,6 @@ from hpo.store.url import (
     first_line,
     mask,
     missing_driver,
-    parse,
 )
 
 if TYPE_CHECKING:
@@ -31,14 +30,13 @@ if TYPE_CHECKING:
     from sqlalchemy.pool import ConnectionPoolEntry
 
 
-def open_storage(url: str | StoreURL, *, create: bool = True,
+def open_storage(url: StoreURL, *, create: bool = True,
                  heartbeat: bool = False) -> JournalStorage | RDBStorage:
     """An Optuna storage for ``url``; ``heartbeat`` lets dead workers' trials be failed.
 
     Opening creates the tables of a new store, which two processes must not do at once (SQLite
     and PostgreSQL both fail with "already exists"), so it happens under the store-wide lock.
     """
-    url = parse(url)
     path = url.path
     if url.kind == "journal":
         check_journal(path, create=create)
@@ -94,9 +92,8 @@ def _rdb_storage(url: str, kwargs: dict[str, Any]) -> RDBStorage:
 
 
 @contextlib.contextmanager
-def _creation_lock(url: str | StoreURL, engine_kwargs: dict[str, Any]) -> Iterator[None]:
+def _creation_lock(store_url: StoreURL, engine_kwargs: dict[str, Any]) -> Iterator[None]:
     """The store-wide lock of :func:`exclusive`, taken before Optuna's storage object exists."""
-    store_url = parse(url)
     url = store_url.url
     if store_url.kind == "sqlite":
         with file_lock(store_url.path):

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from hpo.errors import StoreError
-from hpo.store.url import LOCK_KEY, StoreURL, first_line, mask, parse
+from hpo.store.url import LOCK_KEY, StoreURL, first_line, mask
 
 if TYPE_CHECKING:
     import optuna
@@ -58,13 +58,12 @@ def advisory_lock(engine: sqlalchemy.engine.Engine, url: str) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def exclusive(url: str | StoreURL, storage: optuna.storages.BaseStorage) -> Iterator[None]:
+def exclusive(url: StoreURL, storage: optuna.storages.BaseStorage) -> Iterator[None]:
     """Hold a store-wide lock: study creation and the re-queueing of cells happen once at a time.
 
     SQLite and journal files take an flock on the file itself (independent of SQLite's own
     POSIX locks); PostgreSQL a session advisory lock. Other engines run unlocked.
     """
-    url = parse(url)
     if url.kind in ("sqlite", "journal"):
         with file_lock(url.path):
             yield

@@ -7,13 +7,13 @@ import sqlite3
 from typing import TYPE_CHECKING, Any
 
 from hpo.errors import StoreError
-from hpo.store.url import CONNECT_TIMEOUT_S, StoreURL, driver_url, parse
+from hpo.store.url import CONNECT_TIMEOUT_S, StoreURL, driver_url
 
 if TYPE_CHECKING:
     import optuna
 
 
-def finished_runs(url: str | StoreURL, name: str) -> tuple[set[tuple[str, int]], float | None]:
+def finished_runs(url: StoreURL, name: str) -> tuple[set[tuple[str, int]], float | None]:
     """(cell, seed) runs already finished in study ``name`` and the largest peak_rss_mb of one
     worker, read with plain SQL and without Optuna (fast, before workers start); nothing
     known (an empty set, None) for a new store, a journal file or any surprise."""
@@ -33,8 +33,7 @@ def finished_runs(url: str | StoreURL, name: str) -> tuple[set[tuple[str, int]],
     return runs, max(peaks) if peaks else None
 
 
-def _select(url: str | StoreURL, sql: str, name: str) -> list[tuple[Any, ...]]:
-    url = parse(url)
+def _select(url: StoreURL, sql: str, name: str) -> list[tuple[Any, ...]]:
     if url.kind == "sqlite":
         path = url.path
         if not path.is_file():

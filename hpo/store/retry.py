@@ -49,7 +49,7 @@ def root_message(exc: BaseException) -> str:
     return mask(first_line(exc))
 
 
-def unusable(url: str | StoreURL, exc: BaseException) -> StoreError | None:
+def unusable(url: StoreURL, exc: BaseException) -> StoreError | None:
     """A one-line StoreError for a full or read-only store, else None."""
     chain: BaseException | None = exc
     while chain is not None:
@@ -69,7 +69,7 @@ class Retry:
     seconds without a success a StoreError (one line) stops the worker.
     """
 
-    def __init__(self, url: str | StoreURL, limit_s: float | None = None) -> None:
+    def __init__(self, url: StoreURL, limit_s: float | None = None) -> None:
         self.url, self.limit_s = url, STORE_RETRY_S if limit_s is None else limit_s
         self.since: float | None = None
         self.delay = RETRY_BACKOFF_S[0]

@@ -50,11 +50,10 @@ class StoreURL:
         return self.url
 
 
-def parse(url: str | StoreURL) -> StoreURL:
+def parse(url: str) -> StoreURL:
     """``url`` parsed: its kind and file, or one line for an unknown scheme or a URL without a
-    file. Library functions take a string or a StoreURL; a StoreURL is returned as it is."""
-    if isinstance(url, StoreURL):
-        return url
+    file. Parsed once, at the edge (a command's ``--storage``, the Python API, a benchmark's
+    own store); library functions take the StoreURL."""
     if url.startswith("sqlite:///"):
         return StoreURL(url, "sqlite", sqlite_path(url))
     if url.startswith("journal:"):
@@ -219,11 +218,10 @@ def driver_url(url: str) -> str:
     return f"postgresql://{rest}"
 
 
-def check_url(url: str | StoreURL) -> None:
+def check_url(url: StoreURL) -> None:
     """What can be said of a store without opening it: the scheme, the file (read, never
     written) or the database driver. `hpo run --jobs N` asks this before it starts workers,
     which a bad store would otherwise have to stop again."""
-    url = parse(url)
     if url.kind == "journal":
         check_journal(url.path, create=True)
     elif url.kind == "sqlite":

@@ -164,7 +164,8 @@ def test_trials_written_by_a_newer_hpo_are_refused(finished, capsys):
 
     _, folder, _ = finished
     study = optuna.load_study(study_name="tiny",
-                              storage=store.open_storage(journal_url(folder), create=False))
+                              storage=store.open_storage(store.parse(journal_url(folder)),
+                                                         create=False))
     study.set_user_attr("hpo.versions", {"hpo": "9.0.0"})
     assert main(["report", "--trials", str(folder)]) == 1
     assert capsys.readouterr().err == (
@@ -334,7 +335,7 @@ def test_an_entry_deciding_its_seeds_is_not_done_until_its_looks_end(tmp_path):
                     'kind = "better"\nconfig = { "train.lr" = 0.1 }\n'
                     'than = { "train.lr" = 0.01 }\n')
     study = spec.validate(copy.deepcopy(raw), "ud.toml")
-    url = f"journal:{reports / 'g' / 'ud' / 'trials.journal'}"
+    url = store.parse(f"journal:{reports / 'g' / 'ud' / 'trials.journal'}")
     study_obj = synthetic.create_study(store.open_storage(url, create=True), study)
     synthetic.add(study_obj, [synthetic.trial(study, {"train.lr": lr},
                                               synthetic.record(seed, test_acc=50.0 + seed))

@@ -17,7 +17,7 @@ import optuna
 import pytest
 from optuna_dashboard import get_note, save_note
 
-from hpo import artifacts, dashboard, spec
+from hpo import artifacts, dashboard, spec, store
 from hpo.cli import main
 from hpo.spec import tomllib
 from tests.conftest import TINY_STUDY
@@ -44,13 +44,12 @@ def ran(tmp_path_factory) -> tuple[str, Path]:
 def stored(tmp_path_factory) -> tuple[str, Path]:
     """The tiny study in a store with made-up trials (no training), as `hpo dashboard` serves
     any hpo store: (storage URL, folder)."""
-    from hpo import store
     from hpo.benchmarks import synthetic
 
     root = tmp_path_factory.mktemp("stored")
     study = spec.validate(tomllib.loads(TINY_STUDY), "tiny.toml")
     url = f"sqlite:///{root / 'runs.db'}"
-    study_obj = synthetic.create_study(store.open_storage(url, create=True), study)
+    study_obj = synthetic.create_study(store.open_storage(store.parse(url), create=True), study)
     synthetic.add(study_obj, [synthetic.trial(study, {"model.dropout_location": loc},
                                               synthetic.record(seed, test_acc=80.0))
                               for loc in ("none", "before_fc") for seed in (0, 1)])
@@ -62,16 +61,19 @@ def stored(tmp_path_factory) -> tuple[str, Path]:
 
 
 def test_artifacts_dir_rule(monkeypatch, tmp_path):
+    def artifacts_dir(url: str, explicit: str | None = None) -> Path:
+        return artifacts.artifacts_dir(store.parse(url), explicit)
+
     monkeypatch.delenv("HPO_ARTIFACTS", raising=False)
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
-    assert artifacts.artifacts_dir("sqlite:///runs/hpo.db") == Path("runs/hpo-artifacts")
-    assert artifacts.artifacts_dir("sqlite:////abs/x.sqlite3") == Path("/abs/x-artifacts")
-    assert artifacts.artifacts_dir("journal:runs.log") == Path("runs-artifacts")
-    assert artifacts.artifacts_dir("postgresql://u:pw@h/db") == tmp_path / "xdg/hpo/artifacts"
-    assert artifacts.artifacts_dir("sqlite:///hpo.db", "mine") == Path("mine")
+    assert artifacts_dir("sqlite:///runs/hpo.db") == Path("runs/hpo-artifacts")
+    assert artifacts_dir("sqlite:////abs/x.sqlite3") == Path("/abs/x-artifacts")
+    assert artifacts_dir("journal:runs.log") == Path("runs-artifacts")
+    assert artifacts_dir("postgresql://u:pw@h/db") == tmp_path / "xdg/hpo/artifacts"
+    assert artifacts_dir("sqlite:///hpo.db", "mine") == Path("mine")
     monkeypatch.setenv("HPO_ARTIFACTS", "from-env")
-    assert artifacts.artifacts_dir("sqlite:///hpo.db") == Path("from-env")
-    assert artifacts.artifacts_dir("sqlite:///hpo.db", "mine") == Path("mine")
+    assert artifacts_dir("sqlite:///hpo.db") == Path("from-env")
+    assert artifacts_dir("sqlite:///hpo.db", "mine") == Path("mine")
 
 
 def test_artifact_folder_that_is_a_file_is_one_line(tmp_path, capsys, write_study):

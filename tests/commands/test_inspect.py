@@ -77,8 +77,9 @@ def make_store(path: Path, write_study) -> str:
 
 @pytest.fixture
 def url(tmp_path, write_study) -> str:
-    return cached_store(tmp_path / "store.db", "inspect",
-                        lambda url: make_store(Path(url[len("sqlite:///"):]), write_study))
+    """The store's URL as `--storage` takes it."""
+    return str(cached_store(tmp_path / "store.db", "inspect",
+                            lambda url: make_store(url.path, write_study)))
 
 
 def run(capsys, *argv: str) -> tuple[int, str, str]:

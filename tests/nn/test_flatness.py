@@ -87,7 +87,7 @@ def flat_store(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]:
 def test_a_real_run_records_the_curve_and_saves_both_weights(flat_store: tuple[str, Path]
                                                              ) -> None:
     url, folder = flat_store
-    study_obj = store.load_study(store.open_storage(url, create=False), "flat")
+    study_obj = store.load_study(store.open_storage(store.parse(url), create=False), "flat")
     trials = study_obj.get_trials()
     assert len(trials) == 2
     splits = data.load("digits", train_subset=200)
@@ -101,7 +101,7 @@ def test_a_real_run_records_the_curve_and_saves_both_weights(flat_store: tuple[s
         final = flatness.ALPHAS.index(1.0)
         assert curve["val_loss"][final] == pytest.approx(t.user_attrs["val_loss"], rel=1e-6)
         assert curve["val_err"][final] == pytest.approx(100 - t.user_attrs["val_acc"])
-        theta0, theta1 = artifacts.load_trial_weights(t, artifacts.artifacts_dir(url))
+        theta0, theta1 = artifacts.load_trial_weights(t, artifacts.artifacts_dir(store.parse(url)))
         assert set(theta0) == set(theta1) and any(k.endswith("running_var") for k in theta0)
         model_cfg = ModelConfig.from_config(spec.load(str(folder / "flat.toml")).config)
         model = build_model(model_cfg, splits.shape, splits.n_classes)
@@ -114,8 +114,8 @@ def test_a_real_run_records_the_curve_and_saves_both_weights(flat_store: tuple[s
 
 
 def test_weights_round_trip_with_weights_only(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path}/w.db"
-    study_obj = optuna.create_study(storage=url, study_name="w")
+    url = store.parse(f"sqlite:///{tmp_path}/w.db")
+    study_obj = optuna.create_study(storage=str(url), study_name="w")
     trial = study_obj.ask()
     initial = {"a": torch.arange(6.0).reshape(2, 3), "n": torch.tensor(3)}
     final = {"a": torch.ones(2, 3), "n": torch.tensor(9)}
@@ -128,8 +128,8 @@ def test_weights_round_trip_with_weights_only(tmp_path: Path) -> None:
 
 
 def test_no_artifacts_saves_no_weights(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path}/w.db"
-    study_obj = optuna.create_study(storage=url, study_name="w")
+    url = store.parse(f"sqlite:///{tmp_path}/w.db")
+    study_obj = optuna.create_study(storage=str(url), study_name="w")
     trial = study_obj.ask()
     assert artifacts.save_trial_weights(trial, None, {"a": torch.ones(1)},
                                        {"a": torch.ones(1)}) == []
@@ -141,7 +141,7 @@ def test_flatness_data_averages_seeds(tmp_path: Path) -> None:
     study = spec.validate({"name": "fl", "analysis": "flatness", "repeats": 2,
                            "model": {"channels": [4, 4], "padding": 1},
                            "space": {"train.label_shuffle": [0.0, 1.0]}}, "test")
-    url = f"sqlite:///{tmp_path}/s.db"
+    url = store.parse(f"sqlite:///{tmp_path}/s.db")
     study_obj = synthetic.create_study(store.open_storage(url, create=True), study)
     trials = []
     for shuffle, base in ((0.0, 1.0), (1.0, 3.0)):

@@ -11,6 +11,7 @@ import pytest
 from hpo import cli, spec, store
 from hpo.benchmarks import synthetic
 from hpo.reporting import across
+from hpo.store import StoreURL
 from tests.conftest import cached_store
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -43,13 +44,13 @@ def _add(storage: object, raw: dict, dataset: str, name: str, command: str,
 
 
 @pytest.fixture
-def url(tmp_path: Path) -> str:
+def url(tmp_path: Path) -> StoreURL:
     """lr on digits (stored as `lr`) and on mnist (stored as `lr_on_mnist`, found through its
     command); wd on digits only (stored as `wd_digits`); an unrelated study `other`."""
     return cached_store(tmp_path / "a.db", "across", _build)
 
 
-def _build(url: str) -> None:
+def _build(url: StoreURL) -> None:
     storage = store.open_storage(url, create=True)
     good, bad = (95.0, 96.0, 97.0), (60.0, 61.0, 62.0)  # both train (not at chance)
     _add(storage, LR, "digits", "lr", "hpo run --study lr", {0.001: good, 0.1: bad})
@@ -70,7 +71,7 @@ def test_which_stored_study_is_a_run_of_which_file() -> None:
     assert across.study_of("x", {"hpo.command": "hpo run --study lr2"}, wanted) is None
 
 
-def test_table_rows_claims_columns_datasets(url: str) -> None:
+def test_table_rows_claims_columns_datasets(url: StoreURL) -> None:
     result = across.across_datasets(store.open_storage(url, create=False), ["lr", "wd"])
     assert result.datasets == ["digits", "mnist"]
     assert result.table.to_dict("index") == {
@@ -81,9 +82,10 @@ def test_table_rows_claims_columns_datasets(url: str) -> None:
         "`lr_on_mnist`: 2 epochs × 3 seeds, 6 complete trials"]
 
 
-def test_cli_writes_the_table(url: str, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+def test_cli_writes_the_table(url: StoreURL, tmp_path: Path,
+                              capsys: pytest.CaptureFixture) -> None:
     out = tmp_path / "reports"
-    code = cli.main(["report", "--across-datasets", "lr,wd", "--storage", url,
+    code = cli.main(["report", "--across-datasets", "lr,wd", "--storage", str(url),
                      "--out", str(out)])
     assert code == 0
     text = (out / "across_datasets" / "README.md").read_text()
@@ -94,9 +96,9 @@ def test_cli_writes_the_table(url: str, tmp_path: Path, capsys: pytest.CaptureFi
         capsys.readouterr().out
 
 
-def test_cli_names_a_study_without_runs(url: str, tmp_path: Path,
+def test_cli_names_a_study_without_runs(url: StoreURL, tmp_path: Path,
                                         capsys: pytest.CaptureFixture) -> None:
-    code = cli.main(["report", "--across-datasets", "lr,dropout_rate", "--storage", url,
+    code = cli.main(["report", "--across-datasets", "lr,dropout_rate", "--storage", str(url),
                      "--out", str(tmp_path)])
     assert code == 1
     assert capsys.readouterr().err == (

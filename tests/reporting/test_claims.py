@@ -55,7 +55,7 @@ def summary_for(tmp_path: Path, study: spec.Study,
     and the study file, with its claims, stored into this test's copy, as `hpo run` does."""
     acc = acc or ACC
 
-    def build(url: str) -> None:
+    def build(url: store.StoreURL) -> None:
         study_obj = synthetic.create_study(store.open_storage(url, create=True), study)
         synthetic.add(study_obj, [
             synthetic.trial(study, {LOC: loc}, synthetic.record(seed, test_acc=value, **extra))
@@ -474,7 +474,7 @@ def test_time_per_epoch_and_epochs_to_target(tmp_path: Path) -> None:
                                                                    "padding": 1},
            "space": {"train.lr": [0.01, 0.1]}}
     study = spec.validate(raw, "t")
-    url = f"sqlite:///{tmp_path}/t.db"
+    url = store.parse(f"sqlite:///{tmp_path}/t.db")
     study_obj = synthetic.create_study(store.open_storage(url, create=True), study)
     # synthetic histories climb linearly from 10% to the final val_acc over 10 epochs:
     # final 90 -> epoch e has 10 + 8e: >= 50 first at e = 5; final 60 -> 10 + 5e: e = 8;
@@ -514,7 +514,7 @@ def test_a_claim_is_judged_within_the_closest_reading(tmp_path: Path,
     raw = copy.deepcopy(RAW)
     raw["space"] = {LOC: ["none", "before_pool"], "train.lr": [0.01, 0.1]}
     study = spec.validate(raw, "s.toml")
-    url = f"sqlite:///{tmp_path}/r.db"
+    url = store.parse(f"sqlite:///{tmp_path}/r.db")
     study_obj = synthetic.create_study(store.open_storage(url, create=True), study)
     acc = {("before_pool", 0.01): (90.0, 91.0, 92.0), ("none", 0.01): (80.0, 82.0, 84.0),
            ("before_pool", 0.1): (80.0, 81.0, 82.0), ("none", 0.1): (80.0, 82.0, 84.0)}
@@ -551,7 +551,7 @@ def test_a_claim_is_judged_within_the_closest_reading(tmp_path: Path,
     assert math.isnan(v.p_value)
     assert v.by_reading == (("lr=0.1", "inconclusive"), ("lr=0.01", "supported"))
     # The same verdict in every reading: it stands, at the weakest reading's p-value.
-    url2 = f"sqlite:///{tmp_path}/r2.db"
+    url2 = store.parse(f"sqlite:///{tmp_path}/r2.db")
     study_obj = synthetic.create_study(store.open_storage(url2, create=True), study)
     acc[("before_pool", 0.1)] = (89.0, 91.0, 93.0)
     synthetic.add(study_obj, [
@@ -644,7 +644,7 @@ def lr_readings_summary(tmp_path: Path, name: str,
     raw = copy.deepcopy(RAW)
     raw["space"] = {LOC: ["none", "before_pool"], "train.lr": [0.01, 0.1]}
     study = spec.validate(raw, "s.toml")
-    url = f"sqlite:///{tmp_path}/{name}.db"
+    url = store.parse(f"sqlite:///{tmp_path}/{name}.db")
     study_obj = synthetic.create_study(store.open_storage(url, create=True), study)
     synthetic.add(study_obj, [
         synthetic.trial(study, {LOC: loc, "train.lr": lr}, synthetic.record(seed, test_acc=a))

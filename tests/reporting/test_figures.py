@@ -33,13 +33,13 @@ ACCS = {("sgd", 0.01): (80.0, 81.0, 82.0), ("sgd", 0.1): (10.0, 95.0, 96.0),
 
 
 def _store(tmp_path: Path, command: str = "hpo run --study g", cpu: bool = True,
-           overlap: bool = False) -> str:
+           overlap: bool = False) -> store.StoreURL:
     """Trial i runs from 10 i s to 10 i + 15 s (overlap: two workers) or + 5 s."""
     key = ["figures", command, cpu, overlap]
     return cached_store(tmp_path / "f.db", key, lambda url: _build(url, command, cpu, overlap))
 
 
-def _build(url: str, command: str, cpu: bool, overlap: bool) -> None:
+def _build(url: store.StoreURL, command: str, cpu: bool, overlap: bool) -> None:
     study = spec.validate(copy.deepcopy(GRID), "test")
     storage = store.open_storage(url, create=True)
     study_obj = synthetic.create_study(storage, study, command=command)
@@ -57,7 +57,7 @@ def _build(url: str, command: str, cpu: bool, overlap: bool) -> None:
     synthetic.add(study_obj, trials)
 
 
-def _summary(url: str) -> tables.Summary:
+def _summary(url: store.StoreURL) -> tables.Summary:
     return tables.summarize(store.load_study(store.open_storage(url, create=False), "g"))
 
 
@@ -185,7 +185,7 @@ def test_importance_bootstrap_intervals(tmp_path: Path) -> None:
            "space": {"train.lr": {"type": "float", "low": 1e-4, "high": 0.1, "log": True},
                      "train.optimizer": ["sgd", "adam"]}}
     study = spec.validate(raw, "test")
-    url = f"sqlite:///{tmp_path}/t.db"
+    url = store.parse(f"sqlite:///{tmp_path}/t.db")
     study_obj = synthetic.create_study(store.open_storage(url, create=True), study)
     trials = []
     for i in range(12):
@@ -219,7 +219,7 @@ def test_flatness_keeps_every_seed(tmp_path: Path) -> None:
     study = spec.validate({"name": "fl", "analysis": "flatness", "repeats": 2,
                            "model": {"channels": [4, 4], "padding": 1},
                            "space": {"train.label_shuffle": [0.0, 1.0]}}, "test")
-    url = f"sqlite:///{tmp_path}/s.db"
+    url = store.parse(f"sqlite:///{tmp_path}/s.db")
     study_obj = synthetic.create_study(store.open_storage(url, create=True), study)
     trials = []
     for shuffle in (0.0, 1.0):

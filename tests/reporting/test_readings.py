@@ -40,7 +40,7 @@ MEASURED = {("sgd", "none"): (88.0, 88.0), ("sgd", "before_pool"): (91.0, 93.0),
 def summary(tmp_path: Path) -> tables.Summary:
     study = spec.validate(copy.deepcopy(RAW), "test")
 
-    def build(url: str) -> None:
+    def build(url: store.StoreURL) -> None:
         study_obj = synthetic.create_study(store.open_storage(url, create=True), study)
         synthetic.add(study_obj, [
             synthetic.trial(study, {"train.optimizer": opt, "model.dropout_location": loc},
@@ -146,7 +146,7 @@ def test_readings_and_references_from_the_study_file(tmp_path: Path) -> None:
     raw["references"] = [{"source": "R3 Table 1", "metric": "train_loss", "rows": [
         {"model.dropout_location": "none", "train.optimizer": "adam", "value": 0.45}]}]
     study = spec.validate(raw, "test")
-    storage = store.open_storage(f"sqlite:///{tmp_path}/s.db", create=True)
+    storage = store.open_storage(store.parse(f"sqlite:///{tmp_path}/s.db"), create=True)
     study_obj = synthetic.create_study(storage, study)
     synthetic.add(study_obj, [
         synthetic.trial(study, {"train.optimizer": opt, "model.dropout_location": loc},

@@ -14,6 +14,7 @@ from scipy import stats
 from hpo import cli, spec, store
 from hpo.benchmarks import synthetic
 from hpo.reporting import figures, published, render, tables, write
+from hpo.store import StoreURL
 from tests.conftest import cached_store
 
 matplotlib.use("Agg")
@@ -53,18 +54,18 @@ def make(raw: dict) -> spec.Study:
 
 
 @pytest.fixture
-def url(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path}/t.db"
+def url(tmp_path: Path) -> StoreURL:
+    return store.parse(f"sqlite:///{tmp_path}/t.db")
 
 
 @pytest.fixture
-def location_store(url: str) -> str:
+def location_store(url: StoreURL) -> StoreURL:
     """none: 80/82/84 (one diverged run); before_pool: 90 x3; before_conv: 85 + pruned + failed;
     plus a running trial of 'none'."""
-    return cached_store(store.parse(url).path, "report:location", _location_store)
+    return cached_store(url.path, "report:location", _location_store)
 
 
-def _location_store(url: str) -> None:
+def _location_store(url: StoreURL) -> None:
     study = make(LOCATION)
     storage = store.open_storage(url, create=True)
     study_obj = synthetic.create_study(storage, study, command="hpo run --study loc")
@@ -85,7 +86,7 @@ def _location_store(url: str) -> None:
     synthetic.add(study_obj, trials)
 
 
-def summary_of(url: str, name: str, metric: str | None = None) -> tables.Summary:
+def summary_of(url: StoreURL, name: str, metric: str | None = None) -> tables.Summary:
     storage = store.open_storage(url, create=False)
     return tables.summarize(store.load_study(storage, name), metric)
 
@@ -98,7 +99,7 @@ def row(summary: tables.Summary, label: str) -> dict:
 # The table
 
 
-def test_means_stds_and_t_intervals_are_exact(location_store: str) -> None:
+def test_means_stds_and_t_intervals_are_exact(location_store: StoreURL) -> None:
     s = summary_of(location_store, "loc")
     assert list(s.table["config"]) == ["dropout_location=none", "dropout_location=before_pool",
                                        "dropout_location=before_conv"]
@@ -121,7 +122,7 @@ def test_means_stds_and_t_intervals_are_exact(location_store: str) -> None:
     assert pool["wall_time_mean"] == pytest.approx(2.0)
 
 
-def test_pruned_failed_running_are_counted_never_averaged(location_store: str) -> None:
+def test_pruned_failed_running_are_counted_never_averaged(location_store: StoreURL) -> None:
     s = summary_of(location_store, "loc")
     assert s.counts == {"COMPLETE": 7, "PRUNED": 1, "FAIL": 1, "RUNNING": 1, "WAITING": 0}
     conv = row(s, "dropout_location=before_conv")
@@ -131,7 +132,7 @@ def test_pruned_failed_running_are_counted_never_averaged(location_store: str) -
     assert conv["n_params"] == 1000
 
 
-def test_best_row_and_welch_p_values(location_store: str) -> None:
+def test_best_row_and_welch_p_values(location_store: StoreURL) -> None:
     s = summary_of(location_store, "loc")
     assert list(s.table["best"]) == [False, True, False]
     # Welch with one zero-variance side: t = 8 / sqrt(4/3), df = 2 (scipy's ttest_ind warns here)
@@ -146,7 +147,7 @@ def test_best_row_and_welch_p_values(location_store: str) -> None:
     assert list(shown["n"]) == ["3", "3", "1 of 3"]
 
 
-def test_ranking_metric_can_be_chosen(location_store: str) -> None:
+def test_ranking_metric_can_be_chosen(location_store: StoreURL) -> None:
     s = summary_of(location_store, "loc", metric="train_loss")
     assert s.best["config"] == "dropout_location=before_pool"  # 0.5 < 0.6 (none)
     assert s.table["best"].sum() == 1
@@ -170,7 +171,7 @@ def test_mean_std_ci_helper() -> None:
     assert math.isnan(tables.mean_std_ci([5.0])[1])
 
 
-def test_grid_cells_not_run_yet_are_rows_with_n_zero(url: str) -> None:
+def test_grid_cells_not_run_yet_are_rows_with_n_zero(url: StoreURL) -> None:
     study = make(LOCATION)
     storage = store.open_storage(url, create=True)
     study_obj = synthetic.create_study(storage, study)
@@ -188,11 +189,11 @@ def test_grid_cells_not_run_yet_are_rows_with_n_zero(url: str) -> None:
 
 
 @pytest.fixture
-def grid_store(url: str) -> str:
-    return cached_store(store.parse(url).path, "report:grid", _grid_store)
+def grid_store(url: StoreURL) -> StoreURL:
+    return cached_store(url.path, "report:grid", _grid_store)
 
 
-def _grid_store(url: str) -> None:
+def _grid_store(url: StoreURL) -> None:
     study = make(GRID2)
     storage = store.open_storage(url, create=True)
     study_obj = synthetic.create_study(storage, study)
@@ -207,7 +208,7 @@ def _grid_store(url: str) -> None:
     synthetic.add(study_obj, trials)
 
 
-def test_pivot_tables_of_a_two_parameter_grid(grid_store: str) -> None:
+def test_pivot_tables_of_a_two_parameter_grid(grid_store: StoreURL) -> None:
     s = summary_of(grid_store, "grid2")
     assert tables.is_two_way_grid(s)
     matrix = render.pivot_numeric(s, "test_acc")
@@ -223,7 +224,7 @@ def test_pivot_tables_of_a_two_parameter_grid(grid_store: str) -> None:
     assert render.pivot_numeric(s, "wall_time").loc["sgd", 0.1] == pytest.approx(1.0)
 
 
-def test_reference_rows_match_on_the_keys_they_name(grid_store: str, location_store: str
+def test_reference_rows_match_on_the_keys_they_name(grid_store: StoreURL, location_store: StoreURL
                                                      ) -> None:
     s = summary_of(grid_store, "grid2")
     ref = published.reference_table(s)
@@ -245,7 +246,7 @@ def test_reference_rows_match_on_the_keys_they_name(grid_store: str, location_st
 # Figures: data first, then a file
 
 
-def test_curves_data_averages_histories(location_store: str) -> None:
+def test_curves_data_averages_histories(location_store: StoreURL) -> None:
     s = summary_of(location_store, "loc")
     data = figures.curves_data(s)
     assert data.configs == list(s.table["config"])
@@ -260,7 +261,7 @@ def test_curves_data_averages_histories(location_store: str) -> None:
     assert none_loss["mean"].iloc[-1] == pytest.approx(0.6)
 
 
-def test_accuracy_and_history_data(location_store: str) -> None:
+def test_accuracy_and_history_data(location_store: StoreURL) -> None:
     s = summary_of(location_store, "loc")
     data = figures.accuracy_data(s)
     assert list(data.bars["mean"]) == pytest.approx([82.0, 90.0, 85.0])
@@ -272,11 +273,11 @@ def test_accuracy_and_history_data(location_store: str) -> None:
 
 
 @pytest.fixture
-def tuning_store(url: str) -> str:
-    return cached_store(store.parse(url).path, "report:tuning", _tuning_store)
+def tuning_store(url: StoreURL) -> StoreURL:
+    return cached_store(url.path, "report:tuning", _tuning_store)
 
 
-def _tuning_store(url: str) -> None:
+def _tuning_store(url: StoreURL) -> None:
     study = make(TUNING)
     storage = store.open_storage(url, create=True)
     study_obj = synthetic.create_study(storage, study)
@@ -291,7 +292,7 @@ def _tuning_store(url: str) -> None:
 
 
 @pytest.mark.slow
-def test_importance_data_for_tuning_studies(tuning_store: str) -> None:
+def test_importance_data_for_tuning_studies(tuning_store: StoreURL) -> None:
     s = summary_of(tuning_store, "tune")
     data = figures.importance_data(s)
     assert data.errors == {}
@@ -303,7 +304,7 @@ def test_importance_data_for_tuning_studies(tuning_store: str) -> None:
 
 
 @pytest.mark.slow
-def test_every_figure_renders_to_a_file(tmp_path: Path, grid_store: str) -> None:
+def test_every_figure_renders_to_a_file(tmp_path: Path, grid_store: StoreURL) -> None:
     s = summary_of(grid_store, "grid2")
     drawn = {
         "curves": figures.plot_curves(figures.curves_data(s), "grid2"),
@@ -322,10 +323,10 @@ def test_every_figure_renders_to_a_file(tmp_path: Path, grid_store: str) -> None
 # Files and the command line
 
 
-def test_report_command_writes_every_file(location_store: str, tmp_path: Path,
+def test_report_command_writes_every_file(location_store: StoreURL, tmp_path: Path,
                                           capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "reports"
-    code = cli.main(["report", "--study", "loc", "--storage", location_store,
+    code = cli.main(["report", "--study", "loc", "--storage", str(location_store),
                      "--out", str(out)])
     assert code == 0
     printed = capsys.readouterr().out
@@ -358,9 +359,9 @@ def test_report_command_writes_every_file(location_store: str, tmp_path: Path,
 
 
 @pytest.mark.slow
-def test_two_parameter_grid_report_has_pivots_and_heatmap(grid_store: str,
+def test_two_parameter_grid_report_has_pivots_and_heatmap(grid_store: StoreURL,
                                                           tmp_path: Path) -> None:
-    assert cli.main(["report", "--study", "grid2", "--storage", grid_store, "--out",
+    assert cli.main(["report", "--study", "grid2", "--storage", str(grid_store), "--out",
                      str(tmp_path), "--format", "md"]) == 0
     folder = tmp_path / "grid2"
     assert not (folder / "table.csv").exists() and not (folder / "table.tex").exists()
@@ -371,8 +372,8 @@ def test_two_parameter_grid_report_has_pivots_and_heatmap(grid_store: str,
 
 
 @pytest.mark.slow
-def test_tuning_report_has_importance_and_history(tuning_store: str, tmp_path: Path) -> None:
-    assert cli.main(["report", "--study", "tune", "--storage", tuning_store, "--out",
+def test_tuning_report_has_importance_and_history(tuning_store: StoreURL, tmp_path: Path) -> None:
+    assert cli.main(["report", "--study", "tune", "--storage", str(tuning_store), "--out",
                      str(tmp_path)]) == 0
     names = {p.name for p in (tmp_path / "tune" / "figures").iterdir()}
     assert names == {"learning_curves.png", "test_accuracy.png", "importance.png",
@@ -380,11 +381,11 @@ def test_tuning_report_has_importance_and_history(tuning_store: str, tmp_path: P
 
 
 @pytest.mark.slow
-def test_all_writes_every_study_and_an_index(location_store: str, tmp_path: Path,
+def test_all_writes_every_study_and_an_index(location_store: StoreURL, tmp_path: Path,
                                              capsys: pytest.CaptureFixture[str]) -> None:
     storage = store.open_storage(location_store, create=False)
     optuna.create_study(study_name="not_hpo", storage=storage)
-    assert cli.main(["report", "--all", "--storage", location_store, "--out",
+    assert cli.main(["report", "--all", "--storage", str(location_store), "--out",
                      str(tmp_path)]) == 0
     captured = capsys.readouterr()
     assert "== loc ==" in captured.out
@@ -396,18 +397,18 @@ def test_all_writes_every_study_and_an_index(location_store: str, tmp_path: Path
         " dropout_location=before_pool |" in index
 
 
-def test_unknown_study_is_one_line(location_store: str,
+def test_unknown_study_is_one_line(location_store: StoreURL,
                                    capsys: pytest.CaptureFixture[str]) -> None:
-    assert cli.main(["report", "--study", "nope", "--storage", location_store]) == 1
+    assert cli.main(["report", "--study", "nope", "--storage", str(location_store)]) == 1
     assert capsys.readouterr().err == (
         "hpo: error: no study 'nope' in the store (studies there: loc)\n")
 
 
-def test_empty_study_is_one_line(url: str, tmp_path: Path,
+def test_empty_study_is_one_line(url: StoreURL, tmp_path: Path,
                                  capsys: pytest.CaptureFixture[str]) -> None:
     storage = store.open_storage(url, create=True)
     synthetic.create_study(storage, make(LOCATION), name="empty")
-    assert cli.main(["report", "--study", "empty", "--storage", url, "--out",
+    assert cli.main(["report", "--study", "empty", "--storage", str(url), "--out",
                      str(tmp_path)]) == 1
     assert capsys.readouterr().err == (
         "hpo: error: study 'empty' has no trials yet; run `hpo run --study loc --name empty` "
@@ -426,8 +427,8 @@ def test_missing_store_and_bad_format_are_one_line(tmp_path: Path,
         "hpo: error: --format must be a comma-separated list of md, csv, tex, got 'md,pdf'\n")
 
 
-def test_fast_sql_reader_gives_the_same_frame_as_optuna(location_store: str,
-                                                        tuning_store: str) -> None:
+def test_fast_sql_reader_gives_the_same_frame_as_optuna(location_store: StoreURL,
+                                                        tuning_store: StoreURL) -> None:
     from hpo import records
 
     for url, name in ((location_store, "loc"), (tuning_store, "tune")):
@@ -441,7 +442,7 @@ def test_fast_sql_reader_gives_the_same_frame_as_optuna(location_store: str,
         pd.testing.assert_frame_equal(records.trials_frame(study_obj, study, fast), slow)
 
 
-def test_intervals_are_clipped_to_the_metric_range(url: str) -> None:
+def test_intervals_are_clipped_to_the_metric_range(url: StoreURL) -> None:
     study = make(LOCATION)
     storage = store.open_storage(url, create=True)
     study_obj = synthetic.create_study(storage, study)
@@ -457,13 +458,13 @@ def test_intervals_are_clipped_to_the_metric_range(url: str) -> None:
 
 
 @pytest.mark.slow
-def test_report_figures_are_attached_to_the_study_once(location_store: str, tmp_path: Path,
+def test_report_figures_are_attached_to_the_study_once(location_store: StoreURL, tmp_path: Path,
                                                        capsys: pytest.CaptureFixture[str]) -> None:
     import optuna
 
     from hpo import artifacts, store
 
-    args = ["report", "--study", "loc", "--storage", location_store, "--out",
+    args = ["report", "--study", "loc", "--storage", str(location_store), "--out",
             str(tmp_path / "r"), "--artifacts", str(tmp_path / "art")]
     assert cli.main(args) == 0
     assert cli.main(args) == 0  # a second report replaces, never piles up
@@ -475,14 +476,14 @@ def test_report_figures_are_attached_to_the_study_once(location_store: str, tmp_
 
 
 @pytest.mark.slow
-def test_no_artifacts_attaches_nothing(location_store: str, tmp_path: Path,
+def test_no_artifacts_attaches_nothing(location_store: StoreURL, tmp_path: Path,
                                        capsys: pytest.CaptureFixture[str]) -> None:
     import optuna
 
     from hpo import artifacts, store
 
     url = location_store
-    assert cli.main(["report", "--study", "loc", "--storage", url, "--out",
+    assert cli.main(["report", "--study", "loc", "--storage", str(url), "--out",
                      str(tmp_path / "r"), "--no-artifacts"]) == 0
     study_obj = optuna.load_study(study_name="loc",
                                   storage=store.open_storage(url, create=False))

@@ -30,7 +30,7 @@ RAW = {
 def build_summary(tmp_path, measured, key):
     study = spec.validate(copy.deepcopy(RAW), "test")
 
-    def build(url: str) -> None:
+    def build(url: store.StoreURL) -> None:
         study_obj = synthetic.create_study(store.open_storage(url, create=True), study)
         synthetic.add(study_obj, [
             synthetic.trial(study, {"train.optimizer": opt, "train.lr": lr},

@@ -163,13 +163,14 @@ family = "mlp"
 
 @pytest.mark.slow
 def test_tuning_n_trials_is_a_total_over_restarts_with_whole_seed_sets(tmp_path: Path) -> None:
-    from hpo import runner, spec
+    from hpo import runner, spec, store
 
     path = tmp_path / "tune.toml"
     path.write_text(TUNING)
     study = spec.load(str(path))
     url = f"sqlite:///{tmp_path / 'hpo.db'}"
-    opts = runner.RunOptions(storage_url=url, device="cpu", threads=1, progress=False)
+    opts = runner.RunOptions(storage_url=store.parse(url), device="cpu", threads=1,
+                             progress=False)
     for _ in range(2):  # the second run finds the budget spent
         runner.run(study, opts)
     done = [t for t in trials(url, "tune") if t.state.name == "COMPLETE"]
@@ -198,12 +199,13 @@ def test_parallel_workers_sample_different_configurations(tmp_path: Path) -> Non
 
 @pytest.mark.slow
 def test_processes_tuning_one_study_may_each_use_their_own_sampler_seed(tmp_path: Path) -> None:
-    from hpo import runner, spec
+    from hpo import runner, spec, store
 
     path = tmp_path / "tune.toml"
     path.write_text(TUNING.replace("repeats = 2", "repeats = 1"))
     url = f"sqlite:///{tmp_path / 'hpo.db'}"
-    opts = runner.RunOptions(storage_url=url, device="cpu", threads=1, progress=False)
+    opts = runner.RunOptions(storage_url=store.parse(url), device="cpu", threads=1,
+                             progress=False)
     runner.run(spec.load(str(path), ["n_trials=2"]), opts)
     runner.run(spec.load(str(path), ["n_trials=4", "sampler_seed=7"]), opts)
     lrs = [t.params["train.lr"] for t in trials(url, "tune")]

@@ -55,8 +55,8 @@ def test_rerun_resumes_and_runs_nothing_twice(write_study, storage_url):
 @pytest.mark.slow
 def test_seed_reproduces_the_trial(write_study, tmp_path):
     path = write_study()
-    _, first = run_study(path, f"sqlite:///{tmp_path / 'a.db'}")
-    _, second = run_study(path, f"sqlite:///{tmp_path / 'b.db'}")
+    _, first = run_study(path, store.parse(f"sqlite:///{tmp_path / 'a.db'}"))
+    _, second = run_study(path, store.parse(f"sqlite:///{tmp_path / 'b.db'}"))
 
     def by_run(study_obj):
         return {

@@ -51,8 +51,8 @@ def study_of(**changes: Any) -> spec.Study:
     return spec.validate(raw, "ud.toml")
 
 
-def _store(tmp_path: Path, study: spec.Study) -> tuple[str, Any]:
-    def build(url: str) -> None:
+def _store(tmp_path: Path, study: spec.Study) -> tuple[store.StoreURL, Any]:
+    def build(url: store.StoreURL) -> None:
         study_obj = synthetic.create_study(store.open_storage(url, create=True), study)
         synthetic.add(study_obj, [
             synthetic.trial(study, {LOC: loc}, synthetic.record(seed, test_acc=acc))
@@ -119,7 +119,7 @@ def test_seeds_go_only_to_undecided_claims_until_decided(tmp_path: Path) -> None
     done = Counter(spec_cell(t.user_attrs["cell"]) for t in study_obj.get_trials()
                    if t.state.name == "COMPLETE")
     assert done == {"none": 2, "before_pool": 4, "before_fc": 4}
-    assert max(completed_runs(url, "ud").values()) == 1
+    assert max(completed_runs(str(url), "ud").values()) == 1
 
     summary = tables.summarize(study_obj)
     assert write.seeds_line(summary) == (
@@ -350,7 +350,7 @@ def _bench_folder(folder: Path, study: spec.Study, accs: dict[str, tuple[float, 
     """A campaign report folder: trials.journal with one run per (location, seed), each 36
     CPU-s (the first run of before_fc stores only its wall time, 5 s); README.md once complete."""
     folder.mkdir(parents=True)
-    storage = store.open_storage(f"journal:{folder / 'trials.journal'}", create=True)
+    storage = store.open_storage(store.parse(f"journal:{folder / 'trials.journal'}"), create=True)
     study_obj = synthetic.create_study(storage, study, name=folder.name)
     runs = []
     for loc, values in accs.items():

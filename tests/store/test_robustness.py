@@ -119,7 +119,8 @@ def test_pending_runs_reads_the_store(tmp_path: Path) -> None:
     assert runner.pending_runs(study, set()) == 6
     cell = runner.queue.space_mod.cell_key(study.cells()[0])
     assert runner.pending_runs(study, {(cell, 0), (cell, 1), ("other", 0)}) == 4
-    assert store.finished_runs(f"sqlite:///{tmp_path / 'none.db'}", "tiny") == (set(), None)
+    url = store.parse(f"sqlite:///{tmp_path / 'none.db'}")
+    assert store.finished_runs(url, "tiny") == (set(), None)
     assert not (tmp_path / "none.db").exists()
 
 
@@ -186,7 +187,7 @@ def one_run_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A store holding study 'tiny' with one finished run (made once for the module)."""
     folder = tmp_path_factory.mktemp("store")
     study = spec.load(str(make_grid_study(folder, cells=1, repeats=1)))
-    url = f"sqlite:///{folder / 'hpo.db'}"
+    url = store.parse(f"sqlite:///{folder / 'hpo.db'}")
     runner.run(study, runner.RunOptions(storage_url=url, device="cpu", threads=1,
                                         progress=False))
     return folder / "hpo.db"
@@ -304,7 +305,7 @@ def _add_duplicate(path: Path) -> int:
     """Copy the store's finished run as a second finished trial (as a lost lock could)."""
     import optuna
 
-    storage = store.open_storage(f"sqlite:///{path}", create=False)
+    storage = store.open_storage(store.parse(f"sqlite:///{path}"), create=False)
     study_obj = optuna.load_study(study_name="tiny", storage=storage)
     first = study_obj.get_trials(deepcopy=False)[0]
     attrs = dict(first.user_attrs, test_acc=first.user_attrs["test_acc"] + 50.0)
@@ -322,7 +323,7 @@ def test_a_duplicate_run_is_counted_once_and_named(store_copy: Path, capsys) -> 
     url = f"sqlite:///{store_copy}"
     warning = ("hpo: warning: runs finished twice of study 'tiny'; counting the first finished "
                "and ignoring trial 1 (same configuration and seed as trial 0)")
-    study_obj = optuna.load_study(study_name="tiny", storage=store.open_storage(url))
+    study_obj = optuna.load_study(study_name="tiny", storage=store.open_storage(store.parse(url)))
     first_acc = study_obj.trials[0].user_attrs["test_acc"]
     for trials_list in (None, records.fetch_trials(study_obj)):
         frame = records.trials_frame(study_obj, trials=trials_list)
@@ -350,17 +351,18 @@ def test_a_duplicate_queued_run_is_never_started(tmp_path: Path) -> None:
     import optuna
 
     study = spec.load(str(make_grid_study(tmp_path, cells=1, repeats=1)))
-    url = f"sqlite:///{tmp_path / 'hpo.db'}"
+    url = store.parse(f"sqlite:///{tmp_path / 'hpo.db'}")
     opts = runner.RunOptions(storage_url=url, device="cpu", threads=1, progress=False)
     storage = store.open_storage(url, heartbeat=True)
     study_obj = runner.prepare_study(study, storage, opts, "cpu")
     queued = study_obj.get_trials(deepcopy=False)[0]
     study_obj.enqueue_trial(queued.system_attrs["fixed_params"], user_attrs=queued.user_attrs)
-    assert runner.work(study, url, device="cpu", threads=1, data_dir=None) == 1
+    assert runner.work(study, url, device="cpu", threads=1, data_dir=None,
+                       artifacts=opts.artifacts_folder()) == 1
     after = optuna.load_study(study_name="tiny", storage=storage).get_trials(deepcopy=False)
     assert [t.state.name for t in after] == ["COMPLETE", "FAIL"]
     assert after[1].user_attrs["duplicate_of"] == 0
-    _all_once(url, "tiny", 1)
+    _all_once(str(url), "tiny", 1)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -376,7 +378,7 @@ def test_retry_waits_with_backoff_then_stops_with_one_line(monkeypatch, capsys) 
     monkeypatch.setattr(time, "sleep", slept.append)
     clock = iter(range(0, 1000, 10))
     monkeypatch.setattr(time, "monotonic", lambda: float(next(clock)))
-    retry = store.Retry("postgresql://u:secret@db/hpo", limit_s=35)
+    retry = store.Retry(store.parse("postgresql://u:secret@db/hpo"), limit_s=35)
     lost = OperationalError("server closed the connection unexpectedly\nmore")
     with pytest.raises(StoreError) as caught:
         retry.call(lambda: (_ for _ in ()).throw(lost))
@@ -399,7 +401,7 @@ def test_retry_carries_on_when_the_store_answers_again(monkeypatch, capsys) -> N
             raise answer
         return answer
 
-    assert store.Retry("sqlite:///x.db").call(flaky) == 42
+    assert store.Retry(store.parse("sqlite:///x.db")).call(flaky) == 42
     assert capsys.readouterr().err.splitlines() == [
         "hpo: warning: store sqlite:///x.db failed (connection refused); retrying for up to "
         "60 s",
@@ -410,12 +412,12 @@ def test_retry_carries_on_when_the_store_answers_again(monkeypatch, capsys) -> N
 def test_a_full_store_is_not_retried() -> None:
     full = OperationalError("database or disk is full")
     with pytest.raises(StoreError) as caught:
-        store.Retry("sqlite:///x.db").failed(full)
+        store.Retry(store.parse("sqlite:///x.db")).failed(full)
     assert str(caught.value) == (
         "cannot write to store sqlite:///x.db: database or disk is full; free space (or make "
         "it writable), then re-run the same command to resume")
     with pytest.raises(ValueError):
-        store.Retry("sqlite:///x.db").failed(ValueError("a bug, not the store"))
+        store.Retry(store.parse("sqlite:///x.db")).failed(ValueError("a bug, not the store"))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -170,7 +170,6 @@ def test_parse_each_kind(url: str, kind: str, path: Path | None) -> None:
     parsed = store.parse(url)
     assert (parsed.url, parsed.kind, parsed.path) == (url, kind, path)
     assert str(parsed) == url  # round trip: the string it was parsed from
-    assert store.parse(parsed) is parsed  # already parsed: passed through
     assert store.parse(str(parsed)) == parsed
     assert store.mask(parsed) == store.mask(url)
 
@@ -215,8 +214,9 @@ def test_password_never_stored_in_the_study(tmp_path: Path, postgres_url: str) -
     from hpo import runner, spec
 
     study = spec.load(str(make_grid_study(tmp_path, name=f"mask_{os.getpid()}")))
-    opts = runner.RunOptions(storage_url=postgres_url, command=f"hpo run --storage {postgres_url}")
-    storage = store.open_storage(postgres_url)
+    url = store.parse(postgres_url)
+    opts = runner.RunOptions(storage_url=url, command=f"hpo run --storage {postgres_url}")
+    storage = store.open_storage(url)
     study_obj = runner.prepare_study(study, storage, opts, "cpu")
     try:
         password = postgres_url.split("://", 1)[1].split("@")[0].split(":", 1)[1]
@@ -228,7 +228,7 @@ def test_password_never_stored_in_the_study(tmp_path: Path, postgres_url: str) -
 
 def test_open_storage_missing_store_without_create(tmp_path: Path) -> None:
     with pytest.raises(StoreError, match="no store at"):
-        store.open_storage(f"sqlite:///{tmp_path / 'none.db'}", create=False)
+        store.open_storage(store.parse(f"sqlite:///{tmp_path / 'none.db'}"), create=False)
     assert not (tmp_path / "none.db").exists()
 
 
@@ -280,7 +280,7 @@ def test_a_store_left_mid_write_by_a_killed_run_is_recovered(tmp_path: Path) -> 
     if not store.hot_journal(path):
         pytest.skip("SQLite kept the transaction in memory: no journal to recover from")
     store.check_sqlite(path, create=True)  # no "corrupt" error: the journal is recoverable
-    store.open_storage(f"sqlite:///{path}")
+    store.open_storage(store.parse(f"sqlite:///{path}"))
     con = sqlite3.connect(path)
     tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     con.close()
