@@ -154,24 +154,33 @@ def narrowing_line(summary: Summary, published: Sequence[Reference], within: flo
     rows = [r for ref in refs for r in ref.to_dict("records") if r.get("config") is not None
             and r.get("pi_tells") is not None]
     wide = [r for r in rows if not r["pi_tells"]]
-    if not rows:
+    return narrowing_text(len(rows), [(r["pi_high"] - r["pi_low"]) / 2 for r in wide],
+                          [seeds_count(r["seeds_to_tell"]) for r in wide], within)
+
+
+def seeds_count(value: object) -> int | None:
+    """A seeds count read back from a table: pandas stores a column of counts and Nones as
+    floats and NaN."""
+    return None if value is None or value != value else int(value)  # NaN != NaN
+
+
+def narrowing_text(compared: int, wide_half_widths: Sequence[float],
+                   needs: Sequence[int | None], within: float) -> str:
+    """The line under the comparisons: ``compared`` rows with an interval, the half-widths of
+    the wide ones and the seeds each needs (None: no number of seeds narrows it)."""
+    if not compared:
         return "No comparison has the 2 runs per configuration a prediction interval needs."
-    if not wide:
-        return (f"All {len(rows)} comparisons have an interval narrow enough to tell "
+    if not wide_half_widths:
+        return (f"All {compared} comparisons have an interval narrow enough to tell "
                 f"(±{within:g} points or less).")
-    needs = [r["seeds_to_tell"] for r in wide]
-    text = (f"{len(rows) - len(wide)} of {len(rows)} comparisons have an interval narrow enough "
-            f"to tell (±{within:g} points or less); the widest is "
-            f"±{max((r['pi_high'] - r['pi_low']) / 2 for r in wide):.1f}.")
+    wide = len(wide_half_widths)
+    text = (f"{compared - wide} of {compared} comparisons have an interval narrow enough "
+            f"to tell (±{within:g} points or less); the widest is ±{max(wide_half_widths):.1f}.")
     decidable = [n for n in needs if n is not None]
-    if decidable:
-        text += (f" At the spread measured, {max(decidable)} seeds per configuration would "
-                 f"narrow {len(decidable)} of the {len(wide)} wide ones enough")
-        text += "." if len(decidable) == len(wide) else (
-            "; for the rest no number of seeds would: their runs themselves spread more than "
-            f"±{within:g} points (the interval never falls below ±1.96 standard deviations).")
-    else:
-        text += (" No number of seeds would narrow them enough: the runs themselves spread more "
-                 f"than ±{within:g} points (the interval never falls below ±1.96 standard "
-                 "deviations).")
-    return text
+    never = (f"the runs themselves spread more than ±{within:g} points (the interval never "
+             "falls below ±1.96 standard deviations).")
+    if not decidable:
+        return text + f" No number of seeds would narrow them enough: {never}"
+    text += (f" At the spread measured, {max(decidable)} seeds per configuration would "
+             f"narrow {len(decidable)} of the {wide} wide ones enough")
+    return text + ("." if len(decidable) == wide else f"; for the rest no number would: {never}")

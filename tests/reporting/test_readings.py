@@ -291,3 +291,26 @@ def test_seed_readings_needs_its_folders_and_a_plain_title(capsys: pytest.Captur
     assert capsys.readouterr().err == (
         "hpo: error: reports/mnist/none does not exist; name report folders that hold "
         "trials.journal (or a folder with such folders below it)\n")
+
+
+def test_the_narrowing_line_counts_only_rows_that_seeds_can_narrow() -> None:
+    """batch_norm_r1_cifar10 said "nan seeds per configuration would narrow 6 of the 6": a
+    table column of counts and Nones reads back as floats and NaN."""
+    from hpo.reporting.published import narrowing_text, seeds_count
+
+    needs = [seeds_count(v) for v in (float("nan"), 4.0, float("nan"), None)]
+    assert needs == [None, 4, None, None]
+    assert narrowing_text(6, [11.4, 3.9, 28.6, 14.9], needs, 3.0) == (
+        "2 of 6 comparisons have an interval narrow enough to tell (±3 points or less); the "
+        "widest is ±28.6. At the spread measured, 4 seeds per configuration would narrow 1 of "
+        "the 4 wide ones enough; for the rest no number would: the runs themselves spread "
+        "more than ±3 points (the interval never falls below ±1.96 standard deviations).")
+    assert narrowing_text(2, [5.0], [None], 3.0) == (
+        "1 of 2 comparisons have an interval narrow enough to tell (±3 points or less); the "
+        "widest is ±5.0. No number of seeds would narrow them enough: the runs themselves "
+        "spread more than ±3 points (the interval never falls below ±1.96 standard "
+        "deviations).")
+    assert narrowing_text(2, [3.5, 4.0], [5, 6], 3.0).endswith(
+        "6 seeds per configuration would narrow 2 of the 2 wide ones enough.")
+    assert narrowing_text(3, [], [], 3.0) == (
+        "All 3 comparisons have an interval narrow enough to tell (±3 points or less).")
