@@ -477,10 +477,10 @@ def test_postgres_restart_under_three_workers(tmp_path: Path, restartable_postgr
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("seed", range(3))  # three rounds, each drawing its moment anew
 def test_postgres_restart_at_random_moments(tmp_path: Path, restartable_postgres: str,
                                             seed: int) -> None:
-    _restart_while_three_workers_run(tmp_path, restartable_postgres, random.Random(seed))
+    _restart_while_three_workers_run(tmp_path, restartable_postgres, _drawn_rng())
 
 
 # ---------------------------------------------------------------------------------------------
@@ -615,6 +615,15 @@ def test_sigkill_at_creation_enqueue_training_and_last_write(tmp_path: Path) -> 
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("seed", range(3))
+@pytest.mark.parametrize("seed", range(2))
 def test_sigkill_at_random_moments(tmp_path: Path, seed: int) -> None:
-    _sigkill_rounds(tmp_path, random.Random(seed), rounds=8)
+    # The 4 moments in turn, then 2 drawn ones, all at drawn delays: new ones every run.
+    _sigkill_rounds(tmp_path, _drawn_rng(), rounds=6)
+
+
+def _drawn_rng() -> random.Random:
+    """A generator seeded anew each run; pytest shows the seed of a failing run (a failure
+    found becomes an explicit example: a test with random.Random(that seed))."""
+    seed = random.randrange(2**32)
+    print(f"random moments drawn with random.Random({seed})")
+    return random.Random(seed)
