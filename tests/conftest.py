@@ -19,6 +19,9 @@ if TYPE_CHECKING:
 
 ROOT = Path(__file__).resolve().parent.parent
 POSTGRES_URL = os.environ.get("HPO_TEST_POSTGRES_URL")
+# One torch thread for the runs made in this process too (a subprocess gets it from cli_env):
+# these networks gain nothing from a second, and beside other busy processes lose up to 30x.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 STUDY = """\
 name = "{name}"

@@ -238,8 +238,9 @@ def run_hpo_way(study: spec.Study, data_dir: Path, jobs: int, device: str = "cpu
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         url = store.parse(f"sqlite:///{Path(tmp) / 'bench.db'}")
+        # No learning-curve figures: the store is thrown away (they cost ~0.3 s a trial).
         opts = runner.RunOptions(storage_url=url, device=device, jobs=jobs,
-                                 data_dir=str(data_dir), progress=False)
+                                 data_dir=str(data_dir), progress=False, save_artifacts=False)
         study_obj = runner.run(study, opts)
         trials = [t for t in study_obj.get_trials() if t.state.name == "COMPLETE"]
     wall = time.perf_counter() - started

@@ -42,7 +42,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--oversubscribe", action="store_true",
                    help="allow more --jobs than usable cores")
     p.add_argument("--threads", type=int, default=0,
-                   help="torch threads per worker (default: cores // jobs)")
+                   help="torch threads per worker (default: cores // jobs, at most "
+                        "$OMP_NUM_THREADS)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     p.add_argument("--budget", metavar="DURATION",
                    help="stop within this time (90m, 2h, 1h30m): no trial starts that would not "

@@ -114,6 +114,20 @@ def test_jobs_within_every_limit_are_kept_without_a_word(machine, capsys) -> Non
     assert capsys.readouterr().err == ""
 
 
+def test_threads_default_to_the_cores_share_capped_by_omp_num_threads(
+        machine, monkeypatch: pytest.MonkeyPatch) -> None:
+    machine()
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    assert [runner.threads_per_worker(jobs, 0) for jobs in (1, 2, 3)] == [2, 1, 1]
+    assert runner.threads_per_worker(2, 4) == 4  # --threads wins
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert runner.threads_per_worker(1, 0) == 1
+    assert runner.threads_per_worker(1, 2) == 2
+    for ignored in ("", "0", "two", "-1"):  # what OpenMP ignores too
+        monkeypatch.setenv("OMP_NUM_THREADS", ignored)
+        assert runner.threads_per_worker(1, 0) == 2
+
+
 def test_pending_runs_reads_the_store(tmp_path: Path) -> None:
     study = spec.load(str(make_grid_study(tmp_path, cells=3, repeats=2)))
     assert runner.pending_runs(study, set()) == 6
