@@ -263,16 +263,37 @@ def _trial_line(summary: Summary) -> str:
     return text
 
 
-def _headline(summary: Summary) -> str:
+def headline(summary: Summary) -> str:
     config = summary.study.config
-    table = summary.table
-    n_cfg = int((table["n"] > 0).sum())
-    text = (f"*Ran on {config['dataset']}: {config['epochs']} epochs × {config['repeats']} "
-            f"seeds per configuration, {n_cfg} configurations with complete runs.*")
+    ran = summary.table["n"][summary.table["n"] > 0]
+    text = (f"*Ran on {config['dataset']}: {_epochs_said(summary)} × {_seeds_said(summary)}, "
+            f"{len(ran)} configurations with complete runs.*")
     changed = changed_from_shipped(summary)
     if changed:
         text += f" *Changed from the shipped study file: {changed}.*"
     return text
+
+
+def _epochs_said(summary: Summary) -> str:
+    """The length: the study's epochs, or the grid's values where epochs is varied."""
+    if "epochs" in summary.keys:
+        values = sorted({int(v) for v in summary.table["epochs"].dropna()})
+        return " or ".join(str(v) for v in values) + " epochs (a grid dimension)"
+    return f"{summary.study.config['epochs']} epochs"
+
+
+def _seeds_said(summary: Summary) -> str:
+    """Seeds per configuration as run: the study's repeats, or with seeds until decided the
+    repeats it started from and the range the looks reached."""
+    config = summary.study.config
+    ran = summary.table["n"][summary.table["n"] > 0]
+    said = f"{config['repeats']} seeds per configuration"
+    if not config.get("until_decided") or ran.empty:
+        return said
+    low, high = int(ran.min()), int(ran.max())
+    reached = f"{low}" if low == high else f"{low}–{high}"
+    return (f"{said}, then seeds until decided (at most {config['max_repeats']}): {reached} "
+            "complete runs per configuration")
 
 
 def changed_from_shipped(summary: Summary, file_name: str | None = None) -> str:
@@ -327,7 +348,7 @@ def readme(summary: Summary, drawn: Sequence[tuple[str, str]], formats: Sequence
     lines = [f"# {summary.name}", ""]
     if config["question"]:
         lines += [f"> {config['question']}", ""]
-    lines += [_headline(summary), ""]
+    lines += [headline(summary), ""]
     untrained = sorted({r for v in judged for r in v.untrained})
     if untrained:
         lines += [f"*Did not train, so left out of the claims they would decide: "

@@ -539,3 +539,17 @@ def test_a_run_stored_under_another_name_says_what_it_changed_from_its_file() ->
     assert changed_from_shipped(summary) == ""
     assert command_study("hpo run --study=studies/kernel.toml --jobs 2") == "kernel"
     assert command_study("hpo run --study 'unclosed") is None
+
+
+def test_the_headline_names_the_lengths_of_a_grid_over_epochs(tmp_path: Path) -> None:
+    """batch_norm_r1_cifar10's headline said "7 epochs" (the base) of a grid over 2 and 7."""
+    study = spec.validate({"name": "len", "dataset": "digits", "epochs": 7, "repeats": 2,
+                           "sampler": "grid", "space": {"epochs": [2, 7]}}, "len.toml")
+    study_obj = synthetic.create_study(
+        store.open_storage(store.parse(f"sqlite:///{tmp_path / 's.db'}")), study)
+    synthetic.add(study_obj, [
+        synthetic.trial(study, {"epochs": e}, synthetic.record(s, test_acc=90.0 + s))
+        for e in (2, 7) for s in (0, 1)])
+    assert write.headline(tables.summarize(study_obj)) == (
+        "*Ran on digits: 2 or 7 epochs (a grid dimension) × 2 seeds per configuration, "
+        "2 configurations with complete runs.*")

@@ -122,6 +122,9 @@ def test_seeds_go_only_to_undecided_claims_until_decided(tmp_path: Path) -> None
     assert max(completed_runs(str(url), "ud").values()) == 1
 
     summary = tables.summarize(study_obj)
+    assert write.headline(summary) == (  # not "2 seeds per configuration" alone
+        "*Ran on digits: 2 epochs × 2 seeds per configuration, then seeds until decided (at "
+        "most 4): 2–4 complete runs per configuration, 3 configurations with complete runs.*")
     assert write.seeds_line(summary) == (
         "Seeds until decided (batches of 2, at most 4 per configuration, 1 batch added): "
         "complete seeds per configuration dropout_location=none 2, "
