@@ -103,6 +103,7 @@ def next_targets(study_obj: optuna.Study, study: Study) -> tuple[dict[str, int],
     summary = tables.summarize(study_obj)
     verdicts = verdicts.evaluate_all(summary)
     cap = int(study.config["max_repeats"])
+    least = int(study.config.get("min_seeds", 3))
     wanted = targets(study_obj)
     raised: dict[str, int] = {}
     why: dict[str, list[int]] = {}
@@ -114,7 +115,10 @@ def next_targets(study_obj: optuna.Study, study: Study) -> tuple[dict[str, int],
             continue
         undecided.append(i + 1)
         needs = v.seeds_needed(next_alpha) if v.seeds_needed is not None else None
-        if study.config["futility"] and (needs is None or needs > cap):
+        # Futility is judged once the claim's configurations have min_seeds runs: a spread
+        # from two runs is no ground to stop on (nor to decide on).
+        judged = all(int(row["n"]) >= least for row in v.configs)
+        if study.config["futility"] and judged and (needs is None or needs > cap):
             futile.append(i + 1)  # the cap cannot decide it at the observed difference
             continue
         for row in v.configs:

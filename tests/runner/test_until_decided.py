@@ -153,6 +153,22 @@ def test_a_claim_the_cap_cannot_decide_gets_no_seeds(tmp_path: Path) -> None:
     assert decide.add_seeds(study_obj, unchecked, url) == 4  # futility off: up to the cap
 
 
+def test_futility_waits_for_min_seeds(tmp_path: Path) -> None:
+    """mnist/weight_decay stopped a claim for futility on 2 seeds a configuration, its spread
+    from two runs: below min_seeds the claim's configurations get a batch first."""
+    raw_claims = copy.deepcopy(RAW["claims"])
+    raw_claims[1]["margin"] = 1  # futile at the cap of 4 (the test above), once judged
+    study = study_of(claims=raw_claims, min_seeds=3)
+    url, study_obj = _store(tmp_path, study)
+    # Seeds 2, 3 of every configuration: claim 1 (decided on 2 seeds with min_seeds 2) needs
+    # 3 now, and claim 2 is not called futile on 2.
+    assert decide.add_seeds(study_obj, study, url) == 6
+    assert decide.targets(study_obj) == {'{"model.dropout_location": "none"}': 4,
+                                         '{"model.dropout_location": "before_fc"}': 4,
+                                         '{"model.dropout_location": "before_pool"}': 4}
+    assert study_obj.user_attrs[decide.LOOKS_ATTR][0]["futile"] == []
+
+
 def test_all_decided_means_no_seeds(tmp_path: Path) -> None:
     raw_claims = RAW["claims"][:1]
     study = study_of(claims=raw_claims)
