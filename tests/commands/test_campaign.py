@@ -428,7 +428,8 @@ def test_an_entry_deciding_its_seeds_is_not_done_until_its_looks_end(tmp_path):
     url = store.parse(f"journal:{reports / 'g' / 'ud' / 'trials.journal'}")
     study_obj = synthetic.create_study(store.open_storage(url, create=True), study)
     synthetic.add(study_obj, [synthetic.trial(study, {"train.lr": lr},
-                                              synthetic.record(seed, test_acc=50.0 + seed))
+                                              synthetic.record(seed, test_acc=50.0 + seed
+                                                               + (lr == 0.1)))
                               for lr in (0.01, 0.1) for seed in (0, 1)])
     (reports / "campaign.toml").write_text(f'[[entry]]\nstudy = "{path}"\nout = "g"\n')
     [entry] = campaign.load_plan(reports / "campaign.toml")
@@ -437,6 +438,11 @@ def test_an_entry_deciding_its_seeds_is_not_done_until_its_looks_end(tmp_path):
     study_obj.set_user_attr(END_ATTR, "all 1 claims decided")
     row = campaign.progress(entry)
     assert (row.state, row.done, row.left) == ("done", 4, 0)
+    # Stopped for futility on 2 runs a configuration (as the rule once allowed): below
+    # min_seeds (3) today's look adds seeds, so the entry is deciding again.
+    study_obj.set_user_attr(END_ATTR, "claims 1 stopped for futility (at the observed "
+                            "difference more than the cap of 4 seeds would be needed)")
+    assert campaign.progress(entry).state == "deciding"
 
 
 def test_markdown_without_status_is_one_line(tmp_path, capsys):
