@@ -207,9 +207,11 @@ def _setup_lines(summary: Summary) -> list[str]:
         + ")",
         "- **Model:** " + ", ".join(f"{k}={render.fmt_key(v)}" for k, v in model.items()),
         "- **Training:** " + ", ".join(f"{k}={render.fmt_key(v)}" for k, v in train.items())
-        + f", batch size {config['batch_size']}, {config['epochs']} epochs",
+        + f", batch size {config['batch_size']}, {_epochs_said(summary)}",
         f"- **Varied:** {space}",
-        f"- **Seeds:** {len(seeds)} per configuration ({', '.join(map(str, seeds))})",
+        f"- **Seeds:** {len(seeds)} per configuration ({', '.join(map(str, seeds))})"
+        + (f", then seeds until decided (at most {config['max_repeats']}: "
+           f"{_seeds_reached(summary)})" if config.get("until_decided") else ""),
         f"- **Sampler:** {config['sampler']}"
         + ("" if summary.study.is_grid else f", {config['n_trials']} trials")
         + f"; objective {config['metric']} ({summary.study.direction}); "
@@ -286,14 +288,18 @@ def _seeds_said(summary: Summary) -> str:
     """Seeds per configuration as run: the study's repeats, or with seeds until decided the
     repeats it started from and the range the looks reached."""
     config = summary.study.config
-    ran = summary.table["n"][summary.table["n"] > 0]
     said = f"{config['repeats']} seeds per configuration"
-    if not config.get("until_decided") or ran.empty:
+    if not config.get("until_decided") or not (summary.table["n"] > 0).any():
         return said
+    return (f"{said}, then seeds until decided (at most {config['max_repeats']}): "
+            f"{_seeds_reached(summary)}")
+
+
+def _seeds_reached(summary: Summary) -> str:
+    """The complete runs per configuration that ran: "4" or "2–6" (runs, not seeds asked)."""
+    ran = summary.table["n"][summary.table["n"] > 0]
     low, high = int(ran.min()), int(ran.max())
-    reached = f"{low}" if low == high else f"{low}–{high}"
-    return (f"{said}, then seeds until decided (at most {config['max_repeats']}): {reached} "
-            "complete runs per configuration")
+    return f"{low if low == high else f'{low}–{high}'} complete runs per configuration"
 
 
 def changed_from_shipped(summary: Summary, file_name: str | None = None) -> str:
