@@ -76,6 +76,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _main(argv: Sequence[str] | None) -> int:
+    import json
     import shlex
 
     from hpo.errors import HpoError, one_line, os_error_line
@@ -111,6 +112,12 @@ def _main(argv: Sequence[str] | None) -> int:
         if args.debug:
             raise
         print(f"hpo: error: {one_line(os_error_line(exc))}", file=sys.stderr)
+        return EXIT_ERROR
+    except json.JSONDecodeError as exc:  # a stored attribute cut or scribbled (a damaged page)
+        if args.debug:
+            raise
+        print(f"hpo: error: the store holds a damaged record ({one_line(str(exc))}): it is "
+              "corrupt; restore it from a backup", file=sys.stderr)
         return EXIT_ERROR
     except Exception as exc:  # a bug: one line unless --debug
         if args.debug:

@@ -490,6 +490,10 @@ STORE_FOUND += [
     ("sqlite", 0, b"", None, "show"), ("sqlite", -1, b"", None, "show"),
     ("sqlite", -100, b"", None, "report"), ("sqlite", -28, b"\xff" * 64, None, "show"),
 ]
+# Found 2026-12-07 (1 run in 5): a zero byte written 22% into an SQLite store lands in a stored
+# attribute's JSON, which the file's size and header cannot show; the CLI now calls a record that
+# does not decode a corrupt store, in one line.
+STORE_FOUND += [("sqlite", None, b"", (0.21875, b"\x00"), "show")]
 
 
 @pytest.mark.slow  # new examples every run; the fast core keeps the derandomized one
