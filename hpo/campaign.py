@@ -21,10 +21,10 @@ from typing import TYPE_CHECKING
 
 from hpo import spec, store
 from hpo.errors import HpoError
-from hpo.schema import END_ATTR, JSON, TRIALS_FILE
+from hpo.schema import JSON, TRIALS_FILE
 
 if TYPE_CHECKING:
-    import optuna
+    pass
 
 PLAN_KEYS = {"study", "out", "name", "set", "jobs", "epoch_cpu_s", "note", "data_subdir"}
 # The time a campaign keeps free at the end of its budget (writing a report, the summary): a
@@ -174,19 +174,13 @@ def progress(entry: Entry) -> Progress:
     cpu = [float(c) for c in cpu if isinstance(c, (int, float))]
     per_run = sum(cpu) / len(cpu) if cpu else planned
     spent = sum(cpu) / 3600
-    if study.config["until_decided"] and done >= total and _looks_go_on(study_obj, study):
+    from hpo.reporting import committed
+
+    if study.config["until_decided"] and done >= total and committed.looks_go_on(study_obj):
         # Seeds until decided: its looks are not over until it says why they stopped.
         return Progress(entry, done + 1, done, per_run, bool(cpu), "deciding", cpu_h_spent=spent)
     return Progress(entry, max(total, done), done, per_run, bool(cpu),
                     "done" if done >= total else "partial", cpu_h_spent=spent)
-
-
-def _looks_go_on(study_obj: optuna.Study, study: spec.Study) -> bool:
-    """No look has said why the seeds stopped, or the last said futility too early (on fewer
-    than min_seeds runs, which today's rule no longer does)."""
-    from hpo import decide
-
-    return END_ATTR not in study_obj.user_attrs or decide.reopened(study_obj, study)
 
 
 def summary_lines(rows: Sequence[Progress]) -> list[str]:

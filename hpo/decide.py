@@ -96,17 +96,6 @@ def add_seeds(study_obj: optuna.Study, study: Study, url: store.StoreURL) -> int
         return runner.reconcile(study_obj, study)
 
 
-def reopened(study_obj: optuna.Study, study: Study) -> bool:
-    """Whether a study whose looks ended for futility would take another look under today's
-    rule (futility judged only on min_seeds runs; it once stopped on two): its next look raises
-    some target. The campaign then runs the entry again instead of calling it done."""
-    end = study_obj.user_attrs.get(END_ATTR)
-    if not isinstance(end, str) or "futility" not in end:
-        return False
-    raised, _look = next_targets(study_obj, study)
-    return bool(raised)
-
-
 def next_targets(study_obj: optuna.Study, study: Study) -> tuple[dict[str, int], dict[str, Any]]:
     """Evaluate the claims on the stored trials; the raised targets and a record of the look."""
     from hpo.reporting import tables, verdicts

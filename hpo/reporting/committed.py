@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from hpo import store
 from hpo.errors import HpoError
-from hpo.schema import TRIALS_FILE, VERSIONS_ATTR
+from hpo.schema import END_ATTR, TRIALS_FILE, VERSIONS_ATTR
 from hpo.store import internals
 from hpo.version import __version__
 
@@ -91,9 +91,8 @@ def display(folder: Path) -> str:
 
 def runs_left(folder: Path) -> tuple[int, int]:
     """(runs ``folder``'s grid still lacks, runs it has in all), each (configuration, seed)
-    once; a study adding seeds until decided lacks one more until it says why it stopped."""
+    once; a study adding seeds until decided lacks one more while its looks go on."""
     from hpo import records
-    from hpo.schema import END_ATTR
 
     study_obj = load_folder_study(folder)
     study = records.study_spec(study_obj)
@@ -102,9 +101,18 @@ def runs_left(folder: Path) -> tuple[int, int]:
     if not study.is_grid:
         return 0, len(done)
     total = max(len(study.cells()) * len(study.seeds()), len(done))
-    if study.config.get("until_decided") and END_ATTR not in study_obj.user_attrs:
+    if study.config.get("until_decided") and looks_go_on(study_obj):
         total = max(total, len(done) + 1)
     return total - len(done), total
+
+
+def looks_go_on(study_obj: optuna.Study) -> bool:
+    """A study deciding its seeds is not finished: no look has said why its seeds stopped, or
+    the last stopped for futility earlier than today's rule would."""
+    from hpo.reporting import tables, verdicts
+
+    return (END_ATTR not in study_obj.user_attrs
+            or verdicts.futility_came_too_early(tables.summarize(study_obj)))
 
 
 def render(folder: Path, formats: Sequence[str],

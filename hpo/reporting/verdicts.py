@@ -29,6 +29,7 @@ from hpo.reporting.claims import (
     meaningful_difference,
 )
 from hpo.reporting.tables import ALPHA, Summary
+from hpo.schema import END_ATTR
 from hpo.spec import SIMILAR_MARGIN, Claim
 
 if TYPE_CHECKING:
@@ -283,6 +284,23 @@ def evaluate_all(summary: Summary, alpha: float | None = None) -> list[Verdict]:
     alpha = report_alpha(summary) if alpha is None else alpha
     verdicts = [evaluate_in_readings(c, summary, alpha) for c in summary.study.claims]
     return holm_over_claims(verdicts, alpha)
+
+
+def futility_came_too_early(summary: Summary) -> bool:
+    """Whether a study deciding its seeds stopped for futility before today's rule would: some
+    undecided claim rests on a configuration with fewer than min_seeds runs (and below
+    max_repeats), so a look now adds seeds. Such a study's looks are not over: the campaign
+    runs it again and its report waits (the rule once stopped on two runs)."""
+    end = summary.attrs.get(END_ATTR)
+    if not isinstance(end, str) or "futility" not in end:
+        return False
+    least = int(summary.study.config.get("min_seeds", 3))
+    cap = int(summary.study.config["max_repeats"])
+    for v in evaluate_all(summary):
+        runs = [int(row["n"]) for row in v.configs]
+        if not v.decided and runs and min(runs) < min(least, cap):
+            return True
+    return False
 
 
 def holm_over_claims(verdicts: list[Verdict], alpha: float) -> list[Verdict]:

@@ -410,6 +410,7 @@ def test_an_entry_deciding_its_seeds_is_not_done_until_its_looks_end(tmp_path):
 
     from hpo import campaign, spec, store
     from hpo.benchmarks import synthetic
+    from hpo.reporting import committed
     from hpo.schema import END_ATTR
 
     reports = tmp_path / "reports"
@@ -443,6 +444,10 @@ def test_an_entry_deciding_its_seeds_is_not_done_until_its_looks_end(tmp_path):
     study_obj.set_user_attr(END_ATTR, "claims 1 stopped for futility (at the observed "
                             "difference more than the cap of 4 seeds would be needed)")
     assert campaign.progress(entry).state == "deciding"
+    # `hpo report --trials` reads the same rule: one run short, so it is skipped, not rendered.
+    assert committed.runs_left(reports / "g" / "ud") == (1, 5)
+    study_obj.set_user_attr(END_ATTR, "all 1 claims decided")
+    assert committed.runs_left(reports / "g" / "ud") == (0, 4)
 
 
 def test_markdown_without_status_is_one_line(tmp_path, capsys):
