@@ -126,7 +126,7 @@ def evaluate(claim: Claim, summary: Summary, alpha: float | None = None,
              reading: Sequence[tuple[str, Any]] = ()) -> Verdict:
     """One claim's verdict on its own (no correction for the report's other claims)."""
     verdict = _too_few_seeds(_evaluate(claim, summary, alpha, reading),
-                             int(summary.study.config.get("min_seeds", 3)))
+                             summary.min_seeds)
     if verdict.metric == "cpu_time":
         runs = [r for row in verdict.configs for r in side_runs(summary, row)]
         missing = sum(1 for r in runs if is_missing(r.get("cpu_time")))

@@ -65,14 +65,18 @@ def fmt_stat(row: Mapping[str, object] | pd.Series, metric: str, ci: bool = True
     return text
 
 
-def fmt_p(row: Mapping[str, object]) -> str:
+def fmt_p(row: Mapping[str, object], least: int = 2, best_n: int = 0) -> str:
+    """A row's Welch p against the best row, labelled; a comparison with fewer than ``least``
+    runs on a side (min_seeds, as for claims) is printed but not judged either way."""
     if row["best"]:
         return "best"
     p = row["p_value"]
     if not _finite(p):
         return "n/a (n < 2)" if row["n"] >= 1 else DASH
-    label = "significant" if p < ALPHA else "not significant"
-    return f"{p:.3f} ({label})" if p >= 0.001 else f"<0.001 ({label})"
+    shown = f"{p:.3f}" if p >= 0.001 else "<0.001"
+    if min(int(row["n"]), best_n) < least:
+        return f"{shown} (n < {least}: not judged)"
+    return f"{shown} ({'significant' if p < ALPHA else 'not significant'})"
 
 
 def display_table(summary: Summary, limit: int | None = None) -> pd.DataFrame:
@@ -125,7 +129,9 @@ def display_table(summary: Summary, limit: int | None = None) -> pd.DataFrame:
     for column in STATE_COLUMNS.values():
         if column != "n" and summary.table[column].sum() > 0:
             out[column] = table[column].astype(int).astype(str)
-    out[f"vs best (Welch p, {summary.metric})"] = [fmt_p(r) for r in records]
+    least = summary.min_seeds
+    best_n = int(summary.best["n"]) if summary.best is not None else 0
+    out[f"vs best (Welch p, {summary.metric})"] = [fmt_p(r, least, best_n) for r in records]
     return out.reset_index(drop=True)
 
 

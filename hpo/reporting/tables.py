@@ -60,6 +60,11 @@ class Summary:
         return not lower_is_better(self.metric)
 
     @property
+    def min_seeds(self) -> int:
+        """Runs a configuration needs before a comparison of it is judged (claims and tables)."""
+        return int(self.study.config.get("min_seeds", 3))
+
+    @property
     def best(self) -> pd.Series | None:
         rows = self.table[self.table["best"]]
         return None if rows.empty else rows.iloc[0]

@@ -294,7 +294,7 @@ def futility_came_too_early(summary: Summary) -> bool:
     end = summary.attrs.get(END_ATTR)
     if not isinstance(end, str) or "futility" not in end:
         return False
-    least = int(summary.study.config.get("min_seeds", 3))
+    least = summary.min_seeds
     cap = int(summary.study.config["max_repeats"])
     for v in evaluate_all(summary):
         runs = [int(row["n"]) for row in v.configs]
@@ -354,7 +354,7 @@ def claims_intro(summary: Summary) -> str:
         "the mean against chance ± tolerance. `not exercised`: the mechanism never acted (a stop "
         "rule that fired in no run, or both sides the same runs); `not applicable`: the study "
         f"did not run in the setting the claim needs. A decision needs at least "
-        f"{summary.study.config.get('min_seeds', 3)} seeds a configuration (`min_seeds`; a std "
+        f"{summary.min_seeds} seeds a configuration (`min_seeds`; a std "
         "from two runs makes nearly any difference significant): with fewer the verdict is "
         f"inconclusive and says what it would be. Tests at α = {ALPHA:g}, then Holm over "
         "the report's claims (a claim significant alone but not after it is inconclusive). "

@@ -90,8 +90,9 @@ def _grid_figure_specs(summary: Summary) -> list[FigureSpec]:
             f"{time_basis(summary).label} per run. {time_basis(summary).note} "
             "Outlined (black) cells are the best cell by mean test accuracy and those not "
             f"significantly different from it in test accuracy (Welch's t-test, p ≥ {ALPHA:g}; "
-            "the tables test the study's metric instead; cells with one run are not tested; no "
-            "cell with a run at chance is outlined). The accuracy colour scale spans at least "
+            "the tables test the study's metric instead; a cell with fewer than "
+            f"{summary.min_seeds} runs (min_seeds) is not judged, nor one with a run at chance: "
+            "neither is outlined). The accuracy colour scale spans at least "
             f"{figures.MIN_SPAN_POINTS:g} points or {figures.MIN_SPAN_STDS:g} times the largest "
             "seed standard deviation below the best cell, so a spread within noise stays "
             "near one colour.",
@@ -326,22 +327,28 @@ def changed_from_shipped(summary: Summary, file_name: str | None = None) -> str:
     return ", ".join(diffs)
 
 
-def _best_line(summary: Summary) -> str:
+def best_line(summary: Summary) -> str:
     best = summary.best
     if best is None:
         return "No configuration has a complete run yet."
     m = summary.metric
     table = summary.table
+    least = summary.min_seeds
     others = table[~table["best"] & (table["n"] > 0)]
     tested = others[others["p_value"].notna()]
-    tied = tested[~(tested["p_value"] < ALPHA)]
+    judged = tested[tested["n"] >= least] if int(best["n"]) >= least else tested.iloc[:0]
+    tied = judged[~(judged["p_value"] < ALPHA)]
     line = (f"Best by mean {m}: **{best['config']}** ({render.fmt_stat(best, m, ci=False)}, "
             f"n={int(best['n'])}).")
-    if len(tested):
+    if len(judged):
         # Not rejecting is not equality: with a few seeds a test has little power.
-        line += (f" {len(tied)} of {len(tested)} other configurations tested are not "
-                 f"significantly different from it (Welch's t-test p ≥ {ALPHA:g}; with few seeds "
-                 "that is weak evidence, not a tie).")
+        line += (f" {len(tied)} of {len(judged)} other configurations judged against it are "
+                 f"not significantly different from it (Welch's t-test p ≥ {ALPHA:g}; with few "
+                 "seeds that is weak evidence, not a tie).")
+    if len(judged) < len(tested):
+        # The claims' rule: a spread from fewer than min_seeds runs is no ground either way.
+        line += (f" {len(tested) - len(judged)} {'is' if len(tested) - len(judged) == 1 else 'are'}"
+                 f" not judged (fewer than {least} runs on a side, min_seeds).")
     if len(tested) < len(others):
         line += f" {len(others) - len(tested)} could not be tested (fewer than 2 runs on a side)."
     return line
@@ -369,7 +376,7 @@ def readme(summary: Summary, drawn: Sequence[tuple[str, str]], formats: Sequence
     lines.append(command or f"hpo report --study {summary.name}")
     lines += ["```", ""]
 
-    lines += ["## Results", "", _trial_line(summary), "", _best_line(summary), ""]
+    lines += ["## Results", "", _trial_line(summary), "", best_line(summary), ""]
     limit = None if summary.study.is_grid else README_LIMIT
     shown = render.display_table(summary, limit)
     lines += [render.markdown_table(shown, render.best_rows(summary, limit)), ""]
@@ -417,7 +424,9 @@ def _how_to_read(summary: Summary) -> str:
         f"best mean {summary.metric}; the last column is a two-sided Welch's t-test (unequal "
         f"variances) of {summary.metric} against that row: p < {ALPHA:g} is marked "
         "significant; otherwise it is not (which, with few seeds, is weak evidence either "
-        "way, not a tie). No correction "
+        "way, not a tie); with fewer than "
+        f"{summary.min_seeds} runs on a side (min_seeds, the claims' rule) p is shown but "
+        "not judged either way. No correction "
         "for multiple comparisons. With zero variance on both sides p is 1 for equal means "
         "and 0 otherwise; with fewer than 2 runs on either side there is no test (n/a)."
     )

@@ -82,7 +82,8 @@ def test_line_styles_are_distinct_and_narrow_in_draw_order() -> None:
 
 
 def test_heatmap_marks_cells_within_noise_of_the_best(tmp_path: Path) -> None:
-    data = figures.heatmap_data(_summary(_store(tmp_path)))
+    summary = _summary(_store(tmp_path))
+    data = figures.heatmap_data(summary)
     marks = data.within_noise["test_acc"]
     # best adam/0.01 (96 ± 1); adam/0.1 (95 ± 1, p = 0.29) is within noise; the bimodal
     # sgd/0.1 (67 ± 49: one seed at chance) would be by Welch's test but a cell with a run at
@@ -90,6 +91,11 @@ def test_heatmap_marks_cells_within_noise_of_the_best(tmp_path: Path) -> None:
     assert marks.loc["sgd"].tolist() == [False, False]
     assert marks.loc["adam"].tolist() == [True, True]
     assert "wall_time" not in data.within_noise and "cpu_time" not in data.within_noise
+    # Three runs a cell are below a min_seeds of 4: no cell is judged, only the best outlined.
+    summary.study.config["min_seeds"] = 4
+    marks = figures.heatmap_data(summary).within_noise["test_acc"]
+    assert marks.loc["adam"].tolist() == [True, False]
+    assert marks.loc["sgd"].tolist() == [False, False]
 
 
 def test_heatmap_colour_range_spans_the_noise(tmp_path: Path) -> None:

@@ -147,6 +147,27 @@ def test_best_row_and_welch_p_values(location_store: StoreURL) -> None:
     assert list(shown["n"]) == ["3", "3", "1 of 3"]
 
 
+def test_rows_below_min_seeds_show_p_but_are_not_judged(location_store: StoreURL) -> None:
+    s = summary_of(location_store, "loc")
+    expected = 2 * stats.t.sf(8 / math.sqrt(4 / 3), 2)
+    assert write.best_line(s) == (
+        "Best by mean val_acc: **dropout_location=before_pool** (90.00 ± 0.00, n=3). 0 of 1 "
+        "other configurations judged against it are not significantly different from it "
+        "(Welch's t-test p ≥ 0.05; with few seeds that is weak evidence, not a tie). 1 could "
+        "not be tested (fewer than 2 runs on a side).")
+    # The claims' rule for the tables too: with min_seeds 4, three runs a side are no ground.
+    s.study.config["min_seeds"] = 4
+    assert list(render.display_table(s)["vs best (Welch p, val_acc)"]) == [
+        f"{expected:.3f} (n < 4: not judged)", "best", "n/a (n < 2)"]
+    assert write.best_line(s).endswith(
+        "(90.00 ± 0.00, n=3). 1 is not judged (fewer than 4 runs on a side, min_seeds). 1 "
+        "could not be tested (fewer than 2 runs on a side).")
+    assert render.fmt_p({"best": False, "p_value": 0.3, "n": 2}, 3, 5) == \
+        "0.300 (n < 3: not judged)"
+    assert render.fmt_p({"best": False, "p_value": 0.0004, "n": 3}, 3, 3) == \
+        "<0.001 (significant)"
+
+
 def test_ranking_metric_can_be_chosen(location_store: StoreURL) -> None:
     s = summary_of(location_store, "loc", metric="train_loss")
     assert s.best["config"] == "dropout_location=before_pool"  # 0.5 < 0.6 (none)

@@ -71,7 +71,8 @@ def _within_noise(summary: Summary, metric: str) -> tuple[pd.DataFrame, float]:
     if np.isfinite(mean).any():
         best = int(np.nanargmin(mean) if metric.endswith("_loss") else np.nanargmax(mean))
         p = welch_p(mean, std, n, mean[best], std[best], n[best])
-        marked = np.asarray(p >= ALPHA)
+        # Judged as the tables judge: fewer than min_seeds runs on a side is no ground.
+        marked = np.asarray(p >= ALPHA) & (n >= summary.min_seeds) & (n[best] >= summary.min_seeds)
         marked[best] = True
     if "collapsed" in table:  # a cell with runs at chance is no rival, however wide its spread
         marked &= table["collapsed"].fillna(0).to_numpy() == 0
