@@ -98,10 +98,12 @@ def add_seeds(study_obj: optuna.Study, study: Study, url: store.StoreURL) -> int
 
 def next_targets(study_obj: optuna.Study, study: Study) -> tuple[dict[str, int], dict[str, Any]]:
     """Evaluate the claims on the stored trials; the raised targets and a record of the look."""
-    from hpo.reporting import tables, verdicts
+    from hpo.reporting import tables
+    from hpo.reporting import verdicts as verdicts_mod
+    from hpo.reporting.tables import ALPHA
 
     summary = tables.summarize(study_obj)
-    verdicts = verdicts.evaluate_all(summary)
+    verdicts = verdicts_mod.evaluate_all(summary)
     cap = int(study.config["max_repeats"])
     least = int(study.config.get("min_seeds", 3))
     wanted = targets(study_obj)
@@ -109,11 +111,18 @@ def next_targets(study_obj: optuna.Study, study: Study) -> tuple[dict[str, int],
     why: dict[str, list[int]] = {}
     undecided = []
     futile = []
-    next_alpha = _next_look_alpha(study_obj, study)
+    spent_looks = []
     for i, v in enumerate(verdicts):
         if v.decided:
             continue
         undecided.append(i + 1)
+        _level, taken, planned = verdicts_mod.claim_level(v.claim, summary)
+        if taken >= planned:
+            if any(int(row["n"]) < cap for row in v.configs):
+                spent_looks.append(i + 1)  # more seeds would be a look with no alpha left
+            continue  # (else at the cap)
+        # What more seeds would be judged by: the claim's next look's share of alpha.
+        next_alpha = look_alpha(ALPHA, taken + 1, planned)
         needs = v.seeds_needed(next_alpha) if v.seeds_needed is not None else None
         # Futility is judged once the claim's configurations have min_seeds runs: a spread
         # from two runs is no ground to stop on (nor to decide on).
@@ -138,24 +147,24 @@ def next_targets(study_obj: optuna.Study, study: Study) -> tuple[dict[str, int],
     if not undecided:
         look["end"] = f"all {len(verdicts)} claims decided"
     elif not raised:
-        open_ = [n for n in undecided if n not in futile]
-        parts = []
-        if open_:
-            parts.append(f"claims {', '.join(map(str, open_))} still inconclusive at the cap "
-                         f"of {cap} seeds per configuration (max_repeats)")
-        if futile:
-            parts.append(f"claims {', '.join(map(str, futile))} stopped for futility (at the "
-                         f"observed difference more than the cap of {cap} seeds would be needed)")
-        look["end"] = "; ".join(parts)
+        look["end"] = _end_text(undecided, futile, spent_looks, cap)
     return raised, look
 
 
-def _next_look_alpha(study_obj: optuna.Study, study: Study) -> float:
-    """The level the look after this one tests at (what more seeds would be judged by)."""
-    from hpo.reporting.tables import ALPHA
-
-    taken = len(study_obj.user_attrs.get(LOOKS_ATTR) or []) + 1
-    return look_alpha(ALPHA, taken + 1, planned_looks(study.config))
+def _end_text(undecided: list[int], futile: list[int], spent_looks: list[int], cap: int) -> str:
+    """Why a look added no seeds though claims are undecided."""
+    open_ = [n for n in undecided if n not in futile and n not in spent_looks]
+    parts = []
+    if open_:
+        parts.append(f"claims {', '.join(map(str, open_))} still inconclusive at the cap "
+                     f"of {cap} seeds per configuration (max_repeats)")
+    if spent_looks:
+        parts.append(f"claims {', '.join(map(str, spent_looks))} at their last planned look "
+                     "(no share of alpha left for more seeds)")
+    if futile:
+        parts.append(f"claims {', '.join(map(str, futile))} stopped for futility (at the "
+                     f"observed difference more than the cap of {cap} seeds would be needed)")
+    return "; ".join(parts)
 
 
 def _labels(study: Study, summary: Summary) -> list[tuple[dict[str, Any], str]]:

@@ -122,6 +122,20 @@ def _sides_and_rows(claim: Claim, summary: Summary, reading: tuple[tuple[str, ob
     return rows, ""
 
 
+def compared_labels(claim: Claim, summary: Summary,
+                    readings: Sequence[tuple[tuple[str, object], ...]]) -> set[str]:
+    """The configurations (their labels) a claim's verdict can rest on, over ``readings``
+    (none: one reading): its two sides, or every row of a reading for a ``best`` claim."""
+    labels: set[str] = set()
+    for reading in readings or [()]:
+        if claim.kind == "best":
+            labels |= {r["config"] for r in summary.table.to_dict("records")
+                       if matches_row(tuple(reading), r)}
+        else:
+            labels |= {r["config"] for r in _sides_and_rows(claim, summary, reading)[0]}
+    return labels
+
+
 def evaluate(claim: Claim, summary: Summary, alpha: float | None = None,
              reading: Sequence[tuple[str, Any]] = ()) -> Verdict:
     """One claim's verdict on its own (no correction for the report's other claims)."""
@@ -245,8 +259,16 @@ def _better(claim: Claim, a: Side, b: Side, m: str, alpha: float) -> Verdict:
 
     if p < alpha:
         wins = _gain(d.diff, m) > 0
-        below = (f", but by {abs(d.diff):.3g}, less than the {margin:g}{units_text(m, margin)} "
-                 "that matters: a real difference, too small to matter" if small else "")
+        below = ""
+        if small:
+            # Too small to matter only where its interval shows it (TOST), not the estimate.
+            p_eq = stats.p_equivalent(d, margin)
+            low, high = stats.ci(d, 1 - 2 * alpha)
+            shown = (f"shown smaller ({p_text(p_eq, 'TOST p')}): too small to matter"
+                     if p_eq < alpha else f"not shown smaller: its {100 * (1 - 2 * alpha):.3g}% "
+                     f"CI [{low:+.3g}, {high:+.3g}] reaches the margin")
+            below = (f", but by {abs(d.diff):.3g}, less than the {margin:g}"
+                     f"{units_text(m, margin)} that matters, {shown}")
         return Verdict(claim, m, SUPPORTED if wins else NOT_SUPPORTED,
                        f"{evidence} (significantly {'better' if wins else 'worse'}{below})", p,
                        configs=rows, seeds_needed=needed)

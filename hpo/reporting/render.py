@@ -67,7 +67,8 @@ def fmt_stat(row: Mapping[str, object] | pd.Series, metric: str, ci: bool = True
 
 def fmt_p(row: Mapping[str, object], least: int = 2, best_n: int = 0) -> str:
     """A row's Welch p against the best row, labelled; a comparison with fewer than ``least``
-    runs on a side (min_seeds, as for claims) is printed but not judged either way."""
+    runs on a side (min_seeds, as for claims), or of a row with runs at chance, is printed but
+    not judged either way."""
     if row["best"]:
         return "best"
     p = row["p_value"]
@@ -76,6 +77,10 @@ def fmt_p(row: Mapping[str, object], least: int = 2, best_n: int = 0) -> str:
     shown = f"{p:.3f}" if p >= 0.001 else "<0.001"
     if min(int(row["n"]), best_n) < least:
         return f"{shown} (n < {least}: not judged)"
+    collapsed = row.get("collapsed", 0)
+    if _finite(collapsed) and collapsed > 0:
+        # A mean over runs of which some ended at chance is no rival's mean (a bimodal spread).
+        return f"{shown} ({int(collapsed)} of {int(row['n'])} at chance: not judged)"
     return f"{shown} ({'significant' if p < ALPHA else 'not significant'})"
 
 

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from hpo.reporting import stats
-from hpo.reporting.claim_sides import claim_metric, report_alpha, seeds_text, side_label
+from hpo.reporting.claim_sides import claim_metric, seeds_text, side_label
 from hpo.reporting.claims import (
     BOOTSTRAP_DRAWS,
     INCONCLUSIVE,
@@ -280,10 +280,70 @@ def _most_seeds(needs: list[Callable[[float], int | None]]) -> Callable[[float],
 
 
 def evaluate_all(summary: Summary, alpha: float | None = None) -> list[Verdict]:
-    """Every claim's verdict, with Holm's correction over the claims' decisive p-values."""
-    alpha = report_alpha(summary) if alpha is None else alpha
-    verdicts = [evaluate_in_readings(c, summary, alpha) for c in summary.study.claims]
-    return holm_over_claims(verdicts, alpha)
+    """Every claim's verdict, each at its own level (``alpha`` for all, if given), with Holm's
+    correction over the claims' decisive p-values."""
+    judged = []
+    levels = []
+    for claim in summary.study.claims:
+        level, taken, planned = claim_level(claim, summary) if alpha is None else (alpha, 1, 1)
+        if level > 0:
+            judged.append(evaluate_in_readings(claim, summary, level))
+        else:
+            judged.append(_looks_spent(claim, summary, taken, planned))
+        levels.append(level)
+    return holm_over_claims(judged, levels)
+
+
+def claim_level(claim: Claim, summary: Summary) -> tuple[float, int, int]:
+    """(the level the claim is tested at, the look of its data, the looks planned).
+
+    ALPHA in a study of fixed seeds. With seeds added until decided, each distinct data the
+    claim has been tested on is one of its looks, and look k of K spends its share of ALPHA
+    (hpo.spec.looks): the levels of a claim's looks add up to at most ALPHA. Past K nothing is
+    left (level 0): the claim cannot be decided on more data."""
+    from hpo.schema import LOOKS_ATTR
+    from hpo.spec import look_alpha, planned_looks
+
+    config = summary.study.config
+    if not (config.get("until_decided") or summary.attrs.get(LOOKS_ATTR)):
+        return ALPHA, 1, 1
+    planned = planned_looks(config)
+    taken = data_looks(claim, summary)
+    return (look_alpha(ALPHA, taken, planned) if taken <= planned else 0.0), taken, planned
+
+
+def data_looks(claim: Claim, summary: Summary) -> int:
+    """The distinct data a claim has been judged on: the first look's (``repeats`` seeds a
+    configuration), then one more after each look that raised the seeds of a configuration it
+    compares. A look that added seeds elsewhere tested the same data again: the same test,
+    which spends nothing more."""
+    from hpo.reporting.claims import compared_labels
+    from hpo.schema import LOOKS_ATTR
+
+    _closest, every = _claim_readings(claim, summary)
+    seeds = dict.fromkeys(compared_labels(claim, summary, every),
+                          int(summary.study.config["repeats"]))
+    taken = 1
+    for look in summary.attrs.get(LOOKS_ATTR) or []:
+        raised = {label: int(n) for label, n in (look.get("seeds") or {}).items()
+                  if label in seeds and int(n) > seeds[label]}
+        if raised:
+            taken += 1
+            seeds.update(raised)
+    return taken
+
+
+def _looks_spent(claim: Claim, summary: Summary, taken: int, planned: int) -> Verdict:
+    """A claim on more distinct data than the looks planned (its seeds were raised by other
+    claims' looks too): its share of alpha is spent, so it is shown at its last look's level
+    but left undecided."""
+    from hpo.spec import look_alpha
+
+    shown = evaluate_in_readings(claim, summary, look_alpha(ALPHA, planned, planned))
+    return replace(shown, verdict=INCONCLUSIVE, evidence=(
+        f"{shown.evidence}; inconclusive: this is its data's look {taken} of {planned} planned, "
+        "so its share of α is spent (other claims' seeds changed its data too)"),
+        p_value=math.nan, seeds_needed=None)
 
 
 def futility_came_too_early(summary: Summary) -> bool:
@@ -298,24 +358,32 @@ def futility_came_too_early(summary: Summary) -> bool:
     cap = int(summary.study.config["max_repeats"])
     for v in evaluate_all(summary):
         runs = [int(row["n"]) for row in v.configs]
-        if not v.decided and runs and min(runs) < min(least, cap):
+        _level, taken, planned = claim_level(v.claim, summary)
+        if not v.decided and runs and min(runs) < min(least, cap) and taken < planned:
             return True
     return False
 
 
-def holm_over_claims(verdicts: list[Verdict], alpha: float) -> list[Verdict]:
-    """A decided test that does not survive Holm over the report's tests becomes inconclusive."""
-    raw = [v.p_value if v.verdict in TESTED else math.nan for v in verdicts]
+def holm_over_claims(verdicts: list[Verdict], levels: Sequence[float] | float) -> list[Verdict]:
+    """A decided test that does not survive Holm over the report's tests becomes inconclusive.
+
+    Each claim's p-value is first scaled to ALPHA by its own level (p × ALPHA / level: a claim
+    at look k of seeds until decided is tested at its look's share of alpha), then Holm runs
+    at ALPHA. With one level for all this is Holm at that level."""
+    if not isinstance(levels, Sequence):
+        levels = [levels] * len(verdicts)
+    raw = [v.p_value * ALPHA / level if v.verdict in TESTED and level > 0 else math.nan
+           for v, level in zip(verdicts, levels)]
     adjusted = stats.holm(raw)
     m = sum(1 for p in raw if math.isfinite(p))
     out = []
-    for v, p_adj in zip(verdicts, adjusted):
+    for v, p_adj, level in zip(verdicts, adjusted, levels):
         v = replace(v, p_adjusted=p_adj)
         if m > 1 and math.isfinite(p_adj):
-            if v.verdict in (SUPPORTED, NOT_SUPPORTED) and not p_adj < alpha:
-                n = v.seeds_needed(alpha / m) if v.seeds_needed else None
+            if v.verdict in (SUPPORTED, NOT_SUPPORTED) and not p_adj < ALPHA:
+                n = v.seeds_needed(level / m) if v.seeds_needed else None
                 tail = "" if v.seeds_needed is None else ": " + seeds_text(
-                    n, f"decide it at α/{m}", alpha / m)
+                    n, f"decide it at α/{m}", level / m)
                 v = replace(v, verdict=INCONCLUSIVE, evidence=(
                     f"{v.evidence}; {v.verdict} alone, but not after Holm over the report's "
                     f"{m} tests (adjusted p = {p_adj:.3g}); inconclusive{tail}"))
@@ -327,18 +395,17 @@ def holm_over_claims(verdicts: list[Verdict], alpha: float) -> list[Verdict]:
 
 def claims_intro(summary: Summary) -> str:
     """The Claims section's first paragraph: the rules, the corrections, the power rule."""
-    alpha = report_alpha(summary)
     looks = ""
-    if alpha != ALPHA:
-        from hpo.schema import LOOKS_ATTR
-        from hpo.spec import planned_looks
-
-        taken = len(summary.attrs.get(LOOKS_ATTR) or []) + 1
-        looks = (f" Seeds were added until the claims were decided, so the tests run at the "
-                 f"level this look spends: look {taken} of "
-                 f"{planned_looks(summary.study.config)} planned, α = {alpha:.3g} (Lan-DeMets "
-                 "Pocock-type spending of α = 0.05 over the looks; the looks' levels add up to "
-                 "0.05).")
+    levels = [claim_level(c, summary) for c in summary.study.claims]
+    if any(level != (ALPHA, 1, 1) for level in levels):
+        each = "; ".join(f"claim {i} look {taken} of {planned}, α = {level:.3g}"
+                         for i, (level, taken, planned) in enumerate(levels, 1))
+        looks = (" Seeds were added until the claims were decided: each distinct data a claim "
+                 "was tested on is one of its looks, and look k of the K planned tests at its "
+                 "share of α = 0.05 (Lan-DeMets Pocock-type spending; a claim's levels over its "
+                 "looks add up to at most 0.05; past K it has none left and stays "
+                 f"inconclusive): {each}. Holm over the claims runs on p × 0.05 / α, so "
+                 "Holm-adjusted p is compared with 0.05.")
     return (
         "What the seed reports claimed, checked against these measurements. `better`: "
         "supported iff Welch's two-sided t-test finds it significantly better, not supported "

@@ -336,7 +336,9 @@ def best_line(summary: Summary) -> str:
     least = summary.min_seeds
     others = table[~table["best"] & (table["n"] > 0)]
     tested = others[others["p_value"].notna()]
-    judged = tested[tested["n"] >= least] if int(best["n"]) >= least else tested.iloc[:0]
+    collapsed = tested["collapsed"].fillna(0) if "collapsed" in tested else 0
+    judged = (tested[(tested["n"] >= least) & (collapsed == 0)] if int(best["n"]) >= least
+              else tested.iloc[:0])
     tied = judged[~(judged["p_value"] < ALPHA)]
     line = (f"Best by mean {m}: **{best['config']}** ({render.fmt_stat(best, m, ci=False)}, "
             f"n={int(best['n'])}).")
@@ -347,8 +349,9 @@ def best_line(summary: Summary) -> str:
                  "seeds that is weak evidence, not a tie).")
     if len(judged) < len(tested):
         # The claims' rule: a spread from fewer than min_seeds runs is no ground either way.
-        line += (f" {len(tested) - len(judged)} {'is' if len(tested) - len(judged) == 1 else 'are'}"
-                 f" not judged (fewer than {least} runs on a side, min_seeds).")
+        unjudged = len(tested) - len(judged)
+        line += (f" {unjudged} {'is' if unjudged == 1 else 'are'} not judged (fewer than "
+                 f"{least} runs on a side, min_seeds, or runs at chance).")
     if len(tested) < len(others):
         line += f" {len(others) - len(tested)} could not be tested (fewer than 2 runs on a side)."
     return line

@@ -634,7 +634,15 @@ def test_a_significant_difference_below_the_margin_is_said_to_be_too_small(tmp_p
     v = one(tmp_path, claim("better", "before_pool", "none"), acc)
     assert v.verdict == "supported"
     assert v.evidence.endswith("(significantly better, but by 0.5, less than the 1 point that "
-                               "matters: a real difference, too small to matter)")
+                               "matters, shown smaller (TOST p = 0.0018): too small to matter)")
+    # Significant, below the margin by its estimate, but its interval reaches the margin.
+    acc = {"none": (80.0, 80.3, 80.6), "before_pool": (80.8, 81.1, 81.4)}
+    (tmp_path / "wide").mkdir()
+    v = one(tmp_path / "wide", claim("better", "before_pool", "none"), acc)
+    assert v.verdict == "supported"
+    assert v.evidence.endswith("(significantly better, but by 0.8, less than the 1 point that "
+                               "matters, not shown smaller: its 90% CI [+0.278, +1.32] "
+                               "reaches the margin)")
 
 
 def lr_readings_summary(tmp_path: Path, name: str,

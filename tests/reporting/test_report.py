@@ -160,12 +160,15 @@ def test_rows_below_min_seeds_show_p_but_are_not_judged(location_store: StoreURL
     assert list(render.display_table(s)["vs best (Welch p, val_acc)"]) == [
         f"{expected:.3f} (n < 4: not judged)", "best", "n/a (n < 2)"]
     assert write.best_line(s).endswith(
-        "(90.00 ± 0.00, n=3). 1 is not judged (fewer than 4 runs on a side, min_seeds). 1 "
-        "could not be tested (fewer than 2 runs on a side).")
+        "(90.00 ± 0.00, n=3). 1 is not judged (fewer than 4 runs on a side, min_seeds, or "
+        "runs at chance). 1 could not be tested (fewer than 2 runs on a side).")
     assert render.fmt_p({"best": False, "p_value": 0.3, "n": 2}, 3, 5) == \
         "0.300 (n < 3: not judged)"
     assert render.fmt_p({"best": False, "p_value": 0.0004, "n": 3}, 3, 3) == \
         "<0.001 (significant)"
+    # A row with runs at chance (one seed of six collapsed) is no rival's mean either.
+    assert render.fmt_p({"best": False, "p_value": 0.234, "n": 6, "collapsed": 1}, 3, 6) == \
+        "0.234 (1 of 6 at chance: not judged)"
 
 
 def test_ranking_metric_can_be_chosen(location_store: StoreURL) -> None:

@@ -131,10 +131,44 @@ def test_seeds_go_only_to_undecided_claims_until_decided(tmp_path: Path) -> None
         "dropout_location=before_pool 4, dropout_location=before_fc 4. Seeds were added for "
         "the undecided claims (dropout_location=before_fc: claims 2; "
         "dropout_location=before_pool: claims 2). Stopped: all 2 claims decided.")
-    assert claims.report_alpha(summary) == pytest.approx(0.05 - 0.05 * math.log(1 + (
-        math.e - 1) / 2))
-    assert ("the tests run at the level this look spends: look 2 of 2 planned, α = 0.019 "
-            "(Lan-DeMets Pocock-type spending") in verdicts.claims_intro(summary)
+    second = 0.05 - 0.05 * math.log(1 + (math.e - 1) / 2)
+    assert claims.report_alpha(summary) == pytest.approx(second)
+    # Both claims' data changed at the one look (before_pool, which claim 1 compares too, got
+    # seeds 2, 3): each is on its second data, look 2 of 2.
+    for claim in study.claims:
+        level, taken, planned = verdicts.claim_level(claim, summary)
+        assert (level, taken, planned) == (pytest.approx(second), 2, 2)
+    assert ("claim 1 look 2 of 2, α = 0.019; claim 2 look 2 of 2, α = 0.019. Holm over the "
+            "claims runs on p × 0.05 / α") in verdicts.claims_intro(summary)
+
+
+def test_a_claim_whose_data_a_look_left_alone_keeps_its_look(tmp_path: Path) -> None:
+    """Looks count per claim, by the data it was tested on: a look that added seeds only to
+    other configurations re-tests the same data and spends nothing more of its alpha."""
+    study = study_of(max_repeats=6)  # 3 planned looks: 2, 4, 6 seeds
+    _url, study_obj = _store(tmp_path, study)
+    looks = [{"seeds": {"dropout_location=before_fc": 4}},
+             {"seeds": {"dropout_location=before_fc": 6}}]
+    study_obj.set_user_attr(decide.LOOKS_ATTR, looks)
+    summary = tables.summarize(study_obj)
+    better, similar = study.claims
+    assert verdicts.data_looks(better, summary) == 1  # none vs before_pool: never raised
+    assert verdicts.data_looks(similar, summary) == 3  # before_fc raised twice
+    assert verdicts.claim_level(better, summary) == (pytest.approx(decide.look_alpha(
+        0.05, 1, 3)), 1, 3)
+    # One look more than planned on a claim's data (other claims' seeds moved it): no alpha
+    # left, shown but undecided.
+    study_obj.set_user_attr(decide.LOOKS_ATTR, looks + [
+        {"seeds": {"dropout_location=before_pool": 4}},
+        {"seeds": {"dropout_location=before_pool": 6}},
+        {"seeds": {"dropout_location=none": 4}}])
+    summary = tables.summarize(study_obj)
+    assert verdicts.claim_level(better, summary) == (0.0, 4, 3)
+    (judged, _) = verdicts.evaluate_all(summary)
+    assert judged.verdict == "inconclusive"
+    assert judged.evidence.endswith(
+        "; inconclusive: this is its data's look 4 of 3 planned, so its share of α is spent "
+        "(other claims' seeds changed its data too)")
 
 
 def test_a_claim_the_cap_cannot_decide_gets_no_seeds(tmp_path: Path) -> None:
