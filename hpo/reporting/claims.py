@@ -10,7 +10,7 @@ numbers behind it. Tests use the per-seed values of the complete runs (hpo.repor
 - ``best``: Welch's test of ``config`` against every other configuration, Holm-corrected over
   those k - 1 comparisons. Supported iff it is best by mean and significantly better than every
   other; not supported iff another configuration is significantly better; else inconclusive,
-  naming the configurations it is tied with.
+  naming those not significantly different from it (not a tie).
 - ``similar``: TOST equivalence test with the claim's ``margin`` (default SIMILAR_MARGIN
   accuracy points): supported iff equivalent (the 90% CI of the difference inside ±margin at
   alpha 0.05); not supported iff the difference is significantly larger than the margin
@@ -343,18 +343,27 @@ def _best(claim: Claim, summary: Summary, a: Side, m: str, alpha: float,
             else f"{stat_text(a, m)}; best by mean: {stat_text(_best_side(others, m), m)}")
     finite = [adjusted[i] for i in tied if math.isfinite(adjusted[i])]
     p = max(finite) if finite else math.nan
-    evidence = (f"{lead}; tied with {', '.join(o.row['config'] for o in ties)} ({holm}, "
-                f"adjusted p ≥ {alpha:.3g} or no test)")
+    evidence = (f"{lead}; not significantly different from "
+                f"{', '.join(o.row['config'] for o in ties)} ({holm}, adjusted p ≥ {alpha:.3g} "
+                "or no test; not a tie)")
     testable = [i for i in tied if diffs[i] is not None]
     if not testable:
         return Verdict(claim, m, INCONCLUSIVE, f"{evidence}; inconclusive: at least 2 seeds per "
                        "configuration are needed for a test", p, configs=(a.row, *(o.row for o in
                                                                                    ties)),
                        seeds_needed=lambda _alpha: 2)
-    # The closest tie decides how many seeds are needed: it is the last one Holm rejects.
-    j = min(testable, key=lambda i: abs(diffs[i].diff))
+    if all(g > 0 for g in gain):
+        # Best by mean: the closest rival decides how many seeds are needed (the last one
+        # Holm rejects).
+        j = min(testable, key=lambda i: abs(diffs[i].diff))
+        what = (f"detect the observed {amount_text(diffs[j].diff, m)} to "
+                f"{others[j].row['config']}")
+    else:
+        # Behind another by mean: what decides it is whether the leader is really ahead.
+        j = min(testable, key=lambda i: gain[i])
+        what = (f"show whether {others[j].row['config']} is really ahead (the observed "
+                f"{amount_text(diffs[j].diff, m)}; that would make it not supported)")
     needed = needed_for(j)
-    what = f"detect the observed {amount_text(diffs[j].diff, m)} to {others[j].row['config']}"
     return Verdict(claim, m, INCONCLUSIVE, f"{evidence}; inconclusive: "
                    + seeds_text(needed(alpha), what, alpha), p,
                    configs=(a.row, *(o.row for o in ties)), seeds_needed=needed)

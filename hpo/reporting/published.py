@@ -84,6 +84,7 @@ def reference_table(summary: Summary, ref: Reference | None = None) -> pd.DataFr
             pi_lo, pi_hi = prediction_interval(mean, row[f"{m}_std"], int(row["n"]))
             narrow = (tells(m, pi_lo, pi_hi, summary.study.config["consistent_within"])
                       if math.isfinite(pi_lo) else None)
+            half = (pi_hi - pi_lo) / 2  # what `tells` judged: before clipping
             if math.isfinite(pi_lo):  # clipped as the CIs are: accuracies 0-100, losses >= 0
                 pi_lo = max(pi_lo, 0.0)
                 pi_hi = min(pi_hi, 100.0) if m.endswith("_acc") else pi_hi
@@ -92,7 +93,7 @@ def reference_table(summary: Summary, ref: Reference | None = None) -> pd.DataFr
                 "n": int(row["n"]), "mean": mean, "std": row[f"{m}_std"],
                 "ci_low": lo, "ci_high": hi, "difference": mean - value,
                 "published_in_ci": bool(lo <= value <= hi) if pd.notna(lo) else None,
-                "pi_low": pi_lo, "pi_high": pi_hi,
+                "pi_low": pi_lo, "pi_high": pi_hi, "pi_half": half,
                 # Inside an interval too wide to tell says nothing: None, as with no interval.
                 "published_in_pi": (None if not math.isfinite(pi_lo) else
                                     False if not pi_lo <= value <= pi_hi else

@@ -221,7 +221,8 @@ def _inside_cell(row: dict) -> str:
     lo, hi = row["pi_low"], row["pi_high"]
     if not (_finite(lo) and lo <= row["published"] <= hi):
         return DASH
-    return f"cannot tell (±{(hi - lo) / 2:.1f})"
+    # The half-width the rule judged (before clipping to 0-100%), not the clipped one shown.
+    return f"cannot tell (±{row.get('pi_half', (hi - lo) / 2):.1f})"
 
 
 # ---------------------------------------------------------------------------------------------

@@ -523,6 +523,20 @@ def test_a_published_single_run_is_compared_with_a_prediction_interval() -> None
     assert all(math.isnan(x) for x in prediction_interval(90.0, 2.0, 1))
 
 
+def test_cannot_tell_names_the_half_width_the_rule_judged() -> None:
+    """A 97.5 ± 3.3 interval clipped at 100 shows [94.2, 100] (±2.9): the ±3-point rule
+    judged ±3.3, and the cell says so."""
+    import pandas as pd
+
+    ref = pd.DataFrame([{
+        "published_config": "lr=0.01", "config": "lr=0.01", "published": 97.0, "n": 2,
+        "mean": 97.5, "std": 0.3, "ci_low": 94.8, "ci_high": 100.0, "difference": 0.5,
+        "published_in_ci": True, "pi_low": 94.2, "pi_high": 100.0, "pi_half": 3.3,
+        "published_in_pi": None}])
+    shown = render.reference_display(ref, "test_acc")
+    assert list(shown["published inside it"]) == ["cannot tell (±3.3)"]
+
+
 def test_setup_leaves_out_training_keys_no_run_used() -> None:
     from hpo.reporting.write import _inert_train_keys
 
