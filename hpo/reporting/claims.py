@@ -337,6 +337,15 @@ def _best(claim: Claim, summary: Summary, a: Side, m: str, alpha: float,
                        f"significantly better than all {len(others)} others ({holm}, largest "
                        f"adjusted {p_text(p, 'p')})", p, configs=(a.row, runner_up.row),
                        seeds_needed=needed_for(j))
+    return _best_undecided(claim, m, a, others, diffs, adjusted, gain, alpha, needed_for)
+
+
+def _best_undecided(claim: Claim, m: str, a: Side, others: list[Side], diffs: list[Any],
+                    adjusted: list[float], gain: list[float], alpha: float,
+                    needed_for: Callable[[int], Callable[[float], int | None]]) -> Verdict:
+    """A best claim neither beaten nor ahead of every other: inconclusive, naming those not
+    significantly different from it and the seeds that would decide it."""
+    holm = f"Holm over {len(others)} Welch tests"
     tied = [i for i in range(len(others)) if not adjusted[i] < alpha]
     ties = [others[i] for i in tied]
     lead = (f"best by mean: {stat_text(a, m)}" if all(g > 0 for g in gain)

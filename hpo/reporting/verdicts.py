@@ -214,7 +214,9 @@ def _differences_by_reading(claim: Claim, per: list[tuple[Any, Verdict]], summar
         a, b = (row.get(f"{v.metric}_mean") for row in v.configs)
         if a is None or b is None or not (math.isfinite(a) and math.isfinite(b)):
             return ""
-        parts.append(f"{side_label(summary, r)} {a - b:+.3g}")
+        # Means of the same numbers in another order differ by rounding: that is no difference.
+        diff = a - b if abs(a - b) > 1e-9 * max(1.0, abs(a), abs(b)) else 0.0
+        parts.append(f"{side_label(summary, r)} {diff:+.3g}")
     return ", ".join(parts)
 
 
