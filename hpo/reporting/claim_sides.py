@@ -173,7 +173,10 @@ def stat_text(side: Side, m: str) -> str:
     if len(x) == 0:
         return f"{side.row['config']}: no finite {m}"
     spread = f" ± {x.std(ddof=1):.3g}" if len(x) > 1 else ""
-    return f"{side.row['config']}: {m} {x.mean():.4g}{spread} (n={len(x)})"
+    # Every run the same (a network predicting one class, say): a test's p of 0 or 1 then
+    # comes from zero variance, which the reader should see.
+    same = ", every run the same" if len(x) > 1 and float(x.std(ddof=1)) == 0 else ""
+    return f"{side.row['config']}: {m} {x.mean():.4g}{spread} (n={len(x)}{same})"
 
 
 def p_text(p: float, name: str = "Welch p") -> str:
