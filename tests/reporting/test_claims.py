@@ -253,7 +253,8 @@ def test_time_and_epoch_metrics(tmp_path: Path) -> None:
     # wall_time: lower is better; 5 s everywhere -> zero variance, equal means, p = 1.
     v = one(tmp_path, claim("better", "before_pool", "none", metric="wall_time"))
     assert v.verdict == "inconclusive"
-    assert v.evidence.startswith("dropout_location=before_pool: wall_time 5 ± 0 (n=3, every run the same) vs ")
+    assert v.evidence.startswith(
+        "dropout_location=before_pool: wall_time 5 ± 0 (n=3, every run the same) vs ")
     assert v.evidence.endswith("Welch p = 1 (not significant); inconclusive: more seeds would "
                                "not detect the observed 0 s difference in practice (more than "
                                "1,000,000 " + CAPPED)
