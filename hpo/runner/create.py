@@ -3,10 +3,12 @@ pruner, and the metadata stored with it."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
 import warnings
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hpo import dashboard, store
@@ -35,13 +37,12 @@ if TYPE_CHECKING:
 
 def study_metadata(study: Study, device: str, command: str) -> dict[str, Any]:
     import optuna
-    import torch
 
     return {
         SPEC_ATTR: study.to_dict(),
         IDENTITY_ATTR: study.identity(),
         VERSIONS_ATTR: {
-            "hpo": __version__, "torch": torch.__version__, "optuna": optuna.__version__,
+            "hpo": __version__, "torch": torch_version(), "optuna": optuna.__version__,
             "python": sys.version.split()[0],
         },
         GIT_COMMIT_ATTR: _git_commit(),
@@ -49,6 +50,26 @@ def study_metadata(study: Study, device: str, command: str) -> dict[str, Any]:
         DEVICE_ATTR: device,
         COMMAND_ATTR: store.mask(command),
     }
+
+
+def torch_version() -> str:
+    """``torch.__version__`` without importing torch (~2 CPU s the parent of `hpo run --jobs N`
+    would spend for one string): read from torch/version.py, which the import would run, else
+    the installed distribution's version."""
+    import importlib.metadata
+    import importlib.util
+    import re
+
+    if "torch" in sys.modules:
+        return str(sys.modules["torch"].__version__)
+    spec = importlib.util.find_spec("torch")
+    if spec is not None and spec.origin:
+        with contextlib.suppress(OSError):
+            text = (Path(spec.origin).parent / "version.py").read_text()
+            found = re.search(r"^__version__\s*(?::\s*str\s*)?=\s*['\"]([^'\"]+)['\"]", text, re.M)
+            if found:
+                return found.group(1)
+    return importlib.metadata.version("torch")
 
 
 def provenance(study: Study, device: str, threads: int) -> dict[str, Any]:

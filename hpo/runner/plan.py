@@ -57,6 +57,8 @@ class RunOptions:
 
 
 def pick_device(requested: str) -> str:
+    if requested == "cpu" or (requested == "auto" and not _accelerator_possible()):
+        return "cpu"  # without importing torch (~2 CPU s): `hpo run`'s parent needs none
     import torch
 
     if requested == "auto":
@@ -70,6 +72,20 @@ def pick_device(requested: str) -> str:
     if requested == "mps" and not torch.backends.mps.is_available():
         raise HpoError("--device mps: Apple's MPS backend is not available; use --device cpu")
     return requested
+
+
+# What torch's CUDA needs to see a device on Linux: NVIDIA's driver (/dev/nvidia*, or WSL2's
+# /dev/dxg) or ROCm's (/dev/kfd). Without any of them torch.cuda.is_available() is False.
+_ACCELERATOR_NODES = ("/dev/nvidiactl", "/dev/nvidia0", "/dev/dxg", "/dev/kfd",
+                      "/proc/driver/nvidia")
+
+
+def _accelerator_possible() -> bool:
+    """False only where no GPU can be visible to torch (Linux without a driver's device node);
+    elsewhere (macOS's MPS, other systems) torch is asked."""
+    if not sys.platform.startswith("linux"):
+        return True
+    return any(os.path.exists(node) for node in _ACCELERATOR_NODES)
 
 
 def usable_cores() -> int:

@@ -28,6 +28,7 @@ from hpo.runner.plan import (
 from hpo.runner.queue import DONE_STATES, remaining, state_name
 from hpo.runner.worker import hold_stops_in_store, load_splits, set_up_process, work
 from hpo.spec import Study, from_dict
+from hpo.spec.rules import PRETRAINED_FAMILIES
 
 # The parent's go signal to its workers (a shared int): the device to use, or CANCEL.
 PENDING, CANCEL = 0, -1
@@ -104,9 +105,14 @@ def _wait_for_go(go: Any) -> str | None:
 
 def ensure_weights(study: Study) -> None:
     """Pretrained weights every configuration of a grid (or a tuning study's base) needs."""
+    configs = [study.resolve(c) for c in study.cells()] if study.is_grid else [study.config]
+    # Only the pretrained families have weights (or a package) to check: the others need no
+    # torch import in `hpo run`'s parent.
+    configs = [c for c in configs if c.get("model.family") in PRETRAINED_FAMILIES]
+    if not configs:
+        return
     from hpo.nn import models
 
-    configs = [study.resolve(c) for c in study.cells()] if study.is_grid else [study.config]
     for config in configs:
         models.ensure_weights(models.ModelConfig.from_config(config))
 

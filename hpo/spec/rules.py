@@ -13,6 +13,8 @@ from hpo.schema import (
 
 DATASETS = ("digits", "mnist", "fashion_mnist", "kmnist", "cifar10", "imagefolder")
 FAMILIES = ("cnn", "mlp", "alexnet", "efficientnet_lite0")
+# The families built from ImageNet weights (or a package): `hpo run` checks those before a store.
+PRETRAINED_FAMILIES = ("alexnet", "efficientnet_lite0")
 PRETRAINED = ("none", "imagenet")
 FINETUNE_BN = ("train", "frozen")
 ACTIVATIONS = ("relu", "leaky_relu", "elu", "gelu", "sigmoid", "tanh")

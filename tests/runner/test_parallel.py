@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 import time
 import uuid
 from pathlib import Path
@@ -23,6 +24,23 @@ from tests.conftest import (
     trials,
     wait_for,
 )
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the device nodes are Linux's")
+def test_the_parent_of_a_run_needs_no_torch_on_a_machine_without_a_gpu() -> None:
+    # `hpo run --jobs N`'s parent picks the device and stores torch's version; importing torch
+    # for that (~2 CPU s) competed with its workers' own imports on every run.
+    import subprocess
+
+    import torch
+
+    code = ("import sys; from hpo.runner import create, plan; "
+            "plan._ACCELERATOR_NODES = ('/nonexistent/nvidia0',); "
+            "print(plan.pick_device('auto'), plan.pick_device('cpu'), create.torch_version(), "
+            "'torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=60, check=True).stdout.split()
+    assert out == ["cpu", "cpu", torch.__version__, "False"]
 
 
 def _all_once(url: str, name: str, n_cells: int, n_seeds: int) -> None:
