@@ -16,7 +16,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from hpo.reporting import stats
-from hpo.reporting.claim_sides import claim_metric, seeds_text, side_label
+from hpo.reporting.claim_sides import SEED_CAP, claim_metric, seeds_text, side_label
 from hpo.reporting.claims import (
     BOOTSTRAP_DRAWS,
     INCONCLUSIVE,
@@ -289,11 +289,25 @@ def evaluate_all(summary: Summary, alpha: float | None = None) -> list[Verdict]:
     for claim in summary.study.claims:
         level, taken, planned = claim_level(claim, summary) if alpha is None else (alpha, 1, 1)
         if level > 0:
-            judged.append(evaluate_in_readings(claim, summary, level))
+            judged.append(_beyond_the_plan(evaluate_in_readings(claim, summary, level),
+                                           summary, level))
         else:
             judged.append(_looks_spent(claim, summary, taken, planned))
         levels.append(level)
     return holm_over_claims(judged, levels)
+
+
+def _beyond_the_plan(v: Verdict, summary: Summary, level: float) -> Verdict:
+    """An undecided claim of a study deciding its seeds, whose seeds advice exceeds the study's
+    own cap: say so, or the reader asks why the study stopped short of the number it names."""
+    config = summary.study.config
+    if v.verdict != INCONCLUSIVE or not config.get("until_decided") or v.seeds_needed is None:
+        return v
+    needed, cap = v.seeds_needed(level), int(config["max_repeats"])
+    if needed is None or needed <= cap or needed > SEED_CAP:
+        return v
+    return replace(v, evidence=f"{v.evidence}; this study stops at {cap} seeds a configuration "
+                   f"(max_repeats): deciding it takes a study planned for {needed}")
 
 
 def claim_level(claim: Claim, summary: Summary) -> tuple[float, int, int]:

@@ -187,6 +187,22 @@ def test_a_claim_the_cap_cannot_decide_gets_no_seeds(tmp_path: Path) -> None:
     assert decide.add_seeds(study_obj, unchecked, url) == 4  # futility off: up to the cap
 
 
+def test_advice_beyond_the_cap_says_the_study_stops_short_of_it(tmp_path: Path) -> None:
+    raw_claims = copy.deepcopy(RAW["claims"])
+    raw_claims[1]["margin"] = 4  # at sd 2.5 and a difference of 0, ±4 takes 10 seeds: over 4
+    study = study_of(claims=raw_claims)
+    url, study_obj = _store(tmp_path, study)
+    assert decide.add_seeds(study_obj, study, url) == 0
+    assert study_obj.user_attrs[decide.END_ATTR].startswith("claims 2 stopped for futility")
+    v = verdicts.evaluate_all(tables.summarize(study_obj))[1]
+    assert v.verdict == "inconclusive"
+    assert v.evidence.endswith(
+        "inconclusive: ≈ 10 seeds per configuration would show equivalence within ±4 at the "
+        "observed 0-point difference (80% power, α = 0.031); this study stops at 4 seeds a "
+        "configuration (max_repeats): deciding it takes a study planned for 10; Holm-adjusted "
+        "p = 0.28"), v.evidence
+
+
 def test_futility_waits_for_min_seeds(tmp_path: Path) -> None:
     """mnist/weight_decay stopped a claim for futility on 2 seeds a configuration, its spread
     from two runs: below min_seeds the claim's configurations get a batch first."""
