@@ -141,11 +141,7 @@ def trial_value(record: dict, metric: str, target: float, early_steps: int = 100
 
 def side_runs(summary: Summary, row: dict) -> list[dict]:
     """The complete trials of one configuration, in seed order."""
-    want = config_key([row[k] for k in summary.keys])
-    frame = summary.frame[summary.frame["state"] == "COMPLETE"]
-    records = [r for r in frame.to_dict("records")
-               if config_key([r[k] for k in summary.keys]) == want]
-    return sorted(records, key=lambda r: (r.get("seed") is None, r.get("seed") or 0))
+    return list(summary.complete_runs().get(config_key([row[k] for k in summary.keys]), []))
 
 
 def side_of(summary: Summary, row: dict, metric: str) -> Side:

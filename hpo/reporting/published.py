@@ -141,7 +141,8 @@ def published_lines(summary: Summary) -> list[str]:
               f"interval of the mean. A 'yes' needs an interval at most ±{within:g} points "
               "wide (`consistent_within`); inside a wider one the table says \"cannot "
               "tell\". A published run outside it is not by itself a contradiction: "
-              "dataset, epochs and network may differ (see Setup).", ""]
+              "what differs from the seed's setting (the description at the top, Setup) "
+              "may account for it.", ""]
     lines += [narrowing_line(summary, published, within), ""]
     distances = readings.readings_markdown(summary)
     if distances:

@@ -222,7 +222,11 @@ def _inside_cell(row: dict) -> str:
     if not (_finite(lo) and lo <= row["published"] <= hi):
         return DASH
     # The half-width the rule judged (before clipping to 0-100%), not the clipped one shown.
-    return f"cannot tell (±{row.get('pi_half', (hi - lo) / 2):.1f})"
+    half = row.get("pi_half", (hi - lo) / 2)
+    # One decimal, but never rounded down onto a round limit (±3.03 over ±3 shows ±3.03).
+    shown = f"{half:.1f}" if float(f"{half:.1f}") != round(half) or half == round(half) \
+        else f"{half:.2f}"
+    return f"cannot tell (±{shown})"
 
 
 # ---------------------------------------------------------------------------------------------

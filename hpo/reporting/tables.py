@@ -69,6 +69,22 @@ class Summary:
         rows = self.table[self.table["best"]]
         return None if rows.empty else rows.iloc[0]
 
+    def complete_runs(self) -> dict[str, list[dict]]:
+        """Each configuration's complete trials (records of ``frame``), in seed order, by
+        ``config_key`` of its values of ``keys``. Built once per frame: a report's claims and
+        readings ask for hundreds of sides, and converting the frame each time was most of a
+        report's claim time."""
+        cached = self.__dict__.get("_complete_runs")
+        if cached is not None and cached[0] is self.frame and cached[1] == self.keys:
+            return cached[2]
+        by_config: dict[str, list[dict]] = {}
+        for record in self.frame[self.frame["state"] == "COMPLETE"].to_dict("records"):
+            by_config.setdefault(config_key([record[k] for k in self.keys]), []).append(record)
+        for records in by_config.values():
+            records.sort(key=lambda r: (r.get("seed") is None, r.get("seed") or 0))
+        self.__dict__["_complete_runs"] = (self.frame, list(self.keys), by_config)
+        return by_config
+
 
 def mean_std_ci(values: Sequence[float], confidence: float = CONFIDENCE) -> tuple[float, ...]:
     """Mean, sample std (ddof 1) and the t-based confidence interval; NaN where undefined."""

@@ -306,8 +306,9 @@ def _beyond_the_plan(v: Verdict, summary: Summary, level: float) -> Verdict:
     needed, cap = v.seeds_needed(level), int(config["max_repeats"])
     if needed is None or needed <= cap or needed > SEED_CAP:
         return v
-    return replace(v, evidence=f"{v.evidence}; this study stops at {cap} seeds a configuration "
-                   f"(max_repeats): deciding it takes a study planned for {needed}")
+    return replace(v, evidence=f"{v.evidence}; more than this study's plan allows (at most "
+                   f"{cap} seeds a configuration, max_repeats): deciding it takes a study "
+                   f"planned for {needed}")
 
 
 def claim_level(claim: Claim, summary: Summary) -> tuple[float, int, int]:
@@ -418,10 +419,12 @@ def claims_intro(summary: Summary) -> str:
                          for i, (level, taken, planned) in enumerate(levels, 1))
         looks = (" Seeds were added until the claims were decided: each distinct data a claim "
                  "was tested on is one of its looks, and look k of the K planned tests at its "
-                 "share of α = 0.05 (Lan-DeMets Pocock-type spending; a claim's levels over its "
-                 "looks add up to at most 0.05; past K it has none left and stays "
-                 f"inconclusive): {each}. Holm over the claims runs on p × 0.05 / α, so "
-                 "Holm-adjusted p is compared with 0.05.")
+                 "share of α = 0.05, the k-th increment of a Pocock-type spending function "
+                 "(Lan-DeMets) used as that look's level: a Bonferroni split over the looks, "
+                 "conservative, as it ignores that the looks share data (a claim's levels add "
+                 "up to at most 0.05; past K it has none left and stays inconclusive): "
+                 f"{each}. Holm over the claims runs on p × 0.05 / α, so Holm-adjusted p is "
+                 "compared with 0.05.")
     return (
         "What the seed reports claimed, checked against these measurements. `better`: "
         "supported iff Welch's two-sided t-test finds it significantly better, not supported "
@@ -439,12 +442,15 @@ def claims_intro(summary: Summary) -> str:
         f"did not run in the setting the claim needs. A decision needs at least "
         f"{summary.min_seeds} seeds a configuration (`min_seeds`; a std "
         "from two runs makes nearly any difference significant): with fewer the verdict is "
-        f"inconclusive and says what it would be. Tests at α = {ALPHA:g}, then Holm over "
+        f"inconclusive and says what it would be. Tests at α = {ALPHA:g} (with seeds added "
+        "until decided, at each look's level, below), then Holm over "
         "the report's claims (a claim significant alone but not after it is inconclusive). "
         "Every inconclusive verdict says how many seeds per configuration would decide it at "
-        "the observed difference (80% power, two-sample t-test with the pooled std, at α before "
-        "the Holm corrections and taking the observed difference and spread as true: a rough, "
-        "optimistic estimate, the rougher the fewer seeds it rests on). Where the seed left "
+        "the observed difference (80% power with the pooled std, at α before the Holm "
+        "corrections, taking the observed difference and spread as true: for the two-sample "
+        "t-test where the difference is at least the margin, for TOST equivalence where it is "
+        "smaller; a rough, optimistic estimate, the rougher the fewer seeds it rests on). "
+        "Where the seed left "
         "something open (readings), a claim is judged in the reading the published numbers "
         "single out; if none is singled out, a verdict stands only when every reading gives it "
         "(p: the largest of the readings'), and readings that disagree leave it inconclusive. "

@@ -18,7 +18,6 @@ from hpo.errors import SpecError
 from hpo.reporting import claims, render, tables, verdicts, write
 from hpo.reporting import stats as stats_mod
 from hpo.schema import SPEC_ATTR
-from tests.conftest import cached_store
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -50,20 +49,15 @@ def study_with(*claim_dicts: dict) -> spec.Study:
 def summary_for(tmp_path: Path, study: spec.Study,
                 acc: dict[str, tuple[float, ...]] | None = None, **extra: object
                 ) -> tables.Summary:
-    """The report's summary of a store holding ``study`` and these runs. The trials do not
-    depend on the claims: one store per study-without-claims and runs is built (cached_store)
-    and the study file, with its claims, stored into this test's copy, as `hpo run` does."""
+    """The report's summary of a store holding ``study`` and these runs: the study stored
+    without claims, then its file with them, as `hpo run` does. In memory: through SQLite each
+    made-up trial costs ~0.05-0.1 CPU s, which was most of these tests' time."""
     acc = acc or ACC
-
-    def build(url: store.StoreURL) -> None:
-        study_obj = synthetic.create_study(store.open_storage(url, create=True), study)
-        synthetic.add(study_obj, [
-            synthetic.trial(study, {LOC: loc}, synthetic.record(seed, test_acc=value, **extra))
-            for loc, values in acc.items() for seed, value in enumerate(values)])
-
-    key = ["claims", {**study.to_dict(), "claims": []}, acc, extra]
-    url = cached_store(tmp_path / "c.db", key, build)
-    study_obj = store.load_study(store.open_storage(url, create=False), "cl")
+    unclaimed = dataclasses.replace(study, claims=())
+    study_obj = synthetic.create_study(optuna.storages.InMemoryStorage(), unclaimed)
+    synthetic.add(study_obj, [
+        synthetic.trial(study, {LOC: loc}, synthetic.record(seed, test_acc=value, **extra))
+        for loc, values in acc.items() for seed, value in enumerate(values)])
     study_obj.set_user_attr(SPEC_ATTR, study.to_dict())
     return tables.summarize(study_obj)
 
@@ -484,8 +478,8 @@ def test_time_per_epoch_and_epochs_to_target(tmp_path: Path) -> None:
                                                                    "padding": 1},
            "space": {"train.lr": [0.01, 0.1]}}
     study = spec.validate(raw, "t")
-    url = store.parse(f"sqlite:///{tmp_path}/t.db")
-    study_obj = synthetic.create_study(store.open_storage(url, create=True), study)
+    memory = optuna.storages.InMemoryStorage()
+    study_obj = synthetic.create_study(memory, study)
     # synthetic histories climb linearly from 10% to the final val_acc over 10 epochs:
     # final 90 -> epoch e has 10 + 8e: >= 50 first at e = 5; final 60 -> 10 + 5e: e = 8;
     # final 40 never reaches 50.
@@ -496,7 +490,7 @@ def test_time_per_epoch_and_epochs_to_target(tmp_path: Path) -> None:
         synthetic.trial(study, {"train.lr": 0.1}, rec(0, test_acc=40.0)),
         synthetic.trial(study, {"train.lr": 0.1}, rec(1, test_acc=90.0)),
     ])
-    summary = tables.summarize(store.load_study(store.open_storage(url, create=False), "cm"))
+    summary = tables.summarize(store.load_study(memory, "cm"))
     t = summary.table.set_index("config")
     assert t.loc["lr=0.01", "epochs_to_target_mean"] == pytest.approx(6.5)
     assert t.loc["lr=0.01", "reached_target"] == 2
@@ -524,14 +518,14 @@ def test_a_claim_is_judged_within_the_closest_reading(tmp_path: Path,
     raw = copy.deepcopy(RAW)
     raw["space"] = {LOC: ["none", "before_pool"], "train.lr": [0.01, 0.1]}
     study = spec.validate(raw, "s.toml")
-    url = store.parse(f"sqlite:///{tmp_path}/r.db")
-    study_obj = synthetic.create_study(store.open_storage(url, create=True), study)
+    memory = optuna.storages.InMemoryStorage()
+    study_obj = synthetic.create_study(memory, study)
     acc = {("before_pool", 0.01): (90.0, 91.0, 92.0), ("none", 0.01): (80.0, 82.0, 84.0),
            ("before_pool", 0.1): (80.0, 81.0, 82.0), ("none", 0.1): (80.0, 82.0, 84.0)}
     synthetic.add(study_obj, [
         synthetic.trial(study, {LOC: loc, "train.lr": lr}, synthetic.record(seed, test_acc=a))
         for (loc, lr), values in acc.items() for seed, a in enumerate(values)])
-    summary = tables.summarize(store.load_study(store.open_storage(url, create=False), "cl"))
+    summary = tables.summarize(store.load_study(memory, "cl"))
     # The claim names the dropout location only: train.lr is the reading left open.
     summary.study = dataclasses.replace(summary.study, claims=(spec.Claim(
         "before_pool beats none", "better", ((LOC, "before_pool"),), ((LOC, "none"),),
@@ -561,13 +555,13 @@ def test_a_claim_is_judged_within_the_closest_reading(tmp_path: Path,
     assert math.isnan(v.p_value)
     assert v.by_reading == (("lr=0.1", "inconclusive"), ("lr=0.01", "supported"))
     # The same verdict in every reading: it stands, at the weakest reading's p-value.
-    url2 = store.parse(f"sqlite:///{tmp_path}/r2.db")
-    study_obj = synthetic.create_study(store.open_storage(url2, create=True), study)
+    memory2 = optuna.storages.InMemoryStorage()
+    study_obj = synthetic.create_study(memory2, study)
     acc[("before_pool", 0.1)] = (89.0, 91.0, 93.0)
     synthetic.add(study_obj, [
         synthetic.trial(study, {LOC: loc, "train.lr": lr}, synthetic.record(seed, test_acc=a))
         for (loc, lr), values in acc.items() for seed, a in enumerate(values)])
-    summary2 = tables.summarize(store.load_study(store.open_storage(url2, create=False), "cl"))
+    summary2 = tables.summarize(store.load_study(memory2, "cl"))
     summary2.study = summary.study
     (v,) = verdicts.evaluate_all(summary2)
     assert v.verdict == "supported"
@@ -662,12 +656,12 @@ def lr_readings_summary(tmp_path: Path, name: str,
     raw = copy.deepcopy(RAW)
     raw["space"] = {LOC: ["none", "before_pool"], "train.lr": [0.01, 0.1]}
     study = spec.validate(raw, "s.toml")
-    url = store.parse(f"sqlite:///{tmp_path}/{name}.db")
-    study_obj = synthetic.create_study(store.open_storage(url, create=True), study)
+    memory = optuna.storages.InMemoryStorage()
+    study_obj = synthetic.create_study(memory, study)
     synthetic.add(study_obj, [
         synthetic.trial(study, {LOC: loc, "train.lr": lr}, synthetic.record(seed, test_acc=a))
         for (loc, lr), values in acc.items() for seed, a in enumerate(values)])
-    summary = tables.summarize(store.load_study(store.open_storage(url, create=False), "cl"))
+    summary = tables.summarize(store.load_study(memory, "cl"))
     summary.study = dataclasses.replace(summary.study, claims=(spec.Claim(
         "before_pool beats none", "better", ((LOC, "before_pool"),), ((LOC, "none"),),
         "test_acc"),))

@@ -266,15 +266,28 @@ def test_one_closest_reading_across_a_seeds_studies(summary: tables.Summary) -> 
     text = seed_readings.markdown("R4", ranked)
     # sgd at none ran 88 twice: an interval of width 0 tells, and 90 lies outside it.
     # |differences| 2 and 0: mean 1, t-interval 1 ± 12.7 (two rows), clipped at 0.
-    assert "| optimizer=sgd | 2 | 1.0 [0.0, 13.7] | 0 / 1 | r4: optimizer=sgd, " \
+    assert "| optimizer=sgd | 2 | 1.0 [0.0, 13.7] | 1.0 | 0 / 1 | r4: optimizer=sgd, " \
            "dropout_location=none: test_acc 88.0 vs 90 (-2.0) |" in text
     assert text.rstrip().endswith(
         "Closest to R4: **optimizer=sgd**, 1.0 points from the published accuracies on "
         "average over 2 rows (next: optimizer=adam, 5.0); its interval overlaps another "
         "reading's, so the data do not single it out; it fails worst at r4: optimizer=sgd, "
         "dropout_location=none (test_acc 88.0% measured against 90%); 1 of the 1 published "
-        "values whose interval can tell lie outside it.")
+        "values whose interval can tell lie outside it. Descriptive only: the rows are not "
+        "independent (a reading's rows share its runs, and each published value is one run), "
+        "and the closest reading is the one whose numbers sit nearest the seed's, not evidence "
+        "of what the seed ran.")
     assert "no study of this seed" in seed_readings.markdown("R3", []).lower()
+    # A reading far off on one row (a collapse) but nearest on the others: the median says so.
+    def reading(name: str, diffs: list[float]) -> seed_readings.SeedReading:
+        rows = [seed_readings.Comparison("s", f"c{i}", "test_acc", 90.0 + d, 90.0, None)
+                for i, d in enumerate(diffs)]
+        return seed_readings.SeedReading(((name, "x"),), rows)
+
+    steady, collapsing = reading("steady", [3.0, 3.0, 3.0]), reading("collapsing", [0.5, 0.5, 80])
+    assert seed_readings.markdown("R9", [steady, collapsing]).split("\n")[-2].count(
+        "By the median difference the order changes: collapsing=x is closest (0.5 points, "
+        "against 3.0), so a few rows decide the ranking.") == 1
 
 
 def test_seed_readings_needs_its_folders_and_a_plain_title(capsys: pytest.CaptureFixture[str]

@@ -198,9 +198,9 @@ def test_advice_beyond_the_cap_says_the_study_stops_short_of_it(tmp_path: Path) 
     assert v.verdict == "inconclusive"
     assert v.evidence.endswith(
         "inconclusive: ≈ 10 seeds per configuration would show equivalence within ±4 at the "
-        "observed 0-point difference (80% power, α = 0.031); this study stops at 4 seeds a "
-        "configuration (max_repeats): deciding it takes a study planned for 10; Holm-adjusted "
-        "p = 0.28"), v.evidence
+        "observed 0-point difference (80% power, α = 0.031); more than this study's plan "
+        "allows (at most 4 seeds a configuration, max_repeats): deciding it takes a study "
+        "planned for 10; Holm-adjusted p = 0.28"), v.evidence
 
 
 def test_futility_waits_for_min_seeds(tmp_path: Path) -> None:
