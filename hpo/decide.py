@@ -111,6 +111,7 @@ def next_targets(study_obj: optuna.Study, study: Study) -> tuple[dict[str, int],
     why: dict[str, list[int]] = {}
     undecided = []
     futile = []
+    split: list[int] = []
     spent_looks = []
     for i, v in enumerate(verdicts):
         if v.decided:
@@ -128,7 +129,9 @@ def next_targets(study_obj: optuna.Study, study: Study) -> tuple[dict[str, int],
         # from two runs is no ground to stop on (nor to decide on).
         judged = all(int(row["n"]) >= least for row in v.configs)
         if study.config["futility"] and judged and (needs is None or needs > cap):
-            futile.append(i + 1)  # the cap cannot decide it at the observed difference
+            # The cap cannot decide it at the observed difference, or its readings disagree
+            # (more seeds would settle them apart, not decide the claim).
+            (split if v.by_reading and needs is None else futile).append(i + 1)
             continue
         for row in v.configs:
             cell = _cell_of(study, summary.keys, row)
@@ -143,17 +146,19 @@ def next_targets(study_obj: optuna.Study, study: Study) -> tuple[dict[str, int],
     labels = {space_mod.cell_key(c): lbl for c, lbl in _labels(study, summary)}
     look = {"undecided": undecided,
             "seeds": {labels.get(k, k): n for k, n in raised.items()},
-            "claims": why, "futile": futile}
+            "claims": why, "futile": futile + split}
     if not undecided:
         look["end"] = f"all {len(verdicts)} claims decided"
     elif not raised:
-        look["end"] = _end_text(undecided, futile, spent_looks, cap)
+        look["end"] = _end_text(undecided, futile, spent_looks, cap, split)
     return raised, look
 
 
-def _end_text(undecided: list[int], futile: list[int], spent_looks: list[int], cap: int) -> str:
+def _end_text(undecided: list[int], futile: list[int], spent_looks: list[int], cap: int,
+              split: list[int]) -> str:
     """Why a look added no seeds though claims are undecided."""
-    open_ = [n for n in undecided if n not in futile and n not in spent_looks]
+    open_ = [n for n in undecided if n not in futile and n not in spent_looks
+             and n not in split]
     parts = []
     if open_:
         parts.append(f"claims {', '.join(map(str, open_))} still inconclusive at the cap "
@@ -164,6 +169,9 @@ def _end_text(undecided: list[int], futile: list[int], spent_looks: list[int], c
     if futile:
         parts.append(f"claims {', '.join(map(str, futile))} stopped for futility (at the "
                      f"observed difference more than the cap of {cap} seeds would be needed)")
+    if split:
+        parts.append(f"claims {', '.join(map(str, split))} stopped: their readings disagree "
+                     "(more seeds would settle the readings apart, not decide the claim)")
     return "; ".join(parts)
 
 

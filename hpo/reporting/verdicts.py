@@ -267,6 +267,12 @@ def reading_gist(v: Verdict) -> str:
     parts = [f"p = {v.p_value:.3g}"] if math.isfinite(v.p_value) else []
     if "no meaningful difference" in v.evidence:  # a TOST p-value, not a difference's
         parts = [f"no meaningful difference, TOST p = {v.p_value:.3g}"]
+    if "every run the same" in v.evidence:  # a p of 0 or 1 from zero variance, not from data
+        parts = ["every run the same"]
+    if v.claim.kind == "at_chance" and v.configs:
+        # Whether a configuration collapses is a count of runs, not only a mean's test.
+        row = v.configs[0]
+        parts.append(f"{int(row.get('collapsed', 0))} of {int(row.get('n', 0))} runs at chance")
     if v.claim.kind == "similar":
         found = re.search(r"difference [^;]*margin ±[^;]*", v.evidence)
         parts += [found.group(0)] if found else []

@@ -164,3 +164,14 @@ def test_identical_arms_are_named(tmp_path):
             ) in write.readme(summary, [], ["md"])
     (tmp_path / "x").mkdir()
     assert tables.identical_groups(build_summary(tmp_path / "x", SGD_STUCK, "sgd-stuck")) == []
+
+
+def test_a_collapse_reading_counts_its_runs_at_chance_and_names_zero_variance() -> None:
+    claim = spec.Claim("lr 0.1 collapses to chance", "at_chance", (("train.lr", 0.1),), None,
+                       "test_acc")
+    same = claims.Verdict(claim, "test_acc", "supported", "lr=0.1: test_acc 11.35 ± 0 (n=4, "
+                          "every run the same); ...", 0.0, configs=({"n": 4, "collapsed": 4},))
+    mixed = claims.Verdict(claim, "test_acc", "not supported", "lr=0.1: test_acc 79 ± 33 (n=6)",
+                           0.00264, configs=({"n": 6, "collapsed": 1},))
+    assert verdicts.reading_gist(same) == " (every run the same, 4 of 4 runs at chance)"
+    assert verdicts.reading_gist(mixed) == " (p = 0.00264, 1 of 6 runs at chance)"

@@ -203,6 +203,30 @@ def test_advice_beyond_the_cap_says_the_study_stops_short_of_it(tmp_path: Path) 
         "planned for 10; Holm-adjusted p = 0.28"), v.evidence
 
 
+def test_a_claim_whose_readings_disagree_stops_saying_so(tmp_path: Path) -> None:
+    """Plain SGD says before_pool wins, Adam says it loses, each at p < 0.001: more seeds
+    would settle the readings apart, so the look names that, not futility."""
+    opt = "train.optimizer"
+    study = study_of(space={LOC: ["none", "before_pool"], opt: ["sgd", "adam"]},
+                     readings=[opt], repeats=3, min_seeds=3, max_repeats=6,
+                     claims=RAW["claims"][:1])
+    acc = {("before_pool", "sgd"): (90.0, 91.0, 92.0), ("none", "sgd"): (80.0, 81.0, 82.0),
+           ("before_pool", "adam"): (80.0, 81.0, 82.0), ("none", "adam"): (90.0, 91.0, 92.0)}
+
+    def build(url: store.StoreURL) -> None:
+        study_obj = synthetic.create_study(store.open_storage(url, create=True), study)
+        synthetic.add(study_obj, [
+            synthetic.trial(study, {LOC: loc, opt: o}, synthetic.record(seed, test_acc=a))
+            for (loc, o), values in acc.items() for seed, a in enumerate(values)])
+
+    url = cached_store(tmp_path / "split.db", ["split", study.to_dict()], build)
+    study_obj = store.load_study(store.open_storage(url, create=True), study.name)
+    assert decide.add_seeds(study_obj, study, url) == 0
+    assert study_obj.user_attrs[decide.END_ATTR] == (
+        "claims 1 stopped: their readings disagree (more seeds would settle the readings "
+        "apart, not decide the claim)")
+
+
 def test_futility_waits_for_min_seeds(tmp_path: Path) -> None:
     """mnist/weight_decay stopped a claim for futility on 2 seeds a configuration, its spread
     from two runs: below min_seeds the claim's configurations get a batch first."""
