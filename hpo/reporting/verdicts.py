@@ -195,7 +195,12 @@ def _same_in_every_reading(claim: Claim, summary: Summary, alpha: float,
         evidence = (evidence.rsplit("; inconclusive: ", 1)[0] + "; inconclusive: "
                     + seeds_text(_most_seeds(needs)(alpha), "decide it in every reading",
                                  alpha))
-    return replace(weakest, seeds_needed=_most_seeds(needs) if needs else None, evidence=(
+    # Undecided: the rows more seeds would go to are every undecided reading's, not only the
+    # weakest's (a reading left at fewer than min_seeds runs could never be decided).
+    configs = weakest.configs if weakest.verdict != INCONCLUSIVE else tuple(
+        {id(row): row for _, v in per if not v.decided for row in v.configs}.values())
+    return replace(weakest, configs=configs,
+                   seeds_needed=_most_seeds(needs) if needs else None, evidence=(
         f"{evidence} (the same verdict in every reading the seed leaves open, "
         f"{len(per)}; shown: {side_label(summary, reading)}, the weakest"
         + (f"; the observed difference per reading: {signs}" if signs else "") + ")"))

@@ -227,6 +227,33 @@ def test_a_claim_whose_readings_disagree_stops_saying_so(tmp_path: Path) -> None
         "apart, not decide the claim)")
 
 
+def test_seeds_go_to_every_undecided_reading_of_a_claim(tmp_path: Path) -> None:
+    """mnist/weight_decay: the claim stood undecided in every reading, shown in the weakest,
+    and only the weakest's configurations got seeds: the others stayed at 2 runs, below
+    min_seeds, where no verdict in every reading could ever be reached."""
+    opt = "train.optimizer"
+    study = study_of(space={LOC: ["none", "before_pool"], opt: ["sgd", "adam"]},
+                     readings=[opt], min_seeds=3, max_repeats=6, claims=RAW["claims"][:1])
+    acc = {("before_pool", "sgd"): (90.0, 92.0), ("none", "sgd"): (89.0, 91.5),
+           ("before_pool", "adam"): (95.0, 95.5), ("none", "adam"): (93.0, 93.5)}
+
+    def build(url: store.StoreURL) -> None:
+        study_obj = synthetic.create_study(store.open_storage(url, create=True), study)
+        synthetic.add(study_obj, [
+            synthetic.trial(study, {LOC: loc, opt: o}, synthetic.record(seed, test_acc=a))
+            for (loc, o), values in acc.items() for seed, a in enumerate(values)])
+
+    url = cached_store(tmp_path / "every.db", ["every", study.to_dict()], build)
+    study_obj = store.load_study(store.open_storage(url, create=True), study.name)
+    (v,) = verdicts.evaluate_all(tables.summarize(study_obj))
+    assert v.verdict == "inconclusive"
+    assert sorted(row["config"] for row in v.configs) == [
+        "dropout_location=before_pool, optimizer=adam", "dropout_location=before_pool, "
+        "optimizer=sgd", "dropout_location=none, optimizer=adam",
+        "dropout_location=none, optimizer=sgd"]
+    assert decide.add_seeds(study_obj, study, url) == 8  # seeds 2, 3 in both readings
+
+
 def test_futility_waits_for_min_seeds(tmp_path: Path) -> None:
     """mnist/weight_decay stopped a claim for futility on 2 seeds a configuration, its spread
     from two runs: below min_seeds the claim's configurations get a batch first."""
