@@ -5,6 +5,7 @@ never imports torch.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Any
@@ -69,6 +70,13 @@ EFFICIENTNET_MIN_SIZE = 32
 EFFICIENTNET_FEATURES = 1280
 
 
+@functools.cache
+def _model_keys(cls: type) -> tuple[tuple[str, str], ...]:
+    """(``model.<field>``, field) for each field of ``cls``: from_config runs once per
+    configuration a study can produce (validation walks up to 20,000), so computed once."""
+    return tuple((f"model.{f.name}", f.name) for f in fields(cls))
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     family: str = "cnn"
@@ -99,8 +107,7 @@ class ModelConfig:
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> ModelConfig:
         """Pick the ``model.*`` keys of a flat study configuration."""
-        names = {f.name for f in fields(cls)}
-        return cls(**{k[6:]: v for k, v in config.items() if k[6:] in names and k[:6] == "model."})
+        return cls(**{name: config[key] for key, name in _model_keys(cls) if key in config})
 
     def conv_channels(self) -> list[int]:
         if self.channels:
