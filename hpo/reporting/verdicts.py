@@ -60,8 +60,20 @@ NEEDS_TRAINING = ("better", "best", "similar")
 
 
 def _untrained_label(summary: Summary, reading: Reading, rows: list[dict]) -> str:
-    configs = " and ".join(row["config"] for row in rows)
-    return f"{side_label(summary, reading)} ({configs} did not train)"
+    each = "; ".join(f"{row['config']} did not train" + (f": {why}" if (why := _stuck_at(row))
+                                                          else "") for row in rows)
+    return f"{side_label(summary, reading)} ({each})"
+
+
+def _stuck_at(row: dict) -> str:
+    """'training loss 2.24, accuracy 18.0%': what "did not train" rests on (a row that barely
+    moved, above chance by accuracy but at guessing's loss, reads differently from one at
+    chance)."""
+    loss, acc = row.get("train_loss_mean"), row.get("train_acc_mean")
+    if not (isinstance(loss, float) and isinstance(acc, float)
+            and math.isfinite(loss) and math.isfinite(acc)):
+        return ""
+    return f"training loss {loss:.3g}, accuracy {acc:.1f}%"
 
 
 def _untrained_rows(claim: Claim, verdict: Verdict, config: dict) -> list[dict]:

@@ -54,10 +54,12 @@ def test_a_reading_where_the_favoured_side_did_not_train_is_left_out_and_named(t
     summary = build_summary(tmp_path, MOMENTUM_STUCK, "momentum-stuck")
     [verdict] = verdicts.evaluate_all(summary)
     assert verdict.verdict == claims.NOT_SUPPORTED  # lr 1e-2 alone decides it
-    assert verdict.untrained == ("lr=0.001 (optimizer=momentum, lr=0.001 did not train)",)
+    stuck = ("lr=0.001 (optimizer=momentum, lr=0.001 did not train: training loss 0.5, "
+             "accuracy 10.2%)")
+    assert verdict.untrained == (stuck,)
     assert verdict.evidence.endswith(
         "(judged within lr=0.01, the one reading that trains); left out, as they did not "
-        "train: lr=0.001 (optimizer=momentum, lr=0.001 did not train)")
+        f"train: {stuck}")
 
 
 def test_a_reading_where_the_expected_loser_did_not_train_is_left_out_too(tmp_path):
@@ -66,10 +68,11 @@ def test_a_reading_where_the_expected_loser_did_not_train_is_left_out_too(tmp_pa
     summary = build_summary(tmp_path, SGD_STUCK, "sgd-stuck")
     [verdict] = verdicts.evaluate_all(summary)
     assert verdict.verdict == claims.NOT_SUPPORTED  # lr 1e-2 alone: plain SGD is better
-    assert verdict.untrained == ("lr=0.001 (optimizer=sgd, lr=0.001 did not train)",)
+    stuck = "lr=0.001 (optimizer=sgd, lr=0.001 did not train: training loss 0.5, accuracy 10.2%)"
+    assert verdict.untrained == (stuck,)
     assert verdict.evidence.endswith(
         "(judged within lr=0.01, the one reading that trains); left out, as they did not "
-        "train: lr=0.001 (optimizer=sgd, lr=0.001 did not train)")
+        f"train: {stuck}")
 
 
 def test_without_readings_a_compared_network_that_did_not_train_leaves_it_unexercised(
@@ -94,7 +97,7 @@ def test_the_report_counts_runs_at_chance_and_says_what_was_left_out(tmp_path):
     assert list(shown["diverged / at chance"]) == ["0 / 3", "0 / 0", "0 / 0", "0 / 0"]
     text = write.readme(summary, [], ["md"])
     assert ("*Did not train, so left out of the claims they would decide: lr=0.001 "
-            "(optimizer=sgd, lr=0.001 did not train).*") in text
+            "(optimizer=sgd, lr=0.001 did not train: training loss 0.5, accuracy 10.2%).*") in text
     assert ("3 complete runs in 1 configurations ended at chance (training "
             "accuracy or loss at guessing's: they did not train; column \"at chance\").") in text
 
@@ -117,7 +120,8 @@ def test_a_configuration_whose_mean_is_at_chance_did_not_train(tmp_path):
     measured[("momentum", 0.001)] = (20.0, 10.0, 10.0)  # one seed barely moved: mean 13.3%
     summary = build_summary(tmp_path, measured, "barely")
     [verdict] = verdicts.evaluate_all(summary)
-    assert verdict.untrained == ("lr=0.001 (optimizer=momentum, lr=0.001 did not train)",)
+    assert verdict.untrained == ("lr=0.001 (optimizer=momentum, lr=0.001 did not train: "
+                                 "training loss 0.5, accuracy 13.3%)",)
 
 
 def test_no_reading_trains_means_not_exercised(tmp_path):
@@ -128,8 +132,9 @@ def test_no_reading_trains_means_not_exercised(tmp_path):
     assert verdict.verdict == claims.NOT_EXERCISED
     assert verdict.evidence == (
         "no reading the seed leaves open trains the networks it compares: lr=0.001 "
-        "(optimizer=momentum, lr=0.001 and optimizer=sgd, lr=0.001 did not train); lr=0.01 "
-        "(optimizer=momentum, lr=0.01 did not train)")
+        "(optimizer=momentum, lr=0.001 did not train: training loss 0.5, accuracy 10.0%; "
+        "optimizer=sgd, lr=0.001 did not train: training loss 0.5, accuracy 10.2%); lr=0.01 "
+        "(optimizer=momentum, lr=0.01 did not train: training loss 0.5, accuracy 10.0%)")
 
 
 def test_a_loss_still_at_guessing_s_did_not_train(tmp_path):
