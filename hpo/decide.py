@@ -89,6 +89,9 @@ def add_seeds(study_obj: optuna.Study, study: Study, url: store.StoreURL) -> int
         if not raised:
             study_obj.set_user_attr(END_ATTR, look["end"])
             return 0
+        if study_obj.user_attrs.get(END_ATTR) is not None:
+            # Reopened (a rule changed since it ended): its old reason no longer holds.
+            study_obj.set_user_attr(END_ATTR, None)
         wanted = targets(study_obj)
         wanted.update(raised)
         study_obj.set_user_attr(TARGETS_ATTR, wanted)

@@ -127,5 +127,5 @@ def _run(args: argparse.Namespace) -> int:
     if study.config["until_decided"]:
         attrs = study_obj.user_attrs
         print(f"until decided: {len(attrs.get(decide.LOOKS_ATTR, []))} batches of seeds added; "
-              f"{attrs.get(decide.END_ATTR, 'not finished')} (`hpo report` says which and why)")
+              f"{attrs.get(decide.END_ATTR) or 'not finished'} (`hpo report` says which and why)")
     return 0

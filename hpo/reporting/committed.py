@@ -107,12 +107,18 @@ def runs_left(folder: Path) -> tuple[int, int]:
 
 
 def looks_go_on(study_obj: optuna.Study) -> bool:
-    """A study deciding its seeds is not finished: no look has said why its seeds stopped, or
-    the last stopped for futility earlier than today's rule would."""
+    """A study deciding its seeds is not finished: no look has said why its seeds stopped (or
+    a later look reopened it), seeds a look queued are still waiting or running, or the last
+    look stopped for futility earlier than today's rule would."""
+    from optuna.trial import TrialState
+
     from hpo.reporting import tables, verdicts
 
-    return (END_ATTR not in study_obj.user_attrs
-            or verdicts.futility_came_too_early(tables.summarize(study_obj)))
+    if study_obj.user_attrs.get(END_ATTR) is None:
+        return True
+    if study_obj.get_trials(deepcopy=False, states=(TrialState.WAITING, TrialState.RUNNING)):
+        return True
+    return verdicts.futility_came_too_early(tables.summarize(study_obj))
 
 
 def render(folder: Path, formats: Sequence[str],

@@ -448,6 +448,11 @@ def test_an_entry_deciding_its_seeds_is_not_done_until_its_looks_end(tmp_path):
     assert committed.runs_left(reports / "g" / "ud") == (1, 5)
     study_obj.set_user_attr(END_ATTR, "all 1 claims decided")
     assert committed.runs_left(reports / "g" / "ud") == (0, 4)
+    # Reopened by a later rule: the seeds its look queued are work left, whatever the old end
+    # said (mnist/weight_decay showed "done 39/39" with 9 runs queued).
+    study_obj.enqueue_trial({"train.lr": 0.01}, user_attrs={"seed": 2})
+    assert campaign.progress(entry).state == "deciding"
+    assert committed.runs_left(reports / "g" / "ud") == (1, 5)
 
 
 def test_markdown_without_status_is_one_line(tmp_path, capsys):

@@ -251,7 +251,10 @@ def test_seeds_go_to_every_undecided_reading_of_a_claim(tmp_path: Path) -> None:
         "dropout_location=before_pool, optimizer=adam", "dropout_location=before_pool, "
         "optimizer=sgd", "dropout_location=none, optimizer=adam",
         "dropout_location=none, optimizer=sgd"]
+    # It had ended under the old rule: the look that reopens it clears the old reason.
+    study_obj.set_user_attr(decide.END_ATTR, "claims 1 stopped for futility")
     assert decide.add_seeds(study_obj, study, url) == 8  # seeds 2, 3 in both readings
+    assert study_obj.user_attrs[decide.END_ATTR] is None
 
 
 def test_futility_waits_for_min_seeds(tmp_path: Path) -> None:
