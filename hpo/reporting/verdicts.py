@@ -258,7 +258,9 @@ def _split(claim: Claim, per: list[tuple[Any, Verdict]]) -> bool:
 def _pointing_against(claim: Claim, per: list[tuple[Any, Verdict]], summary: Summary
                       ) -> list[str]:
     """Undecided readings of a `better` claim whose observed difference runs against the
-    verdict the decided readings reached."""
+    verdict the decided readings reached: behind, where they found it better; ahead by at
+    least the margin that matters, where they found it not better (a reading ahead by less
+    points to "no meaningful difference", which is "not supported" too)."""
     from hpo.schema import lower_is_better
 
     decided = {v.verdict for _, v in per if v.verdict in (SUPPORTED, NOT_SUPPORTED)}
@@ -272,8 +274,9 @@ def _pointing_against(claim: Claim, per: list[tuple[Any, Verdict]], summary: Sum
         a, b = (row.get(f"{v.metric}_mean") for row in v.configs)
         if a is None or b is None or not (math.isfinite(a) and math.isfinite(b)) or a == b:
             continue
-        ahead = (a < b) if lower_is_better(v.metric) else (a > b)
-        if ahead != wins:
+        gain = (b - a) if lower_is_better(v.metric) else (a - b)
+        margin = meaningful_difference(claim, v.metric) or 0.0
+        if (gain <= 0) if wins else (gain >= margin if margin else gain > 0):
             out.append(side_label(summary, r))
     return out
 

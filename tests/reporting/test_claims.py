@@ -689,6 +689,32 @@ def test_readings_pointing_opposite_ways_get_no_seed_advice(tmp_path: Path,
     assert v.evidence.endswith("the observed difference per reading: lr=0.01 +2, lr=0.1 -2)")
 
 
+@pytest.mark.parametrize("ahead, against", [(0.5, False), (2.0, True)])
+def test_a_reading_ahead_by_less_than_the_margin_points_to_no_meaningful_difference(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, ahead: float, against: bool) -> None:
+    """mnist/dropout_rate: momentum and Adam show no meaningful difference (not supported);
+    plain SGD is 0.55 points ahead, undecided. More seeds would more likely show it inside the
+    1-point margin too (not supported, agreeing), so that reading does not point against the
+    others; 2 points ahead it would (it could only become 'supported')."""
+    from hpo.reporting import readings
+
+    spread = (-0.1, 0.0, 0.1)
+    wide = (-3.0, 0.0, 3.0)
+    acc = {("before_pool", 0.01): tuple(90.05 + d for d in spread),
+           ("none", 0.01): tuple(90.0 + d for d in spread),
+           ("before_pool", 0.1): tuple(80.0 + ahead + d for d in wide),
+           ("none", 0.1): tuple(80.0 + d for d in wide)}
+    summary = lr_readings_summary(tmp_path, f"ahead{ahead}", acc)
+    monkeypatch.setattr(readings, "readings_of",
+                        lambda s: [(("train.lr", 0.01),), (("train.lr", 0.1),)])
+    monkeypatch.setattr(readings, "closest_reading", lambda s: None)
+    (v,) = verdicts.evaluate_all(summary)
+    assert v.verdict == "inconclusive"
+    assert v.by_reading == (("lr=0.01", "not supported"), ("lr=0.1", "inconclusive"))
+    assert ("in lr=0.1 the observed difference points the other way" in v.evidence) is against
+    assert (v.seeds_needed is None) is against
+
+
 def test_a_decision_needs_min_seeds_a_side(tmp_path):
     """Two seeds with a tiny spread make a difference 'significant': by default (min_seeds 3)
     it stays inconclusive and says what it would have been; min_seeds = 2 decides it."""
