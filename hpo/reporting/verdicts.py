@@ -175,11 +175,15 @@ def _judge_readings(claim: Claim, summary: Summary, alpha: float, closest: Readi
                 "decided readings, so more seeds would more likely confirm the disagreement "
                 "than decide it; a closer reproduction of the seed's setting would")
     elif needs:
-        tail = seeds_text(_most_seeds(needs)(alpha), "decide it in every reading", alpha)
+        decided = [v.verdict for _, v in per if v.verdict in (SUPPORTED, NOT_SUPPORTED)]
+        way = f", as {decided[0]} (where the decided readings point)" if decided else ""
+        tail = seeds_text(_most_seeds(needs)(alpha), f"decide it in every reading{way}", alpha)
     else:
         tail = "it needs every reading decided the same way"
+    lead = ("the readings the seed leaves open disagree" if opposed or against else
+            "not every reading the seed leaves open decides it")
     return Verdict(claim, per[0][1].metric, INCONCLUSIVE,
-                   f"the readings the seed leaves open disagree (no published numbers single one "
+                   f"{lead} (no published numbers single one "
                    f"out; uncorrected): {listed}; inconclusive: {tail}",
                    configs=tuple(row for _, v in per for row in v.configs),
                    seeds_needed=None if opposed or not needs else _most_seeds(needs),

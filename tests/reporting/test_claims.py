@@ -713,6 +713,11 @@ def test_a_reading_ahead_by_less_than_the_margin_points_to_no_meaningful_differe
     assert v.by_reading == (("lr=0.01", "not supported"), ("lr=0.1", "inconclusive"))
     assert ("in lr=0.1 the observed difference points the other way" in v.evidence) is against
     assert (v.seeds_needed is None) is against
+    lead = ("the readings the seed leaves open disagree" if against
+            else "not every reading the seed leaves open decides it")
+    assert v.evidence.startswith(f"{lead} (no published numbers single one out; uncorrected)")
+    assert ("in every reading, as not supported (where the decided readings point)"
+            in v.evidence) is not against
 
 
 def test_a_decision_needs_min_seeds_a_side(tmp_path):
