@@ -176,8 +176,11 @@ def _judge_readings(claim: Claim, summary: Summary, alpha: float, closest: Readi
                 "than decide it; a closer reproduction of the seed's setting would")
     elif needs:
         decided = [v.verdict for _, v in per if v.verdict in (SUPPORTED, NOT_SUPPORTED)]
-        way = f", as {decided[0]} (where the decided readings point)" if decided else ""
-        tail = seeds_text(_most_seeds(needs)(alpha), f"decide it in every reading{way}", alpha)
+        n = _most_seeds(needs)(alpha)
+        # The way it would be decided, where seeds can decide it at all.
+        way = (f", as {decided[0]} (where the decided readings point)"
+               if decided and n is not None and n <= SEED_CAP else "")
+        tail = seeds_text(n, f"decide it in every reading{way}", alpha)
     else:
         tail = "it needs every reading decided the same way"
     lead = ("the readings the seed leaves open disagree" if opposed or against else
