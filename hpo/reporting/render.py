@@ -223,9 +223,10 @@ def _inside_cell(row: dict) -> str:
         return DASH
     # The half-width the rule judged (before clipping to 0-100%), not the clipped one shown.
     half = row.get("pi_half", (hi - lo) / 2)
-    # One decimal, but never rounded down onto a round limit (±3.03 over ±3 shows ±3.03).
-    shown = f"{half:.1f}" if float(f"{half:.1f}") != round(half) or half == round(half) \
-        else f"{half:.2f}"
+    # One decimal, but never rounded onto a round limit it exceeds (±3.03 shows ±3.03).
+    shown = f"{half:.1f}"
+    if float(shown).is_integer() and not float(half).is_integer():
+        shown = f"{half:.2f}"
     return f"cannot tell (±{shown})"
 
 

@@ -203,6 +203,23 @@ def test_advice_beyond_the_cap_says_the_study_stops_short_of_it(tmp_path: Path) 
         "planned for 10; Holm-adjusted p = 0.28"), v.evidence
 
 
+def _optimizer_readings_store(tmp_path: Path, study: spec.Study,
+                              acc: dict[tuple[str, str], tuple[float, ...]]
+                              ) -> tuple[store.StoreURL, Any]:
+    """A store of dropout location x optimizer runs (test accuracy per seed) of ``study``."""
+    opt = "train.optimizer"
+
+    def build(url: store.StoreURL) -> None:
+        study_obj = synthetic.create_study(store.open_storage(url, create=True), study)
+        synthetic.add(study_obj, [
+            synthetic.trial(study, {LOC: loc, opt: o}, synthetic.record(seed, test_acc=a))
+            for (loc, o), values in acc.items() for seed, a in enumerate(values)])
+
+    key = ["readings", study.to_dict(), sorted((list(k), list(v)) for k, v in acc.items())]
+    url = cached_store(tmp_path / "readings.db", key, build)
+    return url, store.load_study(store.open_storage(url, create=True), study.name)
+
+
 def test_a_claim_whose_readings_disagree_stops_saying_so(tmp_path: Path) -> None:
     """Plain SGD says before_pool wins, Adam says it loses, each at p < 0.001: more seeds
     would settle the readings apart, so the look names that, not futility."""
@@ -212,15 +229,7 @@ def test_a_claim_whose_readings_disagree_stops_saying_so(tmp_path: Path) -> None
                      claims=RAW["claims"][:1])
     acc = {("before_pool", "sgd"): (90.0, 91.0, 92.0), ("none", "sgd"): (80.0, 81.0, 82.0),
            ("before_pool", "adam"): (80.0, 81.0, 82.0), ("none", "adam"): (90.0, 91.0, 92.0)}
-
-    def build(url: store.StoreURL) -> None:
-        study_obj = synthetic.create_study(store.open_storage(url, create=True), study)
-        synthetic.add(study_obj, [
-            synthetic.trial(study, {LOC: loc, opt: o}, synthetic.record(seed, test_acc=a))
-            for (loc, o), values in acc.items() for seed, a in enumerate(values)])
-
-    url = cached_store(tmp_path / "split.db", ["split", study.to_dict()], build)
-    study_obj = store.load_study(store.open_storage(url, create=True), study.name)
+    url, study_obj = _optimizer_readings_store(tmp_path, study, acc)
     assert decide.add_seeds(study_obj, study, url) == 0
     assert study_obj.user_attrs[decide.END_ATTR] == (
         "claims 1 stopped: their readings disagree (more seeds would settle the readings "
@@ -236,15 +245,7 @@ def test_seeds_go_to_every_undecided_reading_of_a_claim(tmp_path: Path) -> None:
                      readings=[opt], min_seeds=3, max_repeats=6, claims=RAW["claims"][:1])
     acc = {("before_pool", "sgd"): (90.0, 92.0), ("none", "sgd"): (89.0, 91.5),
            ("before_pool", "adam"): (95.0, 95.5), ("none", "adam"): (93.0, 93.5)}
-
-    def build(url: store.StoreURL) -> None:
-        study_obj = synthetic.create_study(store.open_storage(url, create=True), study)
-        synthetic.add(study_obj, [
-            synthetic.trial(study, {LOC: loc, opt: o}, synthetic.record(seed, test_acc=a))
-            for (loc, o), values in acc.items() for seed, a in enumerate(values)])
-
-    url = cached_store(tmp_path / "every.db", ["every", study.to_dict()], build)
-    study_obj = store.load_study(store.open_storage(url, create=True), study.name)
+    url, study_obj = _optimizer_readings_store(tmp_path, study, acc)
     (v,) = verdicts.evaluate_all(tables.summarize(study_obj))
     assert v.verdict == "inconclusive"
     assert sorted(row["config"] for row in v.configs) == [
