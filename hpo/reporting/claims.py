@@ -4,9 +4,10 @@ A verdict is SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE, NOT_EXERCISED or NOT_APPLIC
 numbers behind it. Tests use the per-seed values of the complete runs (hpo.reporting.stats):
 
 - ``better``: supported iff Welch's two-sided test finds ``config`` significantly better than
-  ``than``; not supported iff significantly worse, or (accuracies, or a claim with ``margin``)
-  iff TOST shows the difference inside ± the smallest difference that matters; else
-  inconclusive.
+  ``than`` (and, for a claim with its own ``margin``, TOST does not show the difference inside
+  ± that margin); not supported iff significantly worse, or (accuracies, or a claim with
+  ``margin``) iff TOST shows the difference inside ± the smallest difference that matters;
+  else inconclusive.
 - ``best``: Welch's test of ``config`` against every other configuration, Holm-corrected over
   those k - 1 comparisons. Supported iff it is best by mean and significantly better than every
   other; not supported iff another configuration is significantly better; else inconclusive,
@@ -269,6 +270,13 @@ def _better(claim: Claim, a: Side, b: Side, m: str, alpha: float) -> Verdict:
                      f"CI [{low:+.3g}, {high:+.3g}] reaches the margin")
             below = (f", but by {abs(d.diff):.3g}, less than the {margin:g}"
                      f"{units_text(m, margin)} that matters, {shown}")
+            if p_eq < alpha and claim.margin is not None:
+                # The claim names its own smallest difference ("far worse"): a real difference
+                # shown smaller than that is not the one it asserts. Under the default margin
+                # the claim asserts only a direction, so a real small difference supports it.
+                return Verdict(claim, m, NOT_SUPPORTED, f"{evidence} (significantly "
+                               f"{'better' if wins else 'worse'}{below})", p_eq, configs=rows,
+                               seeds_needed=needed)
         return Verdict(claim, m, SUPPORTED if wins else NOT_SUPPORTED,
                        f"{evidence} (significantly {'better' if wins else 'worse'}{below})", p,
                        configs=rows, seeds_needed=needed)

@@ -649,6 +649,17 @@ def test_a_significant_difference_below_the_margin_is_said_to_be_too_small(tmp_p
                                "reaches the margin)")
 
 
+def test_a_significant_difference_below_the_claims_own_margin_does_not_support_it(tmp_path):
+    # "far worse" names its own smallest difference: a real 0.5-point gap is not that.
+    acc = {"none": (80.0, 80.1, 80.2), "before_pool": (80.5, 80.6, 80.7)}
+    far = claim("better", "before_pool", "none", margin=1.0)
+    v = one(tmp_path, far, acc)
+    assert v.verdict == "not supported"
+    assert v.evidence.endswith("(significantly better, but by 0.5, less than the 1 point that "
+                               "matters, shown smaller (TOST p = 0.0018): too small to matter)")
+    assert v.p_value == pytest.approx(0.0018, abs=5e-5)
+
+
 def lr_readings_summary(tmp_path: Path, name: str,
                         acc: dict[tuple[str, float], tuple[float, ...]]) -> tables.Summary:
     """A store of dropout location x lr runs (test accuracy per seed) and its summary, with one
