@@ -192,13 +192,13 @@ def storage_url(tmp_path: Path) -> StoreURL:
 
 # Tests that share a service run in one xdist worker, one after another (pytest's `--dist
 # loadgroup`, pyproject's addopts): the PostgreSQL database (test_robustness restarts it under
-# running workers) and the headless browser.
-SERIAL_FILES = ("test_robustness.py",)
+# running workers, which would cut every other test's connections) and the headless browser.
+# Everything else, the SIGKILL and full-disk tests included, works in its own tmp_path.
+SERVICE_FIXTURES = ("postgres_url", "restartable_postgres")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         fixtures = getattr(item, "fixturenames", ())
-        if ("postgres_url" in fixtures or item.path.name in SERIAL_FILES
-                or "browser" in item.name):
+        if any(f in fixtures for f in SERVICE_FIXTURES) or "browser" in item.name:
             item.add_marker(pytest.mark.xdist_group("services"))

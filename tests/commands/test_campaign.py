@@ -367,7 +367,11 @@ def test_budget_stops_the_campaign_inside_it_and_the_next_run_finishes(tmp_path)
                             timeout=200)
     took = time.monotonic() - started
     assert first.returncode == 0, first.stderr
-    assert took < 12 + 6, took  # the budget, plus starting Python and importing torch
+    assert ": stopped by the budget, " in first.stdout + first.stderr, first.stdout
+    # Not a timing target: a guard that the run in progress does not carry on to the end
+    # (30 runs, ~12 s idle, far longer loaded). Starting Python and importing torch beside a
+    # busy machine took up to ~15 s here, hence the slack.
+    assert took < 12 + 30, took
     done = sum(completed_runs(journal_url(folder), "tiny").values())
     assert 0 < done < 30, first.stdout
     second = run_on_one_core("campaign", "--plan", str(plan), cwd=tmp_path, timeout=400)
