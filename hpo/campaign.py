@@ -17,14 +17,10 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from hpo import spec, store
 from hpo.errors import HpoError
 from hpo.schema import JSON, TRIALS_FILE
-
-if TYPE_CHECKING:
-    pass
 
 PLAN_KEYS = {"study", "out", "name", "set", "jobs", "epoch_cpu_s", "note", "data_subdir"}
 # The time a campaign keeps free at the end of its budget (writing a report, the summary): a

@@ -9,6 +9,7 @@
   units before it in LAYERS, or itself, deferred imports inside functions included;
 - no function (or method, nested ones included) is longer than MAX_FUNCTION_LINES, but those in
   LONG_FUNCTIONS, which only shrinks;
+- no module is longer than MAX_MODULE_LINES: split a long one by moving a cohesive part out;
 - bare ``Any`` annotations number at most ANY_CEILING, which only goes down.
 """
 
@@ -230,6 +231,35 @@ def test_a_long_function_fails(tmp_path: Path) -> None:
     assert functions(package / "ok.py", package) == {"hpo/ok.py::fits": MAX_FUNCTION_LINES}
     assert long_functions(package, frozenset({"hpo/runner/worker.py::work"})) == [
         "hpo/bad.py::Thing.method", "hpo/bad.py::outer", "hpo/bad.py::outer.inner"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Module length
+
+MAX_MODULE_LINES = 500  # every line of the file: docstrings, comments and blank lines too
+
+
+def long_modules(root: Path = PACKAGE) -> list[str]:
+    """Modules over MAX_MODULE_LINES, as "path: N lines"."""
+    return [f"{path.relative_to(root.parent).as_posix()}: {lines} lines"
+            for path in sorted(root.rglob("*.py"))
+            for lines in [len(path.read_text(encoding="utf-8").splitlines())]
+            if lines > MAX_MODULE_LINES]
+
+
+def test_no_module_is_too_long() -> None:
+    assert long_modules() == [], (f"modules over {MAX_MODULE_LINES} lines: move a cohesive "
+                                  "group of functions into a new module")
+
+
+def test_a_long_module_fails(tmp_path: Path) -> None:
+    """A planted 501-line module (in a subpackage) is caught; 500 lines pass."""
+    fits = "".join(f"x{i} = {i}\n" for i in range(MAX_MODULE_LINES))
+    package = tmp_path / "hpo"
+    (package / "reporting").mkdir(parents=True)
+    (package / "ok.py").write_text(fits)
+    (package / "reporting" / "bad.py").write_text(fits + "x = 0\n")
+    assert long_modules(package) == [f"hpo/reporting/bad.py: {MAX_MODULE_LINES + 1} lines"]
 
 
 # ---------------------------------------------------------------------------------------------

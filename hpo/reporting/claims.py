@@ -12,11 +12,9 @@ numbers behind it. Tests use the per-seed values of the complete runs (hpo.repor
   those k - 1 comparisons. Supported iff it is best by mean and significantly better than every
   other; not supported iff another configuration is significantly better; else inconclusive,
   naming those not significantly different from it (not a tie).
-- ``similar``: TOST equivalence test with the claim's ``margin`` (default SIMILAR_MARGIN
-  accuracy points): supported iff equivalent (the 90% CI of the difference inside ±margin at
-  alpha 0.05); not supported iff the difference is significantly larger than the margin
-  (one-sided); else inconclusive.
-- ``at_chance``: the same TOST on one sample: the mean against 100 / n_classes ± ``tolerance``.
+- ``similar`` (TOST equivalence within the claim's ``margin``), ``at_chance`` (the same TOST on
+  one sample, against chance), ``above`` (a one-sample t-test) and ``spread`` (a bootstrap of
+  two metrics' spreads): their rules are in hpo.reporting.claim_kinds.
 - ``not applicable``: the study did not run in the setting the claim needs (``applies_if``);
   ``not exercised``: the mechanism never acted (``requires_stop``: no run of the claim's
   configurations stopped for that reason), or both sides are the same runs (identical per-seed
@@ -49,7 +47,6 @@ from hpo.reporting.claim_sides import (  # noqa: F401  (claims.sharpness, claims
     claim_metric,
     is_missing,
     lower_is_better,
-    n_classes,
     p_text,
     report_alpha,
     seeds_text,
@@ -165,6 +162,8 @@ def _too_few_seeds(verdict: Verdict, least: int) -> Verdict:
 
 def _evaluate(claim: Claim, summary: Summary, alpha: float | None,
               reading: Sequence[tuple[str, Any]]) -> Verdict:
+    from hpo.reporting import claim_kinds  # imported here: it builds on this module's Verdict
+
     alpha = report_alpha(summary) if alpha is None else alpha
     m = claim_metric(claim, summary)
     rows, why = _sides_and_rows(claim, summary, reading)
@@ -180,18 +179,19 @@ def _evaluate(claim: Claim, summary: Summary, alpha: float | None,
     if len(side.values) == 0:
         return Verdict(claim, m, INCONCLUSIVE, stat_text(side, m), configs=tuple(rows))
     if claim.kind == "at_chance":
-        return _at_chance(claim, summary, side, m, alpha)
+        return claim_kinds.judge_at_chance(claim, summary, side, m, alpha)
     if claim.kind == "above":
-        return _above(claim, side, m, alpha)
+        return claim_kinds.judge_above(claim, side, m, alpha)
     if claim.kind == "spread":
-        return _spread(claim, side, side_of(summary, rows[0], str(claim.than_metric)), m, alpha)
+        than = side_of(summary, rows[0], str(claim.than_metric))
+        return claim_kinds.judge_spread(claim, side, than, m, alpha)
     if claim.kind == "best":
         return _best(claim, summary, side, m, alpha, reading)
     other = side_of(summary, rows[1], m)
     if len(other.values) == 0:
         return Verdict(claim, m, INCONCLUSIVE, stat_text(other, m), configs=tuple(rows))
     if claim.kind == "similar":
-        return _similar(claim, side, other, m, alpha)
+        return claim_kinds.judge_similar(claim, side, other, m, alpha)
     return _better(claim, side, other, m, alpha)
 
 
@@ -255,8 +255,8 @@ def _better(claim: Claim, a: Side, b: Side, m: str, alpha: float) -> Verdict:
 
     def needed(level: float) -> int | None:
         if small:
-            return _more_than(stats.seeds_for_equivalence(d.diff, sd, margin, level), a, b)
-        return _more_than(stats.seeds_to_detect(d.diff, sd, level), a, b)
+            return more_than(stats.seeds_for_equivalence(d.diff, sd, margin, level), a, b)
+        return more_than(stats.seeds_to_detect(d.diff, sd, level), a, b)
 
     if p < alpha:
         wins = _gain(d.diff, m) > 0
@@ -324,8 +324,8 @@ def _best(claim: Claim, summary: Summary, a: Side, m: str, alpha: float,
     beaten = [i for i, o in enumerate(others) if gain[i] < 0 and adjusted[i] < alpha]
     def needed_for(j: int) -> Callable[[float], int | None]:
         sd = stats.pooled_std(a.values, others[j].values)
-        return lambda level: _more_than(stats.seeds_to_detect(diffs[j].diff, sd, level),
-                                        a, others[j])
+        return lambda level: more_than(stats.seeds_to_detect(diffs[j].diff, sd, level),
+                                       a, others[j])
 
     if beaten:
         i = min(beaten, key=lambda j: adjusted[j])
@@ -391,7 +391,7 @@ def _best_side(sides: list[Side], m: str) -> Side:
     return pick(sides, key=lambda s: s.values.mean())
 
 
-def _more_than(n: int | None, *sides: Side | dict) -> int | None:
+def more_than(n: int | None, *sides: Side | dict) -> int | None:
     """A power estimate never below the seeds already run plus one: the formula assumes the
     pooled t-test, Welch's (the test used) has fewer degrees of freedom when the spreads
     differ, so at small n it can promise a decision the current seeds did not give."""
@@ -399,140 +399,3 @@ def _more_than(n: int | None, *sides: Side | dict) -> int | None:
         return None
     have = min(int(s["n"]) if isinstance(s, dict) else len(s.values) for s in sides)
     return max(n, have + 1)
-
-
-def _equivalence(claim: Claim, d: stats.Diff, margin: float, m: str, alpha: float, sd: float,
-                 groups: int, evidence: str, rows: tuple[dict, ...]) -> Verdict:
-    """TOST decision shared by ``similar`` (two samples) and ``at_chance`` (one sample)."""
-    p_eq, p_out = stats.p_equivalent(d, margin), stats.p_beyond(d, margin)
-    low, high = stats.ci(d, 1 - 2 * alpha)
-    level = f"{100 * (1 - 2 * alpha):.3g}%"
-    evidence += (f"; difference {d.diff:+.3g} [{level} CI {low:+.3g}, {high:+.3g}], margin "
-                 f"±{margin:g}{units_text(m, margin)}")
-    inside = abs(d.diff) < margin
-
-    def needed(level: float) -> int | None:
-        if inside:
-            return _more_than(stats.seeds_for_equivalence(d.diff, sd, margin, level, groups),
-                              *rows)
-        return _more_than(stats.seeds_to_exceed(d.diff, sd, margin, level, groups), *rows)
-
-    if p_eq < alpha:
-        return Verdict(claim, m, SUPPORTED, f"{evidence}; {p_text(p_eq, 'TOST p')} "
-                       f"(equivalent within ±{margin:g})", p_eq, configs=rows,
-                       seeds_needed=needed)
-    if p_out < alpha:
-        return Verdict(claim, m, NOT_SUPPORTED, f"{evidence}; {p_text(p_out, 'one-sided p')} "
-                       f"(differs by more than the margin)", p_out, configs=rows,
-                       seeds_needed=needed)
-    amount = amount_text(d.diff, m)
-    if inside:
-        what = seeds_text(needed(alpha), f"show equivalence within ±{margin:g} at the observed "
-                          f"{amount}", alpha, groups)
-    elif abs(d.diff) == margin:
-        what = "no number of seeds would decide a difference exactly at the margin"
-    else:
-        what = (f"no number of seeds would show equivalence (the observed {amount} exceeds "
-                f"the margin); " + seeds_text(needed(alpha), "show it exceeds the margin",
-                                              alpha, groups))
-    p = p_eq if inside else p_out
-    return Verdict(claim, m, INCONCLUSIVE, f"{evidence}; {p_text(p_eq, 'TOST p')}; "
-                   f"inconclusive: {what}", p, configs=rows, seeds_needed=needed)
-
-
-def _margin(claim: Claim) -> float:
-    return claim.margin if claim.margin is not None else SIMILAR_MARGIN
-
-
-def _similar(claim: Claim, a: Side, b: Side, m: str, alpha: float) -> Verdict:
-    d = stats.welch_diff(a.values, b.values)
-    evidence = f"{stat_text(a, m)} vs {stat_text(b, m)}"
-    rows = (a.row, b.row)
-    if d is None:
-        return Verdict(claim, m, INCONCLUSIVE, f"{evidence}; no test (n < 2); inconclusive: at "
-                       "least 2 seeds per configuration are needed for a test", configs=rows,
-                       seeds_needed=lambda _alpha: 2)
-    evidence += f"; {p_text(stats.p_two_sided(d))}"
-    return _equivalence(claim, d, _margin(claim), m, alpha,
-                        stats.pooled_std(a.values, b.values), 2, evidence, rows)
-
-
-def _at_chance(claim: Claim, summary: Summary, a: Side, m: str, alpha: float) -> Verdict:
-    chance = 100.0 / n_classes(summary.study.config["dataset"])
-    evidence = f"{stat_text(a, m)}; chance {chance:.3g}% ± {claim.tolerance:g} points"
-    d = stats.one_sample_diff(a.values, chance)
-    if d is None:
-        return Verdict(claim, m, INCONCLUSIVE, f"{evidence}; no test (n < 2); inconclusive: at "
-                       "least 2 seeds are needed for a test", configs=(a.row,),
-                       seeds_needed=lambda _alpha: 2)
-    sd = float(a.values.std(ddof=1))
-    return _equivalence(claim, d, claim.tolerance, m, alpha, sd, 1, evidence, (a.row,))
-
-
-def _above(claim: Claim, a: Side, m: str, alpha: float) -> Verdict:
-    """Supported iff the mean is significantly above ``claim.value`` (one-sample t, two-sided
-    at alpha), not supported iff significantly below it."""
-    value = float(claim.value if claim.value is not None else 0.0)
-    evidence = f"{stat_text(a, m)} against {value:g}"
-    d = stats.one_sample_diff(a.values, value)
-    if d is None:
-        return Verdict(claim, m, INCONCLUSIVE, f"{evidence}; no test (n < 2); inconclusive: at "
-                       "least 2 seeds are needed for a test", configs=(a.row,),
-                       seeds_needed=lambda _alpha: 2)
-    p = stats.p_two_sided(d)
-    evidence += f"; t-test {p_text(p, 'p')}"
-    if p < alpha:
-        verdict = SUPPORTED if d.diff > 0 else NOT_SUPPORTED
-        return Verdict(claim, m, verdict, f"{evidence} (significantly "
-                       f"{'above' if d.diff > 0 else 'below'})", p, configs=(a.row,))
-    sd = float(a.values.std(ddof=1))
-
-    def needed(level: float) -> int | None:
-        return stats.seeds_to_detect(d.diff, sd, level, groups=1)
-
-    side = "above" if d.diff > 0 else "below"
-    return Verdict(claim, m, INCONCLUSIVE, f"{evidence} (not significant); inconclusive: "
-                   + seeds_text(needed(alpha), f"show the mean is {side} {value:g}", alpha,
-                                groups=1), p, configs=(a.row,), seeds_needed=needed)
-
-
-BOOTSTRAP_DRAWS = 4000  # spread: resamples of the seeds (fixed generator: the same report twice)
-
-
-def _spread(claim: Claim, a: Side, b: Side, m: str, alpha: float) -> Verdict:
-    """Supported iff ``m`` varies more between seeds, relative to its mean (coefficient of
-    variation), than ``claim.than_metric`` in the same runs: the percentile bootstrap interval
-    (seeds resampled in pairs) of log(CV_m / CV_than) lies above 0; not supported iff below."""
-    import numpy as np
-
-    other = str(claim.than_metric)
-    paired = {s: v for s, v in zip(b.seeds, b.values)}
-    pairs = np.array([(v, paired[s]) for s, v in zip(a.seeds, a.values) if s in paired])
-    evidence = (f"{a.row['config']}: between-seed spread (std / |mean|) of {m} against {other}"
-                f" over {len(pairs)} seeds")
-    if len(pairs) < 3:
-        return Verdict(claim, m, INCONCLUSIVE, f"{evidence}; inconclusive: at least 3 seeds "
-                       "with both metrics are needed", configs=(a.row,))
-
-    def log_ratio(x: np.ndarray) -> np.ndarray:
-        cv = x.std(axis=-2, ddof=1) / np.abs(x.mean(axis=-2))
-        return np.log(cv[..., 0] / cv[..., 1])
-
-    draws = np.random.default_rng(0).integers(0, len(pairs), (BOOTSTRAP_DRAWS, len(pairs)))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        observed, boot = float(log_ratio(pairs)), log_ratio(pairs[draws])
-    boot = boot[np.isfinite(boot)]
-    if not math.isfinite(observed) or len(boot) < BOOTSTRAP_DRAWS // 2:
-        return Verdict(claim, m, INCONCLUSIVE, f"{evidence}; inconclusive: a spread is zero "
-                       "or a mean is 0", configs=(a.row,))
-    low, high = np.quantile(boot, [alpha / 2, 1 - alpha / 2])
-    p = min(1.0, 2 * min(float((boot <= 0).mean()), float((boot >= 0).mean())))
-    evidence += (f": {math.exp(observed):.3g} times as large [{100 * (1 - alpha):.3g}% "
-                 f"bootstrap interval {math.exp(low):.3g}, {math.exp(high):.3g}]")
-    if low > 0 or high < 0:
-        verdict = SUPPORTED if low > 0 else NOT_SUPPORTED
-        return Verdict(claim, m, verdict, f"{evidence}; bootstrap {p_text(p, 'p')}", p,
-                       configs=(a.row,))
-    return Verdict(claim, m, INCONCLUSIVE, f"{evidence}; bootstrap {p_text(p, 'p')}; "
-                   "inconclusive: the interval includes 1 (more seeds narrow it)", p,
-                   configs=(a.row,))

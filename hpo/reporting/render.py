@@ -6,7 +6,8 @@ import math
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, TypeGuard
 
-from hpo.reporting.tables import ALPHA, STATE_COLUMNS, Summary, pivot, short_names, time_basis
+from hpo.reporting.tables import ALPHA, STATE_COLUMNS, Summary, pivot, short_names
+from hpo.reporting.timing import time_basis
 
 if TYPE_CHECKING:
     import pandas as pd

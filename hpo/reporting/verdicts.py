@@ -1,6 +1,6 @@
 """The report's verdicts together: each claim judged over the readings the seed left open
-(hpo.reporting.claims has the rule for one claim in one setting), Holm's correction over the
-report's claims, and the Claims section's text.
+(hpo.reporting.claims has the rule for one claim in one setting), and Holm's correction over
+the report's claims (hpo.reporting.claims_section writes the Claims section's text).
 
 Readings in which a compared configuration did not train are left out of a claim's verdict
 and named; the rest follow the readings rule (the reading the published numbers single out,
@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, Any
 from hpo.reporting import stats
 from hpo.reporting.claim_sides import SEED_CAP, claim_metric, seeds_text, side_label
 from hpo.reporting.claims import (
-    BOOTSTRAP_DRAWS,
     INCONCLUSIVE,
     NOT_EXERCISED,
     NOT_SUPPORTED,
@@ -30,7 +29,7 @@ from hpo.reporting.claims import (
 )
 from hpo.reporting.tables import ALPHA, Summary
 from hpo.schema import END_ATTR
-from hpo.spec import SIMILAR_MARGIN, Claim
+from hpo.spec import Claim
 
 if TYPE_CHECKING:
     from hpo.reporting.readings import Reading
@@ -441,79 +440,3 @@ def holm_over_claims(verdicts: list[Verdict], levels: Sequence[float] | float) -
                 v = replace(v, evidence=f"{v.evidence}; Holm-adjusted p = {p_adj:.3g}")
         out.append(v)
     return out
-
-
-def claims_intro(summary: Summary) -> str:
-    """The Claims section's first paragraph: the rules, the corrections, the power rule."""
-    looks = ""
-    levels = [claim_level(c, summary) for c in summary.study.claims]
-    if any(level != (ALPHA, 1, 1) for level in levels):
-        each = "; ".join(f"claim {i} look {taken} of {planned}, α = {level:.3g}"
-                         for i, (level, taken, planned) in enumerate(levels, 1))
-        looks = (" Seeds were added until the claims were decided: each distinct data a claim "
-                 "was tested on is one of its looks, and look k of the K planned tests at its "
-                 "share of α = 0.05, the k-th increment of a Pocock-type spending function "
-                 "(Lan-DeMets) used as that look's level: a Bonferroni split over the looks, "
-                 "conservative, as it ignores that the looks share data (a claim's levels add "
-                 "up to at most 0.05; past K it has none left and stays inconclusive): "
-                 f"{each}. Holm over the claims runs on p × 0.05 / α, so Holm-adjusted p is "
-                 "compared with 0.05.")
-    return (
-        "What the seed reports claimed, checked against these measurements. `better`: "
-        "supported iff Welch's two-sided t-test finds it significantly better, not supported "
-        "iff significantly worse, or, on accuracies, iff the difference is shown smaller than "
-        "the smallest that matters (the claim's margin, default 1 point; TOST): no meaningful "
-        "difference. `best`: supported iff best by mean and significantly better "
-        "than every other configuration (Welch, Holm-corrected over those comparisons), not "
-        "supported iff another is significantly better; an inconclusive `best` names its ties. "
-        "`similar`: TOST equivalence within ±margin (default "
-        f"{SIMILAR_MARGIN:g} accuracy point; supported iff the (1 − 2α) confidence interval of "
-        "the difference, 90% at α = 0.05, lies inside it; not supported iff the difference is "
-        "significantly larger than the margin, one-sided). `at_chance`: the same on "
-        "the mean against chance ± tolerance. `not exercised`: the mechanism never acted (a stop "
-        "rule that fired in no run, or both sides the same runs); `not applicable`: the study "
-        f"did not run in the setting the claim needs. A decision needs at least "
-        f"{summary.min_seeds} seeds a configuration (`min_seeds`; a std "
-        "from two runs makes nearly any difference significant): with fewer the verdict is "
-        f"inconclusive and says what it would be. Tests at α = {ALPHA:g} (with seeds added "
-        "until decided, at each look's level, below), then Holm over "
-        "the report's claims (a claim significant alone but not after it is inconclusive). "
-        "Every inconclusive verdict says how many seeds per configuration would decide it at "
-        "the observed difference (80% power with the pooled std, at α before the Holm "
-        "corrections, taking the observed difference and spread as true: for the two-sample "
-        "t-test where the difference is at least the margin, for TOST equivalence where it is "
-        "smaller; a rough, optimistic estimate, the rougher the fewer seeds it rests on). "
-        "Where the seed left "
-        "something open (readings), a claim is judged in the reading the published numbers "
-        "single out; if none is singled out, a verdict stands only when every reading gives it "
-        "(p: the largest of the readings'), and readings that disagree leave it inconclusive. "
-        "A reading in which a configuration that a `better`, `best` or `similar` claim compares "
-        "did not train (its mean final training accuracy within the at_chance tolerance of "
-        "chance, or its training loss near guessing's), on either side, is left out of that "
-        "claim's verdict and named (a study without readings is one reading); with no reading "
-        "left the claim is not exercised. "
-        "Verdicts named for other readings are uncorrected." + looks + _new_kinds(summary)
-    )
-
-
-def _new_kinds(summary: Summary) -> str:
-    """The rules of the kinds only some studies use, said where they are used."""
-    kinds = {c.kind for c in summary.study.claims}
-    return "".join([
-        " `above`: supported iff the configuration's mean is significantly above the stated "
-        "value (one-sample t-test, two-sided), not supported iff significantly below; its seed "
-        "advice is for that one-sample test." if "above" in kinds else "",
-        " `spread`: supported iff the metric varies more between seeds, relative to its mean "
-        "(std / |mean|), than the other metric in the same runs: the percentile bootstrap "
-        f"interval (seeds resampled in pairs, {BOOTSTRAP_DRAWS} draws, a fixed generator) of "
-        "the ratio lies above 1; not supported iff below 1; no seed advice."
-        if "spread" in kinds else ""])
-
-
-def claims_markdown(verdicts: list[Verdict]) -> str:
-    """The README's Claims table."""
-    lines = ["| claim | kind | metric | verdict | evidence |", "|---|---|---|---|---|"]
-    for v in verdicts:
-        cells = (v.claim.text, v.claim.kind, v.metric, f"**{v.verdict}**", v.evidence)
-        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
-    return "\n".join(lines)

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeAlias
 
-from hpo.reporting import figures, published, readings, render, verdicts
+from hpo.reporting import claims_section, figures, published, readings, render, verdicts
 from hpo.reporting.figures import steps as step_figures
 from hpo.reporting.tables import (
     ALPHA,
@@ -18,8 +18,8 @@ from hpo.reporting.tables import (
     identical_groups,
     is_two_way_grid,
     short_names,
-    time_basis,
 )
+from hpo.reporting.timing import time_basis
 from hpo.schema import COMMAND_ATTR, DEVICE_ATTR, GIT_COMMIT_ATTR, VERSIONS_ATTR
 
 if TYPE_CHECKING:
@@ -401,8 +401,8 @@ def readme(summary: Summary, drawn: Sequence[tuple[str, str]], formats: Sequence
                       render.pivot_display(summary, metric).to_markdown(disable_numparse=True), ""]
 
     if summary.study.claims:
-        lines += ["## Claims", "", verdicts.claims_intro(summary), "",
-                  verdicts.claims_markdown(judged), ""]
+        lines += ["## Claims", "", claims_section.claims_intro(summary), "",
+                  claims_section.claims_markdown(judged), ""]
         if seeds_line(summary):
             lines += [seeds_line(summary), ""]
 

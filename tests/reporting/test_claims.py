@@ -15,7 +15,7 @@ from scipy import stats
 from hpo import spec, store
 from hpo.benchmarks import synthetic
 from hpo.errors import SpecError
-from hpo.reporting import claims, render, tables, verdicts, write
+from hpo.reporting import claim_kinds, claims, claims_section, render, tables, verdicts, write
 from hpo.reporting import stats as stats_mod
 from hpo.schema import SPEC_ATTR
 
@@ -293,9 +293,9 @@ def test_spread_compares_two_metrics_between_seed_spreads() -> None:
         spread = spec.Claim("x", "spread", (), metric="early_train_loss",
                             than_metric="test_acc")
         row = {"config": "base configuration"}
-        return claims._spread(spread, Side(row, np.array(a), seeds),
-                              Side(row, np.array(b), list(range(len(b)))),
-                              "early_train_loss", 0.05)
+        return claim_kinds.judge_spread(spread, Side(row, np.array(a), seeds),
+                                        Side(row, np.array(b), list(range(len(b)))),
+                                        "early_train_loss", 0.05)
 
     wide = [1.0, 2.0, 1.5, 0.5, 2.5, 1.2, 1.8, 0.8]  # CV ~0.45
     narrow = [97.0, 97.5, 96.5, 97.2, 96.8, 97.1, 96.9, 97.3]  # CV ~0.003
@@ -658,6 +658,13 @@ def test_a_significant_difference_below_the_claims_own_margin_does_not_support_i
     assert v.evidence.endswith("(significantly better, but by 0.5, less than the 1 point that "
                                "matters, shown smaller (TOST p = 0.0018): too small to matter)")
     assert v.p_value == pytest.approx(0.0018, abs=5e-5)
+    rule = ("A `better` claim with its own margin (a claim of a large difference) is not "
+            "supported by a difference shown smaller than that margin, even a significant one.")
+    own = summary_for(tmp_path / "own", study_with(far), acc)
+    default = summary_for(tmp_path / "default", study_with(claim("better", "before_pool",
+                                                                 "none")), acc)
+    assert rule in claims_section.claims_intro(own)
+    assert rule not in claims_section.claims_intro(default)
 
 
 def lr_readings_summary(tmp_path: Path, name: str,

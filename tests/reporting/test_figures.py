@@ -15,7 +15,7 @@ import pytest
 
 from hpo import records, spec, store
 from hpo.benchmarks import synthetic
-from hpo.reporting import figures, render, tables
+from hpo.reporting import figures, render, tables, timing
 from tests.conftest import cached_store
 
 matplotlib.use("Agg")
@@ -111,7 +111,7 @@ def test_heatmap_colour_range_spans_the_noise(tmp_path: Path) -> None:
 
 def test_time_is_cpu_time_when_workers_ran_side_by_side(tmp_path: Path) -> None:
     s = _summary(_store(tmp_path, overlap=True))
-    basis = tables.time_basis(s)
+    basis = timing.time_basis(s)
     assert (basis.metric, basis.side_by_side, basis.label) == ("cpu_time", True, "CPU time")
     shown = render.display_table(s)
     assert list(shown["CPU time/run (s)"]) == ["4.00"] * 4  # 2, 4, 6 s
@@ -121,7 +121,7 @@ def test_time_is_cpu_time_when_workers_ran_side_by_side(tmp_path: Path) -> None:
 
 def test_time_falls_back_to_wall_time_and_says_so(tmp_path: Path) -> None:
     s = _summary(_store(tmp_path, cpu=False, overlap=True))
-    basis = tables.time_basis(s)
+    basis = timing.time_basis(s)
     assert (basis.metric, basis.side_by_side) == ("wall_time", True)
     assert basis.note == (
         "Workers ran side by side, but this store's trials have no CPU time (`cpu_time`, "
@@ -135,7 +135,7 @@ def test_time_falls_back_to_wall_time_and_says_so(tmp_path: Path) -> None:
 def test_one_worker_shows_wall_time(tmp_path: Path) -> None:
     # --jobs 2 asked, but the trials ran one after another (hpo capped the workers)
     s = _summary(_store(tmp_path, command="hpo run --study g --jobs 2"))
-    assert tables.time_basis(s) == tables.TimeBasis(
+    assert timing.time_basis(s) == timing.TimeBasis(
         "wall_time", False, "Time is wall time; one trial ran at a time.")
 
 
@@ -146,8 +146,8 @@ def test_overlapping_trials_count_as_side_by_side() -> None:
                                              t("2026-01-01 10:07")],
                           "datetime_complete": [t("2026-01-01 10:05"), t("2026-01-01 10:08"),
                                                 t("2026-01-01 10:09")]})
-    assert tables.overlapping(frame)
-    assert not tables.overlapping(frame.iloc[:2])  # one ends as the next starts
+    assert timing.overlapping(frame)
+    assert not timing.overlapping(frame.iloc[:2])  # one ends as the next starts
 
 
 def _importance(a: dict[str, float], b: dict[str, float]) -> figures.ImportanceData:
@@ -255,7 +255,7 @@ def test_large_studies_resample_only_ped_anova() -> None:
 
 
 def test_stored_jobs_decide_without_trial_times() -> None:
-    assert tables._jobs("hpo run --study g --jobs 2") == 2
-    assert tables._jobs("hpo run --study g --jobs=3 --epochs 1") == 3
-    assert tables._jobs("hpo run --study g") == 1
-    assert tables._jobs("hpo run --jobs x") == 1
+    assert timing._jobs("hpo run --study g --jobs 2") == 2
+    assert timing._jobs("hpo run --study g --jobs=3 --epochs 1") == 3
+    assert timing._jobs("hpo run --study g") == 1
+    assert timing._jobs("hpo run --jobs x") == 1

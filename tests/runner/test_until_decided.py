@@ -18,7 +18,7 @@ import pytest
 from hpo import decide, runner, spec, store
 from hpo.benchmarks import synthetic
 from hpo.errors import SpecError
-from hpo.reporting import claims, tables, verdicts, write
+from hpo.reporting import claims, claims_section, tables, verdicts, write
 from tests.conftest import cached_store, completed_runs, run_hpo, start_hpo, trials, wait_for
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -139,7 +139,7 @@ def test_seeds_go_only_to_undecided_claims_until_decided(tmp_path: Path) -> None
         level, taken, planned = verdicts.claim_level(claim, summary)
         assert (level, taken, planned) == (pytest.approx(second), 2, 2)
     assert ("claim 1 look 2 of 2, α = 0.019; claim 2 look 2 of 2, α = 0.019. Holm over the "
-            "claims runs on p × 0.05 / α") in verdicts.claims_intro(summary)
+            "claims runs on p × 0.05 / α") in claims_section.claims_intro(summary)
 
 
 def test_a_claim_whose_data_a_look_left_alone_keeps_its_look(tmp_path: Path) -> None:

@@ -36,11 +36,11 @@ MIN_SPAN_POINTS, MIN_SPAN_STDS = 5.0, 4.0
 def heatmap_data(summary: Summary, metrics: tuple[str, ...] = ("test_acc", "time")
                  ) -> HeatmapData:
     """Numeric pivots of ``metrics`` ("time": the time the report's tables show, CPU time when
-    workers ran side by side, see tables.time_basis), which cells of the accuracy/loss maps are
+    workers ran side by side, see timing.time_basis), which cells of the accuracy/loss maps are
     within noise of the best, and each map's colour range."""
     import numpy as np
 
-    from hpo.reporting.tables import time_basis
+    from hpo.reporting.timing import time_basis
 
     basis = time_basis(summary).metric
     metrics = tuple(basis if m == "time" else m for m in metrics)
