@@ -86,6 +86,8 @@ class Verdict:
     by_reading: tuple[tuple[str, str], ...] = ()
     # Readings left out of the verdict because the configuration it favours did not train there.
     untrained: tuple[str, ...] = ()
+    # What it would be with min_seeds runs a side, where it is inconclusive only for fewer.
+    would_be: str | None = None
 
     @property
     def decided(self) -> bool:
@@ -157,7 +159,8 @@ def _too_few_seeds(verdict: Verdict, least: int) -> Verdict:
     return replace(verdict, verdict=INCONCLUSIVE, evidence=(
         f"{verdict.evidence}; inconclusive: it would be {verdict.verdict} on {fewest} seeds, "
         f"but a decision needs at least {least} per configuration (min_seeds: two runs' "
-        "spread is too unreliable to decide on)"), seeds_needed=lambda _alpha: least)
+        "spread is too unreliable to decide on)"), seeds_needed=lambda _alpha: least,
+        would_be=verdict.verdict)
 
 
 def _evaluate(claim: Claim, summary: Summary, alpha: float | None,

@@ -140,22 +140,25 @@ def chance_acc(dataset: str) -> float:
     return 100.0 / (DATASETS[dataset].n_classes if dataset in DATASETS else 10)
 
 
+REDUCTION = "train.loss_reduction"
 # A mean cross-entropy this close to ln(classes), guessing's, has learned nothing (R1's plain SGD
 # at lr 1e-3: 2.29-2.30 against ln 10 = 2.303, at 16% test accuracy).
 CHANCE_LOSS_SHARE = 0.95
 
 
 def at_chance(train_acc: Runs, dataset: str, train_loss: Runs | None = None,
-              reduction: str = "mean") -> Runs:
+              reduction: str | Runs = "mean") -> Runs:
     """Runs that learned nothing: final training accuracy (%, a Series) within the at_chance
     tolerance of guessing, or, for a mean-reduced loss, final training loss at least
-    CHANCE_LOSS_SHARE of ln(classes). A missing accuracy (a diverged run) counts as at chance."""
+    CHANCE_LOSS_SHARE of ln(classes). A missing accuracy (a diverged run) counts as at chance.
+    ``reduction`` is each run's (a Series) where a study varies it: a summed loss is a batch's
+    worth of per-image losses, so its size says nothing about guessing."""
     from hpo.spec import CHANCE_TOLERANCE
 
     stuck = ~(train_acc > chance_acc(dataset) + CHANCE_TOLERANCE)
-    if train_loss is not None and reduction == "mean":
+    if train_loss is not None:
         guess_loss = math.log(100.0 / chance_acc(dataset))
-        stuck = stuck | (train_loss >= CHANCE_LOSS_SHARE * guess_loss)
+        stuck = stuck | ((reduction == "mean") & (train_loss >= CHANCE_LOSS_SHARE * guess_loss))
     return stuck
 
 
@@ -182,9 +185,10 @@ def config_table(frame: pd.DataFrame, study: Study, metric: str | None = None) -
                          if keys else "")
     target = float(study.config.get("target_acc") or 0)
     values = _run_values(frame[frame["state"] == "COMPLETE"], target)
+    done = frame[frame["state"] == "COMPLETE"]
     values["collapsed"] = at_chance(
         values["train_acc"], study.config["dataset"], values["train_loss"],
-        study.config["train.loss_reduction"]) & ~values["diverged"]
+        done.get(REDUCTION, study.config[REDUCTION])) & ~values["diverged"]
     agg = _aggregate(values, target)
 
     states = frame.groupby(["_key", "state"], sort=False).size().unstack(fill_value=0)

@@ -81,7 +81,7 @@ def _untrained_rows(claim: Claim, verdict: Verdict, config: dict) -> list[dict]:
     guessing's (tables.at_chance; one seed that barely moved does not make one that trains)."""
     import pandas as pd
 
-    from hpo.reporting.tables import at_chance
+    from hpo.reporting.tables import REDUCTION, at_chance
 
     if claim.kind not in NEEDS_TRAINING:
         return []
@@ -90,7 +90,7 @@ def _untrained_rows(claim: Claim, verdict: Verdict, config: dict) -> list[dict]:
         acc = pd.Series([row.get("train_acc_mean")], dtype=float)
         loss = pd.Series([row.get("train_loss_mean")], dtype=float)
         return bool(at_chance(acc, config["dataset"], loss,
-                              config["train.loss_reduction"]).iloc[0])
+                              row.get(REDUCTION, config[REDUCTION])).iloc[0])
 
     return [row for row in verdict.configs if int(row.get("n") or 0) > 0 and stuck(row)]
 
@@ -170,7 +170,7 @@ def _judge_readings(claim: Claim, summary: Summary, alpha: float, closest: Readi
         tail = "a closer reproduction of the seed's setting would decide it, more seeds would not"
     elif against:
         needs = []
-        tail = (f"in {', '.join(against)} the observed difference points the other way from the "
+        tail = (f"in {', '.join(against)} {_what_points(claim)} points the other way from the "
                 "decided readings, so more seeds would more likely confirm the disagreement "
                 "than decide it; a closer reproduction of the seed's setting would")
     elif needs:
@@ -263,19 +263,26 @@ def _split(claim: Claim, per: list[tuple[Any, Verdict]]) -> bool:
 
 def _pointing_against(claim: Claim, per: list[tuple[Any, Verdict]], summary: Summary
                       ) -> list[str]:
-    """Undecided readings of a `better` claim whose observed difference runs against the
-    verdict the decided readings reached: behind, where they found it better; ahead by at
-    least the margin that matters, where they found it not better (a reading ahead by less
-    points to "no meaningful difference", which is "not supported" too)."""
+    """Undecided readings that run against the verdict the decided readings reached: one
+    undecided only for want of min_seeds runs whose test already gives the other verdict (any
+    kind); for a `better` claim, one whose observed difference is behind, where they found it
+    better, or ahead by at least the margin that matters, where they found it not better (a
+    reading ahead by less points to "no meaningful difference", which is "not supported" too)."""
     from hpo.schema import lower_is_better
 
     decided = {v.verdict for _, v in per if v.verdict in (SUPPORTED, NOT_SUPPORTED)}
-    if claim.kind != "better" or len(decided) != 1:
+    if len(decided) != 1:
         return []
     wins = decided == {SUPPORTED}
     out = []
     for r, v in per:
-        if v.verdict != INCONCLUSIVE or len(v.configs) != 2:
+        if v.verdict != INCONCLUSIVE:
+            continue
+        if v.would_be is not None:
+            if v.would_be not in decided:
+                out.append(side_label(summary, r))
+            continue
+        if claim.kind != "better" or len(v.configs) != 2:
             continue
         a, b = (row.get(f"{v.metric}_mean") for row in v.configs)
         if a is None or b is None or not (math.isfinite(a) and math.isfinite(b)) or a == b:
@@ -285,6 +292,12 @@ def _pointing_against(claim: Claim, per: list[tuple[Any, Verdict]], summary: Sum
         if (gain <= 0) if wins else (gain >= margin if margin else gain > 0):
             out.append(side_label(summary, r))
     return out
+
+
+def _what_points(claim: Claim) -> str:
+    """What of an undecided reading points a way: a comparison's difference, else its test."""
+    return ("the observed difference" if claim.kind == "better" else
+            "the test on fewer than min_seeds runs")
 
 
 def reading_gist(v: Verdict) -> str:

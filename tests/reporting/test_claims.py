@@ -756,3 +756,27 @@ def test_a_decision_needs_min_seeds_a_side(tmp_path):
                                         config={**summary.study.config, "min_seeds": 2})
     (v,) = verdicts.evaluate_all(summary)
     assert v.verdict == "supported"
+
+
+def test_a_reading_short_of_min_seeds_whose_test_gives_the_other_verdict_points_against(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """mnist/batch_size_lr: lr 1e-5 stays at chance in a reading with 2 runs (its test would
+    say supported) and trains in another with 3 (not supported). That is a disagreement, not
+    a claim a few more seeds would decide 'as not supported'."""
+    from hpo.reporting import readings
+
+    acc = {("before_pool", 0.01): (10.1, 10.2, 9.9), ("none", 0.01): (9.8, 10.3),
+           ("before_pool", 0.1): (60.0, 62.0, 61.0), ("none", 0.1): (80.0, 82.0, 84.0)}
+    summary = lr_readings_summary(tmp_path, "chance", acc)
+    summary.study = dataclasses.replace(summary.study, claims=(spec.Claim(
+        "none barely trains", "at_chance", ((LOC, "none"),), (), "test_acc", 5.0),))
+    monkeypatch.setattr(readings, "readings_of",
+                        lambda s: [(("train.lr", 0.01),), (("train.lr", 0.1),)])
+    monkeypatch.setattr(readings, "closest_reading", lambda s: None)
+    (v,) = verdicts.evaluate_all(summary)
+    assert v.verdict == "inconclusive" and v.seeds_needed is None
+    assert v.evidence.startswith("the readings the seed leaves open disagree")
+    assert v.evidence.endswith(
+        "inconclusive: in lr=0.01 the test on fewer than min_seeds runs points the other way "
+        "from the decided readings, so more seeds would more likely confirm the disagreement "
+        "than decide it; a closer reproduction of the seed's setting would")

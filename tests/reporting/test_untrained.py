@@ -149,6 +149,10 @@ def test_a_loss_still_at_guessing_s_did_not_train(tmp_path):
     loss = pd.Series([2.29, 0.95 * math.log(10) - 0.01, 2.29])
     assert t.at_chance(acc, "digits", loss).tolist() == [True, False, True]
     assert t.at_chance(acc, "digits", loss, "sum").tolist() == [False, False, False]
+    # Each run's own reduction where a study varies it (mnist/batch_size_lr: a summed loss of
+    # 6.29 at 85% training accuracy is a network that trained).
+    each = pd.Series(["mean", "mean", "sum"])
+    assert t.at_chance(acc, "digits", loss, each).tolist() == [True, False, False]
 
 
 @pytest.mark.parametrize(("acc", "expected"), [(15.0, True), (15.01, False), (None, True)])
