@@ -56,7 +56,8 @@ def claims_intro(summary: Summary) -> str:
         "(p: the largest of the readings'), and readings that disagree leave it inconclusive. "
         "A reading in which a configuration that a `better`, `best` or `similar` claim compares "
         "did not train (its mean final training accuracy within the at_chance tolerance of "
-        "chance, or its training loss near guessing's), on either side, is left out of that "
+        "chance, or its mean-reduced training loss near guessing's with its accuracy within "
+        "three tolerances of chance), on either side, is left out of that "
         "claim's verdict and named (a study without readings is one reading); with no reading "
         "left the claim is not exercised. "
         "Verdicts named for other readings are uncorrected." + looks + _new_kinds(summary)
