@@ -95,6 +95,11 @@ LOWER_IS_BETTER = ("wall_time", "cpu_time", "epoch_seconds", "epochs_run", "epoc
                    "sharpness", "late_loss_fall")
 
 
+# What a run costs, whether or not its network trained: a claim on these keeps every reading.
+COST_METRICS = ("wall_time", "cpu_time", "epoch_seconds", "cpu_epoch_seconds", "peak_rss_mb",
+                "n_params", "n_trainable")
+
+
 def lower_is_better(metric: str) -> bool:
     """Losses, times, epochs and sharpness are better low; accuracies high."""
     return metric.endswith("_loss") or metric in LOWER_IS_BETTER

@@ -86,6 +86,8 @@ class Verdict:
     by_reading: tuple[tuple[str, str], ...] = ()
     # Readings left out of the verdict because the configuration it favours did not train there.
     untrained: tuple[str, ...] = ()
+    # The configurations behind ``untrained``, each once: "label (training loss 2.3, ...)".
+    untrained_rows: tuple[str, ...] = ()
     # What it would be with min_seeds runs a side, where it is inconclusive only for fewer.
     would_be: str | None = None
 

@@ -75,15 +75,24 @@ def _stuck_at(row: dict) -> str:
     return f"training loss {loss:.3g}, accuracy {acc:.1f}%"
 
 
+def _row_labels(rows: list[dict]) -> tuple[str, ...]:
+    """Each configuration once, with what "did not train" rests on."""
+    labels = {row["config"]: f"{row['config']} ({why})" if (why := _stuck_at(row))
+              else row["config"] for row in rows}
+    return tuple(labels.values())
+
+
 def _untrained_rows(claim: Claim, verdict: Verdict, config: dict) -> list[dict]:
     """The configurations a claim compares that did not train: their mean final training
     accuracy within the at_chance tolerance of guessing, or their mean training loss near
-    guessing's (tables.at_chance; one seed that barely moved does not make one that trains)."""
+    guessing's (tables.at_chance; one seed that barely moved does not make one that trains).
+    None for a claim on what a run costs (seconds, memory, parameters): that needs no training."""
     import pandas as pd
 
     from hpo.reporting.tables import REDUCTION, at_chance
+    from hpo.schema import COST_METRICS
 
-    if claim.kind not in NEEDS_TRAINING:
+    if claim.kind not in NEEDS_TRAINING or verdict.metric in COST_METRICS:
         return []
 
     def stuck(row: dict) -> bool:
@@ -114,7 +123,7 @@ def evaluate_in_readings(claim: Claim, summary: Summary, alpha: float) -> Verdic
         named = (" and ".join(row["config"] for row in rows) + " did not train",)
         return Verdict(claim, verdict.metric, NOT_EXERCISED, f"{named[0]}: a network that "
                        "never leaves chance does not measure the claim", configs=verdict.configs,
-                       untrained=named)
+                       untrained=named, untrained_rows=_row_labels(rows))
     untrained = {}
     for r in every:
         rows = _untrained_rows(claim, evaluate(claim, summary, alpha, r), summary.study.config)
@@ -128,15 +137,16 @@ def _with_untrained(claim: Claim, summary: Summary, alpha: float, closest: Readi
     """The readings rule over the readings left once those in ``untrained`` are taken out."""
     if untrained:
         named = tuple(_untrained_label(summary, r, rows) for r, rows in untrained.items())
+        each = _row_labels([row for rows in untrained.values() for row in rows])
         trained = [r for r in every if r not in untrained]
         if not trained:
             return Verdict(claim, claim_metric(claim, summary), NOT_EXERCISED,
                            "no reading the seed leaves open trains the networks it compares: "
-                           + "; ".join(named), untrained=named)
+                           + "; ".join(named), untrained=named, untrained_rows=each)
         if closest in untrained:
             closest = None
         kept = _judge_readings(claim, summary, alpha, closest, trained)
-        return replace(kept, untrained=named, evidence=(
+        return replace(kept, untrained=named, untrained_rows=each, evidence=(
             f"{kept.evidence}; left out, as they did not train: {'; '.join(named)}"))
     return _judge_readings(claim, summary, alpha, closest, every)
 

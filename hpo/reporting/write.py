@@ -365,7 +365,8 @@ def readme(summary: Summary, drawn: Sequence[tuple[str, str]], formats: Sequence
     if config["question"]:
         lines += [f"> {config['question']}", ""]
     lines += [headline(summary), ""]
-    untrained = sorted({r for v in judged for r in v.untrained})
+    # Each configuration once, in the order the claims name them (several may leave out one).
+    untrained = list(dict.fromkeys(r for v in judged for r in v.untrained_rows))
     if untrained:
         lines += [f"*Did not train, so left out of the claims they would decide: "
                   f"{'; '.join(untrained)}.*", ""]

@@ -96,8 +96,8 @@ def test_the_report_counts_runs_at_chance_and_says_what_was_left_out(tmp_path):
     shown = render.display_table(summary, None)
     assert list(shown["diverged / at chance"]) == ["0 / 3", "0 / 0", "0 / 0", "0 / 0"]
     text = write.readme(summary, [], ["md"])
-    assert ("*Did not train, so left out of the claims they would decide: lr=0.001 "
-            "(optimizer=sgd, lr=0.001 did not train: training loss 0.5, accuracy 10.2%).*") in text
+    assert ("*Did not train, so left out of the claims they would decide: optimizer=sgd, "
+            "lr=0.001 (training loss 0.5, accuracy 10.2%).*") in text
     assert ("3 complete runs in 1 configurations ended at chance (training "
             "accuracy or loss at guessing's: they did not train; column \"at chance\").") in text
 
