@@ -186,3 +186,21 @@ def test_a_collapse_reading_counts_its_runs_at_chance_and_names_zero_variance() 
                            0.00264, configs=({"n": 6, "collapsed": 1},))
     assert verdicts.reading_gist(same) == " (every run the same, 4 of 4 runs at chance)"
     assert verdicts.reading_gist(mixed) == " (p = 0.00264, 1 of 6 runs at chance)"
+
+
+def test_each_configuration_left_out_is_named_once_and_cost_claims_keep_it(tmp_path):
+    """Two claims leave out the same stuck configuration: the report's first lines name it once
+    (mnist/full_batch listed its readings twice, rows in another order). A claim on what a run
+    costs keeps that reading: seconds need no training."""
+    summary = build_summary(tmp_path, SGD_STUCK, "sgd-stuck")
+    beats = summary.study.claims[0]
+    cost = spec.Claim("momentum costs more than plain SGD", "better",
+                      (("train.optimizer", "momentum"),), (("train.optimizer", "sgd"),),
+                      "wall_time")
+    summary.study = dataclasses.replace(
+        summary.study, claims=(beats, dataclasses.replace(beats, text="again"), cost))
+    judged = verdicts.evaluate_all(summary)
+    assert [v.untrained_rows for v in judged] == [
+        ("optimizer=sgd, lr=0.001 (training loss 0.5, accuracy 10.2%)",)] * 2 + [()]
+    text = write.readme(summary, [], ["md"])
+    assert text.count("optimizer=sgd, lr=0.001 (training loss 0.5, accuracy 10.2%)") == 1
