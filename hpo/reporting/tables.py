@@ -133,6 +133,18 @@ def state_counts(frame: pd.DataFrame) -> dict[str, int]:
     return {state: int(counts.get(state, 0)) for state in STATES}
 
 
+def redone_failures(summary: Summary) -> int:
+    """Failed trials whose configuration and seed also completed: runs cut short (an interrupt,
+    a lost worker) that the runner ran again."""
+    frame = summary.frame
+    if "seed" not in frame:
+        return 0
+    run = [*summary.keys, "seed"]
+    done = {tuple(r) for r in frame.loc[frame["state"] == "COMPLETE", run].astype(str).values}
+    failed = frame.loc[frame["state"] == "FAIL", run].astype(str).values
+    return sum(1 for r in failed if tuple(r) in done)
+
+
 def chance_acc(dataset: str) -> float:
     """Accuracy (%) of guessing: 100 / the dataset's classes."""
     from hpo.nn.shapes import DATASETS

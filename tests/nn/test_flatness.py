@@ -14,7 +14,7 @@ from hpo.benchmarks import synthetic
 from hpo.nn import data, flatness
 from hpo.nn.models import ModelConfig, build_model
 from hpo.nn.train import TrainConfig, evaluate, train_model
-from hpo.reporting import figures, tables, write
+from hpo.reporting import figure_specs, figures, tables, write
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -161,7 +161,7 @@ def test_flatness_data_averages_seeds(tmp_path: Path) -> None:
     assert c.loc[("val_loss", "label_shuffle=1", 1.0), "mean"] == pytest.approx(3.0)
     assert c.loc[("val_err", "label_shuffle=1", 1.0), "mean"] == pytest.approx(11.0)
     assert c.loc[("train_loss", "label_shuffle=0", 0.0), "n"] == 0  # None is left out
-    stems = [stem for stem, _, _ in write._figure_specs(summary)]
+    stems = [stem for stem, _, _ in figure_specs.figure_specs(summary)]
     assert "flatness" in stems
     written = write.write_report(summary, tmp_path / "reports")
     assert (written.folder / "figures" / "flatness.png").is_file()

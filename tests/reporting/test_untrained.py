@@ -204,3 +204,20 @@ def test_each_configuration_left_out_is_named_once_and_cost_claims_keep_it(tmp_p
         ("optimizer=sgd, lr=0.001 (training loss 0.5, accuracy 10.2%)",)] * 2 + [()]
     text = write.readme(summary, [], ["md"])
     assert text.count("optimizer=sgd, lr=0.001 (training loss 0.5, accuracy 10.2%)") == 1
+
+
+def test_failed_runs_that_were_run_again_are_said_to_be(tmp_path):
+    """mnist/full_batch: 4 failed trials, each a run cut short by an interrupt and run again."""
+    study = spec.validate(copy.deepcopy(RAW), "test")
+    study_obj = synthetic.create_study(optuna.storages.InMemoryStorage(), study)
+    params = {"train.optimizer": "sgd", "train.lr": 0.01}
+    synthetic.add(study_obj, [
+        synthetic.trial(study, params, synthetic.record(0, test_acc=70.0), state="FAIL"),
+        synthetic.trial(study, params, synthetic.record(0, test_acc=70.0)),
+        synthetic.trial(study, params, synthetic.record(1, test_acc=71.0), state="FAIL")])
+    summary = tables.summarize(study_obj)
+    assert tables.redone_failures(summary) == 1  # seed 1 never completed
+    assert ("3 trials: 1 complete, 2 failed. Only complete trials enter the means; the others "
+            "are counted per configuration in the table. 1 of the failed runs was cut short (an "
+            "interrupt or a lost worker) and run again to completion: each configuration and "
+            "seed counts once.") in write.readme(summary, [], ["md"])
