@@ -270,12 +270,15 @@ def _better(claim: Claim, a: Side, b: Side, m: str, alpha: float) -> Verdict:
             # Too small to matter only where its interval shows it (TOST), not the estimate.
             p_eq = stats.p_equivalent(d, margin)
             low, high = stats.ci(d, 1 - 2 * alpha)
-            shown = (f"shown smaller ({p_text(p_eq, 'TOST p')}): too small to matter"
+            # At the claim's own margin that is the claim failing; at the default, a footnote.
+            gist = ("no meaningful difference" if claim.margin is not None and wins
+                    else "too small to matter")
+            shown = (f"shown smaller ({p_text(p_eq, 'TOST p')}): {gist}"
                      if p_eq < alpha else f"not shown smaller: its {100 * (1 - 2 * alpha):.3g}% "
                      f"CI [{low:+.3g}, {high:+.3g}] reaches the margin")
             below = (f", but by {abs(d.diff):.3g}, less than the {margin:g}"
                      f"{units_text(m, margin)} that matters, {shown}")
-            if p_eq < alpha and claim.margin is not None:
+            if p_eq < alpha and claim.margin is not None and wins:
                 # The claim names its own smallest difference ("far worse"): a real difference
                 # shown smaller than that is not the one it asserts. Under the default margin
                 # the claim asserts only a direction, so a real small difference supports it.

@@ -656,7 +656,9 @@ def test_a_significant_difference_below_the_claims_own_margin_does_not_support_i
     v = one(tmp_path, far, acc)
     assert v.verdict == "not supported"
     assert v.evidence.endswith("(significantly better, but by 0.5, less than the 1 point that "
-                               "matters, shown smaller (TOST p = 0.0018): too small to matter)")
+                               "matters, shown smaller (TOST p = 0.0018): no meaningful "
+                               "difference)")
+    assert verdicts.reading_gist(v) == " (no meaningful difference, TOST p = 0.0018)"
     assert v.p_value == pytest.approx(0.0018, abs=5e-5)
     rule = ("A `better` claim with its own margin (a claim of a large difference) is not "
             "supported by a difference shown smaller than that margin, even a significant one.")
