@@ -4,10 +4,10 @@ A verdict is SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE, NOT_EXERCISED or NOT_APPLIC
 numbers behind it. Tests use the per-seed values of the complete runs (hpo.reporting.stats):
 
 - ``better``: supported iff Welch's two-sided test finds ``config`` significantly better than
-  ``than`` (and, for a claim with its own ``margin``, TOST does not show the difference inside
-  ± that margin); not supported iff significantly worse, or (accuracies, or a claim with
-  ``margin``) iff TOST shows the difference inside ± the smallest difference that matters;
-  else inconclusive.
+  ``than`` and (accuracies, or a claim with ``margin``) TOST does not show the difference
+  inside ± the smallest difference that matters; not supported iff significantly worse, or
+  iff TOST shows it inside that margin, significant or not (no meaningful difference); else
+  inconclusive.
 - ``best``: Welch's test of ``config`` against every other configuration, Holm-corrected over
   those k - 1 comparisons. Supported iff it is best by mean and significantly better than every
   other; not supported iff another configuration is significantly better; else inconclusive,
@@ -270,18 +270,17 @@ def _better(claim: Claim, a: Side, b: Side, m: str, alpha: float) -> Verdict:
             # Too small to matter only where its interval shows it (TOST), not the estimate.
             p_eq = stats.p_equivalent(d, margin)
             low, high = stats.ci(d, 1 - 2 * alpha)
-            # At the claim's own margin that is the claim failing; at the default, a footnote.
-            gist = ("no meaningful difference" if claim.margin is not None and wins
-                    else "too small to matter")
+            gist = "no meaningful difference" if wins else "too small to matter"
             shown = (f"shown smaller ({p_text(p_eq, 'TOST p')}): {gist}"
                      if p_eq < alpha else f"not shown smaller: its {100 * (1 - 2 * alpha):.3g}% "
                      f"CI [{low:+.3g}, {high:+.3g}] reaches the margin")
             below = (f", but by {abs(d.diff):.3g}, less than the {margin:g}"
                      f"{units_text(m, margin)} that matters, {shown}")
-            if p_eq < alpha and claim.margin is not None and wins:
-                # The claim names its own smallest difference ("far worse"): a real difference
-                # shown smaller than that is not the one it asserts. Under the default margin
-                # the claim asserts only a direction, so a real small difference supports it.
+            if p_eq < alpha and wins:
+                # A real difference shown smaller than the smallest that matters is not the
+                # one the claim asserts ("far worse" names its own margin; otherwise the
+                # default's point): and judged so whatever its variance, or a 0.38-point gap
+                # would be "supported" beside a 0.28-point one that is "no difference".
                 return Verdict(claim, m, NOT_SUPPORTED, f"{evidence} (significantly "
                                f"{'better' if wins else 'worse'}{below})", p_eq, configs=rows,
                                seeds_needed=needed)

@@ -29,10 +29,11 @@ def claims_intro(summary: Summary) -> str:
         "What the seed reports claimed, checked against these measurements. `better`: "
         "supported iff Welch's two-sided t-test finds it significantly better, not supported "
         "iff significantly worse, or, on accuracies, iff the difference is shown smaller than "
-        "the smallest that matters (the claim's margin, default 1 point; TOST): no meaningful "
-        "difference. `best`: supported iff best by mean and significantly better "
-        "than every other configuration (Welch, Holm-corrected over those comparisons), not "
-        "supported iff another is significantly better; an inconclusive `best` names its ties. "
+        "the smallest that matters (the claim's margin, default 1 point; TOST), significant "
+        "or not: no meaningful difference. `best`: supported iff best by mean and "
+        "significantly better than every other configuration (Welch, Holm-corrected over "
+        "those comparisons), not supported iff another is significantly better; an "
+        "inconclusive `best` names its ties. "
         "`similar`: TOST equivalence within ±margin (default "
         f"{SIMILAR_MARGIN:g} accuracy point; supported iff the (1 − 2α) confidence interval of "
         "the difference, 90% at α = 0.05, lies inside it; not supported iff the difference is "
@@ -67,11 +68,7 @@ def claims_intro(summary: Summary) -> str:
 def _new_kinds(summary: Summary) -> str:
     """The rules of the kinds only some studies use, said where they are used."""
     kinds = {c.kind for c in summary.study.claims}
-    own_margin = any(c.kind == "better" and c.margin is not None for c in summary.study.claims)
     return "".join([
-        " A `better` claim with its own margin (a claim of a large difference) is not "
-        "supported by a difference shown smaller than that margin, even a significant one."
-        if own_margin else "",
         " `above`: supported iff the configuration's mean is significantly above the stated "
         "value (one-sample t-test, two-sided), not supported iff significantly below; its seed "
         "advice is for that one-sample test." if "above" in kinds else "",
