@@ -264,29 +264,9 @@ def _better(claim: Claim, a: Side, b: Side, m: str, alpha: float) -> Verdict:
         return more_than(stats.seeds_to_detect(d.diff, sd, level), a, b)
 
     if p < alpha:
-        wins = _gain(d.diff, m) > 0
-        below = ""
-        if small:
-            # Too small to matter only where its interval shows it (TOST), not the estimate.
-            p_eq = stats.p_equivalent(d, margin)
-            low, high = stats.ci(d, 1 - 2 * alpha)
-            gist = "no meaningful difference" if wins else "too small to matter"
-            shown = (f"shown smaller ({p_text(p_eq, 'TOST p')}): {gist}"
-                     if p_eq < alpha else f"not shown smaller: its {100 * (1 - 2 * alpha):.3g}% "
-                     f"CI [{low:+.3g}, {high:+.3g}] reaches the margin")
-            below = (f", but by {abs(d.diff):.3g}, less than the {margin:g}"
-                     f"{units_text(m, margin)} that matters, {shown}")
-            if p_eq < alpha and wins:
-                # A real difference shown smaller than the smallest that matters is not the
-                # one the claim asserts ("far worse" names its own margin; otherwise the
-                # default's point): and judged so whatever its variance, or a 0.38-point gap
-                # would be "supported" beside a 0.28-point one that is "no difference".
-                return Verdict(claim, m, NOT_SUPPORTED, f"{evidence} (significantly "
-                               f"{'better' if wins else 'worse'}{below})", p_eq, configs=rows,
-                               seeds_needed=needed)
-        return Verdict(claim, m, SUPPORTED if wins else NOT_SUPPORTED,
-                       f"{evidence} (significantly {'better' if wins else 'worse'}{below})", p,
-                       configs=rows, seeds_needed=needed)
+        return _significant(claim, d, m, alpha, margin if small else None,
+                            Verdict(claim, m, INCONCLUSIVE, evidence, p, configs=rows,
+                                    seeds_needed=needed))
     if margin is not None:
         p_eq = stats.p_equivalent(d, margin)
         low, high = stats.ci(d, 1 - 2 * alpha)
@@ -305,6 +285,33 @@ def _better(claim: Claim, a: Side, b: Side, m: str, alpha: float) -> Verdict:
     return Verdict(claim, m, INCONCLUSIVE, f"{evidence} (not significant); inconclusive: "
                    + seeds_text(needed(alpha), f"detect the observed {amount_text(d.diff, m)}",
                                 alpha), p, configs=rows, seeds_needed=needed)
+
+
+def _significant(claim: Claim, d: stats.Diff, m: str, alpha: float, margin: float | None,
+                 base: Verdict) -> Verdict:
+    """A significant difference (``base`` holds its evidence, p and rows). ``margin``: the
+    smallest difference that matters where the observed one is below it, else None."""
+    wins = _gain(d.diff, m) > 0
+    said = f"significantly {'better' if wins else 'worse'}"
+    if margin is None:
+        return replace(base, verdict=SUPPORTED if wins else NOT_SUPPORTED,
+                       evidence=f"{base.evidence} ({said})")
+    # Too small to matter only where its interval shows it (TOST), not the estimate.
+    p_eq = stats.p_equivalent(d, margin)
+    low, high = stats.ci(d, 1 - 2 * alpha)
+    gist = "no meaningful difference" if wins else "too small to matter"
+    shown = (f"shown smaller ({p_text(p_eq, 'TOST p')}): {gist}" if p_eq < alpha else
+             f"not shown smaller: its {100 * (1 - 2 * alpha):.3g}% CI [{low:+.3g}, {high:+.3g}] "
+             "reaches the margin")
+    evidence = (f"{base.evidence} ({said}, but by {abs(d.diff):.3g}, less than the {margin:g}"
+                f"{units_text(m, margin)} that matters, {shown})")
+    if p_eq < alpha and wins:
+        # A real difference shown smaller than the smallest that matters is not the one the
+        # claim asserts ("far worse" names its own margin; otherwise the default's point), and
+        # is judged so whatever its variance, or a 0.38-point gap would be "supported" beside
+        # a 0.28-point one that is "no difference".
+        return replace(base, verdict=NOT_SUPPORTED, evidence=evidence, p_value=p_eq)
+    return replace(base, verdict=SUPPORTED if wins else NOT_SUPPORTED, evidence=evidence)
 
 
 def meaningful_difference(claim: Claim, m: str) -> float | None:
