@@ -10,8 +10,9 @@ numbers behind it. Tests use the per-seed values of the complete runs (hpo.repor
   inconclusive.
 - ``best``: Welch's test of ``config`` against every other configuration, Holm-corrected over
   those k - 1 comparisons. Supported iff it is best by mean and significantly better than every
-  other; not supported iff another configuration is significantly better; else inconclusive,
-  naming those not significantly different from it (not a tie).
+  other; not supported iff another configuration is significantly better or (accuracies) TOST,
+  Holm over the tied ones, shows one within SIMILAR_MARGIN of it (a tie is no best); else
+  inconclusive, naming those not significantly different from it.
 - ``similar`` (TOST equivalence within the claim's ``margin``), ``at_chance`` (the same TOST on
   one sample, against chance), ``above`` (a one-sample t-test) and ``spread`` (a bootstrap of
   two metrics' spreads): their rules are in hpo.reporting.claim_kinds.
@@ -362,6 +363,18 @@ def _best(claim: Claim, summary: Summary, a: Side, m: str, alpha: float,
     return _best_undecided(claim, m, a, others, diffs, adjusted, gain, alpha, needed_for)
 
 
+def _shown_tie(m: str, others: list[Side], diffs: list[Any],
+               testable: list[int], alpha: float) -> tuple[int, float] | None:
+    """(index, Holm-adjusted TOST p) of a configuration shown within the smallest difference
+    that matters of the claimed best (accuracies: SIMILAR_MARGIN), else None: a best that
+    ties another is not the best, and no number of seeds would make it so."""
+    if not m.endswith("_acc") or not testable:
+        return None
+    adjusted = stats.holm([stats.p_equivalent(diffs[i], SIMILAR_MARGIN) for i in testable])
+    k = min(range(len(testable)), key=lambda j: adjusted[j])
+    return (testable[k], adjusted[k]) if adjusted[k] < alpha else None
+
+
 def _best_undecided(claim: Claim, m: str, a: Side, others: list[Side], diffs: list[Any],
                     adjusted: list[float], gain: list[float], alpha: float,
                     needed_for: Callable[[int], Callable[[float], int | None]]) -> Verdict:
@@ -378,6 +391,14 @@ def _best_undecided(claim: Claim, m: str, a: Side, others: list[Side], diffs: li
                 f"{', '.join(o.row['config'] for o in ties)} ({holm}, adjusted p ≥ {alpha:.3g} "
                 "or no test; not a tie)")
     testable = [i for i in tied if diffs[i] is not None]
+    tie = _shown_tie(m, others, diffs, testable, alpha)
+    if tie is not None:
+        i, p_eq = tie
+        return Verdict(claim, m, NOT_SUPPORTED, f"{evidence}; no meaningful difference from "
+                       f"{others[i].row['config']}: within ±{SIMILAR_MARGIN:g}"
+                       f"{units_text(m, SIMILAR_MARGIN)} (TOST, Holm over the {len(testable)} "
+                       f"tied, adjusted {p_text(p_eq, 'p')}), so it is not the best",
+                       p_eq, configs=(a.row, others[i].row))
     if not testable:
         return Verdict(claim, m, INCONCLUSIVE, f"{evidence}; inconclusive: at least 2 seeds per "
                        "configuration are needed for a test", p, configs=(a.row, *(o.row for o in

@@ -177,6 +177,25 @@ def test_a_significantly_best_configuration_is_supported(tmp_path: Path) -> None
                                           for i, p in enumerate(sorted(raw))))
 
 
+def test_a_best_shown_tied_with_another_is_not_the_best(tmp_path: Path) -> None:
+    """mnist/l2: lambda 0.1 "is best" ties lambda 0 within a point: no number of seeds makes it
+    the best, so the claim is decided, not left inconclusive for a million seeds."""
+    acc = {**ACC, "before_pool": (95.0, 95.1, 95.2), "before_conv": (95.05, 95.15, 95.25),
+           "input": (50.0, 51.0, 52.0)}
+    v = one(tmp_path, claim("best", "before_conv"), acc)
+    assert v.verdict == "not supported"
+    assert v.evidence.endswith(
+        "no meaningful difference from dropout_location=before_pool: within ±1 point (TOST, "
+        "Holm over the 1 tied, adjusted p < 0.001), so it is not the best")
+    # 2 points behind at the same spread: beaten, not tied; spread wide: neither shown.
+    acc["before_conv"] = (93.0, 93.1, 93.2)
+    (tmp_path / "apart").mkdir()
+    assert one(tmp_path / "apart", claim("best", "before_conv"), acc).verdict == "not supported"
+    acc["before_conv"] = (94.0, 95.5, 97.0)
+    (tmp_path / "wide").mkdir()
+    assert one(tmp_path / "wide", claim("best", "before_conv"), acc).verdict == "inconclusive"
+
+
 def test_holm_across_the_claims_of_a_report(tmp_path: Path) -> None:
     # Alone each is decided (p 0.00646, 0.0129); together Holm multiplies the smaller by 2:
     # 0.0129 stays below 0.05; adding a third (an inconclusive claim, p 0.496) keeps both.
