@@ -182,10 +182,14 @@ def test_a_planted_collapse_is_counted_apart_and_left_out_of_the_difference():
 def test_the_loss_at_guessing_marks_a_collapse_too():
     from hpo.benchmarks import paired
 
-    stuck = [run | {"train_acc": 30.0, "train_loss": 2.25} for run in synthetic_runs()[:1]]
+    stuck = [run | {"train_acc": 20.0, "train_loss": 2.25} for run in synthetic_runs()[:1]]
     found = paired.compare(synthetic_runs()[:1], stuck, "mnist")
     assert found.only_b == [("dropout_location=none", 0)]
     assert paired.compare(synthetic_runs()[:1], stuck, "mnist", "sum").only_b == []
+    # At 30%, more than three at_chance tolerances above guessing, the run learned something
+    # whatever its loss (overconfident logits).
+    learned = [run | {"train_acc": 30.0, "train_loss": 2.25} for run in synthetic_runs()[:1]]
+    assert paired.compare(synthetic_runs()[:1], learned, "mnist").only_b == []
 
 
 def test_identical_accuracies_are_equal_within_noise():
