@@ -30,6 +30,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from hpo import space as space_mod
+from hpo import spec as spec_mod
 from hpo import store
 from hpo.runner.queue import cell_seeds, targets  # noqa: F401  (decide.targets in tests)
 from hpo.schema import END_ATTR, LOOKS_ATTR, TARGETS_ATTR  # noqa: F401
@@ -131,7 +132,7 @@ def next_targets(study_obj: optuna.Study, study: Study) -> tuple[dict[str, int],
         # Futility is judged once the claim's configurations have min_seeds runs: a spread
         # from two runs is no ground to stop on (nor to decide on).
         judged = all(int(row["n"]) >= least for row in v.configs)
-        if study.config["futility"] and judged and (needs is None or needs > cap):
+        if study.config["futility"] and judged and spec_mod.futile(needs, study.config):
             # The cap cannot decide it at the observed difference, or its readings disagree
             # (more seeds would settle them apart, not decide the claim).
             (split if v.by_reading and needs is None else futile).append(i + 1)

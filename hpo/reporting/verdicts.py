@@ -419,19 +419,27 @@ def _looks_spent(claim: Claim, summary: Summary, taken: int, planned: int) -> Ve
 
 
 def futility_came_too_early(summary: Summary) -> bool:
-    """Whether a study deciding its seeds stopped for futility before today's rule would: some
-    undecided claim rests on a configuration with fewer than min_seeds runs (and below
-    max_repeats), so a look now adds seeds. Such a study's looks are not over: the campaign
-    runs it again and its report waits (the rule once stopped on two runs)."""
+    """Whether a study deciding its seeds stopped for futility before today's rule would: a
+    look now would add seeds to some undecided claim with looks left, because its
+    configurations have fewer than min_seeds runs (the rule once stopped on two runs) or
+    because the seeds it needs no longer exceed futility_factor × the cap. Such a study's looks
+    are not over: the campaign runs it again and its report waits."""
+    from hpo.spec import futile, look_alpha
+
     end = summary.attrs.get(END_ATTR)
     if not isinstance(end, str) or "futility" not in end:
         return False
-    least = summary.min_seeds
-    cap = int(summary.study.config["max_repeats"])
+    config = summary.study.config
+    least, cap = summary.min_seeds, int(config["max_repeats"])
     for v in evaluate_all(summary):
         runs = [int(row["n"]) for row in v.configs]
         _level, taken, planned = claim_level(v.claim, summary)
-        if not v.decided and runs and min(runs) < min(least, cap) and taken < planned:
+        if v.decided or not runs or min(runs) >= cap or taken >= planned:
+            continue
+        if min(runs) < least:
+            return True
+        needs = v.seeds_needed(look_alpha(ALPHA, taken + 1, planned)) if v.seeds_needed else None
+        if not futile(needs, config):
             return True
     return False
 

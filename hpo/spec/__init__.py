@@ -31,7 +31,7 @@ from hpo.spec.load import (  # noqa: F401
     studies_dir,
     tomllib,
 )
-from hpo.spec.looks import batch_size, look_alpha, planned_looks, spent  # noqa: F401
+from hpo.spec.looks import batch_size, futile, look_alpha, planned_looks, spent  # noqa: F401
 from hpo.spec.model import (  # noqa: F401
     CHANCE_TOLERANCE,
     CLAIM_FIELDS,
@@ -88,6 +88,7 @@ __all__ = [  # the API other packages use; the rest is reached through the submo
     "ACTIVATIONS", "BATCH_NORMS", "CHANCE_TOLERANCE", "Claim", "DROPOUT_LOCATIONS", "KEYS",
     "METRICS", "OPTIMIZERS", "Param", "Reference", "SCHEDULES", "SIMILAR_MARGIN", "SpecError",
     "Study", "apply_override", "batch_size", "check_config", "find_study_file", "from_dict",
-    "identity_diff", "load", "look_alpha", "planned_looks", "shipped_studies", "spent", "tomllib",
+    "futile", "identity_diff", "load", "look_alpha", "planned_looks", "shipped_studies", "spent",
+    "tomllib",
     "validate",
 ]

@@ -106,6 +106,10 @@ KEYS: dict[str, Key] = {
     "futility": Key(True, boolean, "until_decided: give no more seeds to a claim that "
                     "max_repeats cannot decide at the observed difference (futility stop)",
                     False),
+    "futility_factor": Key(3.0, real(ge=1), "until_decided: stop a claim for futility only "
+                           "when the seeds it needs at the observed difference exceed "
+                           "max_repeats by this factor (an estimate from a few seeds is noisy)",
+                           False),
     # torch.manual_seed and numpy's generators take seeds below 2**32 here: larger ones failed
     # the first trial with an internal error.
     "seed": Key(0, integer(0, 2**32 - 1 - 100_000), "first seed; repeat r uses seed + r"),

@@ -187,10 +187,41 @@ def test_a_claim_the_cap_cannot_decide_gets_no_seeds(tmp_path: Path) -> None:
     assert decide.add_seeds(study_obj, unchecked, url) == 4  # futility off: up to the cap
 
 
+def test_a_claim_a_little_past_the_cap_still_gets_seeds(tmp_path: Path) -> None:
+    """Futility waits for futility_factor × the cap: on digits, weight_decay looked to need 23
+    seeds against a cap of 10 after 3 seeds, and 10 fixed seeds decided it."""
+    raw_claims = copy.deepcopy(RAW["claims"])
+    raw_claims[1]["margin"] = 4  # at sd 2.5 and a difference of 0, ±4 takes 10 seeds: 2.5 × 4
+    study = study_of(claims=raw_claims)
+    assert study.config["futility_factor"] == 3.0
+    url, study_obj = _store(tmp_path, study)
+    assert decide.add_seeds(study_obj, study, url) == 4
+    assert study_obj.user_attrs[decide.LOOKS_ATTR][0]["futile"] == []
+    strict = study_of(claims=raw_claims, futility_factor=2.4)  # 10 > 2.4 × 4: futile
+    (tmp_path / "b").mkdir()
+    url, study_obj = _store(tmp_path / "b", strict)
+    assert decide.add_seeds(study_obj, strict, url) == 0
+
+
+def test_a_futility_stop_the_factor_would_not_make_is_not_the_end(tmp_path: Path) -> None:
+    """A study that stopped for futility under the old rule (any claim needing more than the
+    cap) is reopened when today's factor gives its claim seeds: the campaign runs it again."""
+    raw_claims = copy.deepcopy(RAW["claims"])
+    raw_claims[1]["margin"] = 4  # needs 10 seeds: 2.5 × the cap of 4
+    ended = ("claims 2 stopped for futility (at the observed difference more than the cap "
+             "of 4 seeds would be needed)")
+    for factor, reopened in ((3.0, True), (2.4, False)):
+        study = study_of(claims=raw_claims, futility_factor=factor)
+        (tmp_path / str(factor)).mkdir()
+        _url, study_obj = _store(tmp_path / str(factor), study)
+        study_obj.set_user_attr(decide.END_ATTR, ended)
+        assert verdicts.futility_came_too_early(tables.summarize(study_obj)) is reopened
+
+
 def test_advice_beyond_the_cap_says_the_study_stops_short_of_it(tmp_path: Path) -> None:
     raw_claims = copy.deepcopy(RAW["claims"])
     raw_claims[1]["margin"] = 4  # at sd 2.5 and a difference of 0, ±4 takes 10 seeds: over 4
-    study = study_of(claims=raw_claims)
+    study = study_of(claims=raw_claims, futility_factor=1.0)
     url, study_obj = _store(tmp_path, study)
     assert decide.add_seeds(study_obj, study, url) == 0
     assert study_obj.user_attrs[decide.END_ATTR].startswith("claims 2 stopped for futility")
