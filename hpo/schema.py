@@ -95,6 +95,11 @@ LOWER_IS_BETTER = ("wall_time", "cpu_time", "epoch_seconds", "epochs_run", "epoc
                    "sharpness", "late_loss_fall")
 
 
+# Positive measures that vary by factors between seeds: a `better` claim on them compares the
+# ratio of geometric means (a test on the logarithms), not the difference of means.
+RATIO_METRICS = ("sharpness",)
+
+
 # What a run costs, whether or not its network trained: a claim on these keeps every reading.
 COST_METRICS = ("wall_time", "cpu_time", "epoch_seconds", "cpu_epoch_seconds", "peak_rss_mb",
                 "n_params", "n_trainable")

@@ -65,6 +65,7 @@ from hpo.reporting.tables import (
     format_value,
     matches_row,
 )
+from hpo.schema import RATIO_METRICS
 from hpo.spec import SIMILAR_MARGIN, Claim
 
 SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE = "supported", "not supported", "inconclusive"
@@ -245,6 +246,10 @@ def _gain(diff: float, m: str) -> float:
 
 
 def _better(claim: Claim, a: Side, b: Side, m: str, alpha: float) -> Verdict:
+    if m in RATIO_METRICS and claim.margin is None:
+        ratio = _better_as_ratio(claim, a, b, m, alpha)
+        if ratio is not None:
+            return ratio
     d = stats.welch_diff(a.values, b.values)
     p = stats.p_two_sided(d) if d is not None else math.nan
     evidence = f"{stat_text(a, m)} vs {stat_text(b, m)}; {p_text(p)}"
@@ -286,6 +291,39 @@ def _better(claim: Claim, a: Side, b: Side, m: str, alpha: float) -> Verdict:
     return Verdict(claim, m, INCONCLUSIVE, f"{evidence} (not significant); inconclusive: "
                    + seeds_text(needed(alpha), f"detect the observed {amount_text(d.diff, m)}",
                                 alpha), p, configs=rows, seeds_needed=needed)
+
+
+def _better_as_ratio(claim: Claim, a: Side, b: Side, m: str, alpha: float) -> Verdict | None:
+    """A positive measure that varies by factors (sharpness: one seed's valley 100× another's)
+    compared as a ratio: Welch's test on its logarithms, the ratio of geometric means with its
+    CI. On the raw values one wild seed's spread hides a difference every seed shows. None
+    where a value is not positive or a side has fewer than 2 (the raw test then decides)."""
+    import numpy as np
+
+    if min(len(a.values), len(b.values)) < 2 or (a.values <= 0).any() or (b.values <= 0).any():
+        return None
+    la, lb = np.log(a.values), np.log(b.values)
+    d = stats.welch_diff(la, lb)
+    if d is None:
+        return None
+    p = stats.p_two_sided(d)
+    low, high = stats.ci(d, 1 - alpha)
+    evidence = (f"{stat_text(a, m)} vs {stat_text(b, m)}; compared as a ratio (on the log scale): "
+                f"geometric means {math.exp(la.mean()):.4g} vs {math.exp(lb.mean()):.4g}, "
+                f"{a.row['config']} / {b.row['config']} = {math.exp(d.diff):.3g}× "
+                f"[{100 * (1 - alpha):.3g}% CI "
+                f"{math.exp(low):.3g}×, {math.exp(high):.3g}×]; {p_text(p, 'Welch p on logs')}")
+    sd = stats.pooled_std(la, lb)
+
+    def needed(level: float) -> int | None:
+        return more_than(stats.seeds_to_detect(d.diff, sd, level), a, b)
+
+    base = Verdict(claim, m, INCONCLUSIVE, evidence, p, configs=(a.row, b.row),
+                   seeds_needed=needed)
+    if p < alpha:
+        return _significant(claim, d, m, alpha, None, base)
+    return replace(base, evidence=f"{evidence} (not significant); inconclusive: " + seeds_text(
+        needed(alpha), f"detect the observed ratio of {math.exp(d.diff):.3g}×", alpha))
 
 
 def _significant(claim: Claim, d: stats.Diff, m: str, alpha: float, margin: float | None,

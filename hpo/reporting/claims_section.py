@@ -7,6 +7,7 @@ from hpo.reporting.claim_kinds import BOOTSTRAP_DRAWS
 from hpo.reporting.claims import Verdict
 from hpo.reporting.tables import ALPHA, Summary
 from hpo.reporting.verdicts import claim_level
+from hpo.schema import RATIO_METRICS
 from hpo.spec import SIMILAR_MARGIN
 
 
@@ -77,7 +78,11 @@ def _new_kinds(summary: Summary) -> str:
         "(std / |mean|), than the other metric in the same runs: the percentile bootstrap "
         f"interval (seeds resampled in pairs, {BOOTSTRAP_DRAWS} draws, a fixed generator) of "
         "the ratio lies above 1; not supported iff below 1; no seed advice."
-        if "spread" in kinds else ""])
+        if "spread" in kinds else "",
+        " A `better` claim on sharpness (it varies by factors between seeds) compares the ratio "
+        "of geometric means: Welch's test on the logarithms, the ratio with its 95% CI."
+        if any(c.kind == "better" and c.metric in RATIO_METRICS and c.margin is None
+               for c in summary.study.claims) else ""])
 
 
 def claims_markdown(verdicts: list[Verdict]) -> str:
