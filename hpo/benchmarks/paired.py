@@ -125,7 +125,7 @@ def _collapsed(runs: Sequence[Mapping[str, Any]], dataset: str, reduction: str) 
     if not runs:
         return []
     return [bool(v) for v in at_chance(column("train_acc"), dataset, column("train_loss"),
-                                       reduction)]
+                                       reduction, column("val_acc"))]
 
 
 def lines(found: Paired, names: tuple[str, str] = ("seeds' way", "hpo")) -> list[str]:

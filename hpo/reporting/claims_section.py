@@ -60,7 +60,8 @@ def claims_intro(summary: Summary) -> str:
         "A reading in which a configuration that a `better`, `best` or `similar` claim compares "
         "did not train (its mean final training accuracy within the at_chance tolerance of "
         "chance, or its mean-reduced training loss near guessing's with its accuracy within "
-        "three tolerances of chance), on either side, is left out of that claim's verdict "
+        "three tolerances of chance, while its validation accuracy is not more than three "
+        "tolerances above chance), on either side, is left out of that claim's verdict "
         "(not of a claim on what a run costs: seconds need no training) and named (a study "
         "without readings is one reading); with no reading left the claim is not exercised. "
         "Verdicts named for other readings are uncorrected." + looks + _new_kinds(summary)

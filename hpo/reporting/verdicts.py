@@ -98,8 +98,9 @@ def _untrained_rows(claim: Claim, verdict: Verdict, config: dict) -> list[dict]:
     def stuck(row: dict) -> bool:
         acc = pd.Series([row.get("train_acc_mean")], dtype=float)
         loss = pd.Series([row.get("train_loss_mean")], dtype=float)
+        val = pd.Series([row.get("val_acc_mean")], dtype=float)
         return bool(at_chance(acc, config["dataset"], loss,
-                              row.get(REDUCTION, config[REDUCTION])).iloc[0])
+                              row.get(REDUCTION, config[REDUCTION]), val).iloc[0])
 
     return [row for row in verdict.configs if int(row.get("n") or 0) > 0 and stuck(row)]
 
@@ -254,30 +255,38 @@ def _differences_by_reading(claim: Claim, per: list[tuple[Any, Verdict]], summar
 
 
 def _split(claim: Claim, per: list[tuple[Any, Verdict]]) -> bool:
-    """Whether a `better` claim's readings point opposite ways, each by at least the smallest
-    difference that matters (any nonzero difference where the metric has none)."""
+    """Whether a `better` claim's readings point to different verdicts, so that more seeds
+    would settle them apart: with a smallest difference that matters, some observed gains
+    reach it (supported, with enough seeds) and others fall short of it (no meaningful
+    difference, or worse: not supported); without one, gains of opposite signs."""
+    from hpo.schema import lower_is_better
+
     if claim.kind != "better":
         return False
-    signs = set()
+    ways = set()
     for _, v in per:
         if len(v.configs) != 2:
             return False
         a, b = (row.get(f"{v.metric}_mean") for row in v.configs)
         if a is None or b is None or not (math.isfinite(a) and math.isfinite(b)):
             return False
-        margin = meaningful_difference(claim, v.metric) or 0.0
-        if abs(a - b) >= margin and a != b:
-            signs.add(a > b)
-    return len(signs) == 2
+        gain = (b - a) if lower_is_better(v.metric) else (a - b)
+        margin = meaningful_difference(claim, v.metric)
+        if margin:
+            ways.add(gain >= margin)
+        elif a != b:
+            ways.add(gain > 0)
+    return len(ways) == 2
 
 
 def _pointing_against(claim: Claim, per: list[tuple[Any, Verdict]], summary: Summary
                       ) -> list[str]:
     """Undecided readings that run against the verdict the decided readings reached: one
     undecided only for want of min_seeds runs whose test already gives the other verdict (any
-    kind); for a `better` claim, one whose observed difference is behind, where they found it
-    better, or ahead by at least the margin that matters, where they found it not better (a
-    reading ahead by less points to "no meaningful difference", which is "not supported" too)."""
+    kind); for a `better` claim, one whose observed difference falls short of the margin that
+    matters (or is behind, without one), where they found it better, or is ahead by at least
+    the margin, where they found it not better (a reading ahead by less points to "no
+    meaningful difference", which is "not supported" too)."""
     from hpo.schema import lower_is_better
 
     decided = {v.verdict for _, v in per if v.verdict in (SUPPORTED, NOT_SUPPORTED)}
@@ -299,7 +308,9 @@ def _pointing_against(claim: Claim, per: list[tuple[Any, Verdict]], summary: Sum
             continue
         gain = (b - a) if lower_is_better(v.metric) else (a - b)
         margin = meaningful_difference(claim, v.metric) or 0.0
-        if (gain <= 0) if wins else (gain >= margin if margin else gain > 0):
+        # Where a margin matters, a gain short of it points to "no meaningful difference".
+        if (gain < margin if margin else gain <= 0) if wins else (
+                gain >= margin if margin else gain > 0):
             out.append(side_label(summary, r))
     return out
 

@@ -170,8 +170,8 @@ def _trial_line(summary: Summary) -> str:
         rows = table[table["collapsed"] > 0]
         mixed = rows[rows["collapsed"] < rows["n"]]
         text += (f" {collapsed} complete runs in {len(rows)} configurations ended at chance "
-                 "(training accuracy or loss at guessing's: they did not train; column \"at "
-                 "chance\")")
+                 "(training accuracy or loss at guessing's and validation accuracy not well "
+                 "above it: they did not train; column \"at chance\")")
         text += (f", {len(mixed)} of those configurations only in some seeds (bimodal: its "
                  "mean and std describe two outcomes, not one)." if len(mixed) else ".")
     return text
