@@ -181,9 +181,9 @@ def _judge_readings(claim: Claim, summary: Summary, alpha: float, closest: Readi
         tail = "a closer reproduction of the seed's setting would decide it, more seeds would not"
     elif against:
         needs = []
-        tail = (f"in {', '.join(against)} {_what_points(claim)} points the other way from the "
-                "decided readings, so more seeds would more likely confirm the disagreement "
-                "than decide it; a closer reproduction of the seed's setting would")
+        tail = (f"in {', '.join(against)} {_what_points(claim)} points to another verdict than "
+                "the decided readings', so more seeds would more likely confirm the "
+                "disagreement than decide it; a closer reproduction of the seed's setting would")
     elif needs:
         decided = [v.verdict for _, v in per if v.verdict in (SUPPORTED, NOT_SUPPORTED)]
         n = _most_seeds(needs)(alpha)
@@ -216,9 +216,10 @@ def _same_in_every_reading(claim: Claim, summary: Summary, alpha: float,
     if weakest.verdict == INCONCLUSIVE and split and "; inconclusive: " in evidence:
         needs = []  # more seeds would settle the readings apart, not decide the claim
         evidence = (evidence.rsplit("; inconclusive: ", 1)[0] + "; inconclusive: the "
-                    "readings differ in direction by more than the difference that matters, "
-                    "so more seeds would more likely settle them apart than decide it; a "
-                    "closer reproduction of the seed's setting would")
+                    "readings point to different verdicts (their observed differences fall on "
+                    "both sides of the smallest that matters), so more seeds would more likely "
+                    "settle them apart than decide it; a closer reproduction of the seed's "
+                    "setting would")
     elif weakest.verdict == INCONCLUSIVE and needs and "; inconclusive: " in evidence:
         # The weakest reading's p is not the one needing most seeds: advise for them all.
         evidence = (evidence.rsplit("; inconclusive: ", 1)[0] + "; inconclusive: "
