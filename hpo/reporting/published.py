@@ -103,8 +103,8 @@ def reference_table(summary: Summary, ref: Reference | None = None) -> pd.DataFr
                     row[f"{m}_std"], summary.study.config["consistent_within"])),
             })
     columns = ["published_config", "config", "published", "n", "mean", "std", "ci_low",
-               "ci_high", "difference", "published_in_ci", "pi_low", "pi_high", "published_in_pi",
-               "pi_tells", "seeds_to_tell"]
+               "ci_high", "difference", "published_in_ci", "pi_low", "pi_high", "pi_half",
+               "published_in_pi", "pi_tells", "seeds_to_tell"]
     return pd.DataFrame(rows, columns=columns)
 
 

@@ -256,6 +256,11 @@ def test_reference_rows_match_on_the_keys_they_name(grid_store: StoreURL, locati
     assert list(ref["config"]) == ["optimizer=adam, lr=0.01", "optimizer=adam, lr=0.1"]
     assert list(ref["difference"]) == pytest.approx([89.0 - 88.1, 9.8 - 88.1])
     assert list(ref["published_in_ci"]) == [True, False]
+    # The half-width the ±3-point rule judged travels with the table (before clipping at 0-100%:
+    # the display once fell back to the clipped interval's and showed ±2.9 for a judged ±3.3).
+    for row in ref.to_dict("records"):
+        pi_low, pi_high = published.prediction_interval(row["mean"], row["std"], row["n"])
+        assert row["pi_half"] == pytest.approx((pi_high - pi_low) / 2)
 
     s = summary_of(location_store, "loc")
     ref = published.reference_table(s)
