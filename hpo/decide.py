@@ -181,7 +181,7 @@ def _end_text(undecided: list[int], futile: list[int], spent_looks: list[int], c
 
 def _labels(study: Study, summary: Summary) -> list[tuple[dict[str, Any], str]]:
     out = []
-    for row in summary.table.to_dict("records"):
+    for row in summary.records():
         cell = _cell_of(study, summary.keys, row)
         if cell is not None:
             out.append((cell, row["config"]))

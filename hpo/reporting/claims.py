@@ -104,7 +104,7 @@ class Verdict:
 
 
 def _row(summary: Summary, params: tuple[tuple[str, object], ...]) -> tuple[dict | None, str]:
-    rows = [r for r in summary.table.to_dict("records") if matches_row(params, r)]
+    rows = [r for r in summary.records() if matches_row(params, r)]
     if len(rows) != 1:
         return None, f"{side_label(summary, params)} matches {len(rows)} configurations, not one"
     row = rows[0]
@@ -133,7 +133,7 @@ def compared_labels(claim: Claim, summary: Summary,
     labels: set[str] = set()
     for reading in readings or [()]:
         if claim.kind == "best":
-            labels |= {r["config"] for r in summary.table.to_dict("records")
+            labels |= {r["config"] for r in summary.records()
                        if matches_row(tuple(reading), r)}
         else:
             labels |= {r["config"] for r in _sides_and_rows(claim, summary, reading)[0]}
@@ -363,7 +363,7 @@ def meaningful_difference(claim: Claim, m: str) -> float | None:
 
 def _best(claim: Claim, summary: Summary, a: Side, m: str, alpha: float,
           reading: Sequence[tuple[str, Any]]) -> Verdict:
-    rows = [r for r in summary.table.to_dict("records")
+    rows = [r for r in summary.records()
             if r["n"] > 0 and r["config"] != a.row["config"] and matches_row(tuple(reading), r)]
     others = [s for s in (side_of(summary, r, m) for r in rows) if len(s.values)]
     if not others:

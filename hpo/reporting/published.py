@@ -76,7 +76,7 @@ def reference_table(summary: Summary, ref: Reference | None = None) -> pd.DataFr
     rows = []
     for params, value in ref.rows:
         published = ", ".join(f"{names.get(k, k)}={format_value(v)}" for k, v in params)
-        matched = [row for row in summary.table.to_dict("records") if matches_row(params, row)]
+        matched = [row for row in summary.records() if matches_row(params, row)]
         if not matched:
             rows.append({"published_config": published, "config": None, "published": value})
         for row in matched:

@@ -71,7 +71,7 @@ def readings_of(summary: Summary) -> list[Reading]:
     if not keys:
         return []
     out: list[Reading] = []
-    for row in summary.table.to_dict("records"):
+    for row in summary.records():
         reading = tuple(sorted((k, row[k]) for k in keys))
         if reading not in out:
             out.append(reading)
@@ -90,7 +90,7 @@ def _differences(summary: Summary, reading: Reading) -> list[tuple[str, float, b
     from hpo.reporting.published import prediction_interval, tells
 
     within = summary.study.config["consistent_within"]
-    rows = [r for r in summary.table.to_dict("records") if matches_row(reading, r)]
+    rows = [r for r in summary.records() if matches_row(reading, r)]
     out = []
     for ref in references(summary):
         for params, value in ref.rows:

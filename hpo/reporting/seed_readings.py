@@ -85,7 +85,7 @@ def _comparisons(summary: Summary, reading: Reading) -> list[Comparison]:
     from hpo.reporting.published import prediction_interval, tells
 
     within = summary.study.config["consistent_within"]
-    rows = [r for r in summary.table.to_dict("records") if matches_row(reading, r)]
+    rows = [r for r in summary.records() if matches_row(reading, r)]
     out = []
     for ref in readings_mod.references(summary):
         if not ref.metric.endswith("_acc"):

@@ -392,7 +392,7 @@ def seeds_line(summary: Summary) -> str:
     if not looks and not summary.study.config.get("until_decided"):
         return ""
     config = summary.study.config
-    got = [f"{r['config']} {int(r['n'])}" for r in summary.table.to_dict("records")]
+    got = [f"{r['config']} {int(r['n'])}" for r in summary.records()]
     causes: dict[str, set[int]] = {}
     for look in looks:
         for label, claim_numbers in look.get("claims", {}).items():
