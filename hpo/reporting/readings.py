@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any
 
+from hpo.reporting.stats import t_quantile
 from hpo.reporting.tables import CONFIDENCE, Summary, format_value, matches_row, short_names
 
 if TYPE_CHECKING:
@@ -109,7 +110,6 @@ def _differences(summary: Summary, reading: Reading) -> list[tuple[str, float, b
 
 
 def _t_interval(values: list[float]) -> tuple[float, float, float]:
-    from scipy import stats
 
     n = len(values)
     if n == 0:
@@ -118,7 +118,7 @@ def _t_interval(values: list[float]) -> tuple[float, float, float]:
     if n < 2:
         return mean, math.nan, math.nan
     std = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
-    half = float(stats.t.ppf(0.5 + CONFIDENCE / 2, n - 1)) * std / math.sqrt(n)
+    half = t_quantile(0.5 + CONFIDENCE / 2, n - 1) * std / math.sqrt(n)
     return mean, max(mean - half, 0.0), mean + half
 
 

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from hpo.reporting import readings as readings_mod
+from hpo.reporting.stats import t_quantile
 from hpo.reporting.tables import Summary, format_value, matches_row
 
 if TYPE_CHECKING:
@@ -65,14 +66,13 @@ class SeedReading:
     def interval(self) -> tuple[float, float]:
         """95% t-interval of the mean absolute difference (NaN with fewer than 2 rows;
         descriptive: the rows share configurations, so they are not independent)."""
-        from scipy import stats
 
         diffs = [abs(c.diff) for c in self.comparisons]
         n = len(diffs)
         if n < 2:
             return math.nan, math.nan
         sd = math.sqrt(sum((d - self.mean_abs) ** 2 for d in diffs) / (n - 1))
-        half = float(stats.t.ppf(0.975, n - 1)) * sd / math.sqrt(n)
+        half = t_quantile(0.975, n - 1) * sd / math.sqrt(n)
         return max(self.mean_abs - half, 0.0), self.mean_abs + half
 
     @property

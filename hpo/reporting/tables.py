@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from hpo.errors import HpoError
+from hpo.reporting.stats import t_quantile
 from hpo.schema import (  # noqa: F401  (re-exported: the report's modules read them here)
     COMMAND_ATTR,
     STAT_METRICS,
@@ -100,7 +101,6 @@ class Summary:
 def mean_std_ci(values: Sequence[float], confidence: float = CONFIDENCE) -> tuple[float, ...]:
     """Mean, sample std (ddof 1) and the t-based confidence interval; NaN where undefined."""
     import numpy as np
-    from scipy import stats
 
     x = np.asarray([v for v in values if v is not None], dtype=float)
     x = x[np.isfinite(x)]
@@ -111,7 +111,7 @@ def mean_std_ci(values: Sequence[float], confidence: float = CONFIDENCE) -> tupl
     if n == 1:
         return mean, math.nan, math.nan, math.nan
     std = float(x.std(ddof=1))
-    half = float(stats.t.ppf(0.5 + confidence / 2, n - 1)) * std / math.sqrt(n)
+    half = t_quantile(0.5 + confidence / 2, n - 1) * std / math.sqrt(n)
     return mean, std, mean - half, mean + half
 
 
