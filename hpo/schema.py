@@ -92,12 +92,12 @@ SHOW_METRICS = ("val_acc", "test_acc", "test_loss")
 
 # What else a claim may compare where less is better (seconds, epochs, sharpness).
 LOWER_IS_BETTER = ("wall_time", "cpu_time", "epoch_seconds", "epochs_run", "epochs_to_target",
-                   "sharpness", "late_loss_fall")
+                   "sharpness", "relative_sharpness", "late_loss_fall")
 
 
 # Positive measures that vary by factors between seeds: a `better` claim on them compares the
 # ratio of geometric means (a test on the logarithms), not the difference of means.
-RATIO_METRICS = ("sharpness",)
+RATIO_METRICS = ("sharpness", "relative_sharpness")
 
 
 # What a run costs, whether or not its network trained: a claim on these keeps every reading.

@@ -81,6 +81,20 @@ def sharpness(flatness: object) -> float:
     return (points[0] + points[2]) / 2 - points[1]
 
 
+def relative_sharpness(flatness: object) -> float:
+    """sharpness over the training loss at theta_final: the valley's shape apart from its
+    depth (a run that ends at a 100x higher loss rises 100x more for the same shape); NaN if
+    unknown or the loss there is not positive."""
+    if not isinstance(flatness, dict):
+        return math.nan
+    at = {round(a, 6): v for a, v in zip(flatness.get("alpha") or [],
+                                          flatness.get("train_loss") or [])}
+    bottom = at.get(1.0)
+    if bottom is None or not math.isfinite(bottom) or bottom <= 0:
+        return math.nan
+    return sharpness(flatness) / bottom
+
+
 LATE_EPOCHS = 2  # late_loss_fall: the last epoch against the one this many before it
 
 
@@ -127,6 +141,8 @@ def trial_value(record: dict, metric: str, target: float, early_steps: int = 100
         return epochs_to_target(record.get("history"), target)
     if metric == "sharpness":
         return sharpness(record.get("flatness"))
+    if metric == "relative_sharpness":
+        return relative_sharpness(record.get("flatness"))
     if metric == "cpu_time":
         value = record.get("cpu_time")
         if is_missing(value):

@@ -80,8 +80,9 @@ def _new_kinds(summary: Summary) -> str:
         f"interval (seeds resampled in pairs, {BOOTSTRAP_DRAWS} draws, a fixed generator) of "
         "the ratio lies above 1; not supported iff below 1; no seed advice."
         if "spread" in kinds else "",
-        " A `better` claim on sharpness (it varies by factors between seeds) compares the ratio "
-        "of geometric means: Welch's test on the logarithms, the ratio with its 95% CI."
+        " A `better` claim on sharpness or relative sharpness (they vary by factors between "
+        "seeds) compares the ratio of geometric means: Welch's test on the logarithms, the ratio "
+        "with its CI."
         if any(c.kind == "better" and c.metric in RATIO_METRICS and c.margin is None
                for c in summary.study.claims) else ""])
 

@@ -60,11 +60,13 @@ SIMILAR_MARGIN = 1.0  # similar: accuracy points either way that count as "the s
 # training curve's start (early_train_loss, early_train_acc: the per-step points up to
 # early_steps; needs train.log_every) and its end (late_loss_fall: how much, in %, the training
 # loss still fell over the last two epochs: near 0 once it has flattened, R4's "converged"),
-# and val_loss_rise (the last epoch's validation loss minus the lowest of the run: overfitting).
+# and val_loss_rise (the last epoch's validation loss minus the lowest of the run: overfitting),
+# "relative_sharpness" (sharpness over the training loss at theta_final: the valley's shape
+# apart from its depth).
 EARLY_METRICS = ("early_train_loss", "early_train_acc")
 CLAIM_METRICS = (*METRICS, "wall_time", "cpu_time", "epoch_seconds", "epochs_run",
-                 "epochs_to_target", "sharpness", *EARLY_METRICS, "late_loss_fall",
-                 "val_loss_rise")
+                 "epochs_to_target", "sharpness", "relative_sharpness", *EARLY_METRICS,
+                 "late_loss_fall", "val_loss_rise")
 STOP_REASONS = ("completed", "patience", "loss_threshold", "diverged", "pruned")
 
 

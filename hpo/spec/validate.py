@@ -340,8 +340,8 @@ def _check_claim_metric(where: str, metric: object, study: Study) -> None:
     if metric == "late_loss_fall" and study.config["epochs"] < 3:
         raise SpecError(f"{where} 'late_loss_fall' compares the last epoch with the "
                         f"one two before it: needs epochs >= 3, got {study.config['epochs']}")
-    if metric == "sharpness" and study.config["analysis"] != "flatness":
-        raise SpecError(f"{where} 'sharpness' needs analysis = 'flatness', got "
+    if metric in ("sharpness", "relative_sharpness") and study.config["analysis"] != "flatness":
+        raise SpecError(f"{where} {metric!r} needs analysis = 'flatness', got "
                         f"{study.config['analysis']!r}")
 
 

@@ -276,6 +276,14 @@ def test_time_and_epoch_metrics(tmp_path: Path) -> None:
     flat = {"alpha": [0.5, 0.95, 1.0, 1.05, 1.5], "train_loss": [9.0, 0.5, 0.1, 0.9, 9.0]}
     assert claims.sharpness(flat) == pytest.approx(0.6)
     assert math.isnan(claims.sharpness({"alpha": [1.0], "train_loss": [0.1]}))
+    # Relative to the depth it ends at: the same shape at a 100x higher loss reads the same.
+    from hpo.reporting.claim_sides import relative_sharpness
+
+    deep = {"alpha": [0.95, 1.0, 1.05], "train_loss": [50.0, 10.0, 90.0]}
+    assert claims.sharpness(deep) == pytest.approx(60.0)
+    assert relative_sharpness(flat) == pytest.approx(6.0)
+    assert relative_sharpness(deep) == pytest.approx(6.0)
+    assert math.isnan(relative_sharpness({"alpha": [0.95, 1.0, 1.05], "train_loss": [1, 0, 1]}))
 
 
 def test_sharpness_is_compared_as_a_ratio() -> None:
@@ -425,7 +433,8 @@ def test_claims_survive_the_store_and_the_note() -> None:
     ({"text": "x", "kind": "best", "config": {LOC: "none"}, "metric": "acc"},
      "s.toml: claims[0].metric must be one of val_acc, val_loss, test_acc, test_loss, "
      "train_acc, train_loss, wall_time, cpu_time, epoch_seconds, epochs_run, epochs_to_target, "
-     "sharpness, early_train_loss, early_train_acc, late_loss_fall, val_loss_rise, got 'acc'"),
+     "sharpness, relative_sharpness, early_train_loss, early_train_acc, late_loss_fall, "
+     "val_loss_rise, got 'acc'"),
     ({"text": "x", "kind": "at_chance", "config": {LOC: "none"}, "metric": "val_loss"},
      "s.toml: claims[0].metric must be an accuracy (train_acc, val_acc, test_acc) for kind "
      "'at_chance', got 'val_loss'"),
