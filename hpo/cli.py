@@ -81,7 +81,7 @@ def _forget_unhandled_interrupt() -> None:
     KeyboardInterrupt has escaped any eval() of a string, even one caught further up: the
     flag _Py_UnhandledKeyboardInterrupt is set then and never cleared. A Ctrl-C that lands in
     collections.namedtuple's eval, run by many imports, so made `hpo` exit -2 instead of 130
-    about once in 16 start-up interrupts. The interrupt is handled here: clear the flag where
+    about once in 30 start-up interrupts. The interrupt is handled here: clear the flag where
     this interpreter exposes it (elsewhere nothing changes)."""
     try:
         import ctypes

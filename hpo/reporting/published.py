@@ -25,7 +25,6 @@ def prediction_interval(mean: float, std: float, n: int) -> tuple[float, float]:
     """The 95% interval where one more run would fall (t-based: mean ± t·s·√(1 + 1/n)); a
     published single run is one such run, so this, not the CI of the mean, is what it is
     compared with. NaN with fewer than 2 runs."""
-
     if n < 2 or not (math.isfinite(mean) and math.isfinite(std)):
         return math.nan, math.nan
     half = t_quantile(0.5 + CONFIDENCE / 2, n - 1) * std * math.sqrt(1 + 1 / n)
@@ -50,7 +49,6 @@ def seeds_to_narrow(std: float, half_width: float) -> int | None:
     """Seeds per configuration whose 95% prediction interval of one run is at most
     ± ``half_width`` at this spread; None when no number up to 100 does (the runs themselves
     spread wider than that: the interval never gets below ±1.96·s)."""
-
     if not (math.isfinite(std) and std >= 0):
         return None
     for n in range(2, 101):

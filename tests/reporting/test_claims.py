@@ -734,6 +734,15 @@ def test_a_significant_difference_below_the_claims_own_margin_does_not_support_i
     assert rule in claims_section.claims_intro(summary_for(tmp_path / "own", study_with(far), acc))
 
 
+def no_reading_singled_out(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The readings lr=0.01 and lr=0.1, and no published numbers to single one out."""
+    from hpo.reporting import readings
+
+    monkeypatch.setattr(readings, "readings_of",
+                        lambda s: [(("train.lr", 0.01),), (("train.lr", 0.1),)])
+    monkeypatch.setattr(readings, "closest_reading", lambda s: None)
+
+
 def lr_readings_summary(tmp_path: Path, name: str,
                         acc: dict[tuple[str, float], tuple[float, ...]]) -> tables.Summary:
     """A store of dropout location x lr runs (test accuracy per seed) and its summary, with one
@@ -757,14 +766,11 @@ def test_readings_pointing_opposite_ways_get_no_seed_advice(tmp_path: Path,
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     """Inconclusive in both readings, +2 in one and -2 in the other (margin 1): more seeds
     would settle the readings apart, so no number of seeds is advised."""
-    from hpo.reporting import readings
 
     acc = {("before_pool", 0.01): (82.0, 84.0, 86.0), ("none", 0.01): (80.0, 82.0, 84.0),
            ("before_pool", 0.1): (78.0, 80.0, 82.0), ("none", 0.1): (80.0, 82.0, 84.0)}
     summary = lr_readings_summary(tmp_path, "split", acc)
-    monkeypatch.setattr(readings, "readings_of",
-                        lambda s: [(("train.lr", 0.01),), (("train.lr", 0.1),)])
-    monkeypatch.setattr(readings, "closest_reading", lambda s: None)
+    no_reading_singled_out(monkeypatch)
     (v,) = verdicts.evaluate_all(summary)
     assert v.verdict == "inconclusive" and v.seeds_needed is None
     assert ("; inconclusive: the readings point to different verdicts (their observed "
@@ -780,14 +786,11 @@ def test_a_reading_short_of_the_margin_points_against_a_supported_claim(
     """mnist/weight_decay: momentum and Adam find 5e-3 better; plain SGD is 0.38 points ahead,
     undecided. More seeds would more likely show it inside the 1-point margin (no meaningful
     difference: not supported), so it points against them and no seed advice is given."""
-    from hpo.reporting import readings
 
     acc = {("before_pool", 0.01): (93.0, 93.1, 93.2), ("none", 0.01): (90.0, 90.1, 90.2),
            ("before_pool", 0.1): (79.4, 80.4, 81.4), ("none", 0.1): (79.0, 80.0, 81.0)}
     summary = lr_readings_summary(tmp_path, "short", acc)
-    monkeypatch.setattr(readings, "readings_of",
-                        lambda s: [(("train.lr", 0.01),), (("train.lr", 0.1),)])
-    monkeypatch.setattr(readings, "closest_reading", lambda s: None)
+    no_reading_singled_out(monkeypatch)
     (v,) = verdicts.evaluate_all(summary)
     assert v.by_reading == (("lr=0.01", "supported"), ("lr=0.1", "inconclusive"))
     assert v.verdict == "inconclusive" and v.seeds_needed is None
@@ -804,7 +807,6 @@ def test_a_reading_ahead_by_less_than_the_margin_points_to_no_meaningful_differe
     1-point margin too (not supported, agreeing), so that reading does not point against the
     others, and the advice names that way; 2 points ahead it would (it could only become
     'supported')."""
-    from hpo.reporting import readings
 
     spread = (-0.1, 0.0, 0.1)
     wide = (-sd, 0.0, sd)
@@ -813,9 +815,7 @@ def test_a_reading_ahead_by_less_than_the_margin_points_to_no_meaningful_differe
            ("before_pool", 0.1): tuple(80.0 + ahead + d for d in wide),
            ("none", 0.1): tuple(80.0 + d for d in wide)}
     summary = lr_readings_summary(tmp_path, f"ahead{ahead}", acc)
-    monkeypatch.setattr(readings, "readings_of",
-                        lambda s: [(("train.lr", 0.01),), (("train.lr", 0.1),)])
-    monkeypatch.setattr(readings, "closest_reading", lambda s: None)
+    no_reading_singled_out(monkeypatch)
     (v,) = verdicts.evaluate_all(summary)
     assert v.verdict == "inconclusive"
     assert v.by_reading == (("lr=0.01", "not supported"), ("lr=0.1", "inconclusive"))
@@ -852,16 +852,13 @@ def test_a_reading_short_of_min_seeds_whose_test_gives_the_other_verdict_points_
     """mnist/batch_size_lr: lr 1e-5 stays at chance in a reading with 2 runs (its test would
     say supported) and trains in another with 3 (not supported). That is a disagreement, not
     a claim a few more seeds would decide 'as not supported'."""
-    from hpo.reporting import readings
 
     acc = {("before_pool", 0.01): (10.1, 10.2, 9.9), ("none", 0.01): (9.8, 10.3),
            ("before_pool", 0.1): (60.0, 62.0, 61.0), ("none", 0.1): (80.0, 82.0, 84.0)}
     summary = lr_readings_summary(tmp_path, "chance", acc)
     summary.study = dataclasses.replace(summary.study, claims=(spec.Claim(
         "none barely trains", "at_chance", ((LOC, "none"),), (), "test_acc", 5.0),))
-    monkeypatch.setattr(readings, "readings_of",
-                        lambda s: [(("train.lr", 0.01),), (("train.lr", 0.1),)])
-    monkeypatch.setattr(readings, "closest_reading", lambda s: None)
+    no_reading_singled_out(monkeypatch)
     (v,) = verdicts.evaluate_all(summary)
     assert v.verdict == "inconclusive" and v.seeds_needed is None
     assert v.evidence.startswith("the readings the seed leaves open disagree")
