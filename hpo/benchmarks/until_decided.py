@@ -10,9 +10,9 @@ For every study (default: R4's family, each with its re-encoded claims), two run
 each in its own SQLite store, through the real CLI: ``--repeats FIXED`` (every configuration gets
 FIXED seeds) and ``--repeats REPEATS --until-decided --max-repeats FIXED`` (seeds added only
 where a claim is undecided). Recorded per run: wall time of the command, complete trials, and
-each claim's verdict as ``hpo report`` gives it. The adaptive run's tests are at 0.05 / looks
-(hpo.decide.planned_looks), the fixed run's at 0.05, so a claim decided near the threshold can
-differ: the result says which agree.
+each claim's verdict as ``hpo report`` gives it. The adaptive run's tests are at each look's
+group-sequential level (hpo.spec.look_alpha, below 0.05), the fixed run's at 0.05, so a claim
+decided near the threshold can differ: the result says which agree.
 
 ``--from-trials DIR`` runs nothing: it reads the trials that `hpo campaign` committed for the
 benchmark (reports/campaign.toml's entries under bench/until_decided/<dataset>: DIR/fixed/<study>

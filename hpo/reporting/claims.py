@@ -25,9 +25,10 @@ Several claims in one report: Holm's correction over the claims' decisive p-valu
 significant alone but not after the correction is inconclusive. Every inconclusive verdict says
 how many seeds per configuration would decide it at the observed difference (80% power, the
 two-sample t-test with the pooled std; for equivalence, TOST's power). A study run with
-``until_decided`` looked at its data several times: each look tests at its share of an
-alpha-spending function (hpo.spec.look_alpha; the shares add up to alpha), so adding seeds
-until a test passes cannot inflate the error rate. With ``readings``, a claim that leaves a
+``until_decided`` looked at its data several times: each look tests at the exact
+group-sequential level of an alpha-spending function (hpo.spec.look_alpha; the chances of a
+first rejection at each look add up to alpha), so adding seeds until a test passes cannot
+inflate the error rate. With ``readings``, a claim that leaves a
 reading key open is judged within the reading closest to the published numbers, and names the
 readings whose verdict differs.
 """

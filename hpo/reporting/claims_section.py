@@ -19,11 +19,12 @@ def claims_intro(summary: Summary) -> str:
         each = "; ".join(f"claim {i} look {taken} of {planned}, α = {level:.3g}"
                          for i, (level, taken, planned) in enumerate(levels, 1))
         looks = (" Seeds were added until the claims were decided: each distinct data a claim "
-                 "was tested on is one of its looks, and look k of the K planned tests at its "
-                 "share of α = 0.05, the k-th increment of a Pocock-type spending function "
-                 "(Lan-DeMets) used as that look's level: a Bonferroni split over the looks, "
-                 "conservative, as it ignores that the looks share data (a claim's levels add "
-                 "up to at most 0.05; past K it has none left and stays inconclusive): "
+                 "was tested on is one of its looks, and look k of the K planned tests at the "
+                 "exact group-sequential level of a Pocock-type spending function "
+                 "(Lan-DeMets): with no effect, the chance that a claim is first rejected at "
+                 "look k is the function's k-th increment of α = 0.05, given that the looks "
+                 "share data (the chances add up to 0.05; past K none is left and the claim "
+                 "stays inconclusive): "
                  f"{each}. Holm over the claims runs on p × 0.05 / α, so Holm-adjusted p is "
                  "compared with 0.05.")
     return (

@@ -2,17 +2,27 @@
 tests at. Pure functions of the study's config, so the runner, the report and hpo.decide agree.
 
 The looks spend alpha along Lan and DeMets' Pocock-type function alpha(t) = alpha·ln(1 +
-(e − 1)·t), t the share of the planned looks taken: look k of K tests at alpha(k/K) −
-alpha((k−1)/K), and these add up to alpha over all looks (a union bound: valid whatever the
-looks' correlation). Pocock's shape spends more early than O'Brien-Fleming's, so a clear effect
-stops after the first batches.
+(e − 1)·t), t the share of the planned looks taken. Look k of K tests at the exact
+group-sequential level: the nominal two-sided level c_k such that, with no effect, the chance
+of crossing first at look k is alpha(k/K) − alpha((k−1)/K), given the boundaries of the looks
+before it. Crossing chances add up to alpha over all looks. The test statistics of a claim's
+looks share data (look k's seeds include look k−1's), so they are correlated as a Brownian
+motion's at the information shares t_k = k/K; using each increment of alpha as the level
+itself (a union bound) ignores that and leaves power unused: for 4 looks the last one would
+test at 0.0086, not 0.0188. Pocock's shape spends more early than O'Brien-Fleming's, so a
+clear effect stops after the first batches.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping
 from typing import Any
+
+# Points of the numerical integration over the continuation region, per look: the crossing
+# chances it gives agree with 10x as many points to ~1e-11.
+_GRID = 401
 
 
 def batch_size(config: Mapping[str, Any]) -> int:
@@ -31,9 +41,52 @@ def spent(alpha: float, share: float) -> float:
 
 
 def look_alpha(alpha: float, look: int, looks: int) -> float:
-    """The level of look ``look`` (1-based) of ``looks``: its share of the spending function."""
+    """The nominal two-sided level of look ``look`` (1-based) of ``looks``: exact boundaries
+    for the spending function's increments."""
     look = min(max(look, 1), looks)
-    return spent(alpha, look / looks) - spent(alpha, (look - 1) / looks)
+    return _levels(float(alpha), int(looks))[look - 1]
+
+
+@functools.lru_cache(maxsize=64)
+def _levels(alpha: float, looks: int) -> tuple[float, ...]:
+    """Each look's nominal level, by recursive numerical integration (Armitage, McPherson and
+    Rowe) of the score S(t), a standard Brownian motion observed at t_k = k/K: look k rejects
+    when |S(t_k)| ≥ b_k, and b_k is chosen so that P(no earlier rejection, reject at k) is the
+    spending function's increment."""
+    import numpy as np
+    from scipy import optimize, stats
+
+    times = [k / looks for k in range(1, looks + 1)]
+    first = spent(alpha, times[0])
+    levels = [first]
+    bound = stats.norm.isf(first / 2) * math.sqrt(times[0])
+    grid = np.linspace(-bound, bound, _GRID)
+    density = stats.norm.pdf(grid, scale=math.sqrt(times[0]))
+    for k in range(1, looks):
+        step = math.sqrt(times[k] - times[k - 1])
+        weights = _simpson(grid) * density  # the mass still running, at each point
+
+        def crossing(b: float, weights: np.ndarray = weights, grid: np.ndarray = grid,
+                     step: float = step) -> float:
+            return float(weights @ (stats.norm.cdf((-b - grid) / step)
+                                    + stats.norm.sf((b - grid) / step)))
+
+        target = spent(alpha, times[k]) - spent(alpha, times[k - 1])
+        bound = optimize.brentq(lambda b: crossing(b) - target, 1e-6, 20.0, xtol=1e-12)
+        levels.append(float(2 * stats.norm.sf(bound / math.sqrt(times[k]))))
+        new_grid = np.linspace(-bound, bound, _GRID)
+        density = weights @ stats.norm.pdf((new_grid[None, :] - grid[:, None]) / step) / step
+        grid = new_grid
+    return tuple(levels)
+
+
+def _simpson(grid: Any) -> Any:
+    """Simpson's weights on an evenly spaced grid of an odd number of points."""
+    import numpy as np
+
+    w = np.ones(len(grid))
+    w[1:-1:2], w[2:-1:2] = 4, 2
+    return w * (grid[1] - grid[0]) / 3
 
 
 def futile(needs: int | None, config: Mapping[str, Any]) -> bool:

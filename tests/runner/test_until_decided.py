@@ -88,12 +88,34 @@ def test_looks_planned_and_alpha_spent() -> None:
     assert decide.planned_looks({"repeats": 2, "max_repeats": 4}) == 2
     assert decide.planned_looks({"repeats": 3, "max_repeats": 10}) == 4  # 3, 6, 9, 10
     assert decide.planned_looks({"repeats": 3, "max_repeats": 3}) == 1
-    # Pocock-type spending: alpha ln(1 + (e - 1) t); looks' levels add up to alpha.
+    # The first look spends alpha ln(1 + (e - 1) t) alone; later looks test at exact
+    # group-sequential levels, above the spending function's increments (0.0131, 0.0104,
+    # 0.0086), because the looks share data.
     levels = [decide.look_alpha(0.05, k, 4) for k in (1, 2, 3, 4)]
     assert levels[0] == pytest.approx(0.05 * math.log(1 + (math.e - 1) / 4))
-    assert levels == pytest.approx([0.017869, 0.013137, 0.010394, 0.008601], abs=1e-6)
-    assert sum(levels) == pytest.approx(0.05)
+    assert levels == pytest.approx([0.017869, 0.017908, 0.018365, 0.018772], abs=1e-6)
     assert decide.look_alpha(0.05, 1, 1) == pytest.approx(0.05)
+    assert decide.look_alpha(0.05, 9, 4) == levels[3]  # past the plan: the last look's
+
+
+def test_exact_levels_cross_at_the_spending_functions_rate() -> None:
+    """With no effect, a Brownian score observed at the planned shares first crosses each
+    look's boundary at that look's share of alpha (simulated: 400,000 paths, 4 looks)."""
+    import numpy as np
+    from scipy import stats
+
+    looks = 4
+    bounds = stats.norm.isf(np.array([decide.look_alpha(0.05, k, looks)
+                                      for k in range(1, looks + 1)]) / 2)
+    rng = np.random.default_rng(7)
+    score = np.cumsum(rng.standard_normal((400_000, looks)) / math.sqrt(looks), axis=1)
+    crossed = np.abs(score / np.sqrt(np.arange(1, looks + 1) / looks)) >= bounds
+    first = np.where(crossed.any(axis=1), crossed.argmax(axis=1), -1)
+    shares = [decide.spent(0.05, k / looks) - decide.spent(0.05, (k - 1) / looks)
+              for k in range(1, looks + 1)]
+    for k, share in enumerate(shares):  # each within 4 standard errors of its share
+        assert abs((first == k).mean() - share) < 4 * math.sqrt(share / 400_000)
+    assert abs((first >= 0).mean() - 0.05) < 4 * math.sqrt(0.05 / 400_000)
 
 
 def test_seeds_go_only_to_undecided_claims_until_decided(tmp_path: Path) -> None:
@@ -131,14 +153,14 @@ def test_seeds_go_only_to_undecided_claims_until_decided(tmp_path: Path) -> None
         "dropout_location=before_pool 4, dropout_location=before_fc 4. Seeds were added for "
         "the undecided claims (dropout_location=before_fc: claims 2; "
         "dropout_location=before_pool: claims 2). Stopped: all 2 claims decided.")
-    second = 0.05 - 0.05 * math.log(1 + (math.e - 1) / 2)
+    second = decide.look_alpha(0.05, 2, 2)  # exact: 0.0277, the increment alone 0.0190
     assert claims.report_alpha(summary) == pytest.approx(second)
     # Both claims' data changed at the one look (before_pool, which claim 1 compares too, got
     # seeds 2, 3): each is on its second data, look 2 of 2.
     for claim in study.claims:
         level, taken, planned = verdicts.claim_level(claim, summary)
         assert (level, taken, planned) == (pytest.approx(second), 2, 2)
-    assert ("claim 1 look 2 of 2, α = 0.019; claim 2 look 2 of 2, α = 0.019. Holm over the "
+    assert ("claim 1 look 2 of 2, α = 0.0277; claim 2 look 2 of 2, α = 0.0277. Holm over the "
             "claims runs on p × 0.05 / α") in claims_section.claims_intro(summary)
 
 
