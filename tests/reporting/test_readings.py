@@ -291,6 +291,26 @@ def test_one_closest_reading_across_a_seeds_studies(summary: tables.Summary) -> 
         "few rows decide the ranking. By the mean, steady=x (next: collapsing=x, 27.0)")
 
 
+def test_a_run_the_seed_prints_in_two_tables_counts_once() -> None:
+    """R4 prints its dropout-before-pooling run again as its rate-0.2 row; R3 prints 60.0%
+    train in two rows whose test accuracies differ (two runs): only the first is dropped."""
+    from hpo.reporting.seed_readings import Comparison, drop_reprinted
+
+    def row(study: str, metric: str, value: float, printed: dict[str, float]) -> Comparison:
+        return Comparison(study, "c", metric, value + 1, value, None,
+                          frozenset(printed.items()))
+
+    location = {"train_acc": 92.11, "test_acc": 93.17}
+    earlier = [row("dropout_location", m, v, location) for m, v in location.items()]
+    rate = [row("dropout_rate", m, v, location) for m, v in location.items()]
+    assert drop_reprinted(earlier, rate) == []
+    batch = {"train_acc": 60.0, "test_acc": 61.5}
+    l2 = {"train_acc": 60.0, "test_acc": 58.2}
+    kept = [row("l2", m, v, l2) for m, v in l2.items()]
+    assert drop_reprinted([row("batch_size_lr", m, v, batch) for m, v in batch.items()],
+                          kept) == kept
+
+
 def test_seed_readings_needs_its_folders_and_a_plain_title(capsys: pytest.CaptureFixture[str]
                                                             ) -> None:
     from hpo.cli import main
