@@ -98,10 +98,12 @@ def across_datasets(storage: str | optuna.storages.BaseStorage, studies: Sequenc
                 if column not in datasets:
                     datasets.insert(datasets.index(dataset), column)
                 changed = write.changed_from_shipped(summary, base)
+                seeds = (f"{config['repeats']} seeds then seeds until decided (at most "
+                         f"{config['max_repeats']})" if config.get("until_decided")
+                         else f"{config['repeats']} seeds")
                 sources.setdefault((base, column), []).append(
                     f"`{name}`: {config['epochs']} epoch{'s' if config['epochs'] != 1 else ''}"
-                    f" × {config['repeats']} seeds, "
-                    f"{summary.counts['COMPLETE']} complete trials"
+                    f" × {seeds}, {summary.counts['COMPLETE']} complete trials"
                     + (f" (changed from the study file: {changed})" if changed else ""))
                 for verdict in verdicts.evaluate_all(summary):
                     cells.setdefault(f"{base}: {verdict.claim.text}", {})[column] = \
@@ -114,11 +116,14 @@ def across_datasets(storage: str | optuna.storages.BaseStorage, studies: Sequenc
 
 
 def cell_text(verdict: Verdict) -> str:
-    """The verdict, and where readings disagreed, each reading's own (uncorrected) in brackets,
-    so a reader sees which findings hold in which reading."""
-    if not verdict.by_reading:
-        return verdict.verdict
-    return f"{verdict.verdict} ({'; '.join(f'{r}: {v}' for r, v in verdict.by_reading)})"
+    """The verdict, and in brackets where readings disagreed each reading's own (uncorrected)
+    and the readings left out because the network did not train there, so a reader sees which
+    findings hold in which reading and that a missing one was not forgotten."""
+    parts = [f"{r}: {v}" for r, v in verdict.by_reading]
+    # ``untrained`` entries carry their numbers ("optimizer=sgd (… training loss 2.31 …)"):
+    # the cell names the reading; the study's report gives the numbers.
+    parts += [f"{r.split(' (')[0]}: did not train" for r in verdict.untrained]
+    return f"{verdict.verdict} ({'; '.join(parts)})" if parts else verdict.verdict
 
 
 def markdown(result: Across) -> str:
@@ -131,7 +136,8 @@ def markdown(result: Across) -> str:
         "in each study's own report, Claims section); " + NOT_RUN + " means the study has no "
         "run on that dataset in this store. Where the readings the seed leaves open (e.g. R4's "
         "optimizer) disagree, the cell is inconclusive and lists each reading's own verdict "
-        "(uncorrected).", "", text, "", "Runs behind each cell:", "",
+        "(uncorrected); a reading in which the network did not train is named and left out of "
+        "the verdict.", "", text, "", "Runs behind each cell:", "",
     ]
     for (base, column), names in result.sources.items():
         lines.append(f"- {base} on {column}: " + "; ".join(names))

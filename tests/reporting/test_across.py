@@ -46,7 +46,8 @@ def _add(storage: object, raw: dict, dataset: str, name: str, command: str,
 @pytest.fixture
 def url(tmp_path: Path) -> StoreURL:
     """lr on digits (stored as `lr`) and on mnist (stored as `lr_on_mnist`, found through its
-    command); wd on digits only (stored as `wd_digits`); an unrelated study `other`."""
+    command; seeds until decided); wd on digits only (stored as `wd_digits`); an unrelated
+    study `other`."""
     return cached_store(tmp_path / "a.db", "across", _build)
 
 
@@ -54,7 +55,7 @@ def _build(url: StoreURL) -> None:
     storage = store.open_storage(url, create=True)
     good, bad = (95.0, 96.0, 97.0), (60.0, 61.0, 62.0)  # both train (not at chance)
     _add(storage, LR, "digits", "lr", "hpo run --study lr", {0.001: good, 0.1: bad})
-    _add(storage, LR, "mnist", "lr_on_mnist",
+    _add(storage, {**LR, "until_decided": True, "max_repeats": 6}, "mnist", "lr_on_mnist",
          "hpo run --study studies/lr.toml --dataset mnist --name lr_on_mnist",
          {0.001: bad, 0.1: good})
     _add(storage, WD, "digits", "wd_digits", "synthetic", {0.0: good, 0.5: bad})
@@ -79,7 +80,8 @@ def test_table_rows_claims_columns_datasets(url: StoreURL) -> None:
         "wd: no weight decay beats 0.5": {"digits": "supported", "mnist": "–"},
     }
     assert result.sources[("lr", "mnist")] == [
-        "`lr_on_mnist`: 2 epochs × 3 seeds, 6 complete trials"]
+        "`lr_on_mnist`: 2 epochs × 3 seeds then seeds until decided (at most 6), 6 complete "
+        "trials"]
 
 
 def test_cli_writes_the_table(url: StoreURL, tmp_path: Path,
@@ -117,3 +119,6 @@ def test_a_cell_lists_each_reading_where_readings_disagree() -> None:
         ("optimizer=sgd", "supported"), ("optimizer=adam", "inconclusive")))
     assert across.cell_text(split) == (
         "inconclusive (optimizer=sgd: supported; optimizer=adam: inconclusive)")
+    left_out = claims.Verdict(claim, "test_acc", "supported", "evidence", untrained=(
+        "optimizer=sgd (a=1, optimizer=sgd did not train: training loss 2.31, accuracy 9.2%)",))
+    assert across.cell_text(left_out) == "supported (optimizer=sgd: did not train)"

@@ -93,3 +93,25 @@ def test_each_seeds_readings_table_is_current(seed, monkeypatch):
     assert path.read_text(encoding="utf-8") == fresh, (
         f"run `hpo report --seed-readings {seed} --across-trials <its complete folders> --out "
         "reports/mnist` and commit it")
+
+
+ACROSS = ["learning_rate", "weight_decay", "dropout_location", "dropout_rate"]
+
+
+@pytest.mark.slow
+def test_the_across_datasets_table_is_current(monkeypatch):
+    """`hpo report --across-datasets learning_rate,weight_decay,dropout_location,dropout_rate
+    --across-trials reports/mnist reports/across_datasets/runs --out reports` gives the committed
+    table. Only the folders of those studies are read: no other folder is a run of them."""
+    from hpo.reporting import across
+
+    monkeypatch.chdir(ROOT)
+    runs = ROOT / "reports" / "across_datasets" / "runs"
+    folders = [ROOT / "reports" / "mnist" / s for s in ACROSS] + sorted(
+        p.parent for p in runs.rglob("trials.journal"))
+    result = across.across_datasets(committed.merged_storage(folders), ACROSS)
+    path = ROOT / "reports" / "across_datasets" / "README.md"
+    assert path.read_text(encoding="utf-8") == across.markdown(result), (
+        "run `hpo report --across-datasets learning_rate,weight_decay,dropout_location,"
+        "dropout_rate --across-trials reports/mnist reports/across_datasets/runs --out reports`"
+        " and commit it")
