@@ -265,6 +265,7 @@ def _run_entry(row: Progress, deadline: float | None, data_dir: str | None, devi
         return
     workers = entry.jobs or jobs
     entry.folder.mkdir(parents=True, exist_ok=True)
+    _widen_if_needed(entry, study, say)
     say(f"campaign: {entry.folder}: {row.left} of {row.total} runs to go "
         f"(~{row.cpu_h_left:.2f} CPU-h)")
     opts = runner.RunOptions(
@@ -284,6 +285,29 @@ def _run_entry(row: Progress, deadline: float | None, data_dir: str | None, devi
         _render_if_needed(row, say)
     else:
         say(f"campaign: {entry.folder}: stopped by the budget, {row.left} runs left")
+
+
+def _widen_if_needed(entry: Entry, study: spec.Study, say: Callable[[str], None]) -> None:
+    """A study file whose grid gained choices since its trials were stored (another reading of
+    what the seed leaves open): rewrite the trials file so the stored runs take the wider grid,
+    and the runner adds only the new cells to the same study."""
+    from hpo.schema import IDENTITY_ATTR
+    from hpo.store import journal
+
+    path = entry.folder / TRIALS_FILE
+    if not path.exists():
+        return
+    study_obj = store.load_study(store.open_storage(entry.url, create=False), entry.name)
+    stored = study_obj.user_attrs.get(IDENTITY_ATTR) or {}
+    identity = json.loads(json.dumps(study.identity()))
+    if stored.get("space") == identity["space"] or spec.identity_diff(stored, identity) or \
+            not spec.grid_extends(stored.get("space") or [], identity["space"]):
+        return  # the same grid, or another change the runner refuses with its own message
+    choices = {p["key"]: p["choices"] for p in identity["space"] if p["type"] == "categorical"}
+    kept = journal.widen_choices(path, entry.name, choices, identity)
+    say(f"campaign: {entry.folder}: grid widened "
+        f"({spec.added_choices(stored['space'], identity['space'])}); its {kept} stored "
+        "trials kept")
 
 
 def _render_if_needed(row: Progress, say: Callable[[str], None]) -> None:

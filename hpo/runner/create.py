@@ -25,7 +25,7 @@ from hpo.schema import (
     SPEC_ATTR,
     VERSIONS_ATTR,
 )
-from hpo.spec import Study, identity_diff
+from hpo.spec import Study, added_choices, identity_diff
 from hpo.version import __version__
 
 if TYPE_CHECKING:
@@ -131,16 +131,27 @@ def prepare_study(study: Study, storage: BaseStorage, opts: RunOptions, device: 
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                 study_obj.set_metric_names([study.config["metric"]])
         else:
-            diffs = identity_diff(stored_identity, json.loads(json.dumps(study.identity())))
+            identity = json.loads(json.dumps(study.identity()))
+            diffs = identity_diff(stored_identity, identity)
             if diffs:
                 raise SpecError(
                     f"study {study.name!r} in the store was run with other settings "
                     f"({'; '.join(diffs[:4])}); run it under a new name with --name NEW, or "
                     f"`hpo delete {study.name}` first"
                 )
-            # Repeats and n_trials may grow between runs: keep the stored spec current, and
-            # the command that ran it last (the report's "Reproduce" shows it).
+            if stored_identity.get("space") != identity["space"] and study_obj.get_trials(
+                    deepcopy=False):
+                raise SpecError(
+                    f"study {study.name!r} in the store was run on a smaller grid (now "
+                    f"{added_choices(stored_identity['space'], identity['space'])}); Optuna "
+                    "keeps a stored parameter's choices, so its new cells cannot run next to "
+                    "the stored runs: `hpo campaign` widens a report folder's trials file in "
+                    "place, or run it under a new name with --name NEW")
+            # Repeats, n_trials and a grid's choices may grow between runs: keep the stored
+            # spec and identity current, and the command that ran it last (the report's
+            # "Reproduce" shows it).
             study_obj.set_user_attr(SPEC_ATTR, study.to_dict())
+            study_obj.set_user_attr(IDENTITY_ATTR, json.loads(json.dumps(study.identity())))
             if opts.command:
                 study_obj.set_user_attr(COMMAND_ATTR, store.mask(opts.command))
         if opts.source is not None:

@@ -43,6 +43,8 @@ from hpo.spec.model import (  # noqa: F401
     Param,
     Reference,
     Study,
+    added_choices,
+    grid_extends,
     identity_diff,
 )
 from hpo.spec.rules import (  # noqa: F401
@@ -87,8 +89,7 @@ from hpo.spec.validate import (  # noqa: F401
 __all__ = [  # the API other packages use; the rest is reached through the submodules
     "ACTIVATIONS", "BATCH_NORMS", "CHANCE_TOLERANCE", "Claim", "DROPOUT_LOCATIONS", "KEYS",
     "METRICS", "OPTIMIZERS", "Param", "Reference", "SCHEDULES", "SIMILAR_MARGIN", "SpecError",
-    "Study", "apply_override", "batch_size", "check_config", "find_study_file", "from_dict",
-    "futile", "identity_diff", "load", "look_alpha", "planned_looks", "shipped_studies", "spent",
-    "tomllib",
-    "validate",
+    "Study", "added_choices", "apply_override", "batch_size", "check_config",
+    "find_study_file", "from_dict", "futile", "grid_extends", "identity_diff", "load",
+    "look_alpha", "planned_looks", "shipped_studies", "spent", "tomllib", "validate",
 ]

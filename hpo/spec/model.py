@@ -219,6 +219,30 @@ def identity_diff(stored: dict[str, Any], current: dict[str, Any]) -> list[str]:
             continue  # stored by an hpo that still counted it
         if value(old_cfg, key) != value(new_cfg, key):
             diffs.append(f"{key} {value(old_cfg, key)!r} -> {value(new_cfg, key)!r}")
-    if stored.get("space") != current["space"]:
+    grid = value(new_cfg, "sampler") == "grid"
+    if stored.get("space") != current["space"] and not (
+            grid and grid_extends(stored.get("space") or [], current["space"])):
         diffs.append("the search space")
     return diffs
+
+
+def grid_extends(old: list[dict[str, Any]], new: list[dict[str, Any]]) -> bool:
+    """Whether grid ``new`` only adds choices to ``old``'s keys: every stored run is still a
+    cell of the new grid, with the same settings, so the runs stay and the new cells are run
+    (a study adding a reading the seed leaves open, such as another learning rate, runs only
+    that reading instead of a second study)."""
+    if [(p["key"], p["type"], p.get("when")) for p in old] != \
+            [(p["key"], p["type"], p.get("when")) for p in new]:
+        return False
+    return all(p["type"] == "categorical" and all(c in q["choices"] for c in p["choices"])
+               for p, q in zip(old, new))
+
+
+def added_choices(old: list[dict[str, Any]], new: list[dict[str, Any]]) -> str:
+    """What grid ``new`` adds to ``old`` (grid_extends holds), as "train.lr + 0.003"."""
+    parts = []
+    for p, q in zip(old, new):
+        added = [repr(c) for c in q["choices"] if c not in p["choices"]]
+        if added:
+            parts.append(f"{q['key']} + {', '.join(added)}")
+    return "; ".join(parts)

@@ -86,3 +86,13 @@ def dashboard_note_functions() -> tuple[NoteFunction, NoteFunction]:
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
     return module.get_note, module.save_note
+
+
+def set_study_system_attr(study: optuna.Study, key: str, value: object) -> None:
+    """Copy a study-level system attribute (metric names, …): Optuna has no public setter."""
+    study._storage.set_study_system_attr(study._study_id, key, value)
+
+
+def study_system_attrs(study: optuna.Study) -> dict[str, object]:
+    """A study's system attributes (Optuna 5 dropped ``Study.system_attrs``)."""
+    return study._storage.get_study_system_attrs(study._study_id)

@@ -65,3 +65,44 @@ def repair_cut_tail(path: Path) -> None:
             fh.truncate(good)
     print(f"hpo: warning: {path} ended in a cut record ({size - good} bytes, a write that did "
           "not finish); cut off, every complete record kept", file=sys.stderr)
+
+
+def widen_choices(path: Path, name: str, choices: dict[str, list[object]],
+                  identity: dict[str, object]) -> int:
+    """Rewrite journal ``path`` so that study ``name``'s stored trials take a wider grid: each
+    key in ``choices`` gets those choices (a superset of the stored ones), and the study's
+    stored identity becomes ``identity``. Optuna keeps a categorical parameter's choices fixed
+    for a study's life, so a grid that gains a value (a reading the seed leaves open) cannot
+    run its new cells next to the stored ones otherwise. Every trial is kept as it was (number,
+    state, values, attributes, times). Written to a temporary file and moved into place under
+    the journal's lock: a reader sees the old file or the new one. Returns the trials kept."""
+    import os
+
+    import optuna
+    from optuna.distributions import CategoricalDistribution
+
+    from hpo.schema import IDENTITY_ATTR
+    from hpo.store.connect import open_storage
+    from hpo.store.internals import journal_lock, set_study_system_attr, study_system_attrs
+    from hpo.store.read import load_study
+    from hpo.store.url import parse
+
+    old = load_study(open_storage(parse(f"journal:{path}"), create=False), name)
+    tmp = path.with_name(path.name + ".widening")
+    tmp.unlink(missing_ok=True)
+    with journal_lock(path):
+        trials = old.get_trials(deepcopy=True)
+        new = optuna.create_study(study_name=name, directions=old.directions,
+                                  storage=open_storage(parse(f"journal:{tmp}"), create=True))
+        for key, value in study_system_attrs(old).items():
+            set_study_system_attr(new, key, value)
+        for key, value in old.user_attrs.items():
+            new.set_user_attr(key, value)
+        new.set_user_attr(IDENTITY_ATTR, identity)
+        for trial in trials:
+            trial.distributions = {
+                k: CategoricalDistribution(choices[k]) if k in choices else d
+                for k, d in trial.distributions.items()}
+            new.add_trial(trial)
+        os.replace(tmp, path)
+    return len(trials)

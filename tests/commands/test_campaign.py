@@ -207,6 +207,49 @@ def test_a_changed_run_defining_key_is_refused_naming_both_values(finished, caps
     assert (folder / "README.md").read_bytes() == before
 
 
+@pytest.mark.slow
+def test_a_grid_that_gains_a_choice_keeps_its_runs_and_runs_only_the_new_cells(finished,
+                                                                                 capsys):
+    """Another learning rate joins the finished study (a reading the seed leaves open): the
+    campaign widens the trials file, keeps the 4 stored runs as they were and adds the 2 new
+    ones to the same study; a plain `hpo run` on the old store says what to do instead."""
+    from hpo import store
+
+    plan, folder, _ = finished
+    url = store.parse(journal_url(folder))
+    before = {t.number: (t.params, t.values, t.user_attrs["seed"], t.datetime_complete)
+              for t in store.load_study(store.open_storage(url, create=False), "tiny").trials}
+    study = study_file(plan)
+    study.write_text(study.read_text().replace("[0.001, 0.002]", "[0.001, 0.002, 0.004]"))
+    assert main(["campaign", "--plan", str(plan)]) == 0
+    said = capsys.readouterr().err
+    assert f"campaign: {folder}: grid widened (train.lr + 0.004); its 4 stored trials kept" in said
+    trials = store.load_study(store.open_storage(url, create=False), "tiny").trials
+    assert {t.number: (t.params, t.values, t.user_attrs["seed"], t.datetime_complete)
+            for t in trials if t.number in before} == before
+    assert sorted((t.params["train.lr"], t.user_attrs["seed"]) for t in trials
+                  if t.number not in before) == [(0.004, 0), (0.004, 1)]
+    assert completed_runs(journal_url(folder), "tiny") == {
+        (t.user_attrs["cell"], t.user_attrs["seed"]): 1 for t in trials}
+    assert "0.004" in (folder / "README.md").read_text()
+
+
+def test_a_run_on_a_smaller_stored_grid_says_how_to_widen_it(tmp_path, capsys):
+    from tests.conftest import make_grid_study
+
+    two = make_grid_study(tmp_path, "tiny", cells=2, repeats=1)
+    url = f"sqlite:///{tmp_path / 'hpo.db'}"
+    assert main(["run", "--study", str(two), "--storage", url, "--no-progress"]) == 0
+    make_grid_study(tmp_path, "tiny", cells=3, repeats=1)
+    capsys.readouterr()
+    assert main(["run", "--study", str(two), "--storage", url, "--no-progress"]) == 1
+    assert capsys.readouterr().err == (
+        "hpo: error: study 'tiny' in the store was run on a smaller grid (now train.lr + "
+        "0.004); Optuna keeps a stored parameter's choices, so its new cells cannot run next "
+        "to the stored runs: `hpo campaign` widens a report folder's trials file in place, or "
+        "run it under a new name with --name NEW\n")
+
+
 def test_a_folder_without_trials_is_one_line(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     assert main(["report", "--trials", str(tmp_path / "empty")]) == 1

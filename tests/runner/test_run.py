@@ -82,6 +82,21 @@ def test_changed_settings_refuse_to_mix(write_study, storage_url):
     )
 
 
+def test_only_a_grid_may_add_choices() -> None:
+    old = [{"key": "train.lr", "type": "categorical", "choices": [0.001, 0.01]}]
+    more = [{"key": "train.lr", "type": "categorical", "choices": [0.001, 0.003, 0.01]}]
+    grid, tpe = {"sampler": "grid"}, {"sampler": "tpe"}
+    assert spec.identity_diff({"config": grid, "space": old},
+                              {"config": grid, "space": more}) == []
+    assert spec.identity_diff({"config": grid, "space": more},
+                              {"config": grid, "space": old}) == ["the search space"]
+    assert spec.identity_diff({"config": tpe, "space": old},
+                              {"config": tpe, "space": more}) == ["the search space"]
+    conditional = [{**more[0], "when": {"train.optimizer": ["sgd"]}}]
+    assert spec.identity_diff({"config": grid, "space": old},
+                              {"config": grid, "space": conditional}) == ["the search space"]
+
+
 @pytest.mark.slow
 def test_divergence_is_recorded_as_complete(write_study, storage_url):
     path = write_study()
