@@ -98,7 +98,7 @@ def folder_result(folder: Path) -> dict[str, Any]:
     """One run's report folder as the campaign left it: missing (no trials), in progress (trials,
     no report yet) or complete; its complete runs and their CPU-hours, and once complete its
     seeds per configuration, test level and verdicts."""
-    from hpo.reporting import claims, committed, tables, verdicts
+    from hpo.reporting import claims, committed, tables, verdicts, write
     from hpo.schema import END_ATTR, TRIALS_FILE
 
     if not (folder / TRIALS_FILE).is_file():
@@ -119,7 +119,8 @@ def folder_result(folder: Path) -> dict[str, Any]:
     seeds = [int(n) for n in summary.table["n"]]
     out.update(seeds=[min(seeds), max(seeds)], alpha=claims.report_alpha(summary),
                claims=[v.claim.text for v in judged], verdicts=[v.verdict for v in judged],
-               end=study_obj.user_attrs.get(END_ATTR))
+               end=study_obj.user_attrs.get(END_ATTR),
+               since=write.since_the_last_look(summary, judged).strip())
     return out
 
 
@@ -182,11 +183,12 @@ def trials_markdown(result: dict[str, Any]) -> str:
     for row in result["studies"]:
         lines += [f"| {row['study']} | {label} | {_cells(row[mode])} |"
                   for mode, label in MODES]
-    ends = [(row["study"], row["decided"]["end"]) for row in result["studies"]
-            if row["decided"].get("end")]
+    ends = [(row["study"], row["decided"]["end"], row["decided"].get("since"))
+            for row in result["studies"] if row["decided"].get("end")]
     if ends:
         lines += ["", "Why until decided stopped:", ""]
-        lines += [f"- {study}: {end}" for study, end in ends]
+        lines += [f"- {study}: {end}" + (f". {since}" if since else "")
+                  for study, end, since in ends]
     return "\n".join(lines + [""] + verdict_lines(result)) + "\n"
 
 

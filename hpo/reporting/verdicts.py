@@ -27,7 +27,7 @@ from hpo.reporting.claims import (
     evaluate,
     meaningful_difference,
 )
-from hpo.reporting.tables import ALPHA, Summary
+from hpo.reporting.tables import ALPHA, Summary, matches_row
 from hpo.schema import END_ATTR
 from hpo.spec import Claim
 
@@ -87,22 +87,38 @@ def _untrained_rows(claim: Claim, verdict: Verdict, config: dict) -> list[dict]:
     accuracy within the at_chance tolerance of guessing, or their mean training loss near
     guessing's (tables.at_chance; one seed that barely moved does not make one that trains).
     None for a claim on what a run costs (seconds, memory, parameters): that needs no training."""
-    import pandas as pd
 
-    from hpo.reporting.tables import REDUCTION, at_chance
     from hpo.schema import COST_METRICS
 
     if claim.kind not in NEEDS_TRAINING or verdict.metric in COST_METRICS:
         return []
+    return [row for row in verdict.configs if int(row.get("n") or 0) > 0 and _stuck(row, config)]
 
-    def stuck(row: dict) -> bool:
-        acc = pd.Series([row.get("train_acc_mean")], dtype=float)
-        loss = pd.Series([row.get("train_loss_mean")], dtype=float)
-        val = pd.Series([row.get("val_acc_mean")], dtype=float)
-        return bool(at_chance(acc, config["dataset"], loss,
-                              row.get(REDUCTION, config[REDUCTION]), val).iloc[0])
 
-    return [row for row in verdict.configs if int(row.get("n") or 0) > 0 and stuck(row)]
+def _stuck(row: dict, config: dict) -> bool:
+    """Whether a table row's configuration did not train (tables.at_chance on its means)."""
+    import pandas as pd
+
+    from hpo.reporting.tables import REDUCTION, at_chance
+
+    acc = pd.Series([row.get("train_acc_mean")], dtype=float)
+    loss = pd.Series([row.get("train_loss_mean")], dtype=float)
+    val = pd.Series([row.get("val_acc_mean")], dtype=float)
+    return bool(at_chance(acc, config["dataset"], loss,
+                          row.get(REDUCTION, config[REDUCTION]), val).iloc[0])
+
+
+def _nothing_trains(claim: Claim, summary: Summary, reading: Reading | None) -> list[dict]:
+    """For an at_chance claim: every configuration of the reading (the whole study without
+    readings), if none of them trains. "X leaves the network at chance" needs a network that
+    trains without X: where nothing trains (plain SGD at lr 1e-3 on digits, at every weight
+    decay), ending at chance says nothing about X."""
+    if claim.kind != "at_chance":
+        return []
+    config = summary.study.config
+    rows = [row for row in summary.records() if int(row.get("n") or 0) > 0
+            and (reading is None or matches_row(reading, row))]
+    return rows if rows and all(_stuck(row, config) for row in rows) else []
 
 
 def evaluate_in_readings(claim: Claim, summary: Summary, alpha: float) -> Verdict:
@@ -118,6 +134,11 @@ def evaluate_in_readings(claim: Claim, summary: Summary, alpha: float) -> Verdic
     closest, every = _claim_readings(claim, summary)
     if not every:
         verdict = evaluate(claim, summary, alpha)
+        if nothing := _nothing_trains(claim, summary, None):
+            return Verdict(claim, verdict.metric, NOT_EXERCISED, "no configuration of this "
+                           "study trains, so none can show that it leaves the network at chance",
+                           configs=verdict.configs, untrained=("no configuration trains",),
+                           untrained_rows=_row_labels(nothing))
         rows = _untrained_rows(claim, verdict, summary.study.config)
         if not rows:
             return verdict
@@ -127,7 +148,8 @@ def evaluate_in_readings(claim: Claim, summary: Summary, alpha: float) -> Verdic
                        untrained=named, untrained_rows=_row_labels(rows))
     untrained = {}
     for r in every:
-        rows = _untrained_rows(claim, evaluate(claim, summary, alpha, r), summary.study.config)
+        rows = (_untrained_rows(claim, evaluate(claim, summary, alpha, r), summary.study.config)
+                or _nothing_trains(claim, summary, r))
         if rows:
             untrained[r] = rows
     return _with_untrained(claim, summary, alpha, closest, every, untrained)

@@ -8,6 +8,7 @@ import shlex
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from hpo.reporting import claims_section, figures, published, render, verdicts
 from hpo.reporting.figure_specs import figure_specs
@@ -20,7 +21,10 @@ from hpo.reporting.tables import (
     short_names,
 )
 from hpo.reporting.timing import time_basis
-from hpo.schema import COMMAND_ATTR, DEVICE_ATTR, GIT_COMMIT_ATTR, VERSIONS_ATTR
+from hpo.schema import COMMAND_ATTR, DEVICE_ATTR, END_ATTR, GIT_COMMIT_ATTR, VERSIONS_ATTR
+
+if TYPE_CHECKING:
+    from hpo.reporting.claims import Verdict
 
 FORMATS = ("md", "csv", "tex")
 README_LIMIT = 30  # rows of a tuning study's table shown in README.md (all are in table.csv)
@@ -315,8 +319,8 @@ def readme(summary: Summary, drawn: Sequence[tuple[str, str]], formats: Sequence
     if summary.study.claims:
         lines += ["## Claims", "", claims_section.claims_intro(summary), "",
                   claims_section.claims_markdown(judged), ""]
-        if seeds_line(summary):
-            lines += [seeds_line(summary), ""]
+        if seeds_line(summary, judged):
+            lines += [seeds_line(summary, judged), ""]
 
     lines += published.published_lines(summary)
 
@@ -382,7 +386,31 @@ def command_study(command: str) -> str | None:
     return None
 
 
-def seeds_line(summary: Summary) -> str:
+def since_the_last_look(summary: Summary, judged: Sequence[Verdict]) -> str:
+    """Where today's verdicts differ from what the study's last look judged (its rules or its
+    study file changed since, e.g. a claim added): "" if they agree. A stop reason is the last
+    look's; without this a report could say "all claims decided" above an inconclusive one."""
+    import re
+
+    end = summary.attrs.get(END_ATTR)
+    if not isinstance(end, str) or not end:
+        return ""
+    # The stopping look is stored as its reason alone (hpo.decide._end_text): "all N claims
+    # decided", or "claims 1, 3 still inconclusive …; claims 2 stopped for futility …".
+    then_open = {int(n) for group in re.findall(r"claims ([\d, ]+)", end)
+                 for n in group.replace(",", " ").split()}
+    now_open = {i for i, v in enumerate(judged, 1) if not v.decided}
+    decided, opened = sorted(then_open - now_open), sorted(now_open - then_open)
+    if not decided and not opened:
+        return ""
+    parts = [f"claim{'s' if len(ns) > 1 else ''} {', '.join(map(str, ns))} "
+             f"{'are' if len(ns) > 1 else 'is'} {what}"
+             for ns, what in ((decided, "decided"), (opened, "inconclusive")) if ns]
+    return (f" That was the last look's judgement; under today's rules and study file "
+            f"{' and '.join(parts)}.")
+
+
+def seeds_line(summary: Summary, judged: Sequence[Verdict] | None = None) -> str:
     """The report's line on how many seeds each configuration got and why ("" if none added)."""
     from hpo.schema import END_ATTR, LOOKS_ATTR
     from hpo.spec import batch_size
@@ -407,4 +435,6 @@ def seeds_line(summary: Summary) -> str:
             + (f"Seeds were added for the undecided claims ({why}). " if why else
                "No seeds were added: no undecided claim could be decided within the cap. "
                if end and "futility" in end else "No claim needed more seeds. ")
-            + (f"Stopped: {end}." if end else "Not finished: re-run the same command."))
+            + (f"Stopped: {end}." if end else "Not finished: re-run the same command.")
+            + since_the_last_look(summary, verdicts.evaluate_all(summary) if judged is None
+                                  else judged))

@@ -236,3 +236,30 @@ def test_failed_runs_that_were_run_again_are_said_to_be(tmp_path):
             "are counted per configuration in the table. 1 of the failed runs was cut short (an "
             "interrupt or a lost worker) and run again to completion: each configuration and "
             "seed counts once.") in write.readme(summary, [], ["md"])
+
+
+# lr 1e-3: neither optimizer trains; lr 1e-2: both do, and plain SGD stays at chance in none.
+NOTHING_TRAINS = {("sgd", 0.001): (10.0, 11.0, 9.5), ("momentum", 0.001): (9.8, 10.4, 10.1),
+                  ("sgd", 0.01): (70.0, 71.0, 72.0), ("momentum", 0.01): (50.0, 51.0, 49.0)}
+
+
+def test_an_at_chance_claim_leaves_out_a_reading_in_which_nothing_trains(tmp_path):
+    """"Plain SGD leaves the network at chance" holds trivially where momentum does not train
+    either: that reading is left out, and lr 1e-2 (where SGD trains) decides it."""
+    summary = build_summary(tmp_path, NOTHING_TRAINS, "nothing-trains")
+    claim = spec.Claim("plain SGD stays at chance", "at_chance", (("train.optimizer", "sgd"),),
+                       (), "test_acc", 10.0)
+    summary.study = dataclasses.replace(summary.study, claims=(claim,))
+    [verdict] = verdicts.evaluate_all(summary)
+    assert verdict.verdict == claims.NOT_SUPPORTED
+    assert verdict.untrained == (
+        "lr=0.001 (optimizer=sgd, lr=0.001 did not train: training loss 0.5, accuracy 10.2%; "
+        "optimizer=momentum, lr=0.001 did not train: training loss 0.5, accuracy 10.1%)",)
+    everything = build_summary(tmp_path, {k: v for k, v in NOTHING_TRAINS.items()
+                                          if k[1] == 0.001}, "all-stuck")
+    everything.study = dataclasses.replace(everything.study, claims=(claim,), config={
+        **everything.study.config, "readings": []})
+    [verdict] = verdicts.evaluate_all(everything)
+    assert (verdict.verdict, verdict.evidence) == (
+        claims.NOT_EXERCISED, "no configuration of this study trains, so none can show that it "
+        "leaves the network at chance")

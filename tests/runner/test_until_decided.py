@@ -632,3 +632,27 @@ def test_from_trials_names_what_is_not_complete(tmp_path: Path, monkeypatch: pyt
         "Not complete yet (the campaign continues them; nothing above stands in for them): "
         "decided/ud."]
     assert result["not_complete"] == ["decided/ud"] and result["target"]["met"] is None
+
+
+def test_a_stop_reason_that_todays_rules_contradict_says_so() -> None:
+    """The stop reason is the last look's; a claim decided since (a rule changed) or added
+    since (a study file changed) is named after it."""
+    from types import SimpleNamespace
+
+    def verdicts_(*decided: bool) -> list[Any]:
+        return [SimpleNamespace(decided=d) for d in decided]
+
+    def summary_(end: str | None) -> Any:
+        return SimpleNamespace(attrs={decide.END_ATTR: end})
+
+    cap = ("claims 2 still inconclusive at the cap of 10 seeds per configuration (max_repeats); "
+           "claims 1, 3 stopped for futility (at the observed difference …)")
+    assert write.since_the_last_look(summary_(cap), verdicts_(False, True, False)) == (
+        " That was the last look's judgement; under today's rules and study file claim 2 is "
+        "decided.")
+    assert write.since_the_last_look(summary_("all 2 claims decided"),
+                                     verdicts_(True, True, False)) == (
+        " That was the last look's judgement; under today's rules and study file claim 3 is "
+        "inconclusive.")
+    assert write.since_the_last_look(summary_(cap), verdicts_(False, False, False)) == ""
+    assert write.since_the_last_look(summary_(None), verdicts_(True)) == ""
