@@ -34,7 +34,7 @@ from hpo import spec as spec_mod
 from hpo import store
 from hpo.runner.queue import cell_seeds, targets  # noqa: F401  (decide.targets in tests)
 from hpo.schema import END_ATTR, LOOKS_ATTR, TARGETS_ATTR  # noqa: F401
-from hpo.spec import Study, batch_size, look_alpha, planned_looks, spent  # noqa: F401
+from hpo.spec import Study, batch_size, level_at, look_alpha, planned_looks, spent  # noqa: F401
 from hpo.store import internals
 
 if TYPE_CHECKING:
@@ -104,8 +104,6 @@ def next_targets(study_obj: optuna.Study, study: Study) -> tuple[dict[str, int],
     """Evaluate the claims on the stored trials; the raised targets and a record of the look."""
     from hpo.reporting import tables
     from hpo.reporting import verdicts as verdicts_mod
-    from hpo.reporting.tables import ALPHA
-
     summary = tables.summarize(study_obj)
     verdicts = verdicts_mod.evaluate_all(summary)
     cap = int(study.config["max_repeats"])
@@ -121,13 +119,13 @@ def next_targets(study_obj: optuna.Study, study: Study) -> tuple[dict[str, int],
         if v.decided:
             continue
         undecided.append(i + 1)
-        _level, taken, planned = verdicts_mod.claim_level(v.claim, summary)
-        if taken >= planned:
-            if any(int(row["n"]) < cap for row in v.configs):
-                spent_looks.append(i + 1)  # more seeds would be a look with no alpha left
-            continue  # (else at the cap)
-        # What more seeds would be judged by: the claim's next look's share of alpha.
-        next_alpha = look_alpha(ALPHA, taken + 1, planned)
+        if all(int(row["n"]) >= cap for row in v.configs):
+            continue  # at the cap
+        # What more seeds would be judged by: the level of the claim's next look.
+        next_alpha = verdicts_mod.next_level(v, summary)
+        if next_alpha <= 0:
+            spent_looks.append(i + 1)  # more seeds would be a look with no alpha left
+            continue
         needs = v.seeds_needed(next_alpha) if v.seeds_needed is not None else None
         # Futility is judged once the claim's configurations have min_seeds runs: a spread
         # from two runs is no ground to stop on (nor to decide on).
@@ -168,8 +166,8 @@ def _end_text(undecided: list[int], futile: list[int], spent_looks: list[int], c
         parts.append(f"claims {', '.join(map(str, open_))} still inconclusive at the cap "
                      f"of {cap} seeds per configuration (max_repeats)")
     if spent_looks:
-        parts.append(f"claims {', '.join(map(str, spent_looks))} at their last planned look "
-                     "(no share of alpha left for more seeds)")
+        parts.append(f"claims {', '.join(map(str, spent_looks))} with no alpha left for more "
+                     "seeds")
     if futile:
         parts.append(f"claims {', '.join(map(str, futile))} stopped for futility (at the "
                      f"observed difference more than the cap of {cap} seeds would be needed)")

@@ -15,16 +15,17 @@ def claims_intro(summary: Summary) -> str:
     """The Claims section's first paragraph: the rules, the corrections, the power rule."""
     looks = ""
     levels = [claim_level(c, summary) for c in summary.study.claims]
-    if any(level != (ALPHA, 1, 1) for level in levels):
-        each = "; ".join(f"claim {i} look {taken} of {planned}, α = {level:.3g}"
-                         for i, (level, taken, planned) in enumerate(levels, 1))
+    if any(level != (ALPHA, 1, 1.0) for level in levels):
+        each = "; ".join(f"claim {i} look {taken} at {share:.0%} of its planned runs, "
+                         f"α = {level:.3g}" for i, (level, taken, share) in enumerate(levels, 1))
         looks = (" Seeds were added until the claims were decided: each distinct data a claim "
-                 "was tested on is one of its looks, and look k of the K planned tests at the "
-                 "exact group-sequential level of a Pocock-type spending function "
-                 "(Lan-DeMets): with no effect, the chance that a claim is first rejected at "
-                 "look k is the function's k-th increment of α = 0.05, given that the looks "
-                 "share data (the chances add up to 0.05; past K none is left and the claim "
-                 "stays inconclusive): "
+                 "was tested on is one of its looks, taken at its information share t (the "
+                 "seeds of the configurations it compares over what they would have at the "
+                 "cap), and each look tests at the exact group-sequential level of a "
+                 "Pocock-type spending function α(t) = 0.05·ln(1 + (e − 1)t) (Lan-DeMets): "
+                 "with no effect, the chance that a claim is first rejected at a look is "
+                 "α(t_k) − α(t_(k−1)), given that the looks share data, so the chances add up "
+                 "to at most 0.05 however the looks fall: "
                  f"{each}. Holm over the claims runs on p × 0.05 / α, so Holm-adjusted p is "
                  "compared with 0.05.")
     return (

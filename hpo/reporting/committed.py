@@ -109,7 +109,7 @@ def runs_left(folder: Path) -> tuple[int, int]:
 def looks_go_on(study_obj: optuna.Study) -> bool:
     """A study deciding its seeds is not finished: no look has said why its seeds stopped (or
     a later look reopened it), seeds a look queued are still waiting or running, or the last
-    look stopped for futility earlier than today's rule would."""
+    look stopped earlier than today's rules would."""
     from optuna.trial import TrialState
 
     from hpo.reporting import tables, verdicts
@@ -118,7 +118,7 @@ def looks_go_on(study_obj: optuna.Study) -> bool:
         return True
     if study_obj.get_trials(deepcopy=False, states=(TrialState.WAITING, TrialState.RUNNING)):
         return True
-    return verdicts.futility_came_too_early(tables.summarize(study_obj))
+    return verdicts.looks_would_go_on(tables.summarize(study_obj))
 
 
 def render(folder: Path, formats: Sequence[str],

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -376,12 +376,9 @@ def evaluate_all(summary: Summary, alpha: float | None = None) -> list[Verdict]:
     judged = []
     levels = []
     for claim in summary.study.claims:
-        level, taken, planned = claim_level(claim, summary) if alpha is None else (alpha, 1, 1)
-        if level > 0:
-            judged.append(_beyond_the_plan(evaluate_in_readings(claim, summary, level),
-                                           summary, level))
-        else:
-            judged.append(_looks_spent(claim, summary, taken, planned))
+        level = claim_level(claim, summary)[0] if alpha is None else alpha
+        judged.append(_beyond_the_plan(evaluate_in_readings(claim, summary, level),
+                                       summary, level))
         levels.append(level)
     return holm_over_claims(judged, levels)
 
@@ -400,80 +397,105 @@ def _beyond_the_plan(v: Verdict, summary: Summary, level: float) -> Verdict:
                    f"planned for {needed}")
 
 
-def claim_level(claim: Claim, summary: Summary) -> tuple[float, int, int]:
-    """(the level the claim is tested at, the look of its data, the looks planned).
+def claim_level(claim: Claim, summary: Summary) -> tuple[float, int, float]:
+    """(the level the claim is tested at, the look of its data, its information share).
 
     ALPHA in a study of fixed seeds. With seeds added until decided, each distinct data the
-    claim has been tested on is one of its looks, and look k of K spends its share of ALPHA
-    (hpo.spec.looks): the levels of a claim's looks add up to at most ALPHA. Past K nothing is
-    left (level 0): the claim cannot be decided on more data."""
+    claim has been tested on is one of its looks, taken at its information share (the share of
+    the runs its configurations would have at the cap), and the look tests at the exact
+    group-sequential level of hpo.spec.looks' spending function at those shares: the chances
+    of a first rejection at each look add up to at most ALPHA, however the looks fall."""
     from hpo.schema import LOOKS_ATTR
-    from hpo.spec import look_alpha, planned_looks
+    from hpo.spec import level_at
 
     config = summary.study.config
     if not (config.get("until_decided") or summary.attrs.get(LOOKS_ATTR)):
-        return ALPHA, 1, 1
-    planned = planned_looks(config)
-    taken = data_looks(claim, summary)
-    return (look_alpha(ALPHA, taken, planned) if taken <= planned else 0.0), taken, planned
+        return ALPHA, 1, 1.0
+    shares = claim_shares(claim, summary)
+    return level_at(ALPHA, shares), len(shares), shares[-1]
 
 
-def data_looks(claim: Claim, summary: Summary) -> int:
-    """The distinct data a claim has been judged on: the first look's (``repeats`` seeds a
-    configuration), then one more after each look that raised the seeds of a configuration it
-    compares. A look that added seeds elsewhere tested the same data again: the same test,
-    which spends nothing more."""
+def claim_shares(claim: Claim, summary: Summary) -> list[float]:
+    """The information share of each distinct data a claim has been judged on: the first look's
+    (``repeats`` seeds a configuration), then one after each look that raised the seeds of a
+    configuration it compares (a look that added seeds elsewhere tested the same data again:
+    the same test, which spends nothing more), the last one from the complete runs judged now.
+    A share is the seeds of the configurations it compares (each up to the cap) over what
+    they would have at the cap."""
     from hpo.reporting.claims import compared_labels
     from hpo.schema import LOOKS_ATTR
 
+    config = summary.study.config
+    cap = max(int(config.get("max_repeats") or config["repeats"]), 1)
     _closest, every = _claim_readings(claim, summary)
-    seeds = dict.fromkeys(compared_labels(claim, summary, every),
-                          int(summary.study.config["repeats"]))
-    taken = 1
+    seeds = dict.fromkeys(compared_labels(claim, summary, every), int(config["repeats"]))
+    if not seeds:
+        return [1.0]
+
+    def share(counts: Mapping[str, int]) -> float:
+        return sum(min(int(n), cap) for n in counts.values()) / (len(counts) * cap)
+
+    shares = [share(seeds)]
     for look in summary.attrs.get(LOOKS_ATTR) or []:
         raised = {label: int(n) for label, n in (look.get("seeds") or {}).items()
                   if label in seeds and int(n) > seeds[label]}
         if raised:
-            taken += 1
             seeds.update(raised)
-    return taken
+            shares.append(share(seeds))
+    complete = {r["config"]: int(r["n"]) for r in summary.records() if r["config"] in seeds}
+    now = share({label: complete.get(label, 0) for label in seeds})
+    if now > (shares[-2] if len(shares) > 1 else 0.0):
+        shares[-1] = now  # a batch still running, or runs that failed: what is judged
+    return shares
 
 
-def _looks_spent(claim: Claim, summary: Summary, taken: int, planned: int) -> Verdict:
-    """A claim on more distinct data than the looks planned (its seeds were raised by other
-    claims' looks too): its share of alpha is spent, so it is shown at its last look's level
-    but left undecided."""
-    from hpo.spec import look_alpha
-
-    shown = evaluate_in_readings(claim, summary, look_alpha(ALPHA, planned, planned))
-    return replace(shown, verdict=INCONCLUSIVE, evidence=(
-        f"{shown.evidence}; inconclusive: this is its data's look {taken} of {planned} planned, "
-        "so its share of α is spent (other claims' seeds changed its data too)"),
-        p_value=math.nan, seeds_needed=None)
+def data_looks(claim: Claim, summary: Summary) -> int:
+    """The distinct data a claim has been judged on (see claim_shares)."""
+    return len(claim_shares(claim, summary))
 
 
-def futility_came_too_early(summary: Summary) -> bool:
-    """Whether a study deciding its seeds stopped for futility before today's rule would: a
-    look now would add seeds to some undecided claim with looks left, because its
-    configurations have fewer than min_seeds runs (the rule once stopped on two runs) or
-    because the seeds it needs no longer exceed futility_factor × the cap. Such a study's looks
-    are not over: the campaign runs it again and its report waits."""
-    from hpo.spec import futile, look_alpha
+def next_level(v: Verdict, summary: Summary) -> float:
+    """The level claim ``v`` would be tested at after one more batch of seeds to each of its
+    verdict's configurations below the cap (what decide adds): its next look's share."""
+    from hpo.spec import batch_size, level_at
+
+    config = summary.study.config
+    cap = int(config["max_repeats"])
+    shares = claim_shares(v.claim, summary)
+    _closest, every = _claim_readings(v.claim, summary)
+    from hpo.reporting.claims import compared_labels
+
+    labels = compared_labels(v.claim, summary, every)
+    counts = {r["config"]: int(r["n"]) for r in summary.records() if r["config"] in labels}
+    for row in v.configs:
+        if row["config"] in counts:
+            counts[row["config"]] = min(cap, counts[row["config"]] + batch_size(config))
+    share = sum(min(n, cap) for n in counts.values()) / (max(len(labels), 1) * cap)
+    return level_at(ALPHA, [*shares, share])
+
+
+def looks_would_go_on(summary: Summary) -> bool:
+    """Whether a study deciding its seeds stopped before today's rules would: a look now would
+    add seeds to some undecided claim, because its configurations have fewer than min_seeds
+    runs (the rule once stopped on two runs), because the seeds it needs no longer exceed
+    futility_factor × the cap, or because it stopped at its "last planned look", which looks
+    at information shares no longer run out before the cap. Such a study's looks are not over:
+    the campaign runs it again and its report waits."""
+    from hpo.spec import futile
 
     end = summary.attrs.get(END_ATTR)
-    if not isinstance(end, str) or "futility" not in end:
+    if not isinstance(end, str) or ("futility" not in end and "last planned look" not in end):
         return False
     config = summary.study.config
     least, cap = summary.min_seeds, int(config["max_repeats"])
     for v in evaluate_all(summary):
         runs = [int(row["n"]) for row in v.configs]
-        _level, taken, planned = claim_level(v.claim, summary)
-        if v.decided or not runs or min(runs) >= cap or taken >= planned:
+        if v.decided or not runs or min(runs) >= cap:
             continue
         if min(runs) < least:
             return True
-        needs = v.seeds_needed(look_alpha(ALPHA, taken + 1, planned)) if v.seeds_needed else None
-        if not futile(needs, config):
+        needs = v.seeds_needed(next_level(v, summary)) if v.seeds_needed else None
+        if not (config["futility"] and futile(needs, config)):
             return True
     return False
 

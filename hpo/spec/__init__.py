@@ -31,7 +31,14 @@ from hpo.spec.load import (  # noqa: F401
     studies_dir,
     tomllib,
 )
-from hpo.spec.looks import batch_size, futile, look_alpha, planned_looks, spent  # noqa: F401
+from hpo.spec.looks import (  # noqa: F401
+    batch_size,
+    futile,
+    level_at,
+    look_alpha,
+    planned_looks,
+    spent,
+)
 from hpo.spec.model import (  # noqa: F401
     CHANCE_TOLERANCE,
     CLAIM_FIELDS,
@@ -90,6 +97,6 @@ __all__ = [  # the API other packages use; the rest is reached through the submo
     "ACTIVATIONS", "BATCH_NORMS", "CHANCE_TOLERANCE", "Claim", "DROPOUT_LOCATIONS", "KEYS",
     "METRICS", "OPTIMIZERS", "Param", "Reference", "SCHEDULES", "SIMILAR_MARGIN", "SpecError",
     "Study", "added_choices", "apply_override", "batch_size", "check_config",
-    "find_study_file", "from_dict", "futile", "grid_extends", "identity_diff", "load",
+    "find_study_file", "from_dict", "futile", "grid_extends", "identity_diff", "level_at", "load",
     "look_alpha", "planned_looks", "shipped_studies", "spent", "tomllib", "validate",
 ]

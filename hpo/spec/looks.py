@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 # Points of the numerical integration over the continuation region, per look: the crossing
@@ -41,28 +41,51 @@ def spent(alpha: float, share: float) -> float:
 
 
 def look_alpha(alpha: float, look: int, looks: int) -> float:
-    """The nominal two-sided level of look ``look`` (1-based) of ``looks``: exact boundaries
-    for the spending function's increments."""
+    """The nominal two-sided level of look ``look`` (1-based) of ``looks`` equally spaced ones:
+    exact boundaries for the spending function's increments."""
     look = min(max(look, 1), looks)
-    return _levels(float(alpha), int(looks))[look - 1]
+    return _levels(float(alpha), tuple(k / looks for k in range(1, looks + 1)))[look - 1]
 
 
-@functools.lru_cache(maxsize=64)
-def _levels(alpha: float, looks: int) -> tuple[float, ...]:
+def level_at(alpha: float, shares: Sequence[float]) -> float:
+    """The nominal two-sided level of the last of looks taken at information shares ``shares``
+    (increasing, in (0, 1]; 1: every planned run in): the exact boundary given the earlier
+    looks', so looks may come at any shares (a claim's data grows when other claims' seeds
+    reach its configurations too) and never run out before the cap. 0.0 where the last share
+    adds nothing (no alpha is left to spend on the same data)."""
+    times = _times(shares)
+    if not times or times[-1] <= (times[-2] if len(times) > 1 else 0.0):
+        return 0.0
+    return _levels(float(alpha), times)[-1]
+
+
+def _times(shares: Sequence[float]) -> tuple[float, ...]:
+    """Shares clipped to (0, 1] and rounded (equal data is one cache entry); an earlier share
+    that adds nothing to the one before it is dropped (the same data tested again spends
+    nothing), the last is kept as it is so that level_at can tell."""
+    clipped = [round(min(max(float(x), 1e-6), 1.0), 9) for x in shares]
+    out: list[float] = []
+    for t in clipped[:-1]:
+        if not out or t > out[-1]:
+            out.append(t)
+    return (*out, *clipped[-1:])
+
+
+@functools.lru_cache(maxsize=512)
+def _levels(alpha: float, times: tuple[float, ...]) -> tuple[float, ...]:
     """Each look's nominal level, by recursive numerical integration (Armitage, McPherson and
-    Rowe) of the score S(t), a standard Brownian motion observed at t_k = k/K: look k rejects
-    when |S(t_k)| ≥ b_k, and b_k is chosen so that P(no earlier rejection, reject at k) is the
-    spending function's increment."""
+    Rowe) of the score S(t), a standard Brownian motion observed at the information shares
+    ``times``: look k rejects when |S(t_k)| ≥ b_k, and b_k is chosen so that P(no earlier
+    rejection, reject at k) is the spending function's increment alpha(t_k) − alpha(t_{k−1})."""
     import numpy as np
     from scipy import optimize, stats
 
-    times = [k / looks for k in range(1, looks + 1)]
     first = spent(alpha, times[0])
     levels = [first]
     bound = stats.norm.isf(first / 2) * math.sqrt(times[0])
     grid = np.linspace(-bound, bound, _GRID)
     density = stats.norm.pdf(grid, scale=math.sqrt(times[0]))
-    for k in range(1, looks):
+    for k in range(1, len(times)):
         step = math.sqrt(times[k] - times[k - 1])
         weights = _simpson(grid) * density  # the mass still running, at each point
 

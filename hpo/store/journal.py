@@ -75,7 +75,9 @@ def widen_choices(path: Path, name: str, choices: dict[str, list[object]],
     for a study's life, so a grid that gains a value (a reading the seed leaves open) cannot
     run its new cells next to the stored ones otherwise. Every trial is kept as it was (number,
     state, values, attributes, times). Written to a temporary file and moved into place under
-    the journal's lock: a reader sees the old file or the new one. Returns the trials kept."""
+    the journal's lock: a reader sees the old file or the new one; one that holds the file open
+    across the rewrite (optuna-dashboard) must be restarted, as Optuna reads a journal from the
+    byte offsets it last saw. Returns the trials kept."""
     import os
 
     import optuna

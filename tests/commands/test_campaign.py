@@ -229,8 +229,11 @@ def test_a_grid_that_gains_a_choice_keeps_its_runs_and_runs_only_the_new_cells(f
             for t in trials if t.number in before} == before
     assert sorted((t.params["train.lr"], t.user_attrs["seed"]) for t in trials
                   if t.number not in before) == [(0.004, 0), (0.004, 1)]
-    assert completed_runs(journal_url(folder), "tiny") == {
-        (t.user_attrs["cell"], t.user_attrs["seed"]): 1 for t in trials}
+    # (Counted on a storage opened after the rewrite: one opened before it, such as the
+    # tests' cached readers, reads the new file at the old file's offsets.)
+    done = [(t.user_attrs["cell"], t.user_attrs["seed"]) for t in trials
+            if t.state.name == "COMPLETE"]
+    assert len(done) == len(set(done)) == 6
     assert "0.004" in (folder / "README.md").read_text()
 
 

@@ -156,41 +156,55 @@ def test_seeds_go_only_to_undecided_claims_until_decided(tmp_path: Path) -> None
     second = decide.look_alpha(0.05, 2, 2)  # exact: 0.0277, the increment alone 0.0190
     assert claims.report_alpha(summary) == pytest.approx(second)
     # Both claims' data changed at the one look (before_pool, which claim 1 compares too, got
-    # seeds 2, 3): each is on its second data, look 2 of 2.
-    for claim in study.claims:
-        level, taken, planned = verdicts.claim_level(claim, summary)
-        assert (level, taken, planned) == (pytest.approx(second), 2, 2)
-    assert ("claim 1 look 2 of 2, α = 0.0277; claim 2 look 2 of 2, α = 0.0277. Holm over the "
+    # seeds 2, 3): each is on its second data, claim 1 at 3 of its 4 planned runs a side,
+    # claim 2 at all of them.
+    first_level = decide.level_at(0.05, [0.5, 0.75])
+    assert verdicts.claim_level(study.claims[0], summary) == (
+        pytest.approx(first_level), 2, 0.75)
+    assert verdicts.claim_level(study.claims[1], summary) == (pytest.approx(second), 2, 1.0)
+    assert ("claim 1 look 2 at 75% of its planned runs, α = 0.0208; claim 2 look 2 at 100% of "
+            "its planned runs, α = 0.0277. Holm over the "
             "claims runs on p × 0.05 / α") in claims_section.claims_intro(summary)
 
 
 def test_a_claim_whose_data_a_look_left_alone_keeps_its_look(tmp_path: Path) -> None:
     """Looks count per claim, by the data it was tested on: a look that added seeds only to
-    other configurations re-tests the same data and spends nothing more of its alpha."""
-    study = study_of(max_repeats=6)  # 3 planned looks: 2, 4, 6 seeds
+    other configurations re-tests the same data and spends nothing more of its alpha; each
+    look is taken at its information share, so other claims' seeds never use a claim's
+    looks up before the cap."""
+    study = study_of(max_repeats=6)  # 2 seeds, then batches of 2 up to 6
     _url, study_obj = _store(tmp_path, study)
     looks = [{"seeds": {"dropout_location=before_fc": 4}},
              {"seeds": {"dropout_location=before_fc": 6}}]
     study_obj.set_user_attr(decide.LOOKS_ATTR, looks)
     summary = tables.summarize(study_obj)
     better, similar = study.claims
-    assert verdicts.data_looks(better, summary) == 1  # none vs before_pool: never raised
-    assert verdicts.data_looks(similar, summary) == 3  # before_fc raised twice
-    assert verdicts.claim_level(better, summary) == (pytest.approx(decide.look_alpha(
-        0.05, 1, 3)), 1, 3)
-    # One look more than planned on a claim's data (other claims' seeds moved it): no alpha
-    # left, shown but undecided.
+    assert verdicts.claim_shares(better, summary) == [pytest.approx(2 / 6)]  # never raised
+    # before_fc raised twice (its 2 complete runs are judged as the looks planned them).
+    assert verdicts.claim_shares(similar, summary) == pytest.approx([4 / 12, 6 / 12, 8 / 12])
+    assert verdicts.claim_level(better, summary) == (
+        pytest.approx(decide.level_at(0.05, [2 / 6])), 1, pytest.approx(2 / 6))
+    # Three more looks on the better claim's data (other claims' seeds moved it too): four
+    # looks, at shares 1/3 … 5/6, and alpha is still left for the next.
     study_obj.set_user_attr(decide.LOOKS_ATTR, looks + [
         {"seeds": {"dropout_location=before_pool": 4}},
         {"seeds": {"dropout_location=before_pool": 6}},
         {"seeds": {"dropout_location=none": 4}}])
     summary = tables.summarize(study_obj)
-    assert verdicts.claim_level(better, summary) == (0.0, 4, 3)
-    (judged, _) = verdicts.evaluate_all(summary)
-    assert judged.verdict == "inconclusive"
-    assert judged.evidence.endswith(
-        "; inconclusive: this is its data's look 4 of 3 planned, so its share of α is spent "
-        "(other claims' seeds changed its data too)")
+    shares = [2 / 6, 6 / 12, 8 / 12, 10 / 12]
+    assert verdicts.claim_shares(better, summary) == pytest.approx(shares)
+    assert verdicts.claim_level(better, summary) == (
+        pytest.approx(decide.level_at(0.05, shares)), 4, pytest.approx(10 / 12))
+    assert decide.level_at(0.05, shares) == pytest.approx(0.01592, abs=1e-5)
+
+
+def test_levels_at_information_shares() -> None:
+    """Equally spaced shares give the planned looks' levels; the full share at once is alpha;
+    data no larger than the last look's has no alpha left."""
+    assert decide.level_at(0.05, [1.0]) == pytest.approx(0.05)
+    assert decide.level_at(0.05, [0.25, 0.5, 0.75, 1.0]) == pytest.approx(
+        decide.look_alpha(0.05, 4, 4))
+    assert decide.level_at(0.05, [0.5, 0.5]) == 0.0
 
 
 def test_a_claim_the_cap_cannot_decide_gets_no_seeds(tmp_path: Path) -> None:
@@ -237,7 +251,7 @@ def test_a_futility_stop_the_factor_would_not_make_is_not_the_end(tmp_path: Path
         (tmp_path / str(factor)).mkdir()
         _url, study_obj = _store(tmp_path / str(factor), study)
         study_obj.set_user_attr(decide.END_ATTR, ended)
-        assert verdicts.futility_came_too_early(tables.summarize(study_obj)) is reopened
+        assert verdicts.looks_would_go_on(tables.summarize(study_obj)) is reopened
 
 
 def test_advice_beyond_the_cap_says_the_study_stops_short_of_it(tmp_path: Path) -> None:
