@@ -27,7 +27,15 @@ from hpo.reporting.claims import (
     evaluate,
     meaningful_difference,
 )
-from hpo.reporting.tables import ALPHA, Summary, matches_row
+from hpo.reporting.tables import ALPHA, Summary
+from hpo.reporting.untrained import (
+    claim_readings,
+    left_out,
+    nothing_trains,
+    row_labels,
+    untrained_label,
+    untrained_rows,
+)
 from hpo.schema import END_ATTR
 from hpo.spec import Claim
 
@@ -36,89 +44,6 @@ if TYPE_CHECKING:
 
 # ---------------------------------------------------------------------------------------------
 # Readings and the report's claims together
-
-
-def _claim_readings(claim: Claim, summary: Summary) -> tuple[Any, list[Any]]:
-    """(the reading the data single out or None, every reading); ``(None, [])`` when readings
-    do not apply (no readings, or the claim names every reading key). Readings are given
-    without the keys the claim names."""
-    from hpo.reporting import readings as readings_mod
-
-    all_readings = readings_mod.readings_of(summary)
-    named = {k for k, _ in claim.config} | {k for k, _ in claim.than}
-    if not all_readings or all(k in named for k, _ in all_readings[0]):
-        return None, []
-    strip = lambda r: tuple((k, v) for k, v in r if k not in named)  # noqa: E731
-    closest = readings_mod.closest_reading(summary)
-    return (strip(closest) if closest is not None else None,
-            list(dict.fromkeys(strip(r) for r in all_readings)))
-
-
-# Claims about a difference between trained networks; at_chance claims are about not training.
-NEEDS_TRAINING = ("better", "best", "similar")
-
-
-def _untrained_label(summary: Summary, reading: Reading, rows: list[dict]) -> str:
-    each = "; ".join(f"{row['config']} did not train" + (f": {why}" if (why := _stuck_at(row))
-                                                          else "") for row in rows)
-    return f"{side_label(summary, reading)} ({each})"
-
-
-def _stuck_at(row: dict) -> str:
-    """'training loss 2.24, accuracy 18.0%': what "did not train" rests on (a row that barely
-    moved, above chance by accuracy but at guessing's loss, reads differently from one at
-    chance)."""
-    loss, acc = row.get("train_loss_mean"), row.get("train_acc_mean")
-    if not (isinstance(loss, float) and isinstance(acc, float)
-            and math.isfinite(loss) and math.isfinite(acc)):
-        return ""
-    return f"training loss {loss:.3g}, accuracy {acc:.1f}%"
-
-
-def _row_labels(rows: list[dict]) -> tuple[str, ...]:
-    """Each configuration once, with what "did not train" rests on."""
-    labels = {row["config"]: f"{row['config']} ({why})" if (why := _stuck_at(row))
-              else row["config"] for row in rows}
-    return tuple(labels.values())
-
-
-def _untrained_rows(claim: Claim, verdict: Verdict, config: dict) -> list[dict]:
-    """The configurations a claim compares that did not train: their mean final training
-    accuracy within the at_chance tolerance of guessing, or their mean training loss near
-    guessing's (tables.at_chance; one seed that barely moved does not make one that trains).
-    None for a claim on what a run costs (seconds, memory, parameters): that needs no training."""
-
-    from hpo.schema import COST_METRICS
-
-    if claim.kind not in NEEDS_TRAINING or verdict.metric in COST_METRICS:
-        return []
-    return [row for row in verdict.configs if int(row.get("n") or 0) > 0 and _stuck(row, config)]
-
-
-def _stuck(row: dict, config: dict) -> bool:
-    """Whether a table row's configuration did not train (tables.at_chance on its means)."""
-    import pandas as pd
-
-    from hpo.reporting.tables import REDUCTION, at_chance
-
-    acc = pd.Series([row.get("train_acc_mean")], dtype=float)
-    loss = pd.Series([row.get("train_loss_mean")], dtype=float)
-    val = pd.Series([row.get("val_acc_mean")], dtype=float)
-    return bool(at_chance(acc, config["dataset"], loss,
-                          row.get(REDUCTION, config[REDUCTION]), val).iloc[0])
-
-
-def _nothing_trains(claim: Claim, summary: Summary, reading: Reading | None) -> list[dict]:
-    """For an at_chance claim: every configuration of the reading (the whole study without
-    readings), if none of them trains. "X leaves the network at chance" needs a network that
-    trains without X: where nothing trains (plain SGD at lr 1e-3 on digits, at every weight
-    decay), ending at chance says nothing about X."""
-    if claim.kind != "at_chance":
-        return []
-    config = summary.study.config
-    rows = [row for row in summary.records() if int(row.get("n") or 0) > 0
-            and (reading is None or matches_row(reading, row))]
-    return rows if rows and all(_stuck(row, config) for row in rows) else []
 
 
 def evaluate_in_readings(claim: Claim, summary: Summary, alpha: float) -> Verdict:
@@ -131,25 +56,25 @@ def evaluate_in_readings(claim: Claim, summary: Summary, alpha: float) -> Verdic
     the seed's effect, even where the claim expects it to lose): it is left out, and named;
     if no reading is left, the claim is not exercised. A study without readings is one
     reading."""
-    closest, every = _claim_readings(claim, summary)
+    closest, every = claim_readings(claim, summary)
     if not every:
         verdict = evaluate(claim, summary, alpha)
-        if nothing := _nothing_trains(claim, summary, None):
+        if nothing := nothing_trains(claim, summary, None):
             return Verdict(claim, verdict.metric, NOT_EXERCISED, "no configuration of this "
                            "study trains, so none can show that it leaves the network at chance",
                            configs=verdict.configs, untrained=("no configuration trains",),
-                           untrained_rows=_row_labels(nothing))
-        rows = _untrained_rows(claim, verdict, summary.study.config)
+                           untrained_rows=row_labels(nothing))
+        rows = untrained_rows(claim, verdict, summary.study.config)
         if not rows:
             return verdict
         named = (" and ".join(row["config"] for row in rows) + " did not train",)
         return Verdict(claim, verdict.metric, NOT_EXERCISED, f"{named[0]}: a network that "
                        "never leaves chance does not measure the claim", configs=verdict.configs,
-                       untrained=named, untrained_rows=_row_labels(rows))
+                       untrained=named, untrained_rows=row_labels(rows))
     untrained = {}
     for r in every:
-        rows = (_untrained_rows(claim, evaluate(claim, summary, alpha, r), summary.study.config)
-                or _nothing_trains(claim, summary, r))
+        rows = (untrained_rows(claim, evaluate(claim, summary, alpha, r), summary.study.config)
+                or nothing_trains(claim, summary, r))
         if rows:
             untrained[r] = rows
     return _with_untrained(claim, summary, alpha, closest, every, untrained)
@@ -159,8 +84,8 @@ def _with_untrained(claim: Claim, summary: Summary, alpha: float, closest: Readi
                     every: list[Any], untrained: dict) -> Verdict:
     """The readings rule over the readings left once those in ``untrained`` are taken out."""
     if untrained:
-        named = tuple(_untrained_label(summary, r, rows) for r, rows in untrained.items())
-        each = _row_labels([row for rows in untrained.values() for row in rows])
+        named = tuple(untrained_label(summary, r, rows) for r, rows in untrained.items())
+        each = row_labels([row for rows in untrained.values() for row in rows])
         trained = [r for r in every if r not in untrained]
         if not trained:
             return Verdict(claim, claim_metric(claim, summary), NOT_EXERCISED,
@@ -427,8 +352,11 @@ def claim_shares(claim: Claim, summary: Summary) -> list[float]:
 
     config = summary.study.config
     cap = max(int(config.get("max_repeats") or config["repeats"]), 1)
-    _closest, every = _claim_readings(claim, summary)
-    seeds = dict.fromkeys(compared_labels(claim, summary, every), int(config["repeats"]))
+    _closest, every = claim_readings(claim, summary)
+    # Only the readings the verdict can rest on: one left out as untrained gets no seeds, and
+    # counting its configurations would hold the share (and the level) down for ever.
+    kept = [r for r in every if not left_out(claim, summary, r)] or every
+    seeds = dict.fromkeys(compared_labels(claim, summary, kept), int(config["repeats"]))
     if not seeds:
         return [1.0]
 
@@ -462,7 +390,7 @@ def next_level(v: Verdict, summary: Summary) -> float:
     config = summary.study.config
     cap = int(config["max_repeats"])
     shares = claim_shares(v.claim, summary)
-    _closest, every = _claim_readings(v.claim, summary)
+    _closest, every = claim_readings(v.claim, summary)
     from hpo.reporting.claims import compared_labels
 
     labels = compared_labels(v.claim, summary, every)

@@ -401,13 +401,17 @@ def since_the_last_look(summary: Summary, judged: Sequence[Verdict]) -> str:
                  for n in group.replace(",", " ").split()}
     now_open = {i for i, v in enumerate(judged, 1) if not v.decided}
     decided, opened = sorted(then_open - now_open), sorted(now_open - then_open)
+    retired = ("" if "last planned look" not in end else
+               " Looks are now taken at information shares and do not run out before the cap; "
+               "a look now would add no seeds (its readings disagree, or the cap cannot decide "
+               "it at the observed difference).")
     if not decided and not opened:
-        return ""
+        return retired
     parts = [f"claim{'s' if len(ns) > 1 else ''} {', '.join(map(str, ns))} "
              f"{'are' if len(ns) > 1 else 'is'} {what}"
              for ns, what in ((decided, "decided"), (opened, "inconclusive")) if ns]
     return (f" That was the last look's judgement; under today's rules and study file "
-            f"{' and '.join(parts)}.")
+            f"{' and '.join(parts)}.{retired}")
 
 
 def seeds_line(summary: Summary, judged: Sequence[Verdict] | None = None) -> str:

@@ -2,14 +2,15 @@
 tests at. Pure functions of the study's config, so the runner, the report and hpo.decide agree.
 
 The looks spend alpha along Lan and DeMets' Pocock-type function alpha(t) = alpha·ln(1 +
-(e − 1)·t), t the share of the planned looks taken. Look k of K tests at the exact
-group-sequential level: the nominal two-sided level c_k such that, with no effect, the chance
-of crossing first at look k is alpha(k/K) − alpha((k−1)/K), given the boundaries of the looks
-before it. Crossing chances add up to alpha over all looks. The test statistics of a claim's
-looks share data (look k's seeds include look k−1's), so they are correlated as a Brownian
-motion's at the information shares t_k = k/K; using each increment of alpha as the level
-itself (a union bound) ignores that and leaves power unused: for 4 looks the last one would
-test at 0.0086, not 0.0188. Pocock's shape spends more early than O'Brien-Fleming's, so a
+(e − 1)·t), t a claim's information share (hpo.reporting.verdicts.claim_shares: the seeds of
+the configurations it compares over what they would have at the cap). A look tests at the
+exact group-sequential level: the nominal two-sided level c_k such that, with no effect, the
+chance of crossing first at look k is alpha(t_k) − alpha(t_(k−1)), given the boundaries of the
+looks before it. Crossing chances add up to alpha however many looks there are. The test
+statistics of a claim's looks share data (look k's seeds include look k−1's), so they are
+correlated as a Brownian motion's at the shares t_k; using each increment of alpha as the
+level itself (a union bound) ignores that and leaves power unused: for 4 equal looks the last
+would test at 0.0086, not 0.0188. Pocock's shape spends more early than O'Brien-Fleming's, so a
 clear effect stops after the first batches.
 """
 

@@ -670,3 +670,8 @@ def test_a_stop_reason_that_todays_rules_contradict_says_so() -> None:
         "inconclusive.")
     assert write.since_the_last_look(summary_(cap), verdicts_(False, False, False)) == ""
     assert write.since_the_last_look(summary_(None), verdicts_(True)) == ""
+    retired = "claims 1 at their last planned look (no share of alpha left for more seeds)"
+    assert write.since_the_last_look(summary_(retired), verdicts_(False)) == (
+        " Looks are now taken at information shares and do not run out before the cap; a look "
+        "now would add no seeds (its readings disagree, or the cap cannot decide it at the "
+        "observed difference).")
