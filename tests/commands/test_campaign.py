@@ -237,6 +237,7 @@ def test_a_grid_that_gains_a_choice_keeps_its_runs_and_runs_only_the_new_cells(f
     assert "0.004" in (folder / "README.md").read_text()
 
 
+@pytest.mark.slow
 def test_a_run_on_a_smaller_stored_grid_says_how_to_widen_it(tmp_path, capsys):
     from tests.conftest import make_grid_study
 
