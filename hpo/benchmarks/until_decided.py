@@ -98,7 +98,7 @@ def folder_result(folder: Path) -> dict[str, Any]:
     """One run's report folder as the campaign left it: missing (no trials), in progress (trials,
     no report yet) or complete; its complete runs and their CPU-hours, and once complete its
     seeds per configuration, test level and verdicts."""
-    from hpo.reporting import claims, committed, tables, verdicts, write
+    from hpo.reporting import committed, tables, verdicts, write
     from hpo.schema import END_ATTR, TRIALS_FILE
 
     if not (folder / TRIALS_FILE).is_file():
@@ -117,7 +117,8 @@ def folder_result(folder: Path) -> dict[str, Any]:
     summary = tables.summarize(study_obj)
     judged = verdicts.evaluate_all(summary)
     seeds = [int(n) for n in summary.table["n"]]
-    out.update(seeds=[min(seeds), max(seeds)], alpha=claims.report_alpha(summary),
+    levels = [verdicts.claim_level(v.claim, summary)[0] for v in judged]
+    out.update(seeds=[min(seeds), max(seeds)], alpha=[min(levels), max(levels)],
                claims=[v.claim.text for v in judged], verdicts=[v.verdict for v in judged],
                end=study_obj.user_attrs.get(END_ATTR),
                since=write.since_the_last_look(summary, judged).strip())
@@ -164,7 +165,9 @@ def _cells(result: dict[str, Any]) -> str:
     low, high = r["seeds"]
     seeds = f"{low}" if low == high else f"{low}–{high}"
     decided = sum(v in DECISIONS for v in r["verdicts"])
-    return (f"{r['runs']} | {seeds} | {cpu} | {r['alpha']:.3g} | {decided} of "
+    low_a, high_a = r["alpha"] if isinstance(r["alpha"], list) else (r["alpha"], r["alpha"])
+    alpha = f"{low_a:.3g}" if f"{low_a:.3g}" == f"{high_a:.3g}" else f"{low_a:.3g}–{high_a:.3g}"
+    return (f"{r['runs']} | {seeds} | {cpu} | {alpha} | {decided} of "
             f"{len(r['verdicts'])} | {', '.join(r['verdicts'])}")
 
 

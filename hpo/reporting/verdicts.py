@@ -436,7 +436,11 @@ def holm_over_claims(verdicts: list[Verdict], levels: Sequence[float] | float) -
     at ALPHA. With one level for all this is Holm at that level."""
     if not isinstance(levels, Sequence):
         levels = [levels] * len(verdicts)
-    raw = [v.p_value * ALPHA / level if v.verdict in TESTED and level > 0 else math.nan
+    # A claim left inconclusive without one p-value (its readings disagree) was still tested:
+    # it counts in Holm's m with p = 1, or a report's other claims would be corrected for
+    # fewer tests than it ran.
+    raw = [(v.p_value if math.isfinite(v.p_value) else 1.0) * ALPHA / level
+           if v.verdict in TESTED and level > 0 else math.nan
            for v, level in zip(verdicts, levels)]
     adjusted = stats.holm(raw)
     m = sum(1 for p in raw if math.isfinite(p))

@@ -263,3 +263,19 @@ def test_an_at_chance_claim_leaves_out_a_reading_in_which_nothing_trains(tmp_pat
     assert (verdict.verdict, verdict.evidence) == (
         claims.NOT_EXERCISED, "no configuration of this study trains, so none can show that it "
         "leaves the network at chance")
+
+
+def test_a_claim_whose_readings_disagree_counts_in_holm():
+    """Its combined p is undefined, but it was tested: Holm corrects the others for it (m = 2,
+    p = 1 for it), so a p of 0.03 alone no longer decides."""
+    claim = spec.Claim("a beats b", "better", (("train.lr", 0.001),), (("train.lr", 0.01),))
+    decided = claims.Verdict(claim, "test_acc", claims.SUPPORTED, "evidence", p_value=0.03)
+    split = claims.Verdict(claim, "test_acc", claims.INCONCLUSIVE, "readings disagree")
+    first, second = verdicts.holm_over_claims([decided, split], 0.05)
+    assert first.verdict == claims.INCONCLUSIVE
+    assert first.evidence.startswith(
+        "evidence; supported alone, but not after Holm over the report's 2 tests (adjusted "
+        "p = 0.06)")
+    assert (second.verdict, second.p_adjusted) == (claims.INCONCLUSIVE, 1.0)
+    [alone] = verdicts.holm_over_claims([decided], 0.05)
+    assert alone.verdict == claims.SUPPORTED
