@@ -344,9 +344,9 @@ def claim_shares(claim: Claim, summary: Summary) -> list[float]:
     """The information share of each distinct data a claim has been judged on: the first look's
     (``repeats`` seeds a configuration), then one after each look that raised the seeds of a
     configuration it compares (a look that added seeds elsewhere tested the same data again:
-    the same test, which spends nothing more), the last one from the complete runs judged now.
-    A share is the seeds of the configurations it compares (each up to the cap) over what
-    they would have at the cap."""
+    the same test, which spends nothing more), the last one from the complete runs judged now;
+    looks on fewer than min_seeds runs a configuration are left out. A share is the seeds of
+    the configurations it compares (each up to the cap) over what they would have at the cap."""
     from hpo.reporting.claims import compared_labels
     from hpo.schema import LOOKS_ATTR
 
@@ -363,18 +363,26 @@ def claim_shares(claim: Claim, summary: Summary) -> list[float]:
     def share(counts: Mapping[str, int]) -> float:
         return sum(min(int(n), cap) for n in counts.values()) / (len(counts) * cap)
 
+    # A look on fewer than min_seeds runs a configuration cannot decide (claims.evaluate
+    # leaves it inconclusive), so it rejects nothing and spends no alpha: it is not counted.
+    least = summary.min_seeds
     shares = [share(seeds)]
+    decisive = [min(seeds.values()) >= least]
     for look in summary.attrs.get(LOOKS_ATTR) or []:
         raised = {label: int(n) for label, n in (look.get("seeds") or {}).items()
                   if label in seeds and int(n) > seeds[label]}
         if raised:
             seeds.update(raised)
             shares.append(share(seeds))
-    complete = {r["config"]: int(r["n"]) for r in summary.records() if r["config"] in seeds}
-    now = share({label: complete.get(label, 0) for label in seeds})
+            decisive.append(min(seeds.values()) >= least)
+    complete = {label: 0 for label in seeds}
+    complete.update({r["config"]: int(r["n"]) for r in summary.records() if r["config"] in seeds})
+    now = share(complete)
     if now > (shares[-2] if len(shares) > 1 else 0.0):
         shares[-1] = now  # a batch still running, or runs that failed: what is judged
-    return shares
+        decisive[-1] = min(complete.values()) >= least
+    counted = [t for t, ok in zip(shares, decisive) if ok]
+    return counted or shares[-1:]
 
 
 def data_looks(claim: Claim, summary: Summary) -> int:
@@ -439,7 +447,7 @@ def holm_over_claims(verdicts: list[Verdict], levels: Sequence[float] | float) -
     # A claim left inconclusive without one p-value (its readings disagree) was still tested:
     # it counts in Holm's m with p = 1, or a report's other claims would be corrected for
     # fewer tests than it ran.
-    raw = [(v.p_value if math.isfinite(v.p_value) else 1.0) * ALPHA / level
+    raw = [min(1.0, (v.p_value if math.isfinite(v.p_value) else 1.0) * ALPHA / level)
            if v.verdict in TESTED and level > 0 else math.nan
            for v, level in zip(verdicts, levels)]
     adjusted = stats.holm(raw)

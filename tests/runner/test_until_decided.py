@@ -198,6 +198,22 @@ def test_a_claim_whose_data_a_look_left_alone_keeps_its_look(tmp_path: Path) -> 
     assert decide.level_at(0.05, shares) == pytest.approx(0.01592, abs=1e-5)
 
 
+def test_a_look_below_min_seeds_spends_no_alpha(tmp_path: Path) -> None:
+    """With min_seeds 3, the first look (2 seeds a configuration) cannot decide, so it is not
+    counted: the look at 4 seeds tests at alpha(4/4) = 0.05 alone, not at what is left after
+    spending alpha(2/4) on a look that could reject nothing."""
+    study = study_of(min_seeds=3)
+    _url, study_obj = _store(tmp_path, study)
+    summary = tables.summarize(study_obj)
+    similar = study.claims[1]
+    assert verdicts.claim_shares(similar, summary) == [0.5]  # the only data: shown, not counted
+    study_obj.set_user_attr(decide.LOOKS_ATTR, [
+        {"seeds": {"dropout_location=before_pool": 4, "dropout_location=before_fc": 4}}])
+    summary = tables.summarize(study_obj)
+    assert verdicts.claim_shares(similar, summary) == [1.0]
+    assert verdicts.claim_level(similar, summary) == (pytest.approx(0.05), 1, 1.0)
+
+
 def test_levels_at_information_shares() -> None:
     """Equally spaced shares give the planned looks' levels; the full share at once is alpha;
     data no larger than the last look's has no alpha left."""
