@@ -66,6 +66,8 @@ def claims_intro(summary: Summary) -> str:
         "tolerances above chance), on either side, is left out of that claim's verdict "
         "(not of a claim on what a run costs: seconds need no training) and named (a study "
         "without readings is one reading); with no reading left the claim is not exercised. "
+        "An `at_chance` claim leaves out a reading in which no configuration trains. Holm "
+        "counts every claim tested, one whose readings disagree with p = 1. "
         "Verdicts named for other readings are uncorrected." + looks + _new_kinds(summary)
     )
 
