@@ -347,16 +347,11 @@ def claim_shares(claim: Claim, summary: Summary) -> list[float]:
     the same test, which spends nothing more), the last one from the complete runs judged now;
     looks on fewer than min_seeds runs a configuration are left out. A share is the seeds of
     the configurations it compares (each up to the cap) over what they would have at the cap."""
-    from hpo.reporting.claims import compared_labels
     from hpo.schema import LOOKS_ATTR
 
     config = summary.study.config
     cap = max(int(config.get("max_repeats") or config["repeats"]), 1)
-    _closest, every = claim_readings(claim, summary)
-    # Only the readings the verdict can rest on: one left out as untrained gets no seeds, and
-    # counting its configurations would hold the share (and the level) down for ever.
-    kept = [r for r in every if not left_out(claim, summary, r)] or every
-    seeds = dict.fromkeys(compared_labels(claim, summary, kept), int(config["repeats"]))
+    seeds = dict.fromkeys(share_labels(claim, summary), int(config["repeats"]))
     if not seeds:
         return [1.0]
 
@@ -385,6 +380,17 @@ def claim_shares(claim: Claim, summary: Summary) -> list[float]:
     return counted or shares[-1:]
 
 
+def share_labels(claim: Claim, summary: Summary) -> set[str]:
+    """The configurations a claim's information share counts: those of the readings its
+    verdict can rest on (one left out as untrained gets no seeds, and counting its
+    configurations would hold the share, and the level, down for ever)."""
+    from hpo.reporting.claims import compared_labels
+
+    _closest, every = claim_readings(claim, summary)
+    kept = [r for r in every if not left_out(claim, summary, r)] or every
+    return compared_labels(claim, summary, kept)
+
+
 def data_looks(claim: Claim, summary: Summary) -> int:
     """The distinct data a claim has been judged on (see claim_shares)."""
     return len(claim_shares(claim, summary))
@@ -398,15 +404,13 @@ def next_level(v: Verdict, summary: Summary) -> float:
     config = summary.study.config
     cap = int(config["max_repeats"])
     shares = claim_shares(v.claim, summary)
-    _closest, every = claim_readings(v.claim, summary)
-    from hpo.reporting.claims import compared_labels
-
-    labels = compared_labels(v.claim, summary, every)
-    counts = {r["config"]: int(r["n"]) for r in summary.records() if r["config"] in labels}
+    # The same configurations as claim_shares counts, so the next share is never below it.
+    counts = dict.fromkeys(share_labels(v.claim, summary), 0)
+    counts.update({r["config"]: int(r["n"]) for r in summary.records() if r["config"] in counts})
     for row in v.configs:
         if row["config"] in counts:
             counts[row["config"]] = min(cap, counts[row["config"]] + batch_size(config))
-    share = sum(min(n, cap) for n in counts.values()) / (max(len(labels), 1) * cap)
+    share = sum(min(n, cap) for n in counts.values()) / (max(len(counts), 1) * cap)
     return level_at(ALPHA, [*shares, share])
 
 

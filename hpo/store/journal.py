@@ -94,17 +94,20 @@ def widen_choices(path: Path, name: str, choices: dict[str, list[object]],
     tmp.unlink(missing_ok=True)
     with journal_lock(path):
         trials = old.get_trials(deepcopy=True)
-        new = optuna.create_study(study_name=name, directions=old.directions,
-                                  storage=open_storage(parse(f"journal:{tmp}"), create=True))
-        for key, value in study_system_attrs(old).items():
-            set_study_system_attr(new, key, value)
-        for key, value in old.user_attrs.items():
-            new.set_user_attr(key, value)
-        new.set_user_attr(IDENTITY_ATTR, identity)
-        for trial in trials:
-            trial.distributions = {
-                k: CategoricalDistribution(choices[k]) if k in choices else d
-                for k, d in trial.distributions.items()}
-            new.add_trial(trial)
-        os.replace(tmp, path)
+        try:
+            new = optuna.create_study(study_name=name, directions=old.directions,
+                                      storage=open_storage(parse(f"journal:{tmp}"), create=True))
+            for key, value in study_system_attrs(old).items():
+                set_study_system_attr(new, key, value)
+            for key, value in old.user_attrs.items():
+                new.set_user_attr(key, value)
+            new.set_user_attr(IDENTITY_ATTR, identity)
+            for trial in trials:
+                trial.distributions = {
+                    k: CategoricalDistribution(choices[k]) if k in choices else d
+                    for k, d in trial.distributions.items()}
+                new.add_trial(trial)
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)  # a rewrite cut short (a full disk) leaves the original
     return len(trials)

@@ -279,3 +279,18 @@ def test_a_claim_whose_readings_disagree_counts_in_holm():
     assert (second.verdict, second.p_adjusted) == (claims.INCONCLUSIVE, 1.0)
     [alone] = verdicts.holm_over_claims([decided], 0.05)
     assert alone.verdict == claims.SUPPORTED
+
+
+def test_the_next_look_counts_the_same_readings_as_the_last(tmp_path):
+    """lr 1e-3 is left out (plain SGD did not train), so the claim's share counts lr 1e-2's
+    two configurations only, now (3 of 6 seeds) and after one more batch (6 of 6): the next
+    look tests at the level for shares 0.5 then 1, not a share diluted by the left-out
+    reading's configurations that get no seeds."""
+    from hpo.spec import level_at
+
+    summary = build_summary(tmp_path, SGD_STUCK, "sgd-stuck")
+    summary.study = dataclasses.replace(summary.study, config={
+        **summary.study.config, "until_decided": True, "max_repeats": 6})
+    [verdict] = verdicts.evaluate_all(summary)
+    assert verdicts.claim_shares(verdict.claim, summary) == [0.5]
+    assert verdicts.next_level(verdict, summary) == pytest.approx(level_at(0.05, [0.5, 1.0]))
