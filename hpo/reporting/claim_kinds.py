@@ -7,8 +7,9 @@ rules every kind shares (not applicable, not exercised, min_seeds), and dispatch
   alpha 0.05); not supported iff the difference is significantly larger than the margin
   (one-sided); else inconclusive.
 - ``at_chance``: the same TOST on one sample: the mean against 100 / n_classes ± ``tolerance``.
-- ``above``: supported iff the mean is significantly above the claim's ``value`` (one-sample
-  t-test, two-sided), not supported iff significantly below; else inconclusive.
+- ``above`` / ``below``: supported iff the mean is significantly above / below the claim's
+  ``value`` (one-sample t-test, two-sided), not supported iff significantly on the other side;
+  else inconclusive.
 - ``spread``: supported iff the metric varies more between seeds, relative to its mean, than
   ``than_metric`` in the same runs (a percentile bootstrap of the ratio); not supported iff
   less; else inconclusive, without seed advice.
@@ -112,9 +113,10 @@ def judge_at_chance(claim: Claim, summary: Summary, a: Side, m: str, alpha: floa
     return _equivalence(claim, d, claim.tolerance, m, alpha, sd, 1, evidence, (a.row,))
 
 
-def judge_above(claim: Claim, a: Side, m: str, alpha: float) -> Verdict:
-    """Supported iff the mean is significantly above ``claim.value`` (one-sample t, two-sided
-    at alpha), not supported iff significantly below it."""
+def judge_threshold(claim: Claim, a: Side, m: str, alpha: float) -> Verdict:
+    """``above`` (``below``): supported iff the mean is significantly above (below)
+    ``claim.value`` (one-sample t, two-sided at alpha), not supported iff significantly on the
+    other side of it."""
     value = float(claim.value if claim.value is not None else 0.0)
     evidence = f"{stat_text(a, m)} against {value:g}"
     d = stats.one_sample_diff(a.values, value)
@@ -122,16 +124,18 @@ def judge_above(claim: Claim, a: Side, m: str, alpha: float) -> Verdict:
         return _one_run(claim, m, evidence, a)
     p = stats.p_two_sided(d)
     evidence += f"; t-test {p_text(p, 'p')}"
-    if p < alpha:
-        verdict = SUPPORTED if d.diff > 0 else NOT_SUPPORTED
-        return Verdict(claim, m, verdict, f"{evidence} (significantly "
-                       f"{'above' if d.diff > 0 else 'below'})", p, configs=(a.row,))
+    side = "above" if d.diff > 0 else "below"
     sd = float(a.values.std(ddof=1))
 
+    # Kept on a decided verdict too: one that Holm over the report's claims undoes still has
+    # seeds to add (its advice, and until decided's next look).
     def needed(level: float) -> int | None:
         return stats.seeds_to_detect(d.diff, sd, level, groups=1)
 
-    side = "above" if d.diff > 0 else "below"
+    if p < alpha:
+        verdict = SUPPORTED if side == claim.kind else NOT_SUPPORTED
+        return Verdict(claim, m, verdict, f"{evidence} (significantly {side})", p,
+                       configs=(a.row,), seeds_needed=needed)
     return Verdict(claim, m, INCONCLUSIVE, f"{evidence} (not significant); inconclusive: "
                    + seeds_text(needed(alpha), f"show the mean is {side} {value:g}", alpha,
                                 groups=1), p, configs=(a.row,), seeds_needed=needed)

@@ -14,8 +14,8 @@ numbers behind it. Tests use the per-seed values of the complete runs (hpo.repor
   Holm over the tied ones, shows one within SIMILAR_MARGIN of it (a tie is no best); else
   inconclusive, naming those not significantly different from it.
 - ``similar`` (TOST equivalence within the claim's ``margin``), ``at_chance`` (the same TOST on
-  one sample, against chance), ``above`` (a one-sample t-test) and ``spread`` (a bootstrap of
-  two metrics' spreads): their rules are in hpo.reporting.claim_kinds.
+  one sample, against chance), ``above`` and ``below`` (one-sample t-tests) and ``spread``
+  (a bootstrap of two metrics' spreads): their rules are in hpo.reporting.claim_kinds.
 - ``not applicable``: the study did not run in the setting the claim needs (``applies_if``);
   ``not exercised``: the mechanism never acted (``requires_stop``: no run of the claim's
   configurations stopped for that reason), or both sides are the same runs (identical per-seed
@@ -67,7 +67,7 @@ from hpo.reporting.tables import (
     matches_row,
 )
 from hpo.schema import RATIO_METRICS
-from hpo.spec import SIMILAR_MARGIN, Claim
+from hpo.spec import SIMILAR_MARGIN, THRESHOLD_KINDS, Claim
 
 SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE = "supported", "not supported", "inconclusive"
 NOT_EXERCISED, NOT_APPLICABLE = "not exercised", "not applicable"
@@ -188,8 +188,8 @@ def _evaluate(claim: Claim, summary: Summary, alpha: float | None,
         return Verdict(claim, m, INCONCLUSIVE, stat_text(side, m), configs=tuple(rows))
     if claim.kind == "at_chance":
         return claim_kinds.judge_at_chance(claim, summary, side, m, alpha)
-    if claim.kind == "above":
-        return claim_kinds.judge_above(claim, side, m, alpha)
+    if claim.kind in THRESHOLD_KINDS:
+        return claim_kinds.judge_threshold(claim, side, m, alpha)
     if claim.kind == "spread":
         than = side_of(summary, rows[0], str(claim.than_metric))
         return claim_kinds.judge_spread(claim, side, than, m, alpha)

@@ -76,9 +76,10 @@ def _new_kinds(summary: Summary) -> str:
     """The rules of the kinds only some studies use, said where they are used."""
     kinds = {c.kind for c in summary.study.claims}
     return "".join([
-        " `above`: supported iff the configuration's mean is significantly above the stated "
-        "value (one-sample t-test, two-sided), not supported iff significantly below; its seed "
-        "advice is for that one-sample test." if "above" in kinds else "",
+        *(f" `{kind}`: supported iff the configuration's mean is significantly {kind} the "
+          f"stated value (one-sample t-test, two-sided), not supported iff significantly "
+          f"{other}; its seed advice is for that one-sample test."
+          for kind, other in (("above", "below"), ("below", "above")) if kind in kinds),
         " `spread`: supported iff the metric varies more between seeds, relative to its mean "
         "(std / |mean|), than the other metric in the same runs: the percentile bootstrap "
         f"interval (seeds resampled in pairs, {BOOTSTRAP_DRAWS} draws, a fixed generator) of "

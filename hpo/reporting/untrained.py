@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from hpo.reporting.claim_sides import claim_metric, side_label
 from hpo.reporting.claims import Verdict
 from hpo.reporting.tables import Summary, matches_row
-from hpo.spec import Claim
+from hpo.spec import THRESHOLD_KINDS, Claim
 
 if TYPE_CHECKING:
     from hpo.reporting.readings import Reading
@@ -35,6 +35,21 @@ def claim_readings(claim: Claim, summary: Summary) -> tuple[Any, list[Any]]:
 
 # Claims about a difference between trained networks; at_chance claims are about not training.
 NEEDS_TRAINING = ("better", "best", "similar")
+# Shapes of a training curve: a loss that stopped falling (or never rose) says nothing of a
+# network that never learned, so an above / below claim on them needs one that trains. On an
+# accuracy, above / below is about training itself (label_shuffle: the network memorises).
+CURVE_METRICS = ("late_loss_fall", "val_loss_rise")
+
+
+def needs_training(claim: Claim, metric: str) -> bool:
+    """Whether a reading in which the claim's configurations did not train is left out of it.
+    Never for what a run costs (seconds, memory, parameters): that needs no training."""
+    from hpo.schema import COST_METRICS
+
+    if metric in COST_METRICS:
+        return False
+    return claim.kind in NEEDS_TRAINING or (claim.kind in THRESHOLD_KINDS
+                                            and metric in CURVE_METRICS)
 
 
 def untrained_label(summary: Summary, reading: Reading, rows: list[dict]) -> str:
@@ -65,11 +80,8 @@ def untrained_rows(claim: Claim, verdict: Verdict, config: dict) -> list[dict]:
     """The configurations a claim compares that did not train: their mean final training
     accuracy within the at_chance tolerance of guessing, or their mean training loss near
     guessing's (tables.at_chance; one seed that barely moved does not make one that trains).
-    None for a claim on what a run costs (seconds, memory, parameters): that needs no training."""
-
-    from hpo.schema import COST_METRICS
-
-    if claim.kind not in NEEDS_TRAINING or verdict.metric in COST_METRICS:
+    None for a claim that needs no training (needs_training)."""
+    if not needs_training(claim, verdict.metric):
         return []
     return [row for row in verdict.configs if int(row.get("n") or 0) > 0 and stuck(row, config)]
 
@@ -103,11 +115,10 @@ def nothing_trains(claim: Claim, summary: Summary, reading: Reading | None) -> l
 def left_out(claim: Claim, summary: Summary, reading: Reading) -> bool:
     """Whether evaluate_in_readings leaves ``reading`` out of the claim as untrained."""
     from hpo.reporting.claims import compared_labels
-    from hpo.schema import COST_METRICS
 
     if claim.kind == "at_chance":
         return bool(nothing_trains(claim, summary, reading))
-    if claim.kind not in NEEDS_TRAINING or claim_metric(claim, summary) in COST_METRICS:
+    if not needs_training(claim, claim_metric(claim, summary)):
         return False
     labels = compared_labels(claim, summary, [reading])
     config = summary.study.config

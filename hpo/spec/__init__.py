@@ -46,6 +46,7 @@ from hpo.spec.model import (  # noqa: F401
     CLAIM_METRICS,
     SIMILAR_MARGIN,
     STOP_REASONS,
+    THRESHOLD_KINDS,
     Claim,
     Param,
     Reference,

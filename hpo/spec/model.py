@@ -49,7 +49,8 @@ class Reference:
     rows: tuple[tuple[tuple[tuple[str, Any], ...], float], ...]
 
 
-CLAIM_KINDS = ("best", "better", "similar", "at_chance", "above", "spread")
+CLAIM_KINDS = ("best", "better", "similar", "at_chance", "above", "below", "spread")
+THRESHOLD_KINDS = ("above", "below")  # a one-sample t-test of the mean against ``value``
 CLAIM_FIELDS = ("text", "kind", "config", "than", "metric", "tolerance", "margin",
                 "requires_stop", "applies_if", "value", "than_metric")
 CHANCE_TOLERANCE = 5.0  # at_chance: percentage points either side of 100 / n_classes
@@ -87,7 +88,7 @@ class Claim:
     margin: float | None = None  # similar: None means SIMILAR_MARGIN (accuracy metrics)
     requires_stop: str | None = None  # "not exercised" unless a run stopped for this reason
     applies_if: tuple[tuple[str, Any], ...] = ()  # "not applicable" unless the study ran so
-    value: float | None = None  # above: the mean must be significantly above this
+    value: float | None = None  # above / below: the mean must be significantly above / below
     than_metric: str | None = None  # spread: metric varies more between seeds than this one
 
     def to_dict(self) -> dict[str, Any]:

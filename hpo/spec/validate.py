@@ -20,6 +20,7 @@ from hpo.spec.model import (
     CLAIM_METRICS,
     EARLY_METRICS,
     STOP_REASONS,
+    THRESHOLD_KINDS,
     Claim,
     Param,
     Reference,
@@ -360,16 +361,19 @@ def _claim_than_metric(where: str, raw: Mapping[str, Any], kind: str,
 
 
 def _claim_value(where: str, raw: Mapping[str, Any], kind: str) -> float | None:
-    """above: the threshold the mean must exceed (required); no other kind takes one."""
-    if kind != "above":
+    """above / below: the threshold the mean must exceed / stay under (required); no other
+    kind takes one."""
+    if kind not in THRESHOLD_KINDS:
         if "value" in raw:
-            raise SpecError(f"{where}.value is only for kind 'above', got kind {kind!r}")
+            raise SpecError(f"{where}.value is only for kinds 'above' and 'below', got kind "
+                            f"{kind!r}")
         return None
     value = raw.get("value")
     if isinstance(value, bool) or not isinstance(value, (int, float)) \
             or not math.isfinite(value):
-        raise SpecError(f"{where}: kind 'above' needs value, a finite number (the threshold "
-                        f"the mean must exceed), got {value!r}")
+        what = "exceed" if kind == "above" else "stay under"
+        raise SpecError(f"{where}: kind {kind!r} needs value, a finite number (the threshold "
+                        f"the mean must {what}), got {value!r}")
     return float(value)
 
 

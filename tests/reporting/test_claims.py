@@ -337,6 +337,20 @@ def test_above_tests_the_mean_against_a_value(tmp_path: Path) -> None:
                                "would show the mean is above 80 (80% power, α = 0.05)")
 
 
+def test_below_mirrors_above(tmp_path: Path) -> None:
+    # test_acc per seed for none: 80, 82, 84 (mean 82, sd 2).
+    v = one(fresh(tmp_path, "0"), claim("below", "none", metric="test_acc", value=90))
+    assert (v.verdict, v.evidence) == (
+        "supported", "dropout_location=none: test_acc 82 ± 2 (n=3) against 90; t-test "
+        "p = 0.0202 (significantly below)")
+    v = one(fresh(tmp_path, "1"), claim("below", "none", metric="test_acc", value=70))
+    assert v.verdict == "not supported" and v.evidence.endswith("(significantly above)")
+    v = one(fresh(tmp_path, "2"), claim("below", "none", metric="test_acc", value=84))
+    assert v.verdict == "inconclusive"
+    assert v.evidence.endswith("t-test p = 0.225 (not significant); inconclusive: ≈ 10 seeds "
+                               "would show the mean is below 84 (80% power, α = 0.05)")
+
+
 def test_spread_compares_two_metrics_between_seed_spreads() -> None:
     import numpy as np
 
@@ -426,7 +440,7 @@ def test_claims_survive_the_store_and_the_note() -> None:
      "s.toml: claims[0].text must be a non-empty string, got ' '"),
     ({"text": "x", "kind": "worst", "config": {LOC: "none"}},
      "s.toml: claims[0].kind must be one of 'best', 'better', 'similar', 'at_chance', "
-     "'above', 'spread', got 'worst'"),
+     "'above', 'below', 'spread', got 'worst'"),
     ({"text": "x", "kind": "best", "config": {LOC: "none"}, "why": 1},
      "s.toml: claims[0]: unknown field 'why'; allowed: applies_if, config, kind, margin, "
      "metric, requires_stop, text, than, than_metric, tolerance, value"),
@@ -492,13 +506,16 @@ def test_claims_survive_the_store_and_the_note() -> None:
     ({"text": "x", "kind": "above", "config": {LOC: "none"}},
      "s.toml: claims[0]: kind 'above' needs value, a finite number (the threshold the mean "
      "must exceed), got None"),
+    ({"text": "x", "kind": "below", "config": {LOC: "none"}, "value": "2"},
+     "s.toml: claims[0]: kind 'below' needs value, a finite number (the threshold the mean "
+     "must stay under), got '2'"),
     ({"text": "x", "kind": "spread", "config": {LOC: "none"}, "metric": "test_acc"},
      "s.toml: claims[0]: kind 'spread' needs metric and than_metric, two different metrics of "
      + ", ".join(spec.CLAIM_METRICS) + "; got 'test_acc' and None"),
     ({"text": "x", "kind": "best", "config": {LOC: "none"}, "than_metric": "test_acc"},
      "s.toml: claims[0].than_metric is only for kind 'spread', got kind 'best'"),
     ({"text": "x", "kind": "best", "config": {LOC: "none"}, "value": 3},
-     "s.toml: claims[0].value is only for kind 'above', got kind 'best'"),
+     "s.toml: claims[0].value is only for kinds 'above' and 'below', got kind 'best'"),
     ({"text": "x", "kind": "best", "config": {LOC: "none"}, "metric": "late_loss_fall"},
      "s.toml: claims[0].metric 'late_loss_fall' compares the last epoch with the one two "
      "before it: needs epochs >= 3, got 2"),

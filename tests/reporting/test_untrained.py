@@ -294,3 +294,35 @@ def test_the_next_look_counts_the_same_readings_as_the_last(tmp_path):
     [verdict] = verdicts.evaluate_all(summary)
     assert verdicts.claim_shares(verdict.claim, summary) == [0.5]
     assert verdicts.next_level(verdict, summary) == pytest.approx(level_at(0.05, [0.5, 1.0]))
+
+
+def test_a_flat_loss_that_never_left_chance_is_not_convergence(tmp_path):
+    """An above / below claim on a curve's shape (R4: the CNN's loss still falls) leaves out a
+    reading where the network did not train: its loss is flat without having converged. On an
+    accuracy it keeps it: "the training accuracy climbs above 15%" is about training itself."""
+    study = spec.validate(copy.deepcopy(RAW), "test")
+    falls = {("sgd", 0.001): (5.0, 6.0, 7.0), ("momentum", 0.001): (0.1, 0.2, 0.15),
+             ("sgd", 0.01): (5.0, 6.0, 7.0), ("momentum", 0.01): (5.0, 5.5, 6.0)}
+    study_obj = synthetic.create_study(optuna.storages.InMemoryStorage(), study)
+    trials = []
+    for (opt, lr), accs in MOMENTUM_STUCK.items():
+        for seed, acc in enumerate(accs):
+            attrs = synthetic.record(seed, test_acc=acc, train_acc=acc)
+            last = attrs["history"][-1]["train_loss"]
+            attrs["history"][-3]["train_loss"] = last / (1 - falls[opt, lr][seed] / 100)
+            trials.append(synthetic.trial(study, {"train.optimizer": opt, "train.lr": lr},
+                                          attrs))
+    synthetic.add(study_obj, trials)
+    summary = tables.summarize(study_obj)
+    momentum = (("train.optimizer", "momentum"),)
+    still_falls = spec.Claim("momentum's loss has not flattened", "above", momentum,
+                             metric="late_loss_fall", value=2.0)
+    memorises = spec.Claim("momentum's training accuracy climbs above 15%", "above", momentum,
+                           metric="train_acc", value=15.0)
+    summary.study = dataclasses.replace(summary.study, claims=(still_falls, memorises))
+    falls_v, acc_v = verdicts.evaluate_all(summary)
+    assert falls_v.verdict == claims.SUPPORTED, falls_v.evidence
+    assert falls_v.untrained == ("lr=0.001 (optimizer=momentum, lr=0.001 did not train: "
+                                 "training loss 0.5, accuracy 10.2%)",)
+    assert (acc_v.verdict, acc_v.untrained) == (claims.INCONCLUSIVE, ())
+    assert acc_v.evidence.startswith("the readings the seed leaves open disagree")
