@@ -318,37 +318,32 @@ def fresh(tmp_path: Path, name: str) -> Path:
     return tmp_path / name
 
 
-def test_above_tests_the_mean_against_a_value(tmp_path: Path) -> None:
+def test_val_loss_rise_is_the_last_validation_loss_over_the_lowest() -> None:
     from hpo.reporting.claim_sides import val_loss_rise
 
     assert val_loss_rise([{"val_loss": x} for x in (1.0, 0.7, 0.9, 1.1)]) == pytest.approx(0.4)
     assert val_loss_rise([{"val_loss": 1.0}, {"val_loss": 0.5}]) == 0.0
     assert math.isnan(val_loss_rise([{"val_loss": None}]))
-    # test_acc per seed for none: 80, 82, 84 (mean 82, sd 2).
-    v = one(fresh(tmp_path, "0"), claim("above", "none", metric="test_acc", value=70))
-    assert (v.verdict, v.evidence) == (
-        "supported", "dropout_location=none: test_acc 82 ± 2 (n=3) against 70; t-test "
-        "p = 0.00913 (significantly above)")
-    v = one(fresh(tmp_path, "1"), claim("above", "none", metric="test_acc", value=90))
-    assert v.verdict == "not supported" and v.evidence.endswith("(significantly below)")
-    v = one(fresh(tmp_path, "2"), claim("above", "none", metric="test_acc", value=80))
-    assert v.verdict == "inconclusive"
-    assert v.evidence.endswith("t-test p = 0.225 (not significant); inconclusive: ≈ 10 seeds "
-                               "would show the mean is above 80 (80% power, α = 0.05)")
 
 
-def test_below_mirrors_above(tmp_path: Path) -> None:
-    # test_acc per seed for none: 80, 82, 84 (mean 82, sd 2).
-    v = one(fresh(tmp_path, "0"), claim("below", "none", metric="test_acc", value=90))
+# test_acc per seed for none: 80, 82, 84 (mean 82, sd 2); p from scipy.stats.ttest_1samp.
+@pytest.mark.parametrize("kind, beyond, short, near, p, other", [
+    ("above", 70, 90, 80, "0.00913", "below"),
+    ("below", 90, 70, 84, "0.0202", "above"),  # below mirrors above
+])
+def test_above_and_below_test_the_mean_against_a_value(tmp_path: Path, kind: str, beyond: int,
+                                                       short: int, near: int, p: str,
+                                                       other: str) -> None:
+    v = one(fresh(tmp_path, "0"), claim(kind, "none", metric="test_acc", value=beyond))
     assert (v.verdict, v.evidence) == (
-        "supported", "dropout_location=none: test_acc 82 ± 2 (n=3) against 90; t-test "
-        "p = 0.0202 (significantly below)")
-    v = one(fresh(tmp_path, "1"), claim("below", "none", metric="test_acc", value=70))
-    assert v.verdict == "not supported" and v.evidence.endswith("(significantly above)")
-    v = one(fresh(tmp_path, "2"), claim("below", "none", metric="test_acc", value=84))
+        "supported", f"dropout_location=none: test_acc 82 ± 2 (n=3) against {beyond}; t-test "
+        f"p = {p} (significantly {kind})")
+    v = one(fresh(tmp_path, "1"), claim(kind, "none", metric="test_acc", value=short))
+    assert v.verdict == "not supported" and v.evidence.endswith(f"(significantly {other})")
+    v = one(fresh(tmp_path, "2"), claim(kind, "none", metric="test_acc", value=near))
     assert v.verdict == "inconclusive"
     assert v.evidence.endswith("t-test p = 0.225 (not significant); inconclusive: ≈ 10 seeds "
-                               "would show the mean is below 84 (80% power, α = 0.05)")
+                               f"would show the mean is {kind} {near} (80% power, α = 0.05)")
 
 
 def test_spread_compares_two_metrics_between_seed_spreads() -> None:
