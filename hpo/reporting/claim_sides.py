@@ -128,9 +128,24 @@ def early_mean(steps: object, key: str, until_step: int) -> float:
     return sum(points) / len(points) if points else math.nan
 
 
+def loss_fall(steps: object) -> float:
+    """How much (%) the per-step training loss fell over the run, its first point against its
+    last; NaN without a curve."""
+    losses = steps.get("loss") if isinstance(steps, dict) else None
+    if not losses or len(losses) < 2:
+        return math.nan
+    first, last = losses[0], losses[-1]
+    if not all(isinstance(x, (int, float)) and math.isfinite(x) for x in (first, last)) \
+            or first <= 0:
+        return math.nan
+    return 100.0 * (first - last) / first
+
+
 def trial_value(record: dict, metric: str, target: float, early_steps: int = 100) -> float:
     if metric in ("early_train_loss", "early_train_acc"):
         return early_mean(record.get("steps"), metric.rsplit("_", 1)[1], early_steps)
+    if metric == "loss_fall":
+        return loss_fall(record.get("steps"))
     if metric == "late_loss_fall":
         return late_loss_fall(record.get("history"))
     if metric == "val_loss_rise":
@@ -206,8 +221,9 @@ def amount_text(diff: float, m: str) -> str:
         return f"{x} s difference"
     if m in ("epochs_run", "epochs_to_target"):
         return f"{x}-epoch difference"
-    if m == "late_loss_fall":
-        return f"{x}-percentage-point difference in the late loss fall"
+    if m in ("late_loss_fall", "loss_fall"):
+        late = " late" if m == "late_loss_fall" else ""
+        return f"{x}-percentage-point difference in the{late} loss fall"
     return f"difference of {x} in {m}"
 
 

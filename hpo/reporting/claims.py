@@ -64,6 +64,7 @@ from hpo.reporting.tables import (
     STAT_METRICS,
     Summary,
     format_value,
+    in_reading,
     matches_row,
 )
 from hpo.schema import RATIO_METRICS
@@ -104,10 +105,12 @@ class Verdict:
 # The rules
 
 
-def _row(summary: Summary, params: tuple[tuple[str, object], ...]) -> tuple[dict | None, str]:
-    rows = [r for r in summary.records() if matches_row(params, r)]
+def _row(summary: Summary, params: tuple[tuple[str, object], ...],
+         reading: tuple[tuple[str, object], ...] = ()) -> tuple[dict | None, str]:
+    rows = [r for r in summary.records() if matches_row(params, r) and in_reading(reading, r)]
     if len(rows) != 1:
-        return None, f"{side_label(summary, params)} matches {len(rows)} configurations, not one"
+        return None, (f"{side_label(summary, params + reading)} matches {len(rows)} "
+                      "configurations, not one")
     row = rows[0]
     if row["n"] == 0:
         return None, f"{row['config']} has no complete run"
@@ -120,7 +123,7 @@ def _sides_and_rows(claim: Claim, summary: Summary, reading: tuple[tuple[str, ob
     for side, params in enumerate((claim.config, claim.than)):
         if not params and (side == 1 or summary.study.space):
             continue  # no than; an empty config names the one configuration of an empty space
-        row, why = _row(summary, tuple(params) + tuple(reading))
+        row, why = _row(summary, tuple(params), tuple(reading))
         if row is None:
             return [], why
         rows.append(row)
@@ -134,8 +137,7 @@ def compared_labels(claim: Claim, summary: Summary,
     labels: set[str] = set()
     for reading in readings or [()]:
         if claim.kind == "best":
-            labels |= {r["config"] for r in summary.records()
-                       if matches_row(tuple(reading), r)}
+            labels |= {r["config"] for r in summary.records() if in_reading(reading, r)}
         else:
             labels |= {r["config"] for r in _sides_and_rows(claim, summary, reading)[0]}
     return labels
@@ -365,7 +367,7 @@ def meaningful_difference(claim: Claim, m: str) -> float | None:
 def _best(claim: Claim, summary: Summary, a: Side, m: str, alpha: float,
           reading: Sequence[tuple[str, Any]]) -> Verdict:
     rows = [r for r in summary.records()
-            if r["n"] > 0 and r["config"] != a.row["config"] and matches_row(tuple(reading), r)]
+            if r["n"] > 0 and r["config"] != a.row["config"] and in_reading(reading, r)]
     others = [s for s in (side_of(summary, r, m) for r in rows) if len(s.values)]
     if not others:
         return Verdict(claim, m, SUPPORTED, f"{stat_text(a, m)}; the only configuration",

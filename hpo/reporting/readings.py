@@ -18,7 +18,15 @@ import math
 from typing import TYPE_CHECKING, Any
 
 from hpo.reporting.stats import t_quantile
-from hpo.reporting.tables import CONFIDENCE, Summary, format_value, matches_row, short_names
+from hpo.reporting.tables import (
+    CONFIDENCE,
+    Summary,
+    format_value,
+    in_reading,
+    matches_row,
+    short_names,
+)
+from hpo.schema import norm
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -73,6 +81,8 @@ def readings_of(summary: Summary) -> list[Reading]:
         return []
     out: list[Reading] = []
     for row in summary.records():
+        if any(norm(row[k]) is None for k in keys):
+            continue  # a configuration without a reading key belongs to every reading
         reading = tuple(sorted((k, row[k]) for k in keys))
         if reading not in out:
             out.append(reading)
@@ -91,7 +101,7 @@ def _differences(summary: Summary, reading: Reading) -> list[tuple[str, float, b
     from hpo.reporting.published import prediction_interval, tells
 
     within = summary.study.config["consistent_within"]
-    rows = [r for r in summary.records() if matches_row(reading, r)]
+    rows = [r for r in summary.records() if in_reading(reading, r)]
     out = []
     for ref in references(summary):
         for params, value in ref.rows:

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 
 from hpo.reporting import readings as readings_mod
 from hpo.reporting.stats import t_quantile
-from hpo.reporting.tables import Summary, format_value, matches_row
+from hpo.reporting.tables import Summary, format_value, in_reading, matches_row
 
 if TYPE_CHECKING:
     from hpo.reporting.readings import Reading
@@ -89,7 +89,7 @@ def _comparisons(summary: Summary, reading: Reading) -> list[Comparison]:
     from hpo.reporting.published import prediction_interval, tells
 
     within = summary.study.config["consistent_within"]
-    rows = [r for r in summary.records() if matches_row(reading, r)]
+    rows = [r for r in summary.records() if in_reading(reading, r)]
     refs = [ref for ref in readings_mod.references(summary) if ref.metric.endswith("_acc")]
     printed: dict[object, set[tuple[str, float]]] = {}
     for ref in refs:

@@ -450,6 +450,13 @@ def is_two_way_grid(summary: Summary) -> bool:
             and summary.table[summary.keys].notna().all().all())
 
 
+def in_reading(reading: Sequence[tuple[str, object]], row: Mapping[str, object]) -> bool:
+    """Whether a configuration belongs to a reading: it has the reading's values, or it lacks
+    a reading key (a conditional parameter it does not take: Adadelta, at its own lr, is in
+    every reading of SGD's lr)."""
+    return matches_row([(k, v) for k, v in reading if _norm(row[k]) is not None], row)
+
+
 def matches_row(params: Sequence[tuple[str, object]], row: Mapping[str, object]) -> bool:
     for key, value in params:
         have, want = _norm(row[key]), _norm(value)

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from hpo.reporting.claim_sides import claim_metric, side_label
 from hpo.reporting.claims import Verdict
-from hpo.reporting.tables import Summary, matches_row
+from hpo.reporting.tables import Summary, in_reading
 from hpo.spec import THRESHOLD_KINDS, Claim
 
 if TYPE_CHECKING:
@@ -108,7 +108,7 @@ def nothing_trains(claim: Claim, summary: Summary, reading: Reading | None) -> l
         return []
     config = summary.study.config
     rows = [row for row in summary.records() if int(row.get("n") or 0) > 0
-            and (reading is None or matches_row(reading, row))]
+            and (reading is None or in_reading(reading, row))]
     return rows if rows and all(stuck(row, config) for row in rows) else []
 
 

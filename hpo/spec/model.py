@@ -65,8 +65,11 @@ SIMILAR_MARGIN = 1.0  # similar: accuracy points either way that count as "the s
 # "relative_sharpness" (sharpness over the training loss at theta_final: the valley's shape
 # apart from its depth).
 EARLY_METRICS = ("early_train_loss", "early_train_acc")
+# loss_fall: how much (%) the training loss fell over the run, the per-step curve's first point
+# against its last (R0's "the loss curve is almost flat"; needs train.log_every).
+STEP_METRICS = (*EARLY_METRICS, "loss_fall")
 CLAIM_METRICS = (*METRICS, "wall_time", "cpu_time", "epoch_seconds", "epochs_run",
-                 "epochs_to_target", "sharpness", "relative_sharpness", *EARLY_METRICS,
+                 "epochs_to_target", "sharpness", "relative_sharpness", *STEP_METRICS,
                  "late_loss_fall", "val_loss_rise")
 STOP_REASONS = ("completed", "patience", "loss_threshold", "diverged", "pruned")
 

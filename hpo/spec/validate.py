@@ -18,7 +18,7 @@ from hpo.spec.model import (
     CLAIM_FIELDS,
     CLAIM_KINDS,
     CLAIM_METRICS,
-    EARLY_METRICS,
+    STEP_METRICS,
     STOP_REASONS,
     THRESHOLD_KINDS,
     Claim,
@@ -335,7 +335,7 @@ def _check_claim_metric(where: str, metric: object, study: Study) -> None:
     if metric == "epochs_to_target" and not study.config["target_acc"]:
         raise SpecError(f"{where} 'epochs_to_target' needs target_acc > 0 (the "
                         "validation accuracy to reach), got target_acc = 0")
-    if metric in EARLY_METRICS and not study.config["train.log_every"]:
+    if metric in STEP_METRICS and not study.config["train.log_every"]:
         raise SpecError(f"{where} {metric!r} reads the per-step training curve: set "
                         "train.log_every (minibatches per point), got 0")
     if metric == "late_loss_fall" and study.config["epochs"] < 3:

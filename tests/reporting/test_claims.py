@@ -318,6 +318,16 @@ def fresh(tmp_path: Path, name: str) -> Path:
     return tmp_path / name
 
 
+def test_loss_fall_is_the_per_step_curve_s_first_point_against_its_last() -> None:
+    from hpo.reporting.claim_sides import loss_fall
+
+    assert loss_fall({"step": [10, 20, 30], "loss": [2.0, 1.9, 1.5]}) == pytest.approx(25.0)
+    assert loss_fall({"step": [10, 20], "loss": [2.0, 2.2]}) == pytest.approx(-10.0)
+    for no_curve in (None, {"step": [10], "loss": [2.0]}, {"loss": [0.0, 1.0]},
+                     {"loss": [2.0, float("nan")]}):
+        assert math.isnan(loss_fall(no_curve))
+
+
 def test_val_loss_rise_is_the_last_validation_loss_over_the_lowest() -> None:
     from hpo.reporting.claim_sides import val_loss_rise
 
@@ -442,7 +452,7 @@ def test_claims_survive_the_store_and_the_note() -> None:
     ({"text": "x", "kind": "best", "config": {LOC: "none"}, "metric": "acc"},
      "s.toml: claims[0].metric must be one of val_acc, val_loss, test_acc, test_loss, "
      "train_acc, train_loss, wall_time, cpu_time, epoch_seconds, epochs_run, epochs_to_target, "
-     "sharpness, relative_sharpness, early_train_loss, early_train_acc, late_loss_fall, "
+     "sharpness, relative_sharpness, early_train_loss, early_train_acc, loss_fall, late_loss_fall, "
      "val_loss_rise, got 'acc'"),
     ({"text": "x", "kind": "at_chance", "config": {LOC: "none"}, "metric": "val_loss"},
      "s.toml: claims[0].metric must be an accuracy (train_acc, val_acc, test_acc) for kind "
@@ -497,6 +507,10 @@ def test_claims_survive_the_store_and_the_note() -> None:
      "s.toml: claims[0].metric 'sharpness' needs analysis = 'flatness', got 'table'"),
     ({"text": "x", "kind": "best", "config": {LOC: "none"}, "metric": "early_train_loss"},
      "s.toml: claims[0].metric 'early_train_loss' reads the per-step training curve: set "
+     "train.log_every (minibatches per point), got 0"),
+    ({"text": "x", "kind": "below", "config": {LOC: "none"}, "metric": "loss_fall",
+      "value": 10},
+     "s.toml: claims[0].metric 'loss_fall' reads the per-step training curve: set "
      "train.log_every (minibatches per point), got 0"),
     ({"text": "x", "kind": "above", "config": {LOC: "none"}},
      "s.toml: claims[0]: kind 'above' needs value, a finite number (the threshold the mean "

@@ -11,7 +11,7 @@ import pytest
 
 from hpo import spec
 from hpo.benchmarks import synthetic
-from hpo.reporting import claims, render, tables, verdicts, write
+from hpo.reporting import claims, readings, render, tables, verdicts, write
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -326,3 +326,31 @@ def test_a_flat_loss_that_never_left_chance_is_not_convergence(tmp_path):
                                  "training loss 0.5, accuracy 10.2%)",)
     assert (acc_v.verdict, acc_v.untrained) == (claims.INCONCLUSIVE, ())
     assert acc_v.evidence.startswith("the readings the seed leaves open disagree")
+
+
+def test_a_configuration_without_the_reading_key_is_in_every_reading(tmp_path):
+    """R1's Adadelta runs at its own lr while SGD's lr is the reading: one claim, judged in
+    each SGD lr against the same Adadelta runs (optimizer_r1_cifar10 had one claim per lr)."""
+    raw = copy.deepcopy(RAW)
+    raw["space"] = {"train.optimizer": ["sgd", "adadelta"],
+                    "train.lr": {"choices": [0.001, 0.01], "when": {"train.optimizer": ["sgd"]}}}
+    raw["claims"] = [{"text": "Adadelta beats SGD", "kind": "better",
+                      "config": {"train.optimizer": "adadelta"},
+                      "than": {"train.optimizer": "sgd"}}]
+    study = spec.validate(raw, "test")
+    measured = {("sgd", 0.001): (10.0, 11.0, 9.5), ("sgd", 0.01): (50.0, 51.0, 49.0),
+                ("adadelta", None): (60.0, 62.0, 61.0)}
+    study_obj = synthetic.create_study(optuna.storages.InMemoryStorage(), study)
+    synthetic.add(study_obj, [
+        synthetic.trial(study, {"train.optimizer": opt} | ({"train.lr": lr} if lr else {}),
+                        synthetic.record(seed, test_acc=acc, train_acc=acc))
+        for (opt, lr), accs in measured.items() for seed, acc in enumerate(accs)])
+    summary = tables.summarize(study_obj)
+    assert readings.readings_of(summary) == [(("train.lr", 0.001),), (("train.lr", 0.01),)]
+    [verdict] = verdicts.evaluate_all(summary)
+    assert verdict.verdict == claims.SUPPORTED
+    assert verdict.evidence.startswith(
+        "optimizer=adadelta: val_acc 61 ± 1 (n=3) vs optimizer=sgd, lr=0.01: val_acc 50 ± 1 "
+        "(n=3)")
+    assert verdict.untrained == ("lr=0.001 (optimizer=sgd, lr=0.001 did not train: training "
+                                 "loss 0.5, accuracy 10.2%)",)
