@@ -452,8 +452,8 @@ def test_claims_survive_the_store_and_the_note() -> None:
     ({"text": "x", "kind": "best", "config": {LOC: "none"}, "metric": "acc"},
      "s.toml: claims[0].metric must be one of val_acc, val_loss, test_acc, test_loss, "
      "train_acc, train_loss, wall_time, cpu_time, epoch_seconds, epochs_run, epochs_to_target, "
-     "sharpness, relative_sharpness, early_train_loss, early_train_acc, loss_fall, late_loss_fall, "
-     "val_loss_rise, got 'acc'"),
+     "sharpness, relative_sharpness, early_train_loss, early_train_acc, loss_fall, "
+     "late_loss_fall, val_loss_rise, got 'acc'"),
     ({"text": "x", "kind": "at_chance", "config": {LOC: "none"}, "metric": "val_loss"},
      "s.toml: claims[0].metric must be an accuracy (train_acc, val_acc, test_acc) for kind "
      "'at_chance', got 'val_loss'"),

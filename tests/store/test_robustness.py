@@ -16,6 +16,7 @@ import subprocess
 import time
 import uuid
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -26,6 +27,7 @@ from tests.conftest import (
     POSTGRES_URL,
     completed_runs,
     make_grid_study,
+    postgres_lock,
     run_hpo,
     start_hpo,
     states,
@@ -441,13 +443,14 @@ PGBIN, PGDATA = os.environ.get("PGBIN"), os.environ.get("PGDATA")
 
 
 @pytest.fixture
-def restartable_postgres() -> str:
+def restartable_postgres() -> Iterator[str]:
     if not POSTGRES_URL or not PGBIN or not PGDATA:
         pytest.skip("set HPO_TEST_POSTGRES_URL, PGBIN and PGDATA (as .ci/run does) to restart "
                     "the test database")
     if os.geteuid() != 0:
         pytest.skip("restarting the test database needs root (runuser -u postgres)")
-    return POSTGRES_URL
+    with postgres_lock(exclusive=True):  # no other test may be using the server it restarts
+        yield POSTGRES_URL
 
 
 def _restart_postgres() -> None:
