@@ -152,9 +152,10 @@ def wait_for(predicate: Any, timeout: float = 60, every: float = 0.2) -> None:
 def postgres_lock(exclusive: bool) -> Iterator[None]:
     """The test PostgreSQL server, shared by every test that uses it (a shared lock) or held
     alone by one that restarts it (exclusive), across xdist workers and pytest runs. The
-    xdist_group below was meant to keep them in one worker, but pytest 9 ignores the node id
-    that pytest-xdist 3.8 renames to group them: the two restart tests ran side by side, and one
-    cut the other's connections ("server closed the connection unexpectedly")."""
+    xdist_group below keeps them in one worker, but only under pytest 8 (pyproject pins it):
+    pytest 9 ignores the node id that pytest-xdist 3.8 renames to group them, and the two
+    restart tests ran side by side, one cutting the other's connections ("server closed the
+    connection unexpectedly"). With the lock, a wrong pytest is slower, never wrong."""
     import fcntl
     import tempfile
 
@@ -216,8 +217,8 @@ def storage_url(tmp_path: Path) -> StoreURL:
 # `--dist loadgroup`, pyproject's addopts): the PostgreSQL database (test_robustness restarts it
 # under running workers, which would cut every other test's connections) and the headless
 # browser. Under pytest 9 the group is ignored (see postgres_lock, which keeps the database
-# tests apart whatever the scheduling). Everything else, the SIGKILL and full-disk tests
-# included, works in its own tmp_path.
+# tests apart whatever the scheduling; pyproject pins pytest 8). Everything else, the SIGKILL
+# and full-disk tests included, works in its own tmp_path.
 SERVICE_FIXTURES = ("postgres_url", "restartable_postgres")
 
 
