@@ -29,7 +29,7 @@ two-sample t-test with the pooled std; for equivalence, TOST's power). A study r
 group-sequential level of an alpha-spending function (hpo.spec.look_alpha; the chances of a
 first rejection at each look add up to alpha), so adding seeds until a test passes cannot
 inflate the error rate. With ``readings``, a claim that leaves a
-reading key open is judged within the reading closest to the published numbers, and names the
+reading key open is judged within the reading the published numbers single out, and names the
 readings whose verdict differs.
 """
 

@@ -21,13 +21,14 @@ if TYPE_CHECKING:
     from hpo.spec import Reference
 
 
-def prediction_interval(mean: float, std: float, n: int) -> tuple[float, float]:
-    """The 95% interval where one more run would fall (t-based: mean ± t·s·√(1 + 1/n)); a
-    published single run is one such run, so this, not the CI of the mean, is what it is
-    compared with. NaN with fewer than 2 runs."""
+def prediction_interval(mean: float, std: float, n: int,
+                        confidence: float = CONFIDENCE) -> tuple[float, float]:
+    """The 95% (``confidence``) interval where one more run would fall (t-based: mean ±
+    t·s·√(1 + 1/n)); a published single run is one such run, so this, not the CI of the mean,
+    is what it is compared with. NaN with fewer than 2 runs."""
     if n < 2 or not (math.isfinite(mean) and math.isfinite(std)):
         return math.nan, math.nan
-    half = t_quantile(0.5 + CONFIDENCE / 2, n - 1) * std * math.sqrt(1 + 1 / n)
+    half = t_quantile(0.5 + confidence / 2, n - 1) * std * math.sqrt(1 + 1 / n)
     return mean - half, mean + half
 
 
@@ -152,9 +153,11 @@ def narrowing_line(summary: Summary, published: Sequence[Reference], within: flo
     refs = [reference_table(summary, source) for source in published]
     rows = [r for ref in refs for r in ref.to_dict("records") if r.get("config") is not None
             and r.get("pi_tells") is not None]
-    wide = [r for r in rows if not r["pi_tells"]]
+    # A published value outside the interval tells "no" however wide the interval is.
+    outside = sum(1 for r in rows if not r["pi_tells"] and r["published_in_pi"] is False)
+    wide = [r for r in rows if not r["pi_tells"] and r["published_in_pi"] is not False]
     return narrowing_text(len(rows), [(r["pi_high"] - r["pi_low"]) / 2 for r in wide],
-                          [seeds_count(r["seeds_to_tell"]) for r in wide], within)
+                          [seeds_count(r["seeds_to_tell"]) for r in wide], within, outside)
 
 
 def seeds_count(value: object) -> int | None:
@@ -164,16 +167,26 @@ def seeds_count(value: object) -> int | None:
 
 
 def narrowing_text(compared: int, wide_half_widths: Sequence[float],
-                   needs: Sequence[int | None], within: float) -> str:
+                   needs: Sequence[int | None], within: float, outside: int = 0) -> str:
     """The line under the comparisons: ``compared`` rows with an interval, the half-widths of
-    the wide ones and the seeds each needs (None: no number of seeds narrows it)."""
+    the wide ones that hold their published value and the seeds each needs (None: no number of
+    seeds narrows it); ``outside``: wide ones whose published value lies outside, which tell
+    as they are."""
     if not compared:
         return "No comparison has the 2 runs per configuration a prediction interval needs."
+    also = (f"; {outside} more, wider, tell as they are: the published value lies outside"
+            if outside else "")
     if not wide_half_widths:
-        return (f"All {compared} comparisons have an interval narrow enough to tell "
-                f"(±{within:g} points or less).")
+        if not outside:
+            return (f"All {compared} comparisons have an interval narrow enough to tell "
+                    f"(±{within:g} points or less).")
+        return (f"{compared - outside} of {compared} comparisons have an interval narrow "
+                f"enough to tell (±{within:g} points or less){also}.")
     wide = len(wide_half_widths)
-    text = (f"{compared - wide} of {compared} comparisons have an interval narrow enough "
+    text = (f"{compared - wide - outside} of {compared} comparisons have an interval narrow "
+            f"enough to tell (±{within:g} points or less){also}; the widest of the rest is "
+            f"±{max(wide_half_widths):.1f}." if outside else
+            f"{compared - wide} of {compared} comparisons have an interval narrow enough "
             f"to tell (±{within:g} points or less); the widest is ±{max(wide_half_widths):.1f}.")
     decidable = [n for n in needs if n is not None]
     never = (f"the runs themselves spread more than ±{within:g} points (the interval never "

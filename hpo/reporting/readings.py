@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 
 Reading = tuple[tuple[str, Any], ...]
 COLUMNS = ["reading", "pairs", "rows", "mean_abs_diff", "ci_low", "ci_high", "closest",
-           "inside", "with_interval"]
+           "inside", "with_interval", "outside"]
 
 
 def reading_keys(summary: Summary) -> list[str]:
@@ -119,6 +119,28 @@ def _differences(summary: Summary, reading: Reading) -> list[tuple[str, float, b
     return out
 
 
+def contradictions(summary: Summary, reading: Reading) -> int:
+    """How many published values lie outside the reading's one-run prediction interval at 95%
+    jointly over the reading's k comparisons (each at 1 − 0.05/k, Bonferroni): with nine rows,
+    a reading that is the seed's setting would have one outside its per-row 95% interval by
+    chance in a third of studies. Outside tells at any width."""
+    from hpo.reporting.published import prediction_interval
+
+    rows = [r for r in summary.records() if in_reading(reading, r)]
+    pairs = [(value, row, ref.metric) for ref in references(summary)
+             for params, value in ref.rows for row in rows if matches_row(params, row)]
+    spreads = [(value, float(row.get(f"{m}_mean", math.nan)),
+                float(row.get(f"{m}_std", math.nan)), int(row.get("n", 0)))
+               for value, row, m in pairs]
+    usable = [x for x in spreads if x[3] >= 2 and all(map(math.isfinite, x[:3]))]
+    level = 1 - (1 - CONFIDENCE) / max(len(usable), 1)
+    outside = 0
+    for value, mean, std, n in usable:
+        low, high = prediction_interval(mean, std, n, level)
+        outside += not low <= value <= high
+    return outside
+
+
 def _t_interval(values: list[float]) -> tuple[float, float, float]:
 
     n = len(values)
@@ -153,7 +175,8 @@ def reading_distances(summary: Summary) -> pd.DataFrame:
                                "rows": len(diffs), "mean_abs_diff": mean, "ci_low": low,
                                "ci_high": high, "closest": False,
                                "inside": sum(1 for *_, i in diffs if i),
-                               "with_interval": sum(1 for *_, i in diffs if i is not None)}
+                               "with_interval": sum(1 for *_, i in diffs if i is not None),
+                               "outside": contradictions(summary, reading)}
         for m in metrics:
             own = [abs(d) for metric, d, _ in diffs if metric == m]
             rec[f"rows_{m}"] = len(own)
@@ -167,16 +190,30 @@ def reading_distances(summary: Summary) -> pd.DataFrame:
 
 
 def closest_reading(summary: Summary) -> Reading | None:
-    """The reading with the smallest mean absolute difference to the reference rows, when its
-    interval lies below every other reading's; None otherwise (no readings, no reference, no
-    comparable row, or no reading clearly closest)."""
+    """The reading the published numbers single out: the one with the smallest mean absolute
+    difference to the reference rows when its interval lies below every other reading's, else
+    the only one that no published value contradicts (every other reading has one outside its
+    95% prediction interval of one run: outside tells at any width). None otherwise (no
+    readings, no reference, no comparable row, or none singled out)."""
     frame = reading_distances(summary)
     hit = frame[frame["closest"]]
     # Claims are judged in this reading: one that the data do not single out must not decide
     # which setting a verdict speaks for.
-    if hit.empty or (len(frame) > 1 and not clearly_closest(frame)):
+    if not hit.empty and (len(frame) == 1 or clearly_closest(frame)):
+        return hit.iloc[0]["pairs"]
+    only = only_uncontradicted(frame)
+    return None if only is None else only["pairs"]
+
+
+def only_uncontradicted(frame: pd.DataFrame) -> dict | None:
+    """The one reading, of two or more, that no published value contradicts while every other
+    reading has one outside its one-run prediction interval (jointly over its rows:
+    contradictions); None if not exactly one."""
+    compared = frame[frame["rows"] > 0]
+    clean = compared[compared["outside"] == 0]
+    if len(compared) < 2 or len(clean) != 1:
         return None
-    return hit.iloc[0]["pairs"]
+    return clean.iloc[0].to_dict()
 
 
 def clearly_closest(frame: pd.DataFrame) -> bool:
@@ -235,12 +272,21 @@ def readings_markdown(summary: Summary) -> str:
         text += (" Rows of all tables are pooled as printed (an accuracy point weighs as much "
                  "as a unit of loss); the further columns give each metric alone.")
     best = frame[frame["closest"]]
+    only = only_uncontradicted(frame)
     if not best.empty and len(frame) > 1:
-        text += (f" Closest: **{best.iloc[0]['reading']}**"
-                 + ("; its interval lies below every other reading's." if clearly_closest(frame)
-                    else "; its interval overlaps another reading's, so the data do not single "
-                    "it out: a claim's verdict then stands only where every reading gives "
-                    "it (Claims)."))
+        text += f" Closest: **{best.iloc[0]['reading']}**"
+        if clearly_closest(frame):
+            text += "; its interval lies below every other reading's."
+        elif only is not None:
+            text += (f"; its interval overlaps another reading's, but **{only['reading']}** is "
+                     "the only reading that no published value contradicts (every other has "
+                     "one outside its prediction interval of one run, at 95% jointly over its "
+                     "rows, Bonferroni; outside tells however wide the interval), so the data "
+                     "single it out: claims are judged in it (Claims).")
+        else:
+            text += ("; its interval overlaps another reading's, so the data do not single "
+                     "it out: a claim's verdict then stands only where every reading gives "
+                     "it (Claims).")
     text += " " + _reproduces(frame, summary.study.config["consistent_within"])
     return text + "\n\n" + "\n".join(lines)
 

@@ -110,8 +110,8 @@ def _judge_readings(claim: Claim, summary: Summary, alpha: float, closest: Readi
         verdict = evaluate(claim, summary, alpha, closest)
         differ = [f"{side_label(summary, r)}: {v.verdict}" for r in every if r != closest
                   for v in [evaluate(claim, summary, alpha, r)] if v.verdict != verdict.verdict]
-        note = (f"judged within {side_label(summary, closest)}, the reading closest to the "
-                "published numbers")
+        note = (f"judged within {side_label(summary, closest)}, the reading the published "
+                "numbers single out")
         if differ:
             note += "; other readings differ (uncorrected): " + "; ".join(differ)
         return replace(verdict, evidence=f"{verdict.evidence} ({note})")

@@ -348,3 +348,71 @@ def test_the_narrowing_line_counts_only_rows_that_seeds_can_narrow() -> None:
         "6 seeds per configuration would narrow 2 of the 2 wide ones enough.")
     assert narrowing_text(3, [], [], 3.0) == (
         "All 3 comparisons have an interval narrow enough to tell (±3 points or less).")
+
+
+def _summary_of(measured: dict) -> tables.Summary:
+    """RAW's study with optimizer readings, these runs stored in memory."""
+    raw = copy.deepcopy(RAW)
+    raw["readings"] = ["train.optimizer"]
+    study = spec.validate(raw, "test")
+    study_obj = synthetic.create_study(optuna.storages.InMemoryStorage(), study)
+    synthetic.add(study_obj, [
+        synthetic.trial(study, {"train.optimizer": opt, "model.dropout_location": loc},
+                        synthetic.record(seed, test_acc=acc))
+        for (opt, loc), accs in measured.items() for seed, acc in enumerate(accs)])
+    return tables.summarize(study_obj)
+
+
+def test_the_only_reading_no_published_value_contradicts_is_singled_out() -> None:
+    """R4's dropout table: with momentum and Adam all 9 published values lie outside their
+    intervals, with plain SGD none does, though the mean distances overlap."""
+    # Published: none 90, before_pool 92. sgd: 86/90/88 (88 ± 9.9 holds 90), 91/93/92; adam:
+    # 95/95/95 (no spread: 90 lies outside at any level), 95/99/97 (97 ± 9.9 holds 92).
+    measured = {("sgd", "none"): (86.0, 90.0, 88.0), ("sgd", "before_pool"): (91.0, 93.0, 92.0),
+                ("adam", "none"): (95.0, 95.0, 95.0), ("adam", "before_pool"): (95.0, 99.0, 97.0)}
+    summary = _summary_of(measured)
+    frame = readings.reading_distances(summary)
+    assert list(frame["outside"]) == [0, 1]
+    assert not readings.clearly_closest(frame)  # sgd's distance [0, 13.7] overlaps adam's 5
+    assert readings.closest_reading(summary) == (("train.optimizer", "sgd"),)
+    assert ("but **optimizer=sgd** is the only reading that no published value contradicts"
+            in readings.readings_markdown(summary))
+
+
+def test_a_value_outside_one_row_s_interval_but_inside_the_joint_one_contradicts_nothing(
+        ) -> None:
+    """With k published rows a reading is contradicted only outside its intervals at 95%
+    jointly (each at 1 - 0.05/k): nine rows would rule the seed's own setting out by chance in a
+    third of studies."""
+    from hpo.reporting.published import prediction_interval
+
+    # adam/before_pool 95.5/96/96.5 (s = 0.5): 93 lies outside the per-row 95% interval but
+    # inside the joint one of two rows (97.5%); 92 lies outside both.
+    low95, _ = prediction_interval(96.0, 0.5, 3)
+    low_joint, _ = prediction_interval(96.0, 0.5, 3, 0.975)
+    assert low_joint < 93.0 < low95 and 92.0 < low_joint
+    measured = {("sgd", "none"): (86.0, 90.0, 88.0), ("sgd", "before_pool"): (91.0, 93.0, 92.0),
+                ("adam", "none"): (86.0, 94.0, 90.0), ("adam", "before_pool"): (95.5, 96.0, 96.5)}
+    far = _summary_of(measured)
+    assert list(readings.reading_distances(far)["outside"]) == [0, 1]
+    raw = copy.deepcopy(RAW)
+    raw["reference"]["rows"][1]["value"] = 93.0
+    near = dataclasses.replace(far, study=dataclasses.replace(
+        far.study, reference=spec.validate(raw, "test").reference))
+    assert list(readings.reading_distances(near)["outside"]) == [0, 0]
+    assert readings.closest_reading(near) is None
+
+
+def test_the_narrowing_line_counts_wide_intervals_that_the_published_value_lies_outside(
+        ) -> None:
+    from hpo.reporting.published import narrowing_text
+
+    assert narrowing_text(4, [22.5, 20.0], [None, None], 3.0, outside=2) == (
+        "0 of 4 comparisons have an interval narrow enough to tell (±3 points or less); 2 "
+        "more, wider, tell as they are: the published value lies outside; the widest of the "
+        "rest is ±22.5. No number of seeds would narrow them enough: the runs themselves "
+        "spread more than ±3 points (the interval never falls below ±1.96 standard "
+        "deviations).")
+    assert narrowing_text(3, [], [], 3.0, outside=1) == (
+        "2 of 3 comparisons have an interval narrow enough to tell (±3 points or less); 1 "
+        "more, wider, tell as they are: the published value lies outside.")
