@@ -99,3 +99,37 @@ def claims_markdown(verdicts: list[Verdict]) -> str:
         cells = (v.claim.text, v.claim.kind, v.metric, f"**{v.verdict}**", v.evidence)
         lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
     return "\n".join(lines)
+
+
+# What the results table already shows per configuration; a claim on any other measure gets its
+# per-configuration values below the claims, so a verdict's numbers can be read off the report.
+TABLE_MEASURES = ("train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc",
+                  "wall_time", "cpu_time", "epoch_seconds", "epochs_run", "epochs_to_target")
+
+
+def measures_markdown(summary: Summary) -> str:
+    """Per configuration, mean ± std (n) of each claim measure the results table lacks
+    (late_loss_fall, loss_fall, val_loss_rise, sharpness, ...); "" when there is none."""
+    from hpo.reporting.claim_sides import claim_metric, side_of
+
+    measures = list(dict.fromkeys(
+        m for c in summary.study.claims for m in (claim_metric(c, summary), c.than_metric)
+        if m and m not in TABLE_MEASURES))
+    rows = [row for row in summary.records() if int(row.get("n") or 0) > 0]
+    if not measures or not rows:
+        return ""
+
+    def cell(row: dict, m: str) -> str:
+        values = side_of(summary, row, m).values
+        if len(values) == 0:
+            return "–"
+        std = f" ± {values.std(ddof=1):.2g}" if len(values) > 1 else ""
+        return f"{values.mean():.3g}{std} (n={len(values)})"
+
+    lines = ["The measures the claims compare that the results table lacks, per configuration "
+             "(mean ± sample std over its complete runs, n):", "",
+             "| configuration | " + " | ".join(measures) + " |",
+             "|---|" + "---|" * len(measures)]
+    lines += [f"| {row['config']} | " + " | ".join(cell(row, m) for m in measures) + " |"
+              for row in rows]
+    return "\n".join(lines)

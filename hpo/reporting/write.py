@@ -319,6 +319,8 @@ def readme(summary: Summary, drawn: Sequence[tuple[str, str]], formats: Sequence
     if summary.study.claims:
         lines += ["## Claims", "", claims_section.claims_intro(summary), "",
                   claims_section.claims_markdown(judged), ""]
+        if measures := claims_section.measures_markdown(summary):
+            lines += [measures, ""]
         if seeds_line(summary, judged):
             lines += [seeds_line(summary, judged), ""]
 

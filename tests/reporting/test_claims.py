@@ -893,3 +893,19 @@ def test_a_reading_short_of_min_seeds_whose_test_gives_the_other_verdict_points_
         "inconclusive: in lr=0.01 the test on fewer than min_seeds runs points to another "
         "verdict than the decided readings', so more seeds would more likely confirm the "
         "disagreement than decide it; a closer reproduction of the seed's setting would")
+
+
+def test_claim_measures_the_results_table_lacks_are_listed_per_configuration(
+        tmp_path: Path) -> None:
+    """cnn_vs_mlp's index quoted late_loss_fall values that its report did not print."""
+    from hpo.reporting.claims_section import measures_markdown
+
+    study = study_with(claim("better", "none", "before_pool", metric="val_loss_rise"),
+                       claim("best", "none", metric="test_acc"))
+    text = measures_markdown(summary_for(tmp_path, study))
+    # Each synthetic validation loss falls steadily to its last epoch: no rise.
+    assert text.splitlines()[2:5] == [
+        "| configuration | val_loss_rise |", "|---|---|",
+        "| dropout_location=none | 0 ± 0 (n=3) |"]
+    assert "| dropout_location=input | 0 (n=1) |" in text
+    assert measures_markdown(summary_for(tmp_path, study_with(claim("best", "none")))) == ""
