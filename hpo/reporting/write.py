@@ -83,12 +83,22 @@ def naming(path: Path) -> Iterator[None]:
         raise
 
 
-def _inert_train_keys(config: dict, varied: set[str]) -> set[str]:
-    """Training keys that no run of the study used (momentum under plain SGD, a step schedule's
-    step size or factor without a schedule that steps): printing them would suggest they acted."""
+MOMENTUM_OPTIMIZERS = ("momentum", "nesterov")  # the optimizers that read train.momentum
+
+
+def _optimizers(summary: Summary) -> set[str]:
+    """Every optimizer the study's runs used: the varied choices, else the fixed one."""
+    varied = [p for p in summary.study.space if p.key == "train.optimizer"]
+    return set(varied[0].choices) if varied else {summary.study.config.get("train.optimizer")}
+
+
+def _inert_train_keys(summary: Summary) -> set[str]:
+    """Training keys that no run of the study used (momentum under plain SGD or Adadelta, a step
+    schedule's step size or factor without a schedule that steps): printing them would suggest
+    they acted."""
+    config, varied = summary.study.config, set(summary.keys)
     inert = set()
-    if "train.optimizer" not in varied and config.get("train.optimizer") not in (
-            "momentum", "nesterov"):
+    if not _optimizers(summary) & set(MOMENTUM_OPTIMIZERS):
         inert.add("train.momentum")
     if "train.schedule" not in varied:
         if config.get("train.schedule") != "step":
@@ -104,8 +114,10 @@ def _setup_lines(summary: Summary) -> list[str]:
     versions = attrs.get(VERSIONS_ATTR, {})
     varied = set(summary.keys)
     model = {k[6:]: v for k, v in config.items() if k.startswith("model.") and k not in varied}
-    train = {k[6:]: v for k, v in config.items() if k.startswith("train.") and k not in varied
-             and k not in _inert_train_keys(config, varied)}
+    train = {k[6:]: render.fmt_key(v) for k, v in config.items()
+             if k.startswith("train.") and k not in varied and k not in _inert_train_keys(summary)}
+    if "momentum" in train and _optimizers(summary) - set(MOMENTUM_OPTIMIZERS):
+        train["momentum"] += " (the momentum runs only)"  # plain SGD beside it ignores it
     space = ", ".join(
         f"`{p.key}` ∈ {{{', '.join(render.fmt_key(v) for v in p.choices)}}}"
         if p.type == "categorical" else
@@ -118,7 +130,7 @@ def _setup_lines(summary: Summary) -> list[str]:
         + (f", {config['train_subset']} training images" if config["train_subset"] else "")
         + ")",
         "- **Model:** " + ", ".join(f"{k}={render.fmt_key(v)}" for k, v in model.items()),
-        "- **Training:** " + ", ".join(f"{k}={render.fmt_key(v)}" for k, v in train.items())
+        "- **Training:** " + ", ".join(f"{k}={v}" for k, v in train.items())
         + f", batch size {config['batch_size']}, {_epochs_said(summary)}",
         f"- **Varied:** {space}",
         f"- **Seeds:** {len(seeds)} per configuration ({', '.join(map(str, seeds))})"

@@ -543,14 +543,26 @@ def test_cannot_tell_names_the_half_width_the_rule_judged() -> None:
 
 
 def test_setup_leaves_out_training_keys_no_run_used() -> None:
+    from types import SimpleNamespace as NS
+
     from hpo.reporting.write import _inert_train_keys
 
+    def summary(config: dict, **varied: list) -> NS:
+        space = [NS(key=k.replace("__", "."), choices=v) for k, v in varied.items()]
+        return NS(study=NS(config=config, space=space), keys=[p.key for p in space])
+
     plain = {"train.optimizer": "sgd", "train.schedule": "none"}
-    assert _inert_train_keys(plain, set()) == {"train.momentum", "train.step_size", "train.gamma"}
-    assert _inert_train_keys(plain, {"train.optimizer"}) == {"train.step_size", "train.gamma"}
+    assert _inert_train_keys(summary(plain)) == {"train.momentum", "train.step_size",
+                                                 "train.gamma"}
+    # Varied: momentum acts where one of the optimizers reads it (momentum_cifar10), not where
+    # none does (optimizer_r1_cifar10: plain SGD against Adadelta).
+    assert _inert_train_keys(summary(plain, train__optimizer=["sgd", "momentum"])) == {
+        "train.step_size", "train.gamma"}
+    assert _inert_train_keys(summary(plain, train__optimizer=["sgd", "adadelta"])) == {
+        "train.momentum", "train.step_size", "train.gamma"}
     stepped = {"train.optimizer": "momentum", "train.schedule": "plateau"}
-    assert _inert_train_keys(stepped, set()) == {"train.step_size"}
-    assert _inert_train_keys(stepped, {"train.schedule"}) == set()
+    assert _inert_train_keys(summary(stepped)) == {"train.step_size"}
+    assert _inert_train_keys(summary(stepped, train__schedule=["none", "step"])) == set()
 
 
 def test_params_column_names_the_trained_ones_when_fewer() -> None:
