@@ -619,7 +619,7 @@ def test_a_claim_is_judged_within_the_closest_reading(tmp_path: Path,
     assert v.evidence == (
         "dropout_location=before_pool, lr=0.01: test_acc 91 ± 1 (n=3) vs dropout_location=none, "
         "lr=0.01: test_acc 82 ± 2 (n=3); Welch p = 0.00646 (significantly better) (judged "
-        "within lr=0.01, the reading closest to the published numbers; other readings differ "
+        "within lr=0.01, the reading the published numbers single out; other readings differ "
         "(uncorrected): lr=0.1: inconclusive)")
     monkeypatch.setattr(readings, "closest_reading", lambda s: None)
     monkeypatch.setattr(readings, "readings_of", lambda s: [(("train.lr", 0.1),),
