@@ -450,7 +450,8 @@ def seeds_line(summary: Summary, judged: Sequence[Verdict] | None = None) -> str
             f"{config['max_repeats']} per configuration, {len(looks)} batch"
             f"{'es' if len(looks) != 1 else ''} added): complete seeds per configuration "
             f"{', '.join(got)}. "
-            + (f"Seeds were added for the undecided claims ({why}). " if why else
+            + (f"Seeds were added for the undecided claims, numbered as the study file had "
+               f"them when each batch was added ({why}). " if why else
                "No seeds were added: no undecided claim could be decided within the cap. "
                if end and "futility" in end else "No claim needed more seeds. ")
             + (f"Stopped: {end}." if end else "Not finished: re-run the same command.")
