@@ -126,6 +126,12 @@ def judge_threshold(claim: Claim, a: Side, m: str, alpha: float) -> Verdict:
     evidence += f"; t-test {p_text(p, 'p')}"
     side = "above" if d.diff > 0 else "below"
     sd = float(a.values.std(ddof=1))
+    low, high = (value + x for x in stats.ci(d, 1 - alpha))
+    # Which thresholds give this verdict: a stated threshold (R4 states none for "converged")
+    # can then be read against any other a reader prefers.
+    interval = (f"; the mean's {100 * (1 - alpha):.3g}% CI [{low:.4g}, {high:.4g}]: "
+                f"significantly above any threshold below {low:.4g}, below any above "
+                f"{high:.4g}")
 
     # Kept on a decided verdict too: one that Holm over the report's claims undoes still has
     # seeds to add (its advice, and until decided's next look).
@@ -134,9 +140,10 @@ def judge_threshold(claim: Claim, a: Side, m: str, alpha: float) -> Verdict:
 
     if p < alpha:
         verdict = SUPPORTED if side == claim.kind else NOT_SUPPORTED
-        return Verdict(claim, m, verdict, f"{evidence} (significantly {side})", p,
+        return Verdict(claim, m, verdict, f"{evidence} (significantly {side}){interval}", p,
                        configs=(a.row,), seeds_needed=needed)
-    return Verdict(claim, m, INCONCLUSIVE, f"{evidence} (not significant); inconclusive: "
+    return Verdict(claim, m, INCONCLUSIVE, f"{evidence} (not significant){interval}; "
+                   "inconclusive: "
                    + seeds_text(needed(alpha), f"show the mean is {side} {value:g}", alpha,
                                 groups=1), p, configs=(a.row,), seeds_needed=needed)
 

@@ -345,15 +345,20 @@ def test_above_and_below_test_the_mean_against_a_value(tmp_path: Path, kind: str
                                                        short: int, near: int, p: str,
                                                        other: str) -> None:
     v = one(fresh(tmp_path, "0"), claim(kind, "none", metric="test_acc", value=beyond))
+    # The mean's 95% CI, 82 ± 4.303 · 2 / √3: which thresholds would give the same verdict.
+    interval = ("the mean's 95% CI [77.03, 86.97]: significantly above any threshold below "
+                "77.03, below any above 86.97")
     assert (v.verdict, v.evidence) == (
         "supported", f"dropout_location=none: test_acc 82 ± 2 (n=3) against {beyond}; t-test "
-        f"p = {p} (significantly {kind})")
+        f"p = {p} (significantly {kind}); {interval}")
     v = one(fresh(tmp_path, "1"), claim(kind, "none", metric="test_acc", value=short))
-    assert v.verdict == "not supported" and v.evidence.endswith(f"(significantly {other})")
+    assert v.verdict == "not supported"
+    assert v.evidence.endswith(f"(significantly {other}); {interval}")
     v = one(fresh(tmp_path, "2"), claim(kind, "none", metric="test_acc", value=near))
     assert v.verdict == "inconclusive"
-    assert v.evidence.endswith("t-test p = 0.225 (not significant); inconclusive: ≈ 10 seeds "
-                               f"would show the mean is {kind} {near} (80% power, α = 0.05)")
+    assert v.evidence.endswith(f"t-test p = 0.225 (not significant); {interval}; inconclusive: "
+                               f"≈ 10 seeds would show the mean is {kind} {near} (80% power, "
+                               "α = 0.05)")
 
 
 def test_spread_compares_two_metrics_between_seed_spreads() -> None:
