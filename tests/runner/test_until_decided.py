@@ -151,7 +151,8 @@ def test_seeds_go_only_to_undecided_claims_until_decided(tmp_path: Path) -> None
         "Seeds until decided (batches of 2, at most 4 per configuration, 1 batch added): "
         "complete seeds per configuration dropout_location=none 2, "
         "dropout_location=before_pool 4, dropout_location=before_fc 4. Seeds were added for "
-        "the undecided claims (dropout_location=before_fc: claims 2; "
+        "the undecided claims, numbered as the study file had them when each batch was added "
+        "(dropout_location=before_fc: claims 2; "
         "dropout_location=before_pool: claims 2). Stopped: all 2 claims decided.")
     second = decide.look_alpha(0.05, 2, 2)  # exact: 0.0277, the increment alone 0.0190
     assert claims.report_alpha(summary) == pytest.approx(second)
