@@ -64,7 +64,8 @@ def test_three_processes_four_workers_on_one_sqlite_file(tmp_path: Path) -> None
     # two workers): the store and study are created once and every cell runs once.
     study = make_grid_study(tmp_path, cells=4, repeats=2)
     url = f"sqlite:///{tmp_path / 'hpo.db'}"
-    common = ["run", "--study", str(study), "--storage", url, "--no-progress", "--threads", "1"]
+    common = ["run", "--study", str(study), "--storage", url, "--no-progress", "--no-artifacts",
+              "--threads", "1"]
     _start_together([common + ["--jobs", "2", "--oversubscribe"], common, common], tmp_path)
     _all_once(url, "tiny", 4, 2)
     assert set(states(url, "tiny")) == {"COMPLETE"}
@@ -75,6 +76,7 @@ def test_three_processes_on_postgresql(tmp_path: Path, postgres_url: str) -> Non
     name = f"tiny_{uuid.uuid4().hex[:8]}"
     study = make_grid_study(tmp_path, name=name, cells=4, repeats=2)
     common = ["run", "--study", str(study), "--storage", postgres_url, "--no-progress",
+              "--no-artifacts",
               "--threads", "1"]
     outs = _start_together([common, common, common], tmp_path)
     _all_once(postgres_url, name, 4, 2)
@@ -103,6 +105,7 @@ def test_journal_sigkill_a_worker_mid_trial_and_the_other_worker_redoes_the_cell
     study = make_grid_study(tmp_path, epochs=40, subset=300, cells=3, repeats=2)
     url = f"journal:{tmp_path / 'runs.log'}"
     proc = start_hpo("run", "--study", str(study), "--storage", url, "--no-progress",
+                     "--no-artifacts",
                      "--jobs", "2", "--oversubscribe", "--threads", "1", cwd=tmp_path)
     wait_for(lambda: _running(url, "tiny"), timeout=90)
     done_before = {t.number for t in trials(url, "tiny") if t.state.name == "COMPLETE"}
@@ -122,7 +125,8 @@ def test_journal_sigkill_a_worker_mid_trial_and_the_other_worker_redoes_the_cell
 def test_sigkill_the_whole_run_then_the_next_run_redoes_the_cell(tmp_path: Path) -> None:
     study = make_grid_study(tmp_path, epochs=40, subset=300, cells=3, repeats=1)
     url = f"sqlite:///{tmp_path / 'hpo.db'}"
-    args = ["run", "--study", str(study), "--storage", url, "--no-progress", "--threads", "1"]
+    args = ["run", "--study", str(study), "--storage", url, "--no-progress", "--no-artifacts",
+            "--threads", "1"]
     proc = start_hpo(*args, cwd=tmp_path)
     wait_for(lambda: _running(url, "tiny"), timeout=90)
     done_before = {t.number for t in trials(url, "tiny") if t.state.name == "COMPLETE"}
@@ -142,7 +146,8 @@ def test_sigkill_the_whole_run_then_the_next_run_redoes_the_cell(tmp_path: Path)
 def test_sigint_keeps_finished_trials_and_rerun_completes(tmp_path: Path) -> None:
     study = make_grid_study(tmp_path, epochs=40, subset=300, cells=3, repeats=2)
     url = f"sqlite:///{tmp_path / 'hpo.db'}"
-    args = ["run", "--study", str(study), "--storage", url, "--no-progress", "--threads", "1",
+    args = ["run", "--study", str(study), "--storage", url, "--no-progress", "--no-artifacts",
+            "--threads", "1",
             "--jobs", "2", "--oversubscribe"]
     proc = start_hpo(*args, cwd=tmp_path)
     wait_for(lambda: _running(url, "tiny"), timeout=90)
@@ -208,7 +213,8 @@ def test_parallel_workers_sample_different_configurations(tmp_path: Path) -> Non
     path.write_text(TUNING.replace("repeats = 2", "repeats = 1").replace("n_trials = 5",
                                                                         "n_trials = 8"))
     url = f"sqlite:///{tmp_path / 'hpo.db'}"
-    done = run_hpo("run", "--study", str(path), "--storage", url, "--no-progress", "--jobs", "2",
+    done = run_hpo("run", "--study", str(path), "--storage", url, "--no-progress",
+                   "--no-artifacts", "--jobs", "2",
                    "--oversubscribe", "--threads", "1", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     lrs = [t.params["train.lr"] for t in trials(url, "tune")]

@@ -146,6 +146,7 @@ def test_huge_jobs_starts_no_more_workers_than_the_cap(tmp_path: Path) -> None:
     study = make_grid_study(tmp_path, cells=2, repeats=1)
     url = f"sqlite:///{tmp_path / 'hpo.db'}"
     proc = start_hpo("run", "--study", str(study), "--storage", url, "--no-progress",
+                     "--no-artifacts",
                      "--threads", "1", "--jobs", "100000", "--oversubscribe", cwd=tmp_path)
     most = 0
     while proc.poll() is None:
@@ -467,7 +468,8 @@ def _finished(url: str, name: str) -> set[int]:
 def _restart_while_three_workers_run(tmp_path: Path, url: str, rng: random.Random) -> str:
     name = f"pg_restart_{uuid.uuid4().hex[:8]}"
     study = make_grid_study(tmp_path, name=name, cells=3, repeats=2, epochs=3, subset=300)
-    args = ["run", "--study", str(study), "--storage", url, "--no-progress", "--jobs", "3",
+    args = ["run", "--study", str(study), "--storage", url, "--no-progress", "--no-artifacts",
+            "--jobs", "3",
             "--oversubscribe", "--threads", "1"]
     proc = start_hpo(*args, cwd=tmp_path)
     wait_for(lambda: proc.poll() is not None or states(url, name)["RUNNING"] >= 1, timeout=180)
@@ -598,7 +600,8 @@ def _sigkill_rounds(tmp_path: Path, rng: random.Random, rounds: int) -> Counter:
     study = make_grid_study(tmp_path, cells=3, repeats=2, epochs=3, subset=300)
     path = tmp_path / "hpo.db"
     url = f"sqlite:///{path}"
-    args = ["run", "--study", str(study), "--storage", url, "--no-progress", "--jobs", "2",
+    args = ["run", "--study", str(study), "--storage", url, "--no-progress", "--no-artifacts",
+            "--jobs", "2",
             "--oversubscribe", "--threads", "1"]
     moments = {
         "creation": lambda: True,
