@@ -230,3 +230,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         fixtures = getattr(item, "fixturenames", ())
         if any(f in fixtures for f in SERVICE_FIXTURES) or "browser" in item.name:
             item.add_marker(pytest.mark.xdist_group("services"))
+    # The slow tests first (a stable sort: each file's order kept), so that xdist hands them
+    # out while both workers are fresh and the quick ones fill the end: in file order, one
+    # worker was left finishing a 30-40 s multi-process test while the other sat idle.
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
