@@ -55,7 +55,7 @@ class WeightsError(HpoError):
 
 
 # The Lite weights were trained on inputs scaled to [-1, 1] (mean 0.5, std 0.5 on 0..1 pixels;
-# ImageNet's mean/std gave junk predictions, ../shared/FACTS.md). hpo's imagefolder tensors carry
+# ImageNet's mean/std gave junk predictions, as checked here). hpo's imagefolder tensors carry
 # ImageNet's normalisation, z = (p - m) / s, so p = z s + m and (p - 0.5) / 0.5 = 2 s z + 2 m - 1.
 LITE_SCALE = tuple(2 * s for s in IMAGENET_STD)
 LITE_SHIFT = tuple(2 * m - 1 for m in IMAGENET_MEAN)
