@@ -10,9 +10,10 @@ rules every kind shares (not applicable, not exercised, min_seeds), and dispatch
 - ``above`` / ``below``: supported iff the mean is significantly above / below the claim's
   ``value`` (one-sample t-test, two-sided), not supported iff significantly on the other side;
   else inconclusive.
-- ``spread``: supported iff the metric varies more between seeds, relative to its mean, than
-  ``than_metric`` in the same runs (a percentile bootstrap of the ratio); not supported iff
-  less; else inconclusive, without seed advice.
+- ``spread``: supported iff the metric varies more between seeds than ``than_metric`` in the
+  same runs (std / |mean|, or with ``scale = "absolute"`` the plain std of two metrics in the
+  same units; a percentile bootstrap of the ratio); not supported iff less; else inconclusive,
+  without seed advice.
 """
 
 from __future__ import annotations
@@ -152,23 +153,28 @@ BOOTSTRAP_DRAWS = 4000  # spread: resamples of the seeds (fixed generator: the s
 
 
 def judge_spread(claim: Claim, a: Side, b: Side, m: str, alpha: float) -> Verdict:
-    """Supported iff ``m`` varies more between seeds, relative to its mean (coefficient of
-    variation), than ``claim.than_metric`` in the same runs: the percentile bootstrap interval
-    (seeds resampled in pairs) of log(CV_m / CV_than) lies above 0; not supported iff below."""
+    """Supported iff ``m`` varies more between seeds than ``claim.than_metric`` in the same
+    runs, relative to each mean (coefficient of variation) or, with scale "absolute", as plain
+    standard deviations: the percentile bootstrap interval (seeds resampled in pairs) of the
+    log of the ratio lies above 0; not supported iff below."""
     import numpy as np
 
     other = str(claim.than_metric)
+    absolute = claim.scale == "absolute"
     paired = {s: v for s, v in zip(b.seeds, b.values)}
     pairs = np.array([(v, paired[s]) for s, v in zip(a.seeds, a.values) if s in paired])
-    evidence = (f"{a.row['config']}: between-seed spread (std / |mean|) of {m} against {other}"
+    measure = "std" if absolute else "std / |mean|"
+    evidence = (f"{a.row['config']}: between-seed spread ({measure}) of {m} against {other}"
                 f" over {len(pairs)} seeds")
     if len(pairs) < 3:
         return Verdict(claim, m, INCONCLUSIVE, f"{evidence}; inconclusive: at least 3 seeds "
                        "with both metrics are needed", configs=(a.row,))
 
     def log_ratio(x: np.ndarray) -> np.ndarray:
-        cv = x.std(axis=-2, ddof=1) / np.abs(x.mean(axis=-2))
-        return np.log(cv[..., 0] / cv[..., 1])
+        spread = x.std(axis=-2, ddof=1)
+        if not absolute:
+            spread = spread / np.abs(x.mean(axis=-2))
+        return np.log(spread[..., 0] / spread[..., 1])
 
     draws = np.random.default_rng(0).integers(0, len(pairs), (BOOTSTRAP_DRAWS, len(pairs)))
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -181,6 +187,9 @@ def judge_spread(claim: Claim, a: Side, b: Side, m: str, alpha: float) -> Verdic
     p = min(1.0, 2 * min(float((boot <= 0).mean()), float((boot >= 0).mean())))
     evidence += (f": {math.exp(observed):.3g} times as large [{100 * (1 - alpha):.3g}% "
                  f"bootstrap interval {math.exp(low):.3g}, {math.exp(high):.3g}]")
+    if absolute:
+        stds = pairs.std(axis=0, ddof=1)
+        evidence += f" (std {stds[0]:.3g} against {stds[1]:.3g})"
     if low > 0 or high < 0:
         verdict = SUPPORTED if low > 0 else NOT_SUPPORTED
         return Verdict(claim, m, verdict, f"{evidence}; bootstrap {p_text(p, 'p')}", p,

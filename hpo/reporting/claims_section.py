@@ -80,10 +80,11 @@ def _new_kinds(summary: Summary) -> str:
           f"stated value (one-sample t-test, two-sided), not supported iff significantly "
           f"{other}; its seed advice is for that one-sample test."
           for kind, other in (("above", "below"), ("below", "above")) if kind in kinds),
-        " `spread`: supported iff the metric varies more between seeds, relative to its mean "
-        "(std / |mean|), than the other metric in the same runs: the percentile bootstrap "
-        f"interval (seeds resampled in pairs, {BOOTSTRAP_DRAWS} draws, a fixed generator) of "
-        "the ratio lies above 1; not supported iff below 1; no seed advice."
+        " `spread`: supported iff the metric varies more between seeds than the other metric "
+        "in the same runs, relative to each mean (std / |mean|) or, where the claim says "
+        "absolute, as plain standard deviations (two metrics in the same units): the percentile "
+        f"bootstrap interval (seeds resampled in pairs, {BOOTSTRAP_DRAWS} draws, a fixed "
+        "generator) of the ratio lies above 1; not supported iff below 1; no seed advice."
         if "spread" in kinds else "",
         " A `better` claim on sharpness or relative sharpness (they vary by factors between "
         "seeds) compares the ratio of geometric means: Welch's test on the logarithms, the ratio "

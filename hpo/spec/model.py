@@ -52,7 +52,12 @@ class Reference:
 CLAIM_KINDS = ("best", "better", "similar", "at_chance", "above", "below", "spread")
 THRESHOLD_KINDS = ("above", "below")  # a one-sample t-test of the mean against ``value``
 CLAIM_FIELDS = ("text", "kind", "config", "than", "metric", "tolerance", "margin",
-                "requires_stop", "applies_if", "value", "than_metric")
+                "requires_stop", "applies_if", "value", "than_metric", "scale")
+# spread: "relative" compares std / |mean| (any two metrics), "absolute" the plain std (two
+# metrics in the same units: two losses, or two accuracies)
+SPREAD_SCALES = ("relative", "absolute")
+SAME_UNITS = (("train_loss", "val_loss", "test_loss", "early_train_loss"),
+              ("train_acc", "val_acc", "test_acc", "early_train_acc"))
 CHANCE_TOLERANCE = 5.0  # at_chance: percentage points either side of 100 / n_classes
 SIMILAR_MARGIN = 1.0  # similar: accuracy points either way that count as "the same"
 # What a claim may compare, beyond METRICS: seconds per run (wall, CPU), seconds per epoch,
@@ -93,6 +98,7 @@ class Claim:
     applies_if: tuple[tuple[str, Any], ...] = ()  # "not applicable" unless the study ran so
     value: float | None = None  # above / below: the mean must be significantly above / below
     than_metric: str | None = None  # spread: metric varies more between seeds than this one
+    scale: str = "relative"  # spread: SPREAD_SCALES
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"text": self.text, "kind": self.kind, "config": dict(self.config)}
@@ -112,6 +118,8 @@ class Claim:
             out["value"] = self.value
         if self.than_metric is not None:
             out["than_metric"] = self.than_metric
+        if self.scale != "relative":
+            out["scale"] = self.scale
         return out
 
 

@@ -18,6 +18,8 @@ from hpo.spec.model import (
     CLAIM_FIELDS,
     CLAIM_KINDS,
     CLAIM_METRICS,
+    SAME_UNITS,
+    SPREAD_SCALES,
     STEP_METRICS,
     STOP_REASONS,
     THRESHOLD_KINDS,
@@ -325,7 +327,8 @@ def _validate_claim(i: int, raw: object, study: Study) -> Claim:
             raise SpecError(f"{where}: than must differ from config, got {dict(than)!r} twice")
     return Claim(text_.strip(), kind, config, than, metric, float(tolerance), margin,
                  requires_stop, applies_if, _claim_value(where, raw, kind),
-                 _claim_than_metric(where, raw, kind, metric))
+                 _claim_than_metric(where, raw, kind, metric),
+                 _claim_scale(where, raw, kind, metric))
 
 
 def _check_claim_metric(where: str, metric: object, study: Study) -> None:
@@ -358,6 +361,25 @@ def _claim_than_metric(where: str, raw: Mapping[str, Any], kind: str,
         raise SpecError(f"{where}: kind 'spread' needs metric and than_metric, two different "
                         f"metrics of {', '.join(CLAIM_METRICS)}; got {metric!r} and {other!r}")
     return str(other)
+
+
+def _claim_scale(where: str, raw: Mapping[str, Any], kind: str, metric: str | None) -> str:
+    """spread: compare std / |mean| (relative, the default) or the plain std (absolute: both
+    metrics in the same units, or the comparison means nothing)."""
+    if "scale" not in raw:
+        return "relative"
+    scale = raw["scale"]
+    if kind != "spread":
+        raise SpecError(f"{where}.scale is only for kind 'spread', got kind {kind!r}")
+    if scale not in SPREAD_SCALES:
+        raise SpecError(f"{where}.scale must be one of "
+                        f"{', '.join(repr(s) for s in SPREAD_SCALES)}, got {scale!r}")
+    if scale == "absolute" and not any({metric, raw.get("than_metric")} <= set(units)
+                                       for units in SAME_UNITS):
+        raise SpecError(f"{where}: scale 'absolute' compares two standard deviations, so "
+                        f"both metrics need the same units (two losses or two accuracies); "
+                        f"got {metric!r} and {raw.get('than_metric')!r}")
+    return str(scale)
 
 
 def _claim_value(where: str, raw: Mapping[str, Any], kind: str) -> float | None:

@@ -394,6 +394,34 @@ def test_spread_compares_two_metrics_between_seed_spreads() -> None:
                                                       "mean is 0")
 
 
+def test_an_absolute_spread_compares_plain_standard_deviations() -> None:
+    """R0's early loss (~0.54) varies 3x more than its final loss (~0.1) between seeds, yet
+    relative to each level (std / mean) less: the absolute scale reads R0's std band."""
+    import numpy as np
+
+    from hpo.reporting.claim_sides import Side
+
+    early = [0.50, 0.60, 0.45, 0.58, 0.52, 0.62, 0.48, 0.55]  # std 0.060, CV 0.11
+    final = [0.09, 0.11, 0.08, 0.12, 0.10, 0.10, 0.09, 0.11]  # std 0.013, CV 0.13
+    row = {"config": "base configuration"}
+    seeds = list(range(8))
+
+    def verdict(scale: str) -> claims.Verdict:
+        claim = spec.Claim("x", "spread", (), metric="early_train_loss",
+                           than_metric="train_loss", scale=scale)
+        return claim_kinds.judge_spread(claim, Side(row, np.array(early), seeds),
+                                        Side(row, np.array(final), seeds),
+                                        "early_train_loss", 0.05)
+
+    absolute = verdict("absolute")
+    assert absolute.verdict == "supported"
+    assert absolute.evidence == (
+        "base configuration: between-seed spread (std) of early_train_loss against train_loss "
+        "over 8 seeds: 4.6 times as large [95% bootstrap interval 3.12, 7.81] (std 0.0602 "
+        "against 0.0131); bootstrap p < 0.001")
+    assert verdict("relative").verdict == "inconclusive"  # 0.855 times, interval 0.597-1.38
+
+
 def test_the_curve_metrics_read_the_start_and_the_end_of_a_run() -> None:
     from hpo.reporting.claim_sides import early_mean, late_loss_fall, trial_value
 
@@ -453,7 +481,7 @@ def test_claims_survive_the_store_and_the_note() -> None:
      "'above', 'below', 'spread', got 'worst'"),
     ({"text": "x", "kind": "best", "config": {LOC: "none"}, "why": 1},
      "s.toml: claims[0]: unknown field 'why'; allowed: applies_if, config, kind, margin, "
-     "metric, requires_stop, text, than, than_metric, tolerance, value"),
+     "metric, requires_stop, scale, text, than, than_metric, tolerance, value"),
     ({"text": "x", "kind": "best", "config": {LOC: "none"}, "metric": "acc"},
      "s.toml: claims[0].metric must be one of val_acc, val_loss, test_acc, test_loss, "
      "train_acc, train_loss, wall_time, cpu_time, epoch_seconds, epochs_run, epochs_to_target, "
@@ -530,6 +558,15 @@ def test_claims_survive_the_store_and_the_note() -> None:
      "s.toml: claims[0].than_metric is only for kind 'spread', got kind 'best'"),
     ({"text": "x", "kind": "best", "config": {LOC: "none"}, "value": 3},
      "s.toml: claims[0].value is only for kinds 'above' and 'below', got kind 'best'"),
+    ({"text": "x", "kind": "best", "config": {LOC: "none"}, "scale": "absolute"},
+     "s.toml: claims[0].scale is only for kind 'spread', got kind 'best'"),
+    ({"text": "x", "kind": "spread", "config": {LOC: "none"}, "metric": "train_loss",
+      "than_metric": "val_loss", "scale": "log"},
+     "s.toml: claims[0].scale must be one of 'relative', 'absolute', got 'log'"),
+    ({"text": "x", "kind": "spread", "config": {LOC: "none"}, "metric": "train_loss",
+      "than_metric": "test_acc", "scale": "absolute"},
+     "s.toml: claims[0]: scale 'absolute' compares two standard deviations, so both metrics "
+     "need the same units (two losses or two accuracies); got 'train_loss' and 'test_acc'"),
     ({"text": "x", "kind": "best", "config": {LOC: "none"}, "metric": "late_loss_fall"},
      "s.toml: claims[0].metric 'late_loss_fall' compares the last epoch with the one two "
      "before it: needs epochs >= 3, got 2"),
