@@ -124,11 +124,16 @@ def measures_markdown(summary: Summary) -> str:
         values = side_of(summary, row, m).values
         if len(values) == 0:
             return "–"
-        std = f" ± {values.std(ddof=1):.2g}" if len(values) > 1 else ""
-        return f"{values.mean():.3g}{std} (n={len(values)})"
+        if len(values) == 1:
+            return f"{values.mean():.3g} (n=1)"
+        # The lowest and highest run: a mean of a bimodal cell (one seed of six escaping a
+        # plateau) says little without them, and index rows quote them.
+        return (f"{values.mean():.3g} ± {values.std(ddof=1):.2g} (n={len(values)}; "
+                f"{values.min():.3g} to {values.max():.3g})")
 
     lines = ["The measures the claims compare that the results table lacks, per configuration "
-             "(mean ± sample std over its complete runs, n):", "",
+             "(mean ± sample std over its complete runs, n; the lowest and the highest run):",
+             "",
              "| configuration | " + " | ".join(measures) + " |",
              "|---|" + "---|" * len(measures)]
     lines += [f"| {row['config']} | " + " | ".join(cell(row, m) for m in measures) + " |"

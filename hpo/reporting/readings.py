@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 
 Reading = tuple[tuple[str, Any], ...]
 COLUMNS = ["reading", "pairs", "rows", "mean_abs_diff", "ci_low", "ci_high", "closest",
-           "inside", "with_interval", "outside"]
+           "inside", "with_interval", "outside", "judged"]
 
 
 def reading_keys(summary: Summary) -> list[str]:
@@ -119,11 +119,12 @@ def _differences(summary: Summary, reading: Reading) -> list[tuple[str, float, b
     return out
 
 
-def contradictions(summary: Summary, reading: Reading) -> int:
-    """How many published values lie outside the reading's one-run prediction interval at 95%
-    jointly over the reading's k comparisons (each at 1 − 0.05/k, Bonferroni): with nine rows,
-    a reading that is the seed's setting would have one outside its per-row 95% interval by
-    chance in a third of studies. Outside tells at any width."""
+def contradictions(summary: Summary, reading: Reading) -> tuple[int, int]:
+    """(how many published values lie outside the reading's one-run prediction interval at 95%
+    jointly over the reading's k comparisons (each at 1 − 0.05/k, Bonferroni), k): with nine
+    rows, a reading that is the seed's setting would have one outside its per-row 95% interval
+    by chance in a third of studies. Outside tells at any width. k counts the rows with at
+    least two runs (an interval needs a spread)."""
     from hpo.reporting.published import prediction_interval
 
     rows = [r for r in summary.records() if in_reading(reading, r)]
@@ -138,7 +139,7 @@ def contradictions(summary: Summary, reading: Reading) -> int:
     for value, mean, std, n in usable:
         low, high = prediction_interval(mean, std, n, level)
         outside += not low <= value <= high
-    return outside
+    return outside, len(usable)
 
 
 def _t_interval(values: list[float]) -> tuple[float, float, float]:
@@ -171,12 +172,13 @@ def reading_distances(summary: Summary) -> pd.DataFrame:
     for reading in readings:
         diffs = _differences(summary, reading)
         mean, low, high = _t_interval([abs(d) for _, d, _ in diffs])
+        outside, judged = contradictions(summary, reading)
         rec: dict[str, Any] = {"reading": reading_label(summary, reading), "pairs": reading,
                                "rows": len(diffs), "mean_abs_diff": mean, "ci_low": low,
                                "ci_high": high, "closest": False,
                                "inside": sum(1 for *_, i in diffs if i),
                                "with_interval": sum(1 for *_, i in diffs if i is not None),
-                               "outside": contradictions(summary, reading)}
+                               "outside": outside, "judged": judged}
         for m in metrics:
             own = [abs(d) for metric, d, _ in diffs if metric == m]
             rec[f"rows_{m}"] = len(own)
@@ -247,8 +249,9 @@ def readings_markdown(summary: Summary) -> str:
     lines = ["| reading | rows compared | mean \\|difference\\| [95% CI] | "
              + "".join(f"mean \\|difference\\| {m} (rows) | " for m in apart)
              + "published inside the 95% prediction interval of one run (where narrow enough "
-             "to tell) | closest |",
-             "|---|---|---|" + "---|" * len(apart) + "---|---|"]
+             "to tell) | published outside it at 95% jointly over the rows (contradicts) | "
+             "closest |",
+             "|---|---|---|" + "---|" * len(apart) + "---|---|---|"]
     for r in frame.to_dict("records"):
         dist = fmt_num(r["mean_abs_diff"], "acc")
         if math.isfinite(r["ci_low"]):
@@ -258,7 +261,8 @@ def readings_markdown(summary: Summary) -> str:
         inside = (f"{r['inside']} of {r['with_interval']}" if r["with_interval"] else "–")
         if r["rows"] > r["with_interval"]:
             inside += f"; {r['rows'] - r['with_interval']} cannot tell"
-        lines.append(f"| {r['reading']} | {r['rows']} | {dist} | {per}{inside} | "
+        outside = f"{r['outside']} of {r['judged']}" if r["judged"] else "–"
+        lines.append(f"| {r['reading']} | {r['rows']} | {dist} | {per}{inside} | {outside} | "
                      f"{'**closest**' if r['closest'] else ''} |")
     text = ("Per reading (a combination of the values the seed left open: "
             + ", ".join(f"`{k}`" for k in reading_keys(summary))
@@ -284,9 +288,11 @@ def readings_markdown(summary: Summary) -> str:
                      "rows, Bonferroni; outside tells however wide the interval), so the data "
                      "single it out: claims are judged in it (Claims).")
         else:
-            text += ("; its interval overlaps another reading's, so the data do not single "
-                     "it out: a claim's verdict then stands only where every reading gives "
-                     "it (Claims).")
+            text += ("; its interval overlaps another reading's, and no reading is the only "
+                     "one that no published value contradicts (outside its prediction interval "
+                     "of one run, at 95% jointly over its rows, Bonferroni: the table's "
+                     "contradicts column), so the data do not single one out: a claim's "
+                     "verdict then stands only where every reading gives it (Claims).")
     text += " " + _reproduces(frame, summary.study.config["consistent_within"])
     return text + "\n\n" + "\n".join(lines)
 

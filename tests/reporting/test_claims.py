@@ -948,6 +948,6 @@ def test_claim_measures_the_results_table_lacks_are_listed_per_configuration(
     # Each synthetic validation loss falls steadily to its last epoch: no rise.
     assert text.splitlines()[2:5] == [
         "| configuration | val_loss_rise |", "|---|---|",
-        "| dropout_location=none | 0 ± 0 (n=3) |"]
+        "| dropout_location=none | 0 ± 0 (n=3; 0 to 0) |"]
     assert "| dropout_location=input | 0 (n=1) |" in text
     assert measures_markdown(summary_for(tmp_path, study_with(claim("best", "none")))) == ""

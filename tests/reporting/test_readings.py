@@ -89,15 +89,18 @@ def test_markdown_names_closest_and_says_it_is_not_singled_out(
     # Published values inside the 95% prediction interval of one run: sgd/none 88, 88 (an
     # interval of width 0, 90 outside), sgd/before_pool 92 ± 12.7·1.41·1.22 (92 inside); adam
     # likewise 1 of 2.
-    assert ("| optimizer=sgd | 2 | 1.00 [0.00, 13.71] | 0 of 1; 1 cannot tell | **closest** |"
+    assert ("| optimizer=sgd | 2 | 1.00 [0.00, 13.71] | 0 of 1; 1 cannot tell | 1 of 2 | "
+            "**closest** |"
             in text)
-    assert "| optimizer=adam | 2 | 5.00 [5.00, 5.00] | 0 of 1; 1 cannot tell |  |" in text
+    assert "| optimizer=adam | 2 | 5.00 [5.00, 5.00] | 0 of 1; 1 cannot tell | 1 of 2 |  |" in text
     assert ("**No reading is consistent with the published table**: of its values whose "
             "interval can tell (at most ±3 points wide), none lies inside any reading's 95% "
             "prediction interval of one run.") in text
-    assert ("Closest: **optimizer=sgd**; its interval overlaps another reading's, so the data "
-            "do not single it out: a claim's verdict then stands only where every reading "
-            "gives it (Claims).") in text
+    assert ("Closest: **optimizer=sgd**; its interval overlaps another reading's, and no "
+            "reading is the only one that no published value contradicts (outside its "
+            "prediction interval of one run, at 95% jointly over its rows, Bonferroni: the "
+            "table's contradicts column), so the data do not single one out: a claim's verdict "
+            "then stands only where every reading gives it (Claims).") in text
 
 
 def test_every_reference_table_counts(summary: tables.Summary) -> None:
@@ -132,7 +135,8 @@ def test_report_has_a_readings_section(summary: tables.Summary) -> None:
         "the reference rows (test_acc), with a 95% t-interval over the rows' absolute "
         "differences (none with fewer than 2 rows; descriptive only: the rows share "
         "configurations and metrics, so they are not independent samples).")
-    assert ("| optimizer=sgd | 2 | 1.00 [0.00, 13.71] | 0 of 1; 1 cannot tell | **closest** |"
+    assert ("| optimizer=sgd | 2 | 1.00 [0.00, 13.71] | 0 of 1; 1 cannot tell | 1 of 2 | "
+            "**closest** |"
             in section)
     assert text.index("## Published result") < text.index("## Readings")
 
@@ -161,7 +165,7 @@ def test_readings_and_references_from_the_study_file(tmp_path: Path) -> None:
     # adam: before_pool 97 ± 22 holds 92, none 95 ± 0 misses 90, loss 0.55 ± 1.1 holds 0.45
     # (the loss row's interval, 0.55 ± 1.1, is far wider than 10% of itself: it cannot tell)
     assert ("| optimizer=adam | 3 | 3.37 [0.00, 10.39] | 5.00 (2) | 0.100 (1) | 0 of 1; 2 cannot "
-            "tell |  |") in text
+            "tell | 1 of 3 |  |") in text
 
 
 def test_published_numbers_rank_no_reading_off_the_seeds_dataset(
