@@ -92,7 +92,8 @@ SHOW_METRICS = ("val_acc", "test_acc", "test_loss")
 
 # What else a claim may compare where less is better (seconds, epochs, sharpness).
 LOWER_IS_BETTER = ("wall_time", "cpu_time", "epoch_seconds", "epochs_run", "epochs_to_target",
-                   "sharpness", "relative_sharpness", "late_loss_fall")
+                   "sharpness", "relative_sharpness", "late_loss_fall", "val_loss_rise",
+                   "val_acc_drop")
 
 
 # Positive measures that vary by factors between seeds: a `better` claim on them compares the

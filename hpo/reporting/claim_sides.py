@@ -118,6 +118,14 @@ def val_loss_rise(history: Sequence[object] | None) -> float:
     return losses[-1] - min(losses)
 
 
+def val_acc_drop(history: Sequence[object] | None) -> float:
+    """The run's highest validation accuracy minus the last epoch's (points); NaN if unknown."""
+    accs = [h.get("val_acc") for h in history or [] if isinstance(h, dict)]
+    if not accs or not all(isinstance(x, (int, float)) and math.isfinite(x) for x in accs):
+        return math.nan
+    return max(accs) - accs[-1]
+
+
 def early_mean(steps: object, key: str, until_step: int) -> float:
     """The mean of the per-step curve's ``key`` (loss, acc) over its points up to
     ``until_step`` minibatches; NaN without a curve."""
@@ -150,6 +158,8 @@ def trial_value(record: dict, metric: str, target: float, early_steps: int = 100
         return late_loss_fall(record.get("history"))
     if metric == "val_loss_rise":
         return val_loss_rise(record.get("history"))
+    if metric == "val_acc_drop":
+        return val_acc_drop(record.get("history"))
     if metric == "epoch_seconds":
         return epoch_seconds(record.get("history"))
     if metric == "epochs_to_target":

@@ -231,20 +231,10 @@ def clearly_closest(frame: pd.DataFrame) -> bool:
     return bool((others["ci_low"] > high).all())
 
 
-def readings_markdown(summary: Summary) -> str:
-    """The report's Readings section body ("" when the study has no readings or reference)."""
+def _readings_table(frame: pd.DataFrame, metrics: list[str]) -> list[str]:
+    """The Readings table's lines: one row per reading."""
     from hpo.reporting.render import fmt_num
 
-    frame = reading_distances(summary)
-    seed = off_seed_dataset(summary)
-    if seed and readings_of(summary) and references(summary):
-        return (f"The published numbers are for {seed}; this study ran on "
-                f"{summary.study.config['dataset']}, so they rank none of the readings ("
-                + ", ".join(f"`{k}`" for k in reading_keys(summary))
-                + f"). Run it with `--dataset {seed}` for that comparison.")
-    if frame.empty:
-        return ""
-    metrics = [c[len("rows_"):] for c in frame.columns if c.startswith("rows_")]
     apart = metrics if len(metrics) > 1 else []  # per-metric columns only when pooled
     lines = ["| reading | rows compared | mean \\|difference\\| [95% CI] | "
              + "".join(f"mean \\|difference\\| {m} (rows) | " for m in apart)
@@ -264,6 +254,23 @@ def readings_markdown(summary: Summary) -> str:
         outside = f"{r['outside']} of {r['judged']}" if r["judged"] else "–"
         lines.append(f"| {r['reading']} | {r['rows']} | {dist} | {per}{inside} | {outside} | "
                      f"{'**closest**' if r['closest'] else ''} |")
+    return lines
+
+
+def readings_markdown(summary: Summary) -> str:
+    """The report's Readings section body ("" when the study has no readings or reference)."""
+
+    frame = reading_distances(summary)
+    seed = off_seed_dataset(summary)
+    if seed and readings_of(summary) and references(summary):
+        return (f"The published numbers are for {seed}; this study ran on "
+                f"{summary.study.config['dataset']}, so they rank none of the readings ("
+                + ", ".join(f"`{k}`" for k in reading_keys(summary))
+                + f"). Run it with `--dataset {seed}` for that comparison.")
+    if frame.empty:
+        return ""
+    metrics = [c[len("rows_"):] for c in frame.columns if c.startswith("rows_")]
+    lines = _readings_table(frame, metrics)
     text = ("Per reading (a combination of the values the seed left open: "
             + ", ".join(f"`{k}`" for k in reading_keys(summary))
             + "), the mean absolute difference between the measured means and the published "

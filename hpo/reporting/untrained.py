@@ -38,7 +38,7 @@ NEEDS_TRAINING = ("better", "best", "similar")
 # Shapes of a training curve: a loss that stopped falling (or never rose) says nothing of a
 # network that never learned, so an above / below claim on them needs one that trains. On an
 # accuracy, above / below is about training itself (label_shuffle: the network memorises).
-CURVE_METRICS = ("late_loss_fall", "val_loss_rise")
+CURVE_METRICS = ("late_loss_fall", "val_loss_rise", "val_acc_drop")
 
 
 def needs_training(claim: Claim, metric: str) -> bool:

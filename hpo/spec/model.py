@@ -67,6 +67,8 @@ SIMILAR_MARGIN = 1.0  # similar: accuracy points either way that count as "the s
 # early_steps; needs train.log_every) and its end (late_loss_fall: how much, in %, the training
 # loss still fell over the last two epochs: near 0 once it has flattened, R4's "converged"),
 # and val_loss_rise (the last epoch's validation loss minus the lowest of the run: overfitting),
+# val_acc_drop (the run's highest validation accuracy minus the last epoch's, in points: R2's
+# "peaks, then falls"),
 # "relative_sharpness" (sharpness over the training loss at theta_final: the valley's shape
 # apart from its depth).
 EARLY_METRICS = ("early_train_loss", "early_train_acc")
@@ -75,7 +77,7 @@ EARLY_METRICS = ("early_train_loss", "early_train_acc")
 STEP_METRICS = (*EARLY_METRICS, "loss_fall")
 CLAIM_METRICS = (*METRICS, "wall_time", "cpu_time", "epoch_seconds", "epochs_run",
                  "epochs_to_target", "sharpness", "relative_sharpness", *STEP_METRICS,
-                 "late_loss_fall", "val_loss_rise")
+                 "late_loss_fall", "val_loss_rise", "val_acc_drop")
 STOP_REASONS = ("completed", "patience", "loss_threshold", "diverged", "pruned")
 
 

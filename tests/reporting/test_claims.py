@@ -336,6 +336,16 @@ def test_val_loss_rise_is_the_last_validation_loss_over_the_lowest() -> None:
     assert math.isnan(val_loss_rise([{"val_loss": None}]))
 
 
+def test_val_acc_drop_is_the_highest_validation_accuracy_over_the_last() -> None:
+    from hpo.reporting.claim_sides import val_acc_drop
+    from hpo.schema import lower_is_better
+
+    assert val_acc_drop([{"val_acc": x} for x in (60.0, 74.9, 73.5, 73.8)]) == pytest.approx(1.1)
+    assert val_acc_drop([{"val_acc": 60.0}, {"val_acc": 70.0}]) == 0.0  # still rising
+    assert math.isnan(val_acc_drop([{"val_acc": None}]))
+    assert lower_is_better("val_acc_drop") and lower_is_better("val_loss_rise")
+
+
 # test_acc per seed for none: 80, 82, 84 (mean 82, sd 2); p from scipy.stats.ttest_1samp.
 @pytest.mark.parametrize("kind, beyond, short, near, p, other", [
     ("above", 70, 90, 80, "0.00913", "below"),
@@ -486,7 +496,7 @@ def test_claims_survive_the_store_and_the_note() -> None:
      "s.toml: claims[0].metric must be one of val_acc, val_loss, test_acc, test_loss, "
      "train_acc, train_loss, wall_time, cpu_time, epoch_seconds, epochs_run, epochs_to_target, "
      "sharpness, relative_sharpness, early_train_loss, early_train_acc, loss_fall, "
-     "late_loss_fall, val_loss_rise, got 'acc'"),
+     "late_loss_fall, val_loss_rise, val_acc_drop, got 'acc'"),
     ({"text": "x", "kind": "at_chance", "config": {LOC: "none"}, "metric": "val_loss"},
      "s.toml: claims[0].metric must be an accuracy (train_acc, val_acc, test_acc) for kind "
      "'at_chance', got 'val_loss'"),
