@@ -86,11 +86,13 @@ def trials_frame(study_obj: optuna.Study, study: Study | None = None,
             row[metric] = t.user_attrs.get(metric)
         row["history"] = t.user_attrs.get("history", [])
         row["flatness"] = t.user_attrs.get("flatness")
+        row["n_classes"] = t.user_attrs.get("n_classes")  # an image folder's, as read
         row["value"] = t.value if t.values else None
         row["datetime_start"] = t.datetime_start
         row["datetime_complete"] = t.datetime_complete
         rows.append(row)
-    columns = ["number", "state", *by_key, "seed", *METRICS, "history", "flatness", "value",
+    columns = ["number", "state", *by_key, "seed", *METRICS, "history", "flatness", "n_classes",
+               "value",
                "datetime_start", "datetime_complete"]
     return pd.DataFrame(rows, columns=columns)
 

@@ -55,7 +55,7 @@ END_ATTR = "hpo.until_decided_end"
 RECORD_KEYS = (
     "seed", "n_params", "train_loss", "train_acc", "val_loss", "val_acc", "test_loss",
     "test_acc", "epochs_run", "diverged", "stopped", "wall_time", "history",
-    "n_trainable", "peak_rss_mb", "cpu_time", "restored_epoch",
+    "n_trainable", "peak_rss_mb", "cpu_time", "restored_epoch", "n_classes",
 )
 CELL_ATTR = "cell"
 # train.log_every: {"step": [...], "loss": [...], "acc": [...]}, one point per window.

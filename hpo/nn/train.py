@@ -116,6 +116,7 @@ class Result:
     seed: int
     n_params: int
     n_trainable: int = 0  # parameters the optimizer updates (fewer than n_params when frozen)
+    n_classes: int = 0  # the data's classes: an image folder's are known only once it is read
     history: list[EpochStats] = field(default_factory=list)
     # Per-step curve (log_every): the step count at the end of each window of minibatches, and
     # the window's mean training loss and accuracy (%).
@@ -145,6 +146,7 @@ class Result:
             "seed": self.seed,
             "n_params": self.n_params,
             "n_trainable": self.n_trainable,
+            "n_classes": self.n_classes,
             "train_loss": self.last("train_loss"),
             "train_acc": self.last("train_acc"),
             "val_loss": self.last("val_loss"),
@@ -279,7 +281,8 @@ def train_model(
     torch.manual_seed(seed)
     model = _placed_model(model_cfg, data)
     result = Result(seed=seed, n_params=count_parameters(model),
-                    n_trainable=count_parameters(model, trainable_only=True))
+                    n_trainable=count_parameters(model, trainable_only=True),
+                    n_classes=data.n_classes)
     if keep_weights:
         result.initial_state = _state_copy(model)
     best = _train_epochs(model, train_cfg, data, result, epochs=epochs, batch_size=batch_size,

@@ -24,7 +24,6 @@ from hpo.reporting import stats
 from hpo.reporting.claim_sides import (
     Side,
     amount_text,
-    n_classes,
     p_text,
     seeds_text,
     stat_text,
@@ -37,7 +36,7 @@ from hpo.reporting.claims import (
     Verdict,
     more_than,
 )
-from hpo.reporting.tables import Summary
+from hpo.reporting.tables import Summary, chance_acc, recorded_classes
 from hpo.spec import SIMILAR_MARGIN, Claim
 
 
@@ -105,7 +104,7 @@ def _one_run(claim: Claim, m: str, evidence: str, a: Side) -> Verdict:
 
 
 def judge_at_chance(claim: Claim, summary: Summary, a: Side, m: str, alpha: float) -> Verdict:
-    chance = 100.0 / n_classes(summary.study.config["dataset"])
+    chance = chance_acc(summary.study.config["dataset"], recorded_classes(summary.frame))
     evidence = f"{stat_text(a, m)}; chance {chance:.3g}% ± {claim.tolerance:g} points"
     d = stats.one_sample_diff(a.values, chance)
     if d is None:

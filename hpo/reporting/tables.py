@@ -156,11 +156,33 @@ def redone_failures(summary: Summary) -> int:
     return sum(1 for r in failed if tuple(r) in done)
 
 
-def chance_acc(dataset: str) -> float:
-    """Accuracy (%) of guessing: 100 / the dataset's classes."""
+def chance_acc(dataset: str, classes: int = 0) -> float:
+    """Accuracy (%) of guessing: 100 / the dataset's classes, or for a dataset whose classes
+    are known only once read (an image folder) the ``classes`` its trials recorded."""
     from hpo.nn.shapes import DATASETS
 
-    return 100.0 / (DATASETS[dataset].n_classes if dataset in DATASETS else 10)
+    known = DATASETS[dataset].n_classes if dataset in DATASETS else 10
+    if not (known or classes):
+        raise HpoError(f"the trials of this {dataset} study do not record how many classes its "
+                       "data has (hpo records it from 2026-12-08 on), so guessing's accuracy is "
+                       "unknown; run the study again to report it")
+    return 100.0 / (known or classes)
+
+
+def recorded_classes(frame: pd.DataFrame) -> int:
+    """The class count the complete trials recorded (0 where none did)."""
+    import pandas as pd
+
+    if "n_classes" not in frame:
+        return 0
+    done = pd.to_numeric(frame.loc[frame["state"] == "COMPLETE", "n_classes"], errors="coerce")
+    return int(done.max()) if done.notna().any() else 0
+
+
+def chance_config(summary: Summary) -> dict[str, Any]:
+    """The study's configuration with the class count its trials recorded (``n_classes``):
+    what the did-not-train rule reads."""
+    return {**summary.study.config, "n_classes": recorded_classes(summary.frame)}
 
 
 REDUCTION = "train.loss_reduction"
@@ -174,7 +196,8 @@ LOSS_RULE_TOLERANCES = 3
 
 
 def at_chance(train_acc: Runs, dataset: str, train_loss: Runs | None = None,
-              reduction: str | Runs = "mean", val_acc: Runs | None = None) -> Runs:
+              reduction: str | Runs = "mean", val_acc: Runs | None = None,
+              classes: int = 0) -> Runs:
     """Runs that learned nothing: final training accuracy (%, a Series) within the at_chance
     tolerance of guessing, or, for a mean-reduced loss, final training loss at least
     CHANCE_LOSS_SHARE of ln(classes) with accuracy within LOSS_RULE_TOLERANCES tolerances of
@@ -186,7 +209,7 @@ def at_chance(train_acc: Runs, dataset: str, train_loss: Runs | None = None,
     worth of per-image losses, so its size says nothing about guessing."""
     from hpo.spec import CHANCE_TOLERANCE
 
-    chance = chance_acc(dataset)
+    chance = chance_acc(dataset, classes)
     well_above = chance + LOSS_RULE_TOLERANCES * CHANCE_TOLERANCE
     stuck = ~(train_acc > chance + CHANCE_TOLERANCE)
     if train_loss is not None:
@@ -227,7 +250,8 @@ def config_table(frame: pd.DataFrame, study: Study, metric: str | None = None) -
     done = frame[frame["state"] == "COMPLETE"]
     values["collapsed"] = at_chance(
         values["train_acc"], study.config["dataset"], values["train_loss"],
-        done.get(REDUCTION, study.config[REDUCTION]), values["val_acc"]) & ~values["diverged"]
+        done.get(REDUCTION, study.config[REDUCTION]), values["val_acc"],
+        recorded_classes(frame)) & ~values["diverged"]
     agg = _aggregate(values, target)
 
     states = frame.groupby(["_key", "state"], sort=False).size().unstack(fill_value=0)

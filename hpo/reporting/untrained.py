@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from hpo.reporting.claim_sides import claim_metric, side_label
 from hpo.reporting.claims import Verdict
-from hpo.reporting.tables import Summary, in_reading
+from hpo.reporting.tables import Summary, chance_config, in_reading
 from hpo.spec import THRESHOLD_KINDS, Claim
 
 if TYPE_CHECKING:
@@ -95,8 +95,8 @@ def stuck(row: dict, config: dict) -> bool:
     acc = pd.Series([row.get("train_acc_mean")], dtype=float)
     loss = pd.Series([row.get("train_loss_mean")], dtype=float)
     val = pd.Series([row.get("val_acc_mean")], dtype=float)
-    return bool(at_chance(acc, config["dataset"], loss,
-                          row.get(REDUCTION, config[REDUCTION]), val).iloc[0])
+    return bool(at_chance(acc, config["dataset"], loss, row.get(REDUCTION, config[REDUCTION]),
+                          val, int(config.get("n_classes") or 0)).iloc[0])
 
 
 def nothing_trains(claim: Claim, summary: Summary, reading: Reading | None) -> list[dict]:
@@ -106,7 +106,7 @@ def nothing_trains(claim: Claim, summary: Summary, reading: Reading | None) -> l
     decay), ending at chance says nothing about X."""
     if claim.kind != "at_chance":
         return []
-    config = summary.study.config
+    config = chance_config(summary)
     rows = [row for row in summary.records() if int(row.get("n") or 0) > 0
             and (reading is None or in_reading(reading, row))]
     return rows if rows and all(stuck(row, config) for row in rows) else []
@@ -121,6 +121,6 @@ def left_out(claim: Claim, summary: Summary, reading: Reading) -> bool:
     if not needs_training(claim, claim_metric(claim, summary)):
         return False
     labels = compared_labels(claim, summary, [reading])
-    config = summary.study.config
+    config = chance_config(summary)
     return any(stuck(row, config) for row in summary.records()
                if row["config"] in labels and int(row.get("n") or 0) > 0)

@@ -27,7 +27,7 @@ from hpo.reporting.claims import (
     evaluate,
     meaningful_difference,
 )
-from hpo.reporting.tables import ALPHA, Summary
+from hpo.reporting.tables import ALPHA, Summary, chance_config
 from hpo.reporting.untrained import (
     claim_readings,
     left_out,
@@ -64,7 +64,7 @@ def evaluate_in_readings(claim: Claim, summary: Summary, alpha: float) -> Verdic
                            "study trains, so none can show that it leaves the network at chance",
                            configs=verdict.configs, untrained=("no configuration trains",),
                            untrained_rows=row_labels(nothing))
-        rows = untrained_rows(claim, verdict, summary.study.config)
+        rows = untrained_rows(claim, verdict, chance_config(summary))
         if not rows:
             return verdict
         named = (" and ".join(row["config"] for row in rows) + " did not train",)
@@ -73,7 +73,7 @@ def evaluate_in_readings(claim: Claim, summary: Summary, alpha: float) -> Verdic
                        untrained=named, untrained_rows=row_labels(rows))
     untrained = {}
     for r in every:
-        rows = (untrained_rows(claim, evaluate(claim, summary, alpha, r), summary.study.config)
+        rows = (untrained_rows(claim, evaluate(claim, summary, alpha, r), chance_config(summary))
                 or nothing_trains(claim, summary, r))
         if rows:
             untrained[r] = rows

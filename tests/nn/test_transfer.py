@@ -151,6 +151,11 @@ def test_transfer_study_runs_end_to_end(image_root, tmp_path, capsys):
     assert out[0] == f"study 'tiny_transfer' in sqlite:///{db}: 2 complete trials"
     assert sorted(line.split()[0] for line in out[1:]) == [
         "finetune=False", "finetune=True"]
+    # Its report: guessing is 50% on the folder's two classes, which each trial recorded (an
+    # image folder's count is known only once read; the report divided by 0 before).
+    assert main(["report", "--study", "tiny_transfer", "--storage", f"sqlite:///{db}",
+                 "--no-artifacts", "--out", str(tmp_path / "reports")]) == 0
+    assert (tmp_path / "reports" / "tiny_transfer" / "README.md").exists()
 
 
 def test_shipped_transfer_study_validates_without_its_files():

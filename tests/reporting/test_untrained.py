@@ -354,3 +354,28 @@ def test_a_configuration_without_the_reading_key_is_in_every_reading(tmp_path):
         "(n=3)")
     assert verdict.untrained == ("lr=0.001 (optimizer=sgd, lr=0.001 did not train: training "
                                  "loss 0.5, accuracy 10.2%)",)
+
+
+def test_an_image_folder_study_reads_guessing_from_the_class_count_its_trials_recorded() -> None:
+    """An image folder's classes are known only once it is read: each trial records them
+    (n_classes), and the report divides by them; trials from before, which lack the count,
+    give one line instead of a ZeroDivisionError (the transfer study's, 2026-12-08)."""
+    import pandas as pd
+
+    from hpo.errors import HpoError
+    from hpo.reporting.tables import at_chance, chance_acc, recorded_classes
+
+    frame = pd.DataFrame({"state": ["COMPLETE", "COMPLETE", "FAIL"],
+                          "n_classes": [2, 2, None]})
+    assert recorded_classes(frame) == 2
+    assert chance_acc("imagefolder", recorded_classes(frame)) == 50.0
+    assert chance_acc("mnist", 2) == 10.0  # a dataset's own count wins
+    # 52% training accuracy on two classes is guessing; on ten it would not be.
+    assert list(at_chance(pd.Series([52.0, 90.0]), "imagefolder", classes=2)) == [True, False]
+    assert recorded_classes(pd.DataFrame({"state": ["COMPLETE"], "n_classes": [None]})) == 0
+    with pytest.raises(HpoError) as info:
+        chance_acc("imagefolder", 0)
+    assert str(info.value) == (
+        "the trials of this imagefolder study do not record how many classes its data has "
+        "(hpo records it from 2026-12-08 on), so guessing's accuracy is unknown; run the study "
+        "again to report it")
