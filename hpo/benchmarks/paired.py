@@ -22,8 +22,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from hpo.reporting import stats
+from hpo.reporting.chance import at_chance
 from hpo.reporting.claim_sides import SEED_CAP
-from hpo.reporting.tables import CONFIDENCE, at_chance
+from hpo.reporting.tables import CONFIDENCE
 
 if TYPE_CHECKING:
     import numpy as np

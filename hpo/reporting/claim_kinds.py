@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 
 from hpo.reporting import stats
+from hpo.reporting.chance import chance_acc, recorded_classes
 from hpo.reporting.claim_sides import (
     Side,
     amount_text,
@@ -36,7 +37,7 @@ from hpo.reporting.claims import (
     Verdict,
     more_than,
 )
-from hpo.reporting.tables import Summary, chance_acc, recorded_classes
+from hpo.reporting.tables import Summary
 from hpo.spec import SIMILAR_MARGIN, Claim
 
 

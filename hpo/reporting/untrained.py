@@ -8,9 +8,10 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any
 
+from hpo.reporting.chance import chance_config
 from hpo.reporting.claim_sides import claim_metric, side_label
 from hpo.reporting.claims import Verdict
-from hpo.reporting.tables import Summary, chance_config, in_reading
+from hpo.reporting.tables import Summary, in_reading
 from hpo.spec import THRESHOLD_KINDS, Claim
 
 if TYPE_CHECKING:
@@ -79,7 +80,7 @@ def row_labels(rows: list[dict]) -> tuple[str, ...]:
 def untrained_rows(claim: Claim, verdict: Verdict, config: dict) -> list[dict]:
     """The configurations a claim compares that did not train: their mean final training
     accuracy within the at_chance tolerance of guessing, or their mean training loss near
-    guessing's (tables.at_chance; one seed that barely moved does not make one that trains).
+    guessing's (chance.at_chance; one seed that barely moved does not make one that trains).
     None for a claim that needs no training (needs_training)."""
     if not needs_training(claim, verdict.metric):
         return []
@@ -87,10 +88,10 @@ def untrained_rows(claim: Claim, verdict: Verdict, config: dict) -> list[dict]:
 
 
 def stuck(row: dict, config: dict) -> bool:
-    """Whether a table row's configuration did not train (tables.at_chance on its means)."""
+    """Whether a table row's configuration did not train (chance.at_chance on its means)."""
     import pandas as pd
 
-    from hpo.reporting.tables import REDUCTION, at_chance
+    from hpo.reporting.chance import REDUCTION, at_chance
 
     acc = pd.Series([row.get("train_acc_mean")], dtype=float)
     loss = pd.Series([row.get("train_loss_mean")], dtype=float)

@@ -16,6 +16,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from hpo.reporting import stats
+from hpo.reporting.chance import chance_config
 from hpo.reporting.claim_sides import SEED_CAP, claim_metric, seeds_text, side_label
 from hpo.reporting.claims import (
     INCONCLUSIVE,
@@ -27,7 +28,7 @@ from hpo.reporting.claims import (
     evaluate,
     meaningful_difference,
 )
-from hpo.reporting.tables import ALPHA, Summary, chance_config
+from hpo.reporting.tables import ALPHA, Summary
 from hpo.reporting.untrained import (
     claim_readings,
     left_out,

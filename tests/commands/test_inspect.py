@@ -165,9 +165,9 @@ def test_export_csv_one_row_per_trial(url, capsys):
     lines = out.splitlines()
     assert lines[0] == (
         "number,state,model.dropout_location,seed,train_loss,train_acc,val_loss,val_acc,"
-        "test_loss,test_acc,wall_time,n_params,epochs_run,diverged,stopped,value,"
+        "test_loss,test_acc,wall_time,n_params,epochs_run,diverged,stopped,n_classes,value,"
         "datetime_start,datetime_complete")
-    assert lines[2] == ("1,COMPLETE,before_fc,0,,,,85.5,1.25,84.5,1.25,,2,False,,85.5,"
+    assert lines[2] == ("1,COMPLETE,before_fc,0,,,,85.5,1.25,84.5,1.25,,2,False,,,85.5,"
                         "2026-11-22 09:01:00,2026-11-22 09:01:30")
     assert len(lines) == 5
     assert SECRET not in out

@@ -363,7 +363,7 @@ def test_an_image_folder_study_reads_guessing_from_the_class_count_its_trials_re
     import pandas as pd
 
     from hpo.errors import HpoError
-    from hpo.reporting.tables import at_chance, chance_acc, recorded_classes
+    from hpo.reporting.chance import at_chance, chance_acc, recorded_classes
 
     frame = pd.DataFrame({"state": ["COMPLETE", "COMPLETE", "FAIL"],
                           "n_classes": [2, 2, None]})
