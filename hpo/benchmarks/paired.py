@@ -125,8 +125,9 @@ def _collapsed(runs: Sequence[Mapping[str, Any]], dataset: str, reduction: str) 
 
     if not runs:
         return []
+    classes = max(int(r.get("n_classes") or 0) for r in runs)  # an image folder's, as read
     return [bool(v) for v in at_chance(column("train_acc"), dataset, column("train_loss"),
-                                       reduction, column("val_acc"))]
+                                       reduction, column("val_acc"), classes)]
 
 
 def lines(found: Paired, names: tuple[str, str] = ("seeds' way", "hpo")) -> list[str]:

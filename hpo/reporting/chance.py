@@ -72,6 +72,8 @@ def at_chance(train_acc: Runs, dataset: str, train_loss: Runs | None = None,
     worth of per-image losses, so its size says nothing about guessing."""
     from hpo.spec import CHANCE_TOLERANCE
 
+    if len(train_acc) == 0:
+        return train_acc > 0  # no complete run (an image folder's count unread yet): none stuck
     chance = chance_acc(dataset, classes)
     well_above = chance + LOSS_RULE_TOLERANCES * CHANCE_TOLERANCE
     stuck = ~(train_acc > chance + CHANCE_TOLERANCE)

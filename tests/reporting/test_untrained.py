@@ -373,6 +373,8 @@ def test_an_image_folder_study_reads_guessing_from_the_class_count_its_trials_re
     # 52% training accuracy on two classes is guessing; on ten it would not be.
     assert list(at_chance(pd.Series([52.0, 90.0]), "imagefolder", classes=2)) == [True, False]
     assert recorded_classes(pd.DataFrame({"state": ["COMPLETE"], "n_classes": [None]})) == 0
+    # No complete run yet (every trial failed): nothing is at chance, and no count is needed.
+    assert list(at_chance(pd.Series([], dtype=float), "imagefolder")) == []
     with pytest.raises(HpoError) as info:
         chance_acc("imagefolder", 0)
     assert str(info.value) == (
